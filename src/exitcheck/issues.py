@@ -1,0 +1,318 @@
+"""The catalogue of data issues (信息精准 findings) and the DataIssue record.
+
+Modelled on frictionless' error catalogue: every code is a class with a stable code, a severity,
+a title, a description and a fix hint in Chinese and English, plus message templates. The codes
+and their meaning are fixed by shared/register-format.md; `exitcheck explain CODE` prints an
+entry. A DataIssue is one finding, positioned so that a clerk can fix the cell in Excel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar, Literal
+
+from exitcheck.idcard import mask
+
+Severity = Literal["error", "warning"]
+
+
+class IssueType:
+    """One entry of the catalogue. Subclasses set the class attributes; nothing is instantiated."""
+
+    code: ClassVar[str]
+    severity: ClassVar[Severity] = "error"
+    title: ClassVar[dict[str, str]]
+    description: ClassVar[dict[str, str]]
+    fix: ClassVar[dict[str, str]]
+    template: ClassVar[dict[str, str]]
+
+    @classmethod
+    def render(cls, lang: str, **params: object) -> str:
+        """The message in one language; a param may itself be {"zh": ..., "en": ...}."""
+        key = "en" if lang == "en" else "zh"
+        chosen = {
+            name: value[key] if isinstance(value, dict) and key in value else value
+            for name, value in params.items()
+        }
+        return cls.template[key].format_map(_Blank(chosen))
+
+
+class _Blank(dict):
+    """format_map helper: a template placeholder with no value renders as empty, not KeyError."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+class MissingColumn(IssueType):
+    code = "missing_column"
+    title = {"zh": "缺少必填列", "en": "Required column missing"}
+    description = {
+        "zh": "工作表缺少一个必填列, 整张表无法读取。",
+        "en": "A required column is absent, so the whole sheet cannot be read.",
+    }
+    fix = {
+        "zh": "在表头行加上该列(可用列名或其别名), 或在 exitcheck.yaml 的 headers 中把现有列名映射到该字段。",
+        "en": "Add the column to the header row (its header or an alias), or map your own header to the field under `headers:` in exitcheck.yaml.",
+    }
+    template = {
+        "zh": "缺少必填列「{header}」({field})",
+        "en": "required column '{header}' ({field}) is missing",
+    }
+
+
+class MissingValue(IssueType):
+    code = "missing_value"
+    title = {"zh": "必填项为空", "en": "Required value blank"}
+    description = {
+        "zh": "必填单元格或指标需要的是/否单元格为空。空白不会被当作'否', 相关指标记为待核实。",
+        "en": "A required cell, or a yes/no cell an indicator needs, is blank. Blank is never taken as 'no': the indicator becomes unknown.",
+    }
+    fix = {"zh": "核实后填写该单元格。", "en": "Check the fact and fill in the cell."}
+    template = {"zh": "「{header}」为空", "en": "'{header}' is blank"}
+
+
+class BadValue(IssueType):
+    code = "bad_value"
+    title = {"zh": "取值无法识别", "en": "Value not recognised"}
+    description = {
+        "zh": "单元格的值无法解析, 或不在允许的取值范围内。",
+        "en": "The value cannot be parsed, or is not one of the allowed values.",
+    }
+    fix = {
+        "zh": "改为允许的取值(见 exitcheck columns 或登记表格式说明)。",
+        "en": "Use one of the allowed values (see `exitcheck columns` or the register format).",
+    }
+    template = {
+        "zh": "「{header}」的值「{value}」无法识别{expected}",
+        "en": "'{header}' value '{value}' is not valid{expected}",
+    }
+
+
+class IdChecksum(IssueType):
+    code = "id_checksum"
+    title = {"zh": "身份证号校验位错误", "en": "ID number check digit wrong"}
+    description = {
+        "zh": "身份证号的校验位(第18位)与前17位不符, 或其形式不是18位身份证号。",
+        "en": "The ID number's check digit does not match its first 17 digits, or it is not shaped like an 18-character ID number.",
+    }
+    fix = {
+        "zh": "对照户口簿或身份证原件更正号码。",
+        "en": "Correct the number from the household register book or the ID card.",
+    }
+    template = {
+        "zh": "身份证号「{value}」{reason}",
+        "en": "ID number '{value}' {reason}",
+    }
+
+
+class IdPrecisionLost(IssueType):
+    code = "id_precision_lost"
+    title = {"zh": "身份证号被存为数字", "en": "ID number stored as a number"}
+    description = {
+        "zh": "身份证号以数字格式保存, Excel 只保留15位有效数字, 后几位已丢失。",
+        "en": "The ID number was stored as a number; Excel keeps 15 significant digits, so its last digits are lost.",
+    }
+    fix = {
+        "zh": "把该列设置为'文本'格式, 再按原件重新录入完整号码。",
+        "en": "Format the column as Text, then type the full number again from the original.",
+    }
+    template = {
+        "zh": "身份证号被存为数字({value}), 后几位已丢失",
+        "en": "ID number stored as a number ({value}); its last digits are lost",
+    }
+
+
+class IdBirthMismatch(IssueType):
+    code = "id_birth_mismatch"
+    title = {"zh": "出生日期与身份证号不符", "en": "Birth date disagrees with the ID"}
+    description = {
+        "zh": "出生日期与身份证号第7-14位不一致, 或身份证号中的日期不可能存在。",
+        "en": "The birth date differs from digits 7-14 of the ID number, or the ID's date is impossible.",
+    }
+    fix = {"zh": "核对原件, 更正出生日期或身份证号。", "en": "Check the original and correct the birth date or the ID number."}
+    template = {"zh": "{reason}", "en": "{reason}"}
+
+
+class IdGenderMismatch(IssueType):
+    code = "id_gender_mismatch"
+    title = {"zh": "性别与身份证号不符", "en": "Gender disagrees with the ID"}
+    description = {
+        "zh": "性别与身份证号第17位(奇数为男, 偶数为女)不一致。",
+        "en": "The gender differs from digit 17 of the ID number (odd male, even female).",
+    }
+    fix = {"zh": "核对原件, 更正性别或身份证号。", "en": "Check the original and correct the gender or the ID number."}
+    template = {
+        "zh": "性别为「{value}」, 身份证号显示为「{expected}」",
+        "en": "gender is '{value}' but the ID number says '{expected}'",
+    }
+
+
+class DuplicatePerson(IssueType):
+    code = "duplicate_person"
+    title = {"zh": "同一人重复登记", "en": "Same person registered twice"}
+    description = {
+        "zh": "同一个在世人员的身份证号出现在两户中(或同一户两次)。",
+        "en": "The same living person's ID number appears in two households (or twice in one).",
+    }
+    fix = {"zh": "核实此人实际所在户, 删除多余的记录。", "en": "Find the household the person really belongs to and delete the other record."}
+    template = {
+        "zh": "身份证号「{value}」同时登记在户 {others}",
+        "en": "ID number '{value}' is also registered in household(s) {others}",
+    }
+
+
+class DuplicateHousehold(IssueType):
+    code = "duplicate_household"
+    title = {"zh": "户编号重复", "en": "Household ID repeated"}
+    description = {
+        "zh": "同一户编号出现在多行。按一户计算, 指标取第一行。",
+        "en": "The same household ID is on several rows. It counts as one household and its indicators are read from its first row.",
+    }
+    fix = {"zh": "合并或删除重复行。", "en": "Merge or delete the repeated rows."}
+    template = {
+        "zh": "户编号「{value}」出现在第 {rows} 行",
+        "en": "household ID '{value}' appears on rows {rows}",
+    }
+
+
+class OrphanMember(IssueType):
+    code = "orphan_member"
+    title = {"zh": "成员所属户不存在", "en": "Member's household not found"}
+    description = {
+        "zh": "成员的户编号不在户表中。",
+        "en": "The member's household ID is not in the households sheet.",
+    }
+    fix = {"zh": "更正成员的户编号, 或在户表中补登该户。", "en": "Correct the member's household ID, or add the household."}
+    template = {
+        "zh": "户编号「{value}」不在户表中",
+        "en": "household ID '{value}' is not in the households sheet",
+    }
+
+
+class NoHead(IssueType):
+    code = "no_head"
+    title = {"zh": "无户主", "en": "No head of household"}
+    description = {
+        "zh": "该户没有与户主关系为'户主'的在世成员。",
+        "en": "The household has no living member whose relation is 户主 (head).",
+    }
+    fix = {"zh": "在成员表中标明户主。", "en": "Mark the head of household in the members sheet."}
+    template = {"zh": "该户没有在世的户主", "en": "the household has no living head"}
+
+
+class SizeMismatch(IssueType):
+    code = "size_mismatch"
+    title = {"zh": "家庭人口数与成员数不符", "en": "Household size disagrees with members"}
+    description = {
+        "zh": "家庭人口数与成员表中该户在世成员人数不一致。",
+        "en": "household_size differs from the number of living members in the members sheet.",
+    }
+    fix = {"zh": "核实人口, 更正家庭人口数或成员表。", "en": "Check who lives there and correct the size or the members."}
+    template = {
+        "zh": "家庭人口数为 {value}, 成员表在世成员 {expected} 人",
+        "en": "household size is {value} but the members sheet has {expected} living members",
+    }
+
+
+class UnknownVillage(IssueType):
+    code = "unknown_village"
+    title = {"zh": "村不在村表中", "en": "Village not in the village sheet"}
+    description = {
+        "zh": "户的乡镇/行政村组合不在村表中。",
+        "en": "The household's township/village pair is not in the villages sheet.",
+    }
+    fix = {"zh": "更正乡镇或村名(注意同音字、空格), 或在村表中补登该村。", "en": "Correct the township or village name, or add the village."}
+    template = {
+        "zh": "「{value}」不在村表中",
+        "en": "'{value}' is not in the villages sheet",
+    }
+
+
+class SharedHouse(IssueType):
+    code = "shared_house"
+    severity = "warning"
+    title = {"zh": "两户一宅", "en": "Two households share one house"}
+    description = {
+        "zh": "两户或多户登记了同一住房编号(两户一宅), 需要核实。",
+        "en": "Two or more households have the same house ID (两户一宅); to be checked.",
+    }
+    fix = {"zh": "核实住房情况, 更正住房编号。", "en": "Check the housing and correct the house ID."}
+    template = {
+        "zh": "住房编号「{value}」同时登记在户 {others}",
+        "en": "house ID '{value}' is also registered for household(s) {others}",
+    }
+
+
+CATALOGUE: dict[str, type[IssueType]] = {
+    cls.code: cls
+    for cls in (
+        MissingColumn, MissingValue, BadValue, IdChecksum, IdPrecisionLost, IdBirthMismatch,
+        IdGenderMismatch, DuplicatePerson, DuplicateHousehold, OrphanMember, NoHead,
+        SizeMismatch, UnknownVillage, SharedHouse,
+    )
+}
+
+
+@dataclass
+class DataIssue:
+    """One finding about the data, with everything a clerk needs to find and fix the cell."""
+
+    code: str
+    file: str | None
+    sheet: str | None
+    row: int | None
+    column: str | None
+    header: str | None
+    field: str | None
+    value: str | None
+    household_id: str | None
+    params: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> Severity:
+        return CATALOGUE[self.code].severity
+
+    def message(self, lang: str = "zh") -> str:
+        return CATALOGUE[self.code].render(
+            lang, header=self.header or self.field or "", value=self.value or "", **self.params
+        )
+
+    def to_dict(self, lang: str = "zh", *, mask_ids: bool = True) -> dict[str, object]:
+        """The JSON form (`exitcheck/issues@1`); ID numbers masked unless asked otherwise."""
+        data = asdict(self)
+        data.pop("params")
+        data["severity"] = self.severity
+        data["message"] = self.message(lang)
+        if mask_ids and self.field in ID_FIELDS:
+            data["value"] = mask(self.value)
+            data["message"] = mask_in_message(data["message"], self.value)
+        keys = ("code", "severity", "file", "sheet", "row", "column", "header", "field",
+                "value", "household_id", "message")
+        return {key: data[key] for key in keys}
+
+
+ID_FIELDS = frozenset({"id_number", "head_id_number"})
+
+
+def mask_in_message(message: str, value: str | None) -> str:
+    if not value:
+        return message
+    return message.replace(value, mask(value) or "")
+
+
+def explain(code: str, lang: str = "zh") -> str:
+    """The catalogue entry as text, for `exitcheck explain CODE`."""
+    entry = CATALOGUE[code]
+    key = "en" if lang == "en" else "zh"
+    severity = {"error": ("错误", "error"), "warning": ("警告", "warning")}[entry.severity]
+    return "\n".join(
+        [
+            f"{entry.code} — {entry.title[key]}",
+            f"{'severity' if key == 'en' else '级别'}: {severity[1 if key == 'en' else 0]}",
+            "",
+            entry.description[key],
+            "",
+            f"{'How to fix' if key == 'en' else '如何修正'}: {entry.fix[key]}",
+        ]
+    )

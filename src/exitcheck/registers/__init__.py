@@ -1,0 +1,1 @@
+"""Reading and checking the four registers: schema, loading, parsing, consistency checks."""

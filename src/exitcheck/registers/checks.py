@@ -1,0 +1,218 @@
+"""The consistency checks of register-format.md (信息精准), column-wise over the parsed frames.
+
+Each check turns a mask over a register into DataIssues through the IssueSink; none loops over
+rows except to build the issues it found. The checks also leave behind the derived columns the
+rules need (a member's birth date and age from the ID number, whether the member is living).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from exitcheck import idcard
+from exitcheck.registers import normalise
+from exitcheck.registers.model import ROW, Registers
+from exitcheck.registers.parse import IssueSink, Parsed
+from exitcheck.registers.schema import RegisterName
+
+GONE = ("死亡", "迁出")
+HEAD = "户主"
+
+#: Blank cells an indicator of the default rules needs, by register: (fields, who it applies to).
+INDICATOR_FIELDS: dict[RegisterName, tuple[str, ...]] = {
+    "households": ("safe_water", "electricity", "broadcast_tv", "policy_awareness",
+                   "living_environment", "gratitude_bag", "satisfaction"),
+    "members": ("medical_insurance",),
+    "villages": ("paved_road", "clinic", "culture_room", "telecom", "safe_water",
+                 "electricity", "broadcast_tv"),
+    "townships": ("central_school", "health_center", "service_center"),
+}
+
+
+def living(members: pd.DataFrame) -> pd.Series:
+    """Members who count: status 正常 or blank (a status that cannot be read counts as living)."""
+    return ~members["member_status"].isin(GONE).fillna(False).astype(bool)
+
+
+def registered(households: pd.DataFrame) -> pd.Series:
+    return households["category"].eq("建档立卡户").fillna(False).astype(bool)
+
+
+def first_rows(households: pd.DataFrame) -> pd.Series:
+    """A repeated household_id counts once, read from its first row."""
+    ids = households["household_id"]
+    return ~ids.duplicated(keep="first") | ids.isna()
+
+
+def run_checks(registers: Registers, parsed: Parsed, sink: IssueSink) -> None:
+    households = parsed.tables["households"]
+    members = parsed.tables["members"]
+    check_ids(registers, parsed, sink, "members", "id_number")
+    if "head_id_number" in registers.present_fields("households"):
+        check_ids(registers, parsed, sink, "households", "head_id_number")
+    members["living"] = living(members)
+    check_duplicate_people(members, sink)
+    check_duplicate_households(households, sink)
+    check_orphans(households, members, sink)
+    check_heads_and_sizes(registers, households, members, sink)
+    if "villages" in parsed.tables:
+        check_villages(households, parsed.tables["villages"], sink)
+    if "house_id" in registers.present_fields("households"):
+        check_shared_houses(households, sink)
+    check_indicator_blanks(registers, parsed, sink)
+
+
+def check_ids(registers: Registers, parsed: Parsed, sink: IssueSink, register: RegisterName, name: str) -> None:
+    """The ID cascade: stored as number > shape/check digit > birth date > gender."""
+    frame = parsed.tables[register]
+    raw = registers.raw[register][name]
+    info = idcard.analyse(raw, parsed.as_of)
+    typed = normalise.raw_repr(raw)
+    household = frame["household_id"]
+    blank = normalise.is_blank(raw)
+    lost = info["precision_lost"].astype(bool)
+    sink.add(register, frame, lost, "id_precision_lost", name, values=typed, household=household)
+    if register == "members":
+        sink.add(register, frame, blank, "missing_value", name, household=household)
+    readable = ~blank & ~lost
+    wrong_shape = readable & ~info["shape_ok"].astype(bool)
+    wrong_digit = readable & info["shape_ok"].astype(bool) & ~info["checksum_ok"].astype(bool)
+    sink.add(register, frame, wrong_shape, "id_checksum", name, values=typed, household=household,
+             params={"reason": {"zh": "不是18位身份证号的格式", "en": "is not shaped like an 18-character ID number"}})
+    sink.add(register, frame, wrong_digit, "id_checksum", name, values=typed, household=household,
+             params={"reason": {"zh": "校验位错误", "en": "has a wrong check digit"}})
+    frame[name] = info["id"].where(readable)
+    if register != "members":
+        return
+    impossible = readable & info["birth_impossible"].astype(bool)
+    sink.add(register, frame, impossible, "id_birth_mismatch", name, values=typed, household=household,
+             params={"reason": {"zh": "身份证号中的出生日期不存在或不合理", "en": "the birth date in the ID number is impossible"}})
+    birth_id = info["birth"].where(readable)
+    stated = frame["birth_date"]
+    differs = (stated.notna() & birth_id.notna() & (stated.dt.normalize() != birth_id)).fillna(False)
+    stated_text = stated.dt.strftime("%Y-%m-%d")
+    id_text = birth_id.dt.strftime("%Y-%m-%d")
+    reasons = pd.Series(
+        [{"zh": f"出生日期为 {a}, 身份证号显示为 {b}", "en": f"birth date is {a} but the ID number says {b}"}
+         for a, b in zip(stated_text.where(differs, ""), id_text.where(differs, ""), strict=True)],
+        index=frame.index,
+    ) if differs.any() else None
+    sink.add(register, frame, differs.astype(bool), "id_birth_mismatch", "birth_date",
+             values=normalise.raw_repr(registers.raw[register]["birth_date"]) if "birth_date" in registers.raw[register] else None,
+             household=household, params=reasons)
+    sex = info["sex"].where(readable)
+    gender = frame["gender"]
+    wrong_sex = (gender.notna() & sex.notna() & (gender != sex)).fillna(False).astype(bool)
+    expected = pd.Series([{"expected": {"zh": s, "en": "male" if s == "男" else "female"}} if isinstance(s, str) else {}
+                          for s in sex.where(wrong_sex)], index=frame.index) if wrong_sex.any() else None
+    sink.add(register, frame, wrong_sex, "id_gender_mismatch", "gender", values=gender,
+             household=household, params=expected)
+    frame["birth_from_id"] = birth_id.where(birth_id.notna(), stated)
+    frame["age"] = idcard.age_on(frame["birth_from_id"], parsed.as_of)
+
+
+def _others(keys: pd.Series, owners: pd.Series, mask: pd.Series) -> pd.Series:
+    """For each flagged row, the other owners (household ids) that share its key."""
+    groups = owners[mask].groupby(keys[mask]).agg(lambda s: sorted(set(s.dropna())))
+    listed = keys[mask].map(groups)
+    own = owners[mask]
+    return pd.Series(
+        [{"others": "、".join(o for o in group if o != me) or str(me)} for group, me in zip(listed, own, strict=True)],
+        index=listed.index,
+    ).reindex(keys.index)
+
+
+def check_duplicate_people(members: pd.DataFrame, sink: IssueSink) -> None:
+    ids = members["id_number"]
+    candidates = members["living"] & ids.notna()
+    dup = candidates & ids.where(candidates).duplicated(keep=False)
+    dup = dup.fillna(False).astype(bool)
+    if dup.any():
+        sink.add("members", members, dup, "duplicate_person", "id_number", values=ids,
+                 household=members["household_id"], params=_others(ids, members["household_id"], dup))
+
+
+def check_duplicate_households(households: pd.DataFrame, sink: IssueSink) -> None:
+    ids = households["household_id"]
+    dup = (ids.notna() & ids.duplicated(keep=False)).fillna(False).astype(bool)
+    if dup.any():
+        rows = households[ROW][dup].groupby(ids[dup]).agg(lambda s: "、".join(str(r) for r in s))
+        params = pd.Series([{"rows": r} for r in ids[dup].map(rows)], index=ids[dup].index).reindex(ids.index)
+        sink.add("households", households, dup, "duplicate_household", "household_id", values=ids,
+                 household=ids, params=params)
+
+
+def check_orphans(households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
+    known = set(households["household_id"].dropna())
+    ids = members["household_id"]
+    orphan = (ids.notna() & ~ids.isin(known)).fillna(False).astype(bool)
+    sink.add("members", members, orphan, "orphan_member", "household_id", values=ids, household=ids)
+
+
+def living_counts(households: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
+    """Living members per household row (0 for a household with none)."""
+    counts = members.loc[members["living"], "household_id"].value_counts()
+    return households["household_id"].map(counts).fillna(0).astype(int)
+
+
+def check_heads_and_sizes(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
+    first = first_rows(households) & households["household_id"].notna()
+    ids = households["household_id"]
+    if "relation" in registers.present_fields("members"):
+        heads = members.loc[members["living"] & members["relation"].eq(HEAD).fillna(False), "household_id"]
+        no_head = first & ~ids.isin(set(heads.dropna()))
+        sink.add("households", households, no_head.astype(bool), "no_head", "household_id", values=ids, household=ids)
+    count = living_counts(households, members)
+    households["living_members"] = count
+    size = households["household_size"]
+    mismatch = (first & size.notna() & (size != count)).fillna(False).astype(bool)
+    expected = pd.Series([{"expected": int(c)} for c in count], index=households.index)
+    sink.add("households", households, mismatch, "size_mismatch", "household_size", values=size,
+             household=ids, params=expected)
+
+
+def check_villages(households: pd.DataFrame, villages: pd.DataFrame, sink: IssueSink) -> None:
+    known = set(zip(villages["township"], villages["village"], strict=True))
+    pairs = pd.Series(list(zip(households["township"], households["village"], strict=True)), index=households.index)
+    complete = households["township"].notna() & households["village"].notna()
+    unknown = (complete & ~pairs.isin(known)).fillna(False).astype(bool)
+    label = households["township"].astype("string") + "/" + households["village"].astype("string")
+    sink.add("households", households, unknown, "unknown_village", "village", values=label,
+             household=households["household_id"])
+
+
+def check_shared_houses(households: pd.DataFrame, sink: IssueSink) -> None:
+    once = households[first_rows(households)]
+    houses = once["house_id"]
+    shared = (houses.notna() & houses.duplicated(keep=False)).fillna(False).astype(bool)
+    if shared.any():
+        params = _others(houses, once["household_id"], shared)
+        sink.add("households", once, shared, "shared_house", "house_id", values=houses,
+                 household=once["household_id"], params=params)
+
+
+def check_indicator_blanks(registers: Registers, parsed: Parsed, sink: IssueSink) -> None:
+    """A blank that an applicable default indicator needs is a missing_value (never a 'no')."""
+    tables = parsed.tables
+    households = tables["households"]
+    scope: dict[RegisterName, pd.Series] = {"households": registered(households)}
+    reg_ids = set(households.loc[scope["households"], "household_id"].dropna())
+    members = tables["members"]
+    scope["members"] = members["living"] & members["household_id"].isin(reg_ids)
+    if "villages" in tables:
+        villages = tables["villages"]
+        scope["villages"] = villages["poverty_village"].eq(True).fillna(False).astype(bool)
+    if "townships" in tables:
+        scope["townships"] = pd.Series(True, index=tables["townships"].index)
+    for register, names in INDICATOR_FIELDS.items():
+        if register not in tables:
+            continue
+        frame = tables[register]
+        raw = registers.raw[register]
+        present = registers.present_fields(register)
+        household = frame.get("household_id")
+        for name in names:
+            if name in present:
+                blank = normalise.is_blank(raw[name]) & scope[register]
+                sink.add(register, frame, blank, "missing_value", name, household=household)
+

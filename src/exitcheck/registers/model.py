@@ -1,0 +1,90 @@
+"""What loading produces: the registers as frames, each record tied to its file, sheet and row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from exitcheck.registers.schema import RegisterName
+
+if TYPE_CHECKING:
+    from exitcheck.errors import InputError
+    from exitcheck.issues import DataIssue
+
+#: Bookkeeping columns every register frame carries beside its fields.
+SOURCE = "_src"  # index into Registers.sources
+ROW = "_row"  # the Excel row number (1-based), as a clerk sees it
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One column of a sheet as found: its letter, its header as typed, what it was read as."""
+
+    index: int
+    letter: str
+    header: str
+    field: str | None  # canonical field, or None for a column exitcheck does not know
+    name: str  # the frame column holding it: the field, or the header for unknown columns
+
+
+@dataclass(frozen=True)
+class SheetSource:
+    """A sheet that contributed records to a register."""
+
+    file: str  # the path as given on the command line
+    sheet: str
+    register: RegisterName
+    header_row: int  # Excel row number of the header row
+    columns: tuple[ColumnInfo, ...]
+
+    def column_for(self, field_name: str) -> ColumnInfo | None:
+        for column in self.columns:
+            if column.field == field_name:
+                return column
+        return None
+
+
+@dataclass
+class Registers:
+    """The four registers as loaded: raw cells (as read) per field, plus where each came from.
+
+    `raw` holds one object frame per register found, columns named by canonical field (unknown
+    columns by their header), and the bookkeeping columns `_src` and `_row`. Parsing the values
+    is the validator's job, done once and cached in `parsed`.
+    """
+
+    raw: dict[RegisterName, pd.DataFrame]
+    sources: list[SheetSource]
+    inputs: list[str]
+    failures: list[InputError] = field(default_factory=list)
+    load_issues: list[DataIssue] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (zh, en) remarks on the load
+    parsed: dict[str, object] = field(default_factory=dict, repr=False)
+
+    def has(self, register: RegisterName) -> bool:
+        return register in self.raw
+
+    def present_fields(self, register: RegisterName) -> set[str]:
+        """Fields that some sheet of the register actually has as a column."""
+        return {
+            column.field
+            for source in self.sources
+            if source.register == register
+            for column in source.columns
+            if column.field
+        }
+
+    def extra_columns(self, register: RegisterName) -> list[str]:
+        """Unknown columns, in the order first seen: carried through to the outputs."""
+        seen: dict[str, None] = {}
+        for source in self.sources:
+            if source.register == register:
+                for column in source.columns:
+                    if column.field is None:
+                        seen.setdefault(column.name)
+        return list(seen)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(frame) for name, frame in self.raw.items()}

@@ -1,0 +1,233 @@
+"""Raw cells to typed columns, column by column, with a data issue for every cell that fails.
+
+The schema decides, for each field, which parser reads it, which values it allows and whether
+it is required; this module only applies that, one whole column at a time. The result is a
+`Parsed` register set: typed frames the rules run on, and the issues found on the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+from exitcheck import idcard
+from exitcheck.issues import DataIssue
+from exitcheck.registers import normalise
+from exitcheck.registers.model import ROW, SOURCE, Registers
+from exitcheck.registers.schema import FieldSpec, RegisterName, fields
+
+SEPARATORS = r"[,，、;；/]"
+
+
+@dataclass
+class Parsed:
+    """Typed register frames (canonical field columns, `_src`, `_row`, unknown columns as text)."""
+
+    tables: dict[RegisterName, pd.DataFrame]
+    issues: list[DataIssue] = field(default_factory=list)
+    as_of: date = field(default_factory=date.today)
+
+    def table(self, register: RegisterName) -> pd.DataFrame | None:
+        return self.tables.get(register)
+
+
+class IssueSink:
+    """Turns masks over a register frame into positioned DataIssues."""
+
+    def __init__(self, registers: Registers) -> None:
+        self.registers = registers
+        self.issues: list[DataIssue] = []
+
+    def add(
+        self,
+        register: RegisterName,
+        frame: pd.DataFrame,
+        mask: pd.Series,
+        code: str,
+        field_name: str | None,
+        *,
+        values: pd.Series | None = None,
+        household: pd.Series | None = None,
+        params: dict[str, object] | pd.Series | None = None,
+    ) -> None:
+        """One issue per row where `mask` is True. `params` may be a Series of dicts per row."""
+        mask = mask.fillna(False).astype(bool) if mask.dtype != bool else mask
+        if not mask.any():
+            return
+        rows = frame.index[mask.to_numpy()]
+        sources = frame.loc[rows, SOURCE].to_numpy()
+        excel_rows = frame.loc[rows, ROW].to_numpy()
+        typed_values = values.loc[rows].to_numpy() if values is not None else [None] * len(rows)
+        households = household.loc[rows].to_numpy() if household is not None else [None] * len(rows)
+        per_row = params.loc[rows].to_numpy() if isinstance(params, pd.Series) else None
+        for i, source_index in enumerate(sources):
+            source = self.registers.sources[int(source_index)]
+            column = source.column_for(field_name) if field_name else None
+            value = typed_values[i]
+            self.issues.append(
+                DataIssue(
+                    code=code,
+                    file=source.file,
+                    sheet=source.sheet,
+                    row=int(excel_rows[i]),
+                    column=column.letter if column else None,
+                    header=column.header if column else _header_of(register, field_name),
+                    field=field_name,
+                    value=None if _is_na(value) else str(value),
+                    household_id=None if _is_na(households[i]) else str(households[i]),
+                    params=dict(per_row[i]) if per_row is not None else dict(params or {}),
+                )
+            )
+
+
+def _is_na(value: object) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _header_of(register: RegisterName, field_name: str | None) -> str | None:
+    for spec in fields(register):
+        if spec.name == field_name:
+            return spec.header
+    return field_name
+
+
+def _expected(spec: FieldSpec) -> dict[str, str]:
+    if spec.kind in ("choice", "multi_choice"):
+        canon = list(dict.fromkeys(spec.allowed.values()))
+        return {"zh": f"(应为: {'/'.join(canon)})", "en": f" (expected one of: {', '.join(canon)})"}
+    hints = {
+        "yes_no": ("(应为: 是/否)", " (expected yes/no: 是/否)"),
+        "number": ("(应为数字)", " (expected a number)"),
+        "integer": ("(应为整数)", " (expected a whole number)"),
+        "date": ("(应为日期, 如 2019-10-01)", " (expected a date such as 2019-10-01)"),
+        "year": ("(应为年份)", " (expected a year)"),
+    }
+    zh, en = hints.get(spec.kind, ("", ""))
+    return {"zh": zh, "en": en}
+
+
+def _multi_choice(raw: pd.Series, allowed: dict[str, str]) -> normalise.Parsed:
+    """Values like '残疾,长期慢性病' mean all of them; each part must be allowed."""
+    text = normalise.text(raw)
+    uniques = text.dropna().unique()
+    mapping: dict[str, str | None] = {}
+    for value in uniques:  # a column has a handful of distinct values
+        parts = [p.strip() for p in pd.Series([value]).str.split(SEPARATORS, regex=True)[0] if p.strip()]
+        canon = [allowed.get(p) for p in parts]
+        mapping[value] = None if (not canon or None in canon) else ",".join(dict.fromkeys(canon))  # type: ignore[arg-type]
+    values = text.map(mapping).astype("string")
+    bad = text.notna() & values.isna()
+    return normalise.Parsed(values, bad.astype(bool))
+
+
+def parse_column(spec: FieldSpec, raw: pd.Series, as_of: date) -> normalise.Parsed:
+    """The typed column for a field and the mask of cells that could not be read."""
+    if spec.kind == "yes_no":
+        return normalise.yes_no(raw)
+    if spec.kind == "number":
+        return normalise.number(raw)
+    if spec.kind == "integer":
+        return normalise.integer(raw)
+    if spec.kind == "date":
+        return normalise.date(raw, as_of)
+    if spec.kind == "year":
+        return normalise.year(raw)
+    if spec.kind == "choice":
+        return normalise.choice(raw, spec.allowed)
+    if spec.kind == "multi_choice":
+        return _multi_choice(raw, spec.allowed)
+    text = normalise.text(raw)
+    return normalise.Parsed(text, pd.Series(False, index=raw.index))
+
+
+def _below_minimum(spec: FieldSpec, values: pd.Series) -> pd.Series:
+    if spec.minimum is None:
+        return pd.Series(False, index=values.index)
+    numbers = pd.to_numeric(values, errors="coerce")
+    low = numbers <= spec.minimum if spec.exclusive_minimum else numbers < spec.minimum
+    return low.fillna(False).astype(bool)
+
+
+def parse_register(
+    register: RegisterName, registers: Registers, sink: IssueSink, as_of: date
+) -> pd.DataFrame:
+    raw = registers.raw[register]
+    present = registers.present_fields(register)
+    out = pd.DataFrame(index=raw.index)
+    out[SOURCE] = raw[SOURCE].astype(int)
+    out[ROW] = raw[ROW].astype(int)
+    household = normalise.text(raw["household_id"]) if "household_id" in raw else None
+    for spec in fields(register):
+        if spec.name not in present:
+            out[spec.name] = pd.Series(pd.NA, index=raw.index, dtype=_dtype(spec))
+            continue
+        column = raw[spec.name]
+        if spec.kind == "id_number":
+            out[spec.name] = normalise.text(column)
+            continue  # ID numbers have their own cascade of checks (checks.check_ids)
+        parsed = parse_column(spec, column, as_of)
+        values = parsed.values
+        bad = parsed.bad | (_below_minimum(spec, values) & values.notna())
+        if spec.kind == "year":
+            outside = (values < 1990) | (values > as_of.year)
+            bad = bad | outside.fillna(False).astype(bool)
+        typed = normalise.raw_repr(column)
+        sink.add(register, raw, bad, "bad_value", spec.name, values=typed, household=household,
+                 params={"expected": _expected(spec)})
+        out[spec.name] = values.where(~bad)
+        if spec.required:
+            blank = normalise.is_blank(column) & ~_blank_allowed(register, spec, raw, present)
+            sink.add(register, raw, blank, "missing_value", spec.name, household=household)
+    for name in registers.extra_columns(register):
+        if name in raw:
+            out[name] = normalise.text(raw[name])
+    return out
+
+
+def _blank_allowed(
+    register: RegisterName, spec: FieldSpec, raw: pd.DataFrame, present: set[str]
+) -> pd.Series:
+    """A blank housing grade is fine where 是否危房户 says 否: the house is safe (grade A)."""
+    if register == "households" and spec.name == "housing_grade" and "dangerous_house" in present:
+        return normalise.yes_no(raw["dangerous_house"]).values.eq(False).fillna(False).astype(bool)
+    return pd.Series(False, index=raw.index)
+
+
+def _dtype(spec: FieldSpec) -> str:
+    return {
+        "yes_no": "boolean",
+        "number": "Float64",
+        "integer": "Int64",
+        "year": "Int64",
+        "date": "datetime64[ns]",
+    }.get(spec.kind, "string")
+
+
+def parse(registers: Registers, as_of: date | None = None) -> Parsed:
+    """Typed frames for every register present, and the value-level data issues."""
+    as_of = as_of or date.today()
+    sink = IssueSink(registers)
+    tables: dict[RegisterName, pd.DataFrame] = {}
+    for register in registers.raw:
+        tables[register] = parse_register(register, registers, sink, as_of)
+    households = tables["households"]
+    _derive_household_fields(households, registers)
+    return Parsed(tables=tables, issues=sink.issues, as_of=as_of)
+
+
+def _derive_household_fields(households: pd.DataFrame, registers: Registers) -> None:
+    """Fill what national exports say in other words (register-format.md)."""
+    present = registers.present_fields("households")
+    if "category" not in present and present & {"poverty_attribute", "status"}:
+        households["category"] = pd.Series("建档立卡户", index=households.index, dtype="string")
+    if "dangerous_house" in present:
+        safe = households["dangerous_house"].eq(False).fillna(False).astype(bool)
+        households["housing_grade"] = households["housing_grade"].mask(
+            safe & households["housing_grade"].isna(), "A"
+        )
+
+
+def id_analysis(values: pd.Series, as_of: date) -> pd.DataFrame:
+    return idcard.analyse(values, as_of)

@@ -1,0 +1,1 @@
+"""Outputs: the console summary, JSON documents and workbooks."""

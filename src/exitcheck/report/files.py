@@ -1,0 +1,54 @@
+"""Writing output files safely: atomically, not world-readable, formulas never made from data."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODE = 0o600
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path, mode: int = DEFAULT_MODE) -> Iterator[Path]:
+    """A temporary path beside `final`, renamed over it only once the writer has finished.
+
+    A reader (or a run killed half-way) never sees half a file under the final name.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(handle)
+    temp = Path(name)
+    try:
+        os.chmod(temp, mode)
+        yield temp
+        os.chmod(temp, mode)
+        os.replace(temp, final)
+    finally:
+        if temp.exists():
+            temp.unlink()
+
+
+def write_bytes(final: Path, data: bytes, mode: int = DEFAULT_MODE) -> Path:
+    with atomic_path(final, mode) as temp, temp.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    return final
+
+
+def write_json(final: Path, document: Any, mode: int = DEFAULT_MODE) -> Path:
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=str)
+    return write_bytes(final, text.encode("utf-8"), mode)
+
+
+def neutralise(value: object) -> object:
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

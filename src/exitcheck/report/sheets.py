@@ -1,0 +1,111 @@
+"""Workbooks a clerk can print and work through, written with xlsxwriter.
+
+Every sheet gets frozen headers, filters, set widths, print titles and landscape fit-to-width.
+The workbook is created with `strings_to_formulas` off, so a cell that starts with '=' in the
+data is written as text and never becomes a formula.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+WORKBOOK_OPTIONS = {
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+    "strings_to_numbers": False,
+    "nan_inf_to_errors": True,
+}
+
+
+def open_workbook(path: Path) -> Any:
+    import xlsxwriter
+
+    return xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
+
+
+def formats(workbook: Any) -> dict[str, Any]:
+    cached = getattr(workbook, "_exitcheck_formats", None)
+    if cached:
+        return cached
+    made = {
+        "header": workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "vcenter"}),
+        "title": workbook.add_format({"bold": True, "font_size": 14}),
+        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
+        "wrap": workbook.add_format({"text_wrap": True, "valign": "top"}),
+        "pct": workbook.add_format({"num_format": "0.00%"}),
+    }
+    workbook._exitcheck_formats = made
+    return made
+
+
+def _cell(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple | set):
+        return "、".join(str(v) for v in value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def write_table(
+    workbook: Any,
+    name: str,
+    frame: pd.DataFrame,
+    headers: Sequence[str],
+    *,
+    widths: Sequence[int] | None = None,
+    title: str | None = None,
+    pct_columns: Sequence[int] = (),
+    wrap_columns: Sequence[int] = (),
+) -> Any:
+    """One sheet: optional title line, a header row, the rows; set up for filtering and print."""
+    sheet = workbook.add_worksheet(name[:31])
+    fmt = formats(workbook)
+    top = 0
+    if title:
+        sheet.write_string(0, 0, title, fmt["title"])
+        top = 1
+    sheet.write_row(top, 0, list(headers), fmt["header"])
+    sheet.set_row(top, 30)  # two lines, so wrapped headers of narrow columns stay legible
+    columns = [frame[c].astype(object).tolist() for c in frame.columns]
+    for offset, row in enumerate(zip(*columns, strict=True) if columns else []):
+        sheet.write_row(top + 1 + offset, 0, [_cell(v) for v in row])
+    last_row = top + max(len(frame), 1)
+    sheet.freeze_panes(top + 1, 0)
+    if len(headers):
+        sheet.autofilter(top, 0, last_row, len(headers) - 1)
+    for index, header in enumerate(headers):
+        width = widths[index] if widths and index < len(widths) else _guess_width(header, columns[index] if index < len(columns) else [])
+        cell_format = fmt["pct"] if index in pct_columns else fmt["wrap"] if index in wrap_columns else None
+        sheet.set_column(index, index, width, cell_format)
+    sheet.repeat_rows(top)
+    sheet.set_landscape()
+    sheet.set_paper(9)  # A4
+    sheet.fit_to_pages(1, 0)
+    sheet.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    sheet.set_footer("&C&P / &N")
+    return sheet
+
+
+def _guess_width(header: str, values: list[Any]) -> float:
+    sample = [str(cell) for cell in (_cell(v) for v in values[:200]) if cell is not None]
+    longest = max([_display_len(header), *(_display_len(s) for s in sample)], default=8)
+    return min(max(6, longest + 2), 60)
+
+
+def _display_len(text: str) -> int:
+    """Chinese characters take two columns in a spreadsheet."""
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)

@@ -1,0 +1,164 @@
+"""Small, exact register workbooks for tests: every row known, problems planted by hand.
+
+`County` holds plain rows keyed by Chinese header; `write()` lays them out as a county sheet
+really looks (title line, fill-in line, merged group headers, header row, a totals row), so the
+tests exercise the loader on the real layout. Row numbers of the data are predictable:
+`excel_row(sheet, i)` gives the Excel row of the i-th record.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+
+from exitcheck.idcard import check_digit
+
+TITLE_ROWS = 2  # title line + 填报单位 line
+GROUP_ROW = {"户表": True, "成员表": True, "村表": False, "乡镇表": False}
+
+
+def make_id(birth: date, serial: int, male: bool, region: str = "513434") -> str:
+    """A valid 18-character ID number."""
+    seq = f"{serial % 100:02d}{(1 if male else 2) + 2 * (serial % 4)}"
+    first17 = f"{region}{birth:%Y%m%d}{seq}"
+    return first17 + check_digit(first17)
+
+
+def household(hid: str, township: str, village: str, head: str, size: int, income: Any = 8000, **extra: Any) -> dict[str, Any]:
+    row = {
+        "户编号": hid, "乡镇": township, "行政村": village, "村民小组": "一组", "户主姓名": head,
+        "农户类别": "建档立卡户", "贫困户属性": "一般贫困户", "脱贫状态": "已脱贫", "脱贫年度": 2018,
+        "家庭人口数": size, "人均纯收入": income, "住房安全等级": "A", "住房编号": f"F{hid}",
+        "安全饮水": "是", "生活用电": "是", "广播电视": "是", "政策知晓": "是", "人居环境达标": "是",
+        "感恩袋": "是", "认可度": "满意", "易地扶贫搬迁": "否", "帮扶责任人": "王干部",
+        "帮扶责任人电话": "13800000000", "备注": "",
+    }
+    row.update(extra)
+    return row
+
+
+def member(hid: str, name: str, id_number: Any, relation: str, gender: str, birth: Any, **extra: Any) -> dict[str, Any]:
+    row = {
+        "户编号": hid, "姓名": name, "证件号码": id_number, "与户主关系": relation, "性别": gender,
+        "出生日期": birth, "在校生状况": "非在校生", "城乡居民基本医疗保险": "是", "健康状况": "健康",
+        "劳动技能": "普通劳动力", "务工状况": "县内务工", "人员状态": "正常",
+    }
+    row.update(extra)
+    return row
+
+
+def village(township: str, name: str, population: int, poor: str = "是", income: Any = 5000, **extra: Any) -> dict[str, Any]:
+    row = {
+        "乡镇": township, "行政村": name, "是否贫困村": poor, "户籍人口": population, "村集体经济收入": income,
+        "通硬化路": "是", "卫生室": "是", "文化室": "是", "通信网络": "是", "安全饮水": "是", "生活用电": "是", "广播电视": "是",
+    }
+    row.update(extra)
+    return row
+
+
+def township(name: str, **extra: Any) -> dict[str, Any]:
+    row = {"乡镇": name, "标准中心校": "是", "达标卫生院": "是", "便民服务中心": "是"}
+    row.update(extra)
+    return row
+
+
+@dataclass
+class County:
+    households: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    villages: list[dict[str, Any]] = field(default_factory=list)
+    townships: list[dict[str, Any]] = field(default_factory=list)
+    totals_row: bool = True
+
+    def copy(self) -> County:
+        return copy.deepcopy(self)
+
+    def sheets(self) -> dict[str, list[dict[str, Any]]]:
+        out = {"户表": self.households, "成员表": self.members}
+        if self.villages:
+            out["村表"] = self.villages
+        if self.townships:
+            out["乡镇表"] = self.townships
+        return out
+
+    def write(self, path: Path) -> Path:
+        workbook = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_numbers": False})
+        for sheet_name, rows in self.sheets().items():
+            write_sheet(workbook, sheet_name, rows, totals=self.totals_row and sheet_name == "户表")
+        workbook.close()
+        return path
+
+
+def header_row(sheet: str) -> int:
+    """Excel row number of the header row of a sheet written by `write_sheet`."""
+    return TITLE_ROWS + (1 if GROUP_ROW[sheet] else 0) + 1
+
+
+def excel_row(sheet: str, index: int) -> int:
+    return header_row(sheet) + 1 + index
+
+
+def write_sheet(workbook: Any, name: str, rows: list[dict[str, Any]], *, totals: bool = False) -> None:
+    sheet = workbook.add_worksheet(name)
+    headers: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in headers:
+                headers.append(key)
+    sheet.merge_range(0, 0, 0, max(len(headers) - 1, 1), f"越西县2020年{name}")
+    sheet.write_string(1, 0, "填报单位: 越西县扶贫开发局    填报日期: 2020年6月30日")
+    top = TITLE_ROWS
+    if GROUP_ROW[name]:
+        sheet.merge_range(top, 0, top, 4, "基本信息")
+        sheet.merge_range(top, 5, top, max(len(headers) - 1, 6), "指标")
+        top += 1
+    sheet.write_row(top, 0, headers)
+    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    for offset, row in enumerate(rows, start=1):
+        for col, key in enumerate(headers):
+            value = row.get(key)
+            if value is None or value == "":
+                continue
+            if isinstance(value, str):
+                sheet.write_string(top + offset, col, value)
+            elif isinstance(value, date):
+                from datetime import datetime
+
+                sheet.write_datetime(top + offset, col, datetime(value.year, value.month, value.day), date_format)
+            else:
+                sheet.write_number(top + offset, col, value)
+    if totals:
+        sheet.write_string(top + len(rows) + 1, 0, "合计")
+        sizes = [r.get("家庭人口数") for r in rows if isinstance(r.get("家庭人口数"), int)]
+        if "家庭人口数" in headers:
+            sheet.write_number(top + len(rows) + 1, headers.index("家庭人口数"), sum(sizes))
+
+
+def base_county() -> County:
+    """A clean little county: 2 townships, 3 villages, 6 households, every indicator met."""
+    county = County()
+    county.townships = [township("越城镇"), township("中所镇")]
+    county.villages = [village("越城镇", "瓦曲村", 400), village("越城镇", "马拖村", 300, poor="否"), village("中所镇", "新民村", 500)]
+    places = [("越城镇", "瓦曲村"), ("越城镇", "瓦曲村"), ("越城镇", "马拖村"), ("中所镇", "新民村"), ("中所镇", "新民村"), ("中所镇", "新民村")]
+    serial = 1
+    for number, (town, vil) in enumerate(places, start=1):
+        hid = f"51343400{number:04d}"
+        head = f"户主{number}"
+        county.households.append(household(hid, town, vil, head, 3))
+        people = [
+            (head, "户主", "男", date(1970, 1, number)),
+            (f"配偶{number}", "配偶", "女", date(1972, 3, number)),
+            (f"子{number}", "之子", "男", date(2000, 5, number)),
+        ]
+        for name, relation, gender, birth in people:
+            county.members.append(member(hid, name, make_id(birth, serial, gender == "男"), relation, gender, birth.isoformat()))
+            serial += 1
+    return county
+
+
+AS_OF = date(2020, 6, 30)

@@ -1,0 +1,195 @@
+"""exitcheck validate: every planted problem found at the right place, nothing on clean rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+import exitcheck
+from builders import AS_OF, base_county, excel_row, header_row, make_id, member
+from exitcheck.issues import CATALOGUE
+
+HH, MB = "户表", "成员表"
+
+
+def planted_county():
+    county = base_county()
+    m = county.members
+    # members 0-2 belong to household 1, 3-5 to household 2, ...
+    m[1]["证件号码"] = m[1]["证件号码"][:-1] + ("0" if m[1]["证件号码"][-1] != "0" else "1")  # id_checksum
+    m[2]["证件号码"] = float(m[2]["证件号码"][:17] + "0")  # id_precision_lost (a number cell)
+    m[4]["出生日期"] = "1999-01-01"  # id_birth_mismatch (hh2 spouse)
+    m[5]["性别"] = "女"  # id_gender_mismatch (hh2 son)
+    for key in ("证件号码", "性别", "出生日期"):  # duplicate_person: hh1's head again in hh3
+        m[7][key] = m[0][key]
+    county.members.append(member("513434009999", "孤儿", make_id(date(1980, 1, 1), 77, True), "户主", "男", "1980-01-01"))  # orphan
+    m[9]["与户主关系"] = "之父"  # no_head for hh4 (its head is member 9)
+    county.households[4]["家庭人口数"] = 5  # size_mismatch hh5
+    county.households[5]["行政村"] = "不存在村"  # unknown_village hh6
+    county.households[1]["住房编号"] = county.households[0]["住房编号"]  # shared_house hh1+hh2
+    county.households[2]["安全饮水"] = ""  # missing_value hh3
+    county.households[3]["认可度"] = "还行"  # bad_value hh4
+    county.households.append(dict(county.households[2]))  # duplicate_household hh3 (two rows)
+    return county
+
+
+def _key(issue):
+    return (issue.code, issue.sheet, issue.row, issue.household_id)
+
+
+def test_clean_county_has_no_issues(tmp_path):
+    path = base_county().write(tmp_path / "clean.xlsx")
+    assert exitcheck.validate(exitcheck.load([path]), AS_OF) == []
+
+
+def test_every_planted_problem_is_found_where_it_is(tmp_path):
+    path = planted_county().write(tmp_path / "planted.xlsx")
+    issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
+    found = {_key(i) for i in issues}
+    hid = [f"51343400{n:04d}" for n in range(1, 7)]
+    expected = {
+        ("id_checksum", MB, excel_row(MB, 1), hid[0]),
+        ("id_precision_lost", MB, excel_row(MB, 2), hid[0]),
+        ("id_birth_mismatch", MB, excel_row(MB, 4), hid[1]),
+        ("id_gender_mismatch", MB, excel_row(MB, 5), hid[1]),
+        ("duplicate_person", MB, excel_row(MB, 0), hid[0]),
+        ("duplicate_person", MB, excel_row(MB, 7), hid[2]),
+        ("orphan_member", MB, excel_row(MB, 18), "513434009999"),
+        ("no_head", HH, excel_row(HH, 3), hid[3]),
+        ("size_mismatch", HH, excel_row(HH, 4), hid[4]),
+        ("unknown_village", HH, excel_row(HH, 5), hid[5]),
+        ("shared_house", HH, excel_row(HH, 0), hid[0]),
+        ("shared_house", HH, excel_row(HH, 1), hid[1]),
+        ("missing_value", HH, excel_row(HH, 2), hid[2]),
+        ("missing_value", HH, excel_row(HH, 6), hid[2]),
+        ("bad_value", HH, excel_row(HH, 3), hid[3]),
+        ("duplicate_household", HH, excel_row(HH, 2), hid[2]),
+        ("duplicate_household", HH, excel_row(HH, 6), hid[2]),
+    }
+    assert found == expected
+    assert set(CATALOGUE) - {i.code for i in issues} == {"missing_column"}
+
+
+def test_issue_positions_and_values(tmp_path):
+    path = planted_county().write(tmp_path / "planted.xlsx")
+    issues = exitcheck.validate(exitcheck.load([str(path)]), AS_OF)
+    lost = next(i for i in issues if i.code == "id_precision_lost")
+    assert lost.file == str(path)
+    assert lost.column == "C" and lost.header == "证件号码" and lost.field == "id_number"
+    assert lost.value is not None and "e+17" in lost.value  # Python's repr of the number cell
+    bad = next(i for i in issues if i.code == "bad_value")
+    assert bad.value == "还行" and bad.header == "认可度"
+    assert "还行" in bad.message("zh") and "not valid" in bad.message("en")
+    size = next(i for i in issues if i.code == "size_mismatch")
+    assert size.header == "家庭人口数" and size.value == "5"
+    village = next(i for i in issues if i.code == "unknown_village")
+    assert village.header == "行政村"
+    assert all(i.severity == ("warning" if i.code == "shared_house" else "error") for i in issues)
+
+
+def test_header_row_found_under_titles_and_group_row(tmp_path):
+    path = base_county().write(tmp_path / "c.xlsx")
+    registers = exitcheck.load([path])
+    rows = {s.sheet: s.header_row for s in registers.sources}
+    assert rows == {HH: header_row(HH), MB: header_row(MB), "村表": header_row("村表"), "乡镇表": header_row("乡镇表")}
+    # the totals row (合计) is not a household
+    assert len(registers.raw["households"]) == 6
+
+
+def test_aliases_fullwidth_headers_and_unknown_columns(tmp_path):
+    county = base_county()
+    for row in county.households:
+        row["人均纯收入（元）"] = row.pop("人均纯收入")
+        row["家庭 人口数"] = row.pop("家庭人口数")
+        row["自定义列"] = "保留"
+    for row in county.members:
+        row["身份证号"] = row.pop("证件号码")
+    registers = exitcheck.load([county.write(tmp_path / "a.xlsx")])
+    assert {"income_per_capita", "household_size"} <= registers.present_fields("households")
+    assert "id_number" in registers.present_fields("members")
+    assert "自定义列" in registers.extra_columns("households")
+    assert exitcheck.validate(registers, AS_OF) == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("4,350元", 4350.0), ("４２００", 4200.0), (" 5000 ", 5000.0), (4199.5, 4199.5)],
+)
+def test_numbers_typed_as_text(tmp_path, typed, expected):
+    county = base_county()
+    county.households[0]["人均纯收入"] = typed
+    registers = exitcheck.load([county.write(tmp_path / "n.xlsx")])
+    parsed = exitcheck.prepare(registers, AS_OF)
+    assert parsed.tables["households"]["income_per_capita"].iloc[0] == expected
+    assert parsed.issues == []
+
+
+def test_yes_no_forms_and_blank_is_not_no(tmp_path):
+    county = base_county()
+    forms = ["有", "Y", "√", "1", "已", "是"]
+    for row, form in zip(county.households, forms, strict=True):
+        row["安全饮水"] = form
+    county.households[5]["生活用电"] = "×"
+    parsed = exitcheck.prepare(exitcheck.load([county.write(tmp_path / "y.xlsx")]), AS_OF)
+    table = parsed.tables["households"]
+    assert table["safe_water"].tolist() == [True] * 6
+    assert table["electricity"].iloc[5] is False or bool(table["electricity"].iloc[5]) is False
+
+
+def test_header_mapping_from_workspace(tmp_path):
+    county = base_county()
+    for row in county.households:
+        row["户主名字"] = row.pop("户主姓名")
+    path = county.write(tmp_path / "m.xlsx")
+    with pytest.raises(exitcheck.errors.InputError if hasattr(exitcheck, "errors") else Exception):
+        exitcheck.load([path], strict=True)
+    registers = exitcheck.load([path], headers={"households": {"户主名字": "head_name"}})
+    assert "head_name" in registers.present_fields("households")
+
+
+def test_json_output_masks_ids(tmp_path, run_cli):
+    path = planted_county().write(tmp_path / "planted.xlsx")
+    result = run_cli("validate", str(path), "--json", "--as-of", AS_OF.isoformat())
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["schema"] == "exitcheck/issues@1"
+    assert document["summary"]["by_code"]["duplicate_person"] == 2
+    keys = {"code", "severity", "file", "sheet", "row", "column", "header", "field", "value", "household_id", "message"}
+    assert all(set(issue) == keys for issue in document["data_issues"])
+    dup = [i for i in document["data_issues"] if i["code"] == "duplicate_person"]
+    assert all("********" in i["value"] for i in dup)
+    full_id = planted_county().members[0]["证件号码"]
+    assert full_id not in result.stdout and full_id not in result.stderr
+
+
+def test_issues_xlsx_shows_ids_whole(tmp_path, run_cli):
+    import python_calamine
+
+    path = planted_county().write(tmp_path / "planted.xlsx")
+    out = tmp_path / "out"
+    result = run_cli("validate", str(path), "--out", str(out), "--as-of", AS_OF.isoformat())
+    assert result.returncode == 1
+    rows = python_calamine.CalamineWorkbook.from_path(str(out / "issues.xlsx")).get_sheet_by_index(0).to_python()
+    full_id = planted_county().members[0]["证件号码"]
+    assert any(full_id in [str(c) for c in row] for row in rows)
+    assert (out / "issues.xlsx").stat().st_mode & 0o077 == 0
+
+
+def test_english_messages(tmp_path, run_cli):
+    path = planted_county().write(tmp_path / "planted.xlsx")
+    result = run_cli("validate", str(path), "--json", "--lang", "en", "--as-of", AS_OF.isoformat())
+    document = json.loads(result.stdout)
+    bad = next(i for i in document["data_issues"] if i["code"] == "bad_value")
+    assert bad["message"].startswith("'认可度' value '还行' is not valid")
+
+
+def test_explain_prints_the_catalogue_entry(run_cli):
+    result = run_cli("explain", "id_precision_lost")
+    assert result.returncode == 0
+    assert "文本" in result.stdout
+    english = run_cli("explain", "id_precision_lost", "--lang", "en")
+    assert "Text" in english.stdout
+    wrong = run_cli("explain", "id_checksun")
+    assert wrong.returncode == 2 and "id_checksum" in wrong.stderr
