@@ -1,0 +1,392 @@
+"""The command line: a thin layer that parses options, calls the library and maps outcomes to
+exit codes. Heavy modules are imported inside the commands so that `--help` is instant.
+
+Exit codes (README): 0 nothing found; 1 findings; 2 usage; 3 unreadable input; 4 rules or
+configuration invalid; 5 delivery failed; 70 internal error; 75 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from exitcheck.errors import ExitcheckError, ExitCode, InputError, worst
+
+app = typer.Typer(
+    help="exitcheck: 脱贫退出验收 register audit. Check county registers against the exit indicators.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+Lang = Annotated[str, typer.Option("--lang", help="zh (default) or en: messages, headers and workbooks.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show a traceback on an internal error.")]
+Paths = Annotated[list[Path], typer.Argument(help="Workbooks (.xlsx .xlsm .xls .csv) or folders of them.")]
+
+
+class Ui:
+    """Where the CLI talks: stdout for results, stderr for errors, nothing extra when quiet."""
+
+    def __init__(self, lang: str = "zh", quiet: bool = False, debug: bool = False) -> None:
+        if lang not in ("zh", "en"):
+            raise typer.BadParameter("--lang must be zh or en")
+        self.lang, self.quiet, self.debug = lang, quiet, debug
+        self._out: Any = None
+        self._err: Any = None
+
+    @property
+    def out(self) -> Any:
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(highlight=False, quiet=self.quiet, soft_wrap=True)
+        return self._out
+
+    @property
+    def err(self) -> Any:
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, highlight=False, soft_wrap=True)
+        return self._err
+
+    def t(self, zh: str, en: str) -> str:
+        return en if self.lang == "en" else zh
+
+    def error(self, text: str) -> None:
+        from exitcheck.idcard import mask_text
+
+        self.err.print(f"[bold red]exitcheck:[/] {_escape(mask_text(text))}")
+
+    def note(self, text: str) -> None:
+        from exitcheck.idcard import mask_text
+
+        if not self.quiet:
+            self.err.print(f"[yellow]{_escape(mask_text(text))}[/]")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def guarded(func: Callable[..., int]) -> Callable[..., None]:
+    """Run a command body: map ExitcheckError to its exit code, anything else to 70."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        ui = Ui(kwargs.get("lang", "zh"), kwargs.get("quiet", False), kwargs.get("debug", False))
+        try:
+            code = func(ui, *args, **kwargs)
+        except ExitcheckError as error:
+            ui.error(error.message(ui.lang))
+            code = int(error.exit_code)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            ui.error(ui.t("已中断", "interrupted"))
+            code = 130
+        except Exception as error:  # the last line of defence: never a bare traceback
+            if ui.debug:
+                import traceback
+
+                traceback.print_exc()
+            ui.error(ui.t(f"内部错误({type(error).__name__}: {error}); 请用 --debug 重试并报告", f"internal error ({type(error).__name__}: {error}); rerun with --debug and report it"))
+            code = int(ExitCode.INTERNAL)
+        raise typer.Exit(code)
+
+    import inspect
+
+    signature = inspect.signature(func, eval_str=True)
+    wrapper.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _load(ui: Ui, paths: list[Path], *, headers: Path | None = None, strict: bool = False, config: Any = None) -> Any:
+    from exitcheck.registers.load import load
+
+    header_map = _read_headers(headers) if headers else (config.headers if config else None)
+    limits = config.limits if config else None
+    with _progress(ui, ui.t("读取登记表", "Reading registers")):
+        registers = load(paths, headers=header_map, strict=strict, limits=limits)
+    for failure in registers.failures:
+        ui.error(failure.message(ui.lang))
+    for zh, en in registers.notes:
+        ui.note(ui.t(zh, en))
+    return registers
+
+
+def _read_headers(path: Path) -> dict[str, dict[str, str]]:
+    from exitcheck.workspace import read_header_map
+
+    return read_header_map(path)
+
+
+def _progress(ui: Ui, label: str) -> Any:
+    """A spinner on a terminal for work that may take a while; nothing when quiet or piped."""
+    import contextlib
+
+    if ui.quiet or not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return ui.err.status(label)
+
+
+def _failures_code(registers: Any) -> int:
+    return int(ExitCode.INPUT) if registers.failures else 0
+
+
+@app.command()
+@guarded
+def validate(
+    ui: Ui,
+    paths: Paths,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the issues as JSON (exitcheck/issues@1) on stdout.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for issues.xlsx (and issues.json).")] = None,
+    headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable file.")] = False,
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """Check the registers against the register format and list every data issue."""
+    from exitcheck.report import console
+    from exitcheck.report.issues_out import issues_document, write_issues_xlsx
+    from exitcheck.validation import validate as run_validate
+
+    try:
+        registers = _load(ui, paths, headers=headers, strict=strict)
+    except InputError as error:
+        if json_out and error.issues:
+            print(json.dumps(issues_document(error.issues, ui.lang), ensure_ascii=False, indent=2))
+        raise
+    issues = run_validate(registers, _date(as_of))
+    if json_out:
+        print(json.dumps(issues_document(issues, ui.lang, registers.counts()), ensure_ascii=False, indent=2))
+    else:
+        console.print_validation(ui, registers, issues)
+    if out:
+        path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
+        if not json_out:
+            ui.out.print(ui.t(f"问题清单已写入 {path}", f"issues written to {path}"))
+    found = int(ExitCode.FINDINGS) if any(i.severity == "error" for i in issues) else 0
+    return worst(found, _failures_code(registers))
+
+
+def _date(text: str | None) -> Any:
+    from datetime import date
+
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"--as-of {text!r}: expected YYYY-MM-DD") from None
+
+
+@app.command()
+@guarded
+def explain(
+    ui: Ui,
+    code: Annotated[str, typer.Argument(help="A data issue code, e.g. id_checksum.")],
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """Explain a data issue code: what it means and how to fix it."""
+    from exitcheck.issues import CATALOGUE
+    from exitcheck.issues import explain as explain_code
+
+    if code not in CATALOGUE:
+        import difflib
+
+        near = difflib.get_close_matches(code, CATALOGUE, n=1)
+        hint = ui.t(f"; 是否指 {near[0]}?", f"; did you mean {near[0]}?") if near else ""
+        ui.error(ui.t(f"没有这个问题代码: {code}{hint}", f"no such issue code: {code}{hint}"))
+        return int(ExitCode.USAGE)
+    print(explain_code(code, ui.lang))
+    return 0
+
+
+@app.command()
+@guarded
+def columns(
+    ui: Ui,
+    paths: Paths,
+    headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """Show how each header of each sheet was understood."""
+    from exitcheck.report import console
+
+    registers = _load(ui, paths, headers=headers)
+    console.print_columns(ui, registers)
+    return _failures_code(registers)
+
+
+@app.command()
+@guarded
+def sample(
+    ui: Ui,
+    out: Annotated[Path, typer.Argument(help="The workbook to write, e.g. registers.xlsx.")],
+    households: Annotated[int, typer.Option("--households", min=1, help="Number of households.")] = 300,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same workbook).")] = 2020,
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """Write a realistic sample county register (deterministic)."""
+    from exitcheck.sample import write_sample
+
+    write_sample(out, households=households, seed=seed)
+    ui.out.print(ui.t(f"样例登记表已写入 {out}({households} 户)", f"sample register written to {out} ({households} households)"))
+    return 0
+
+
+@app.command()
+@guarded
+def audit(
+    ui: Ui,
+    paths: Paths,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: rules/sichuan-2020.yaml).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the outputs.")] = Path("out"),
+    format_: Annotated[str, typer.Option("--format", help="Comma-separated: xlsx, json, csv.")] = "xlsx,json",
+    split_by: Annotated[str | None, typer.Option("--split-by", help="township: one workbook per township too.")] = None,
+    headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable file.")] = False,
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """Audit the registers against the exit indicators and write the gap lists."""
+    from exitcheck.audit import audit as run_audit
+    from exitcheck.report import console
+    from exitcheck.report.gaps_out import write_outputs
+
+    formats = [f.strip() for f in format_.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in ("xlsx", "json", "csv")]
+    if unknown:
+        raise typer.BadParameter(f"--format: unknown {', '.join(unknown)} (xlsx, json, csv)")
+    if split_by not in (None, "township"):
+        raise typer.BadParameter("--split-by takes only 'township'")
+    ruleset = _ruleset(rules)
+    registers = _load(ui, paths, headers=headers, strict=strict)
+    with _progress(ui, ui.t("核查中", "Auditing")):
+        result = run_audit(registers, ruleset, as_of=_date(as_of), lang=ui.lang)
+        written = write_outputs(out, result, formats, split_by)
+    console.print_audit(ui, result, written)
+    return worst(result.exit_code(), _failures_code(registers))
+
+
+def _ruleset(path: Path | None) -> Any:
+    from exitcheck.errors import ConfigError
+    from exitcheck.rules.engine import compile_rule
+    from exitcheck.rules.expr import ExpressionError
+    from exitcheck.rules.model import load_ruleset
+
+    ruleset = load_ruleset(path)
+    for rule in ruleset.rules:
+        try:
+            compile_rule(rule, ruleset)
+        except ExpressionError as error:
+            raise ConfigError(f"{ruleset.path}: {error}", f"{ruleset.path}: {error}") from None
+    return ruleset
+
+
+rules_app = typer.Typer(help="List, explain and check rule sets.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("list")
+@guarded
+def rules_list(
+    ui: Ui,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file.")] = None,
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """List the rules of a rule set: id, level, name."""
+    from exitcheck.report import console
+
+    ruleset = _ruleset(rules)
+    table = console._table(f"{ruleset.name} {ruleset.version}: {ruleset.spec.title}", "id", ui.t("层级", "level"), ui.t("名称", "name"), ui.t("类别", "kind"))
+    for rule in ruleset.rules:
+        table.add_row(rule.id, rule.level, rule.name_en if ui.lang == "en" and rule.name_en else rule.name, rule.kind)
+    for column in table.columns:
+        column.justify = "left"
+    ui.out.print(table)
+    return 0
+
+
+@rules_app.command("explain")
+@guarded
+def rules_explain(
+    ui: Ui,
+    rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. income.")],
+    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file.")] = None,
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """Explain a rule: its name, meaning, basis and check."""
+    ruleset = _ruleset(rules)
+    try:
+        rule = ruleset.rule(rule_id)
+    except KeyError:
+        import difflib
+
+        near = difflib.get_close_matches(rule_id, [r.id for r in ruleset.rules], n=1)
+        hint = ui.t(f"; 是否指 {near[0]}?", f"; did you mean {near[0]}?") if near else ""
+        ui.error(ui.t(f"没有这条规则: {rule_id}{hint}", f"no such rule: {rule_id}{hint}"))
+        return int(ExitCode.USAGE)
+    en = ui.lang == "en"
+    lines = [
+        f"{rule.id} — {rule.name_en if en and rule.name_en else rule.name}",
+        f"{'level' if en else '层级'}: {rule.level}   {'kind' if en else '类别'}: {rule.kind}   {'department' if en else '责任部门'}: {rule.department or ''}",
+        "",
+        (rule.description_en if en and rule.description_en else rule.description) or "",
+        "",
+        f"{'applies to' if en else '适用'}: {rule.applies_to or ('all' if en else '全部')}",
+        f"{'check' if en else '判定'}: {rule.check}",
+    ]
+    if rule.high_when:
+        lines.append(f"{'high priority when' if en else '高风险条件'}: {rule.high_when}")
+    lines.append(f"{'basis' if en else '依据'}: {rule.basis}")
+    print("\n".join(lines))
+    return 0
+
+
+@rules_app.command("check")
+@guarded
+def rules_check(
+    ui: Ui,
+    file: Annotated[Path, typer.Argument(help="A rule-set YAML file.")],
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """Check a rule-set file: YAML, fields, expressions (exit 4 on error)."""
+    ruleset = _ruleset(file)
+    ui.out.print(ui.t(f"{file}: {len(ruleset.rules)} 条规则, 检查通过", f"{file}: {len(ruleset.rules)} rules, all valid"))
+    return 0
+
+
+def main() -> None:
+    app()
+
+
+# Commands that live in their own modules register themselves on `app` when imported.
+from exitcheck import cli_bands  # noqa: E402,F401

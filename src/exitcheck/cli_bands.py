@@ -1,0 +1,1 @@
+"""CLI commands for income bands and deliveries (`exitcheck bands`, `exitcheck deliveries`)."""

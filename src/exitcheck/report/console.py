@@ -1,0 +1,117 @@
+"""What the terminal shows: rich summaries. ID numbers are masked on the way out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from exitcheck.idcard import mask_text
+from exitcheck.issues import CATALOGUE, DataIssue
+
+FIRST_ISSUES = 20
+
+
+def _table(title: str, *columns: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="right" if index else "left", overflow="fold")
+    return table
+
+
+def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> None:
+    counts = registers.counts()
+    t = ui.t
+    ui.out.print(t(
+        f"已读取: 户 {counts.get('households', 0)} 行, 成员 {counts.get('members', 0)} 行, 村 {counts.get('villages', 0)} 行, 乡镇 {counts.get('townships', 0)} 行",
+        f"Read: {counts.get('households', 0)} household rows, {counts.get('members', 0)} member rows, {counts.get('villages', 0)} villages, {counts.get('townships', 0)} townships",
+    ))
+    if not issues:
+        ui.out.print(t("[green]未发现数据问题[/]", "[green]No data issues found[/]"))
+        return
+    key = "en" if ui.lang == "en" else "zh"
+    by_code = Counter(issue.code for issue in issues)
+    table = _table(t("按问题", "By code"), t("问题代码", "Code"), t("问题", "Title"), t("级别", "Severity"), t("数量", "Count"))
+    for code, count in by_code.most_common():
+        entry = CATALOGUE[code]
+        table.add_row(code, entry.title[key], entry.severity, str(count))
+    ui.out.print(table)
+    by_sheet = Counter((issue.file, issue.sheet) for issue in issues)
+    table = _table(t("按工作表", "By sheet"), t("文件", "File"), t("工作表", "Sheet"), t("数量", "Count"))
+    for (file, sheet), count in by_sheet.most_common():
+        table.add_row(str(file), str(sheet), str(count))
+    ui.out.print(table)
+    table = _table(t(f"前 {min(FIRST_ISSUES, len(issues))} 条(共 {len(issues)} 条)", f"First {min(FIRST_ISSUES, len(issues))} of {len(issues)}"),
+                   t("位置", "Where"), t("户编号", "Household"), t("问题代码", "Code"), t("说明", "Message"))
+    for issue in issues[:FIRST_ISSUES]:
+        where = f"{issue.sheet}!{issue.column or ''}{issue.row or ''}"
+        data = issue.to_dict(ui.lang)
+        table.add_row(where, issue.household_id or "", issue.code, mask_text(str(data["message"])))
+    table.columns[0].justify = "left"
+    ui.out.print(table)
+    errors = sum(1 for issue in issues if issue.severity == "error")
+    ui.out.print(t(f"共 {len(issues)} 个数据问题, 其中错误 {errors} 个; 用 exitcheck explain 代码 查看说明",
+                   f"{len(issues)} data issues, {errors} errors; `exitcheck explain CODE` explains a code"))
+
+
+def print_columns(ui: Any, registers: Any) -> None:
+    from exitcheck.registers.schema import REGISTER_LABELS
+
+    t = ui.t
+    for source in registers.sources:
+        label = REGISTER_LABELS[source.register][1 if ui.lang == "en" else 0]
+        table = _table(
+            t(f"{source.file} 工作表「{source.sheet}」→ {label}(表头在第 {source.header_row} 行)",
+              f"{source.file} sheet '{source.sheet}' -> {label} (header on row {source.header_row})"),
+            t("列", "Column"), t("表头", "Header"), t("读作字段", "Read as"),
+        )
+        for column in source.columns:
+            table.add_row(column.letter, column.header, column.field or t("(未知列, 原样保留)", "(unknown, carried through)"))
+        table.columns[1].justify = "left"
+        table.columns[2].justify = "left"
+        ui.out.print(table)
+
+
+def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
+    """Households, gaps by indicator and township, incidence, the worst villages, the outputs."""
+    from exitcheck.report.gaps_out import by_indicator, by_township
+
+    t = ui.t
+    summary = result.summary()
+    incidence = summary["incidence"].get("county")
+    ui.out.print(t(
+        f"户 {summary['households']}(建档立卡 {summary['registered_households']}), 在世成员 {summary['members']}, 村 {summary['villages']}, 乡镇 {summary['townships']}",
+        f"{summary['households']} households ({summary['registered_households']} registered), {summary['members']} living members, {summary['villages']} villages, {summary['townships']} townships",
+    ))
+    if incidence is not None:
+        ui.out.print(t(f"全县贫困发生率 {incidence:.2%}", f"County poverty incidence {incidence:.2%}"))
+    ui.out.print(t(f"有未达标指标的建档立卡户: {summary['households_with_gaps']}", f"Registered households with a failing indicator: {summary['households_with_gaps']}"))
+    table = _table(t("按指标", "By indicator"), t("指标", "Indicator"), t("未达标", "Fail"), t("待核实", "Unknown"))
+    for row in by_indicator(result).itertuples(index=False):
+        if row.fail or row.unknown:
+            table.add_row(f"{row.rule} {row.name}", str(row.fail), str(row.unknown))
+    ui.out.print(table)
+    table = _table(t("按乡镇", "By township"), t("乡镇", "Township"), t("有未达标的户", "Households with gaps"), t("未达标", "Fail"), t("待核实", "Unknown"))
+    for row in by_township(result, result.gaps).itertuples(index=False):
+        table.add_row(str(row.township), str(row.households_with_gaps), str(row.fail), str(row.unknown))
+    ui.out.print(table)
+    villages = result.frames.get("village")
+    if villages is not None and len(villages):
+        worst = villages.dropna(subset=["incidence"]).sort_values("incidence", ascending=False).head(5)
+        table = _table(t("贫困发生率最高的村", "Villages with the highest incidence"), t("村", "Village"), t("贫困村", "Poor village"), t("发生率", "Incidence"))
+        for row in worst.itertuples(index=False):
+            poor = t("是", "yes") if bool(row.poverty_village is not pd.NA and row.poverty_village) else ""
+            table.add_row(f"{row.township}/{row.village}", poor, f"{row.incidence:.2%}")
+        ui.out.print(table)
+    for skipped in result.skipped:
+        ui.note(t(skipped.zh, skipped.en))
+    issues = result.data_issues
+    if issues:
+        errors = sum(1 for issue in issues if issue.severity == "error")
+        ui.out.print(t(f"数据问题 {len(issues)} 个(错误 {errors} 个), 详见输出中的数据问题表", f"{len(issues)} data issues ({errors} errors); see the data issues sheet"))
+    for path in written:
+        ui.out.print(t(f"已写入 {path}", f"written: {path}"))

@@ -1,0 +1,280 @@
+"""Evaluate a rule set over the registers: one column-wise pass per rule and level.
+
+Each rule yields, per unit (member, household, village, township, county), one of pass, fail,
+unknown or not applicable: `applies_to` false means not applicable; a blank input anywhere in
+`applies_to` or `check` means unknown (待核实). Member rules roll up to their household: fail
+when any living member fails, else unknown when any is unknown; a household with no living
+member is unknown. A rule whose register or input column is absent is skipped, and said so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from exitcheck.idcard import mask
+from exitcheck.registers.model import Registers
+from exitcheck.registers.schema import REGISTERS, fields
+from exitcheck.rules.expr import Expression, ExpressionError, compile_expression
+from exitcheck.rules.model import Level, Rule, RuleSet
+
+PASS, FAIL, UNKNOWN, NA = "pass", "fail", "unknown", "na"
+UNIT_KEYS: dict[str, tuple[str, ...]] = {
+    "member": ("household_id", "township", "village"),
+    "household": ("household_id", "township", "village"),
+    "village": ("township", "village"),
+    "township": ("township",),
+    "county": (),
+}
+KIND_TYPES = {"yes_no": "bool", "number": "number", "integer": "integer", "year": "integer",
+              "date": "date", "choice": "choice", "multi_choice": "text", "text": "text", "id_number": "text"}
+DERIVED: dict[str, dict[str, tuple[str, str, str]]] = {
+    # level -> name -> (type, Chinese label, English label)
+    "household": {
+        "living_members": ("integer", "在世成员数", "living members"),
+        "labour_unemployed": ("integer", "有劳动力未务工人数", "members able to work without work"),
+        "disabled_members": ("integer", "残疾成员数", "members with a disability"),
+        "data_errors": ("integer", "数据错误数", "data errors"),
+    },
+    "member": {"age": ("integer", "年龄", "age")},
+    "village": {
+        "poor_people": ("integer", "未脱贫人口", "poor people"),
+        "incidence": ("number", "贫困发生率", "poverty incidence"),
+        "collective_per_capita": ("number", "人均集体经济收入", "collective income per person"),
+    },
+    "township": {
+        "population": ("number", "户籍人口", "population"),
+        "poor_people": ("number", "未脱贫人口", "poor people"),
+        "incidence": ("number", "贫困发生率", "poverty incidence"),
+    },
+    "county": {
+        "households": ("integer", "户数", "households"),
+        "registered_households": ("integer", "建档立卡户数", "registered households"),
+        "population": ("number", "户籍人口", "population"),
+        "poor_people": ("integer", "未脱贫人口", "poor people"),
+        "incidence": ("number", "贫困发生率", "poverty incidence"),
+        "satisfaction_rate": ("number", "认可度", "satisfaction rate"),
+    },
+}
+LEVEL_REGISTERS: dict[str, tuple[str, ...]] = {
+    "member": ("members", "households"),
+    "household": ("households",),
+    "village": ("villages",),
+    "township": ("townships",),
+    "county": (),
+}
+
+
+@dataclass
+class Outcome:
+    """One rule's statuses over the units of its level (index = the unit frame's index)."""
+
+    rule: Rule
+    status: pd.Series  # pass / fail / unknown / na
+    high: pd.Series | None = None
+    member_status: pd.Series | None = None  # for member rules, per living member
+
+
+@dataclass
+class Skipped:
+    rule: str
+    zh: str
+    en: str
+
+
+@dataclass
+class Evaluation:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def names_for(level: str, ruleset: RuleSet, extra_ok: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Accepted names (field, header, alias) -> column, their types, and their labels."""
+    mapping: dict[str, str] = {}
+    types: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for register in LEVEL_REGISTERS[level]:
+        for spec in fields(register):  # type: ignore[arg-type]
+            if spec.name in types:
+                continue
+            for text in (spec.name, spec.header, *spec.aliases):
+                mapping.setdefault(text, spec.name)
+            types[spec.name] = KIND_TYPES[spec.kind]
+            labels[spec.name] = spec.header
+    if level == "member":
+        for spec in fields("households"):
+            labels.setdefault(spec.name, spec.header)
+    for name, (kind, zh, _en) in {**DERIVED.get(level, {}), **(DERIVED["household"] if level == "member" else {})}.items():
+        mapping[name] = name
+        mapping.setdefault(zh, name)
+        types[name] = kind
+        labels[name] = zh
+    for name in extra_ok:
+        mapping[name] = name
+        types[name] = "bool"
+        labels[name] = name
+    return mapping, types, labels
+
+
+def ok_columns(ruleset: RuleSet) -> list[str]:
+    return [f"ok_{rule.id}" for rule in ruleset.rules if rule.level in ("household", "member")]
+
+
+def compile_rule(rule: Rule, ruleset: RuleSet) -> dict[str, Expression | None]:
+    """The rule's expressions, compiled once; ExpressionError names the rule and the part."""
+    mapping, types, _ = names_for(rule.level, ruleset, ok_columns(ruleset))
+    out: dict[str, Expression | None] = {}
+    for part in ("applies_to", "check", "high_when"):
+        text = getattr(rule, part)
+        if text is None:
+            out[part] = None
+            continue
+        try:
+            out[part] = compile_expression(text, fields=mapping, params=ruleset.spec.params, types=types)
+        except ExpressionError as error:
+            raise ExpressionError(f"rule {rule.id}, {part}: {error}") from None
+    return out
+
+
+def statuses(applies: pd.Series | None, ok: pd.Series) -> pd.Series:
+    """pass / fail / unknown / na from the three-valued applies_to and check."""
+    ok = ok.astype("boolean")
+    ok_true = ok.fillna(False).to_numpy(dtype=bool)
+    ok_false = (~ok).fillna(False).to_numpy(dtype=bool)
+    if applies is None:
+        applies_true = np.ones(len(ok), dtype=bool)
+        applies_false = np.zeros(len(ok), dtype=bool)
+    else:
+        applies = applies.astype("boolean")
+        applies_true = applies.fillna(False).to_numpy(dtype=bool)
+        applies_false = (~applies).fillna(False).to_numpy(dtype=bool)
+    result = np.select(
+        [applies_false, applies_true & ok_true, applies_true & ok_false],
+        [NA, PASS, FAIL],
+        default=UNKNOWN,
+    )
+    return pd.Series(result, index=ok.index)
+
+
+def roll_up(member_status: pd.Series, member_households: pd.Series, households: pd.DataFrame, applies: pd.Series | None) -> pd.Series:
+    """Household status from its living members' statuses."""
+    frame = pd.DataFrame({"h": member_households.to_numpy(), "s": member_status.to_numpy()})
+    failed = set(frame.loc[frame["s"] == FAIL, "h"])
+    unknown = set(frame.loc[frame["s"] == UNKNOWN, "h"])
+    checked = set(frame.loc[frame["s"] != NA, "h"])
+    ids = households["household_id"]
+    result = np.where(ids.isin(failed), FAIL, np.where(ids.isin(unknown), UNKNOWN, np.where(ids.isin(checked), PASS, UNKNOWN)))
+    status = pd.Series(result, index=households.index)
+    if applies is not None:
+        applies = applies.astype("boolean")
+        status = status.mask((~applies).fillna(False).astype(bool), NA)
+        status = status.mask(applies.isna() & (status != FAIL), UNKNOWN)
+    return status
+
+
+def missing_inputs(rule: Rule, exprs: dict[str, Expression | None], available: set[str]) -> list[str]:
+    needed: set[str] = set()
+    for expr in exprs.values():
+        if expr is not None:
+            needed |= set(expr.fields)
+    return sorted(needed - available)
+
+
+def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Registers, labels_lang: str = "zh") -> Evaluation:
+    """Run every rule; indicators first, so that risk rules can read their ok_ columns."""
+    evaluation = Evaluation()
+    available = _available(frames, registers)
+    ordered = [r for r in ruleset.rules if r.kind == "indicator"] + [r for r in ruleset.rules if r.kind == "risk"]
+    households = frames["household"]
+    for rule in ordered:
+        exprs = compile_rule(rule, ruleset)
+        absent = missing_inputs(rule, exprs, available[rule.level] | set(households.columns if rule.level == "member" else ()))
+        if rule.level not in frames or absent:
+            _, _, labels = names_for(rule.level, ruleset, [])
+            names = "、".join(labels.get(a, a) for a in absent) or rule.level
+            evaluation.skipped.append(Skipped(
+                rule.id,
+                f"登记表中没有「{names}」, 规则 {rule.id}({rule.name})未评估",
+                f"the registers have no {', '.join(absent) or rule.level}; rule {rule.id} ({rule.name_en or rule.name}) not evaluated",
+            ))
+            continue
+        outcome = _evaluate_rule(rule, exprs, frames)
+        evaluation.outcomes[rule.id] = outcome
+        if rule.level in ("household", "member"):
+            ok = outcome.status.map({PASS: True, FAIL: False}).astype("boolean")
+            households[f"ok_{rule.id}"] = ok
+            available["household"].add(f"ok_{rule.id}")
+            available["member"].add(f"ok_{rule.id}")
+    return evaluation
+
+
+def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame]) -> Outcome:
+    applies_expr, check_expr, high_expr = exprs["applies_to"], exprs["check"], exprs["high_when"]
+    assert check_expr is not None
+    if rule.level == "member":
+        members = frames["member"]
+        applies = applies_expr.evaluate_bool(members) if applies_expr else None
+        member_status = statuses(applies, check_expr.evaluate_bool(members))
+        households = frames["household"]
+        try:
+            household_applies = applies_expr.evaluate_bool(households) if applies_expr else None
+        except ExpressionError:
+            household_applies = None
+        status = roll_up(member_status, members["household_id"], households, household_applies)
+        return Outcome(rule, status, member_status=member_status)
+    frame = frames[rule.level]
+    applies = applies_expr.evaluate_bool(frame) if applies_expr else None
+    status = statuses(applies, check_expr.evaluate_bool(frame))
+    high = high_expr.evaluate_bool(frame).fillna(False).astype(bool) if high_expr else None
+    return Outcome(rule, status, high=high)
+
+
+def _available(frames: dict[str, pd.DataFrame], registers: Registers) -> dict[str, set[str]]:
+    """Columns a rule may read at each level: present register fields and derived figures."""
+    out: dict[str, set[str]] = {}
+    for level in ("member", "household", "village", "township", "county"):
+        names: set[str] = set()
+        for register in LEVEL_REGISTERS[level]:
+            if register in REGISTERS and registers.has(register):  # type: ignore[arg-type]
+                names |= registers.present_fields(register)  # type: ignore[arg-type]
+        if level in frames:
+            names |= {c for c in DERIVED.get(level, {}) if c in frames[level].columns}
+        if level == "member":
+            names |= {c for c in DERIVED["household"] if c in frames["household"].columns}
+        if level in ("household", "member") and "category" in frames["household"].columns:
+            names.add("category")  # filled in for national exports that have no 农户类别
+        out[level] = names
+    return out
+
+
+def unit_key(level: Level, row: dict[str, Any]) -> str:
+    if level in ("member", "household"):
+        return str(row.get("household_id"))
+    if level == "village":
+        return f"{row.get('township')}/{row.get('village')}"
+    if level == "township":
+        return str(row.get("township"))
+    return "county"
+
+
+def plain(value: Any) -> Any:
+    """A JSON-friendly scalar (numpy and pandas scalars, NA -> None)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def masked_value(name: str, value: Any) -> Any:
+    value = plain(value)
+    if name in ("id_number", "head_id_number") and isinstance(value, str):
+        return mask(value)
+    return value

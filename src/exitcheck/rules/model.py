@@ -1,0 +1,230 @@
+"""Rule-set files (rules/*.yaml): pydantic models, loading with positions, message templates.
+
+Like ruff's registry, every rule has an id, a one-line name and an explanation a user can print
+(`exitcheck rules explain ID`). Expressions are compiled here once, through the safe language
+of rules/expr.py; a mistake anywhere is a ConfigError (exit 4) naming the file, the line and,
+for a misspelt name, the nearest known one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from exitcheck.errors import ConfigError
+
+Level = Literal["member", "household", "village", "township", "county"]
+LEVELS: tuple[Level, ...] = ("member", "household", "village", "township", "county")
+
+
+class Band(BaseModel):
+    """An income band: lower bound included, upper bound excluded."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    label: str
+    label_en: str = ""
+    min: float = Field(ge=0)
+    max: float
+
+    @field_validator("max")
+    @classmethod
+    def _ordered(cls, value: float, info: Any) -> float:
+        low = info.data.get("min")
+        if low is not None and value <= low:
+            raise ValueError("max must be greater than min")
+        return value
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    level: Level
+    name: str
+    name_en: str = ""
+    description: str = ""
+    description_en: str = ""
+    kind: Literal["indicator", "risk"] = "indicator"
+    applies_to: str | None = None
+    check: str
+    high_when: str | None = None
+    department: str | None = None
+    message: str
+    message_en: str = ""
+    basis: str = ""
+
+
+class RuleSetFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ruleset: str
+    version: str
+    title: str = ""
+    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    bands: list[Band] | str | None = None
+    rules: list[Rule]
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_ids(cls, rules: list[Rule]) -> list[Rule]:
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.id in seen:
+                raise ValueError(f"rule id {rule.id!r} is used twice")
+            seen.add(rule.id)
+        return rules
+
+
+DEFAULT_BANDS = [
+    Band(id="below_4200", label="4200元以下", label_en="below 4,200", min=0, max=4200),
+    Band(id="4200_4500", label="4200-4500元", label_en="4,200 to 4,500", min=4200, max=4500),
+    Band(id="4500_5000", label="4500-5000元", label_en="4,500 to 5,000", min=4500, max=5000),
+]
+
+
+@dataclass
+class RuleSet:
+    """A loaded, checked rule set; expressions are compiled by the engine for each level."""
+
+    spec: RuleSetFile
+    path: str
+    sha256: str
+    bands: list[Band]
+
+    @property
+    def name(self) -> str:
+        return self.spec.ruleset
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def rules(self) -> list[Rule]:
+        return self.spec.rules
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.spec.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+
+def default_rules_path() -> Path:
+    """The default rule set: the repository's rules/ in a checkout, else the packaged copy."""
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[3] / "rules" / "sichuan-2020.yaml", here.parents[1] / "data" / "sichuan-2020.yaml"):
+        if candidate.exists():
+            return candidate
+    raise ConfigError("找不到默认规则集 sichuan-2020.yaml", "the default rule set sichuan-2020.yaml is missing")
+
+
+def _line_of(text: str, location: tuple[Any, ...]) -> int | None:
+    """The line of a YAML node given a pydantic error location, e.g. ('rules', 3, 'check')."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    for key in location:
+        if node is None:
+            return None
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if getattr(k, "value", None) == key]
+            if not match:
+                return node.start_mark.line + 1
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def load_ruleset(path: Path | None = None) -> RuleSet:
+    """Read and validate a rule-set file; every mistake is a ConfigError with its position."""
+    path = path or default_rules_path()
+    try:
+        data_bytes = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: 无法读取规则文件({exc.strerror})", f"{path}: cannot read the rule set ({exc.strerror})") from None
+    text = data_bytes.decode("utf-8", errors="replace")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: 规则文件不是有效的 YAML({getattr(exc, 'problem', exc)})", f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    try:
+        spec = RuleSetFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        line = _line_of(text, tuple(first["loc"]))
+        where = f"{path}:{line}" if line else str(path)
+        loc = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{where}: {loc}: {first['msg']}", f"{where}: {loc}: {first['msg']}") from None
+    bands = _bands(spec, path)
+    ruleset = RuleSet(spec=spec, path=str(path), sha256=hashlib.sha256(data_bytes).hexdigest(), bands=bands)
+    for rule in spec.rules:
+        for template in (rule.message, rule.message_en):
+            check_template(template, f"{path}: {rule.id}")
+    return ruleset
+
+
+def _bands(spec: RuleSetFile, path: Path) -> list[Band]:
+    if spec.bands is None:
+        return list(DEFAULT_BANDS)
+    if isinstance(spec.bands, str):
+        band_path = (path.parent / spec.bands).resolve()
+        try:
+            data = yaml.safe_load(band_path.read_text(encoding="utf-8"))
+            items = data.get("bands", data) if isinstance(data, dict) else data
+            return [Band.model_validate(item) for item in items]
+        except (OSError, yaml.YAMLError, ValidationError, AttributeError, TypeError) as exc:
+            raise ConfigError(f"{band_path}: 收入分档文件无效({exc})", f"{band_path}: invalid bands file ({exc})") from None
+    return spec.bands
+
+
+_SPEC = re.compile(r"^[,.]?(\.\d)?[f%]?$|^,?\.\d[f%]$|^$")
+
+
+def check_template(template: str, where: str) -> list[str]:
+    """Placeholders of a message template: plain names only (no attribute or index access)."""
+    names = []
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: 消息模板有误({exc})", f"{where}: bad message template ({exc})") from None
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not re.fullmatch(r"[^\W\d][\w]*", name) or conversion or not _SPEC.match(spec or ""):
+            raise ConfigError(
+                f"{where}: 消息模板中的占位符 {{{name}}} 只能是字段名或参数名",
+                f"{where}: placeholder {{{name}}} in a message may only be a field or param name",
+            )
+        names.append(name)
+    return names
+
+
+def render_template(template: str, values: dict[str, Any]) -> str:
+    """Fill a checked template without str.format's attribute access."""
+    out = []
+    for literal, name, spec, _conversion in string.Formatter().parse(template):
+        out.append(literal)
+        if name is None:
+            continue
+        value = values.get(name)
+        if value is None or (isinstance(value, float) and value != value):
+            out.append("(空)" if not spec else "")
+            continue
+        try:
+            out.append(format(value, spec or ""))
+        except (ValueError, TypeError):
+            out.append(str(value))
+    return "".join(out)

@@ -1,0 +1,202 @@
+"""exitcheck audit: the gaps agree exactly with the default rule set's meaning."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from datetime import date
+
+import pytest
+
+import exitcheck
+from builders import AS_OF, base_county, make_id, member
+from exitcheck.audit import audit
+from exitcheck.rules.model import load_ruleset
+
+H = [f"51343400{n:04d}" for n in range(1, 7)]
+
+
+def planted_gaps():
+    county = base_county()
+    hh, m = county.households, county.members
+    hh[0]["人均纯收入"] = 4199.99  # income fail -> wrong-exit risk
+    m.append(member(H[0], "故人", make_id(date(1940, 1, 1), 90, True), "之父", "男", "1940-01-01",
+                    人员状态="死亡", 城乡居民基本医疗保险="否"))  # dead: ignored by every indicator
+    m.append(member(H[1], "辍学儿", make_id(date(2010, 7, 1), 91, True), "之子", "男", "2010-07-01",
+                    在校生状况="失学辍学"))  # aged 9 on the reference date: education fail
+    hh[1]["家庭人口数"] = 4
+    m[6]["城乡居民基本医疗保险"] = "否"  # hh3 head: medical fail
+    m[7]["城乡居民基本医疗保险"] = ""  # hh3 spouse blank: unknown, but the fail wins
+    hh[3]["住房安全等级"] = "C"  # housing fail
+    hh[3]["安全饮水"] = ""  # water unknown, and a missing_value -> info_accuracy fail
+    hh[4]["认可度"] = "不满意"
+    hh[4]["脱贫状态"] = "未脱贫"  # 3 poor people in 新民村
+    hh[5].update({"农户类别": "边缘易致贫户", "贫困户属性": "", "脱贫状态": "", "人均纯收入": 3000, "住房安全等级": "D"})
+    county.villages[2].update({"户籍人口": 100, "村集体经济收入": 250})  # incidence 3% and 2.5 yuan per person
+    county.villages[0]["卫生室"] = ""  # poor village: clinic unknown
+    county.villages[1].update({"通硬化路": "否", "卫生室": "否"})  # not a poor village: no finding
+    county.townships[1]["达标卫生院"] = "否"
+    return county
+
+
+@pytest.fixture
+def result(tmp_path):
+    return audit(exitcheck.load([planted_gaps().write(tmp_path / "g.xlsx")]), as_of=AS_OF)
+
+
+def _gaps(result):
+    return {(g.rule, g.status, g.household_id or g.village or g.township or "county") for g in result.gaps}
+
+
+def test_gaps_match_the_meaning_of_every_rule(result):
+    assert _gaps(result) == {
+        ("income", "fail", H[0]),
+        ("education", "fail", H[1]),
+        ("medical", "fail", H[2]),
+        ("housing", "fail", H[3]),
+        ("water", "unknown", H[3]),
+        ("info_accuracy", "fail", H[2]),  # the blank medical insurance is a missing_value
+        ("info_accuracy", "fail", H[3]),
+        ("satisfaction", "fail", H[4]),
+        ("risk_wrong_exit", "fail", H[0]),
+        ("risk_wrong_exit", "fail", H[1]),
+        ("risk_wrong_exit", "fail", H[2]),
+        ("risk_wrong_exit", "fail", H[3]),
+        ("risk_missed", "fail", H[5]),
+        ("village_incidence", "fail", "新民村"),
+        ("village_collective_income", "fail", "新民村"),
+        ("village_clinic", "unknown", "瓦曲村"),
+        ("township_health_center", "fail", "中所镇"),
+        ("county_satisfaction", "fail", "county"),
+    }
+
+
+def test_summary_figures(result):
+    summary = result.summary()
+    assert summary["households"] == 6
+    assert summary["registered_households"] == 5
+    assert summary["households_with_gaps"] == 5  # hh1..hh5 each fail one of the 12 indicators
+    assert summary["by_rule"]["water"] == {"fail": 0, "unknown": 1}
+    assert summary["incidence"]["villages"]["中所镇/新民村"] == pytest.approx(0.03)
+    assert summary["incidence"]["county"] == pytest.approx(3 / 800)
+    assert summary["satisfaction_rate"] == pytest.approx(0.8)
+    assert summary["skipped_rules"] == []
+
+
+def test_risk_missed_is_high_for_a_grade_d_house(result):
+    gap = next(g for g in result.gaps if g.rule == "risk_missed")
+    assert gap.priority == "high"
+    assert gap.department == "civil-affairs"
+
+
+def test_member_gap_values_name_the_members_with_ids_masked(result):
+    gap = next(g for g in result.gaps if g.rule == "education")
+    (child,) = gap.values["members"]
+    assert child["name"] == "辍学儿" and child["age"] == 9
+    assert child["id_number"].count("*") == 8
+
+
+def test_messages_say_why(result):
+    income = next(g for g in result.gaps if g.rule == "income")
+    assert "4199.99" in income.message and "4200" in income.message
+    water = next(g for g in result.gaps if g.rule == "water")
+    assert "安全饮水" in water.message and "待核实" in water.message
+
+
+def test_village_rules_skipped_without_village_sheet(tmp_path):
+    county = planted_gaps()
+    county.villages = []
+    res = audit(exitcheck.load([county.write(tmp_path / "nv.xlsx")]), as_of=AS_OF)
+    skipped = {s.rule for s in res.skipped}
+    assert {"village_incidence", "village_clinic", "county_incidence"} <= skipped
+    assert not [g for g in res.gaps if g.level == "village" or g.rule == "county_incidence"]
+
+
+def test_household_without_living_member_is_unknown_for_member_rules(tmp_path):
+    county = base_county()
+    for row in county.members[:3]:
+        row["人员状态"] = "迁出"
+    res = audit(exitcheck.load([county.write(tmp_path / "e.xlsx")]), as_of=AS_OF)
+    statuses = {(g.rule, g.status) for g in res.gaps if g.household_id == H[0]}
+    assert ("education", "unknown") in statuses and ("medical", "unknown") in statuses
+
+
+def test_age_boundaries_6_and_15_inclusive(tmp_path):
+    county = base_county()
+    # turns 6 on the reference date; turns 16 on the reference date (so no longer 6-15)
+    county.members.append(member(H[0], "六岁", make_id(date(2014, 6, 30), 92, True), "之子", "男", "2014-06-30", 在校生状况="失学辍学"))
+    county.members.append(member(H[1], "十六", make_id(date(2004, 6, 30), 93, False), "之女", "女", "2004-06-30", 在校生状况="失学辍学"))
+    county.households[0]["家庭人口数"] = 4
+    county.households[1]["家庭人口数"] = 4
+    res = audit(exitcheck.load([county.write(tmp_path / "a.xlsx")]), as_of=AS_OF)
+    education = {g.household_id for g in res.gaps if g.rule == "education"}
+    assert education == {H[0]}
+
+
+def test_cli_audit_writes_json_xlsx_csv(tmp_path, run_cli):
+    path = planted_gaps().write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run = run_cli("audit", str(path), "--out", str(out), "--format", "xlsx,json,csv", "--as-of", AS_OF.isoformat(), "--split-by", "township")
+    assert run.returncode == 1, run.stderr
+    document = json.loads((out / "gaps.json").read_text(encoding="utf-8"))
+    assert document["schema"] == "exitcheck/gaps@1"
+    assert document["as_of"] == "2020-06-30"
+    assert document["ruleset"]["name"] == "sichuan-2020" and len(document["ruleset"]["sha256"]) == 64
+    assert document["inputs"][0]["path"] == str(path)
+    keys = {"level", "rule", "status", "household_id", "township", "village", "message", "department", "values"}
+    assert all(keys <= set(gap) for gap in document["gaps"])
+    assert document["data_issues"] and document["data_issues"][0]["code"] == "missing_value"
+    assert (out / "gaps_households.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert sorted(p.name for p in (out / "townships").iterdir()) == ["中所镇.xlsx", "越城镇.xlsx"]
+    for produced in out.rglob("*"):
+        if produced.is_file():
+            assert produced.stat().st_mode & 0o077 == 0, produced
+
+
+def test_cli_audit_exit_0_on_a_clean_county(tmp_path, run_cli):
+    path = base_county().write(tmp_path / "c.xlsx")
+    run = run_cli("audit", str(path), "--out", str(tmp_path / "o"), "--as-of", AS_OF.isoformat())
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_gap_workbook_sheets_and_print_setup(tmp_path, run_cli):
+    import openpyxl
+
+    path = planted_gaps().write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat())
+    book = openpyxl.load_workbook(out / "gaps.xlsx")
+    assert book.sheetnames[:6] == ["汇总", "户清单", "村清单", "乡镇清单", "县", "风险清单"]
+    households = book["户清单"]
+    assert households.freeze_panes == "A2"
+    assert households.auto_filter.ref
+    assert households.page_setup.orientation == "landscape"
+    ids = [households.cell(row=r, column=3).value for r in range(2, households.max_row + 1)]
+    assert ids == sorted(ids, key=lambda h: (H.index(h) // 3, h)) or set(ids) == set(H[:5])
+    assert book["汇总"]._charts, "the summary sheet has a native bar chart"
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+def test_gap_workbook_renders_in_libreoffice(tmp_path, run_cli):
+    path = planted_gaps().write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat())
+    subprocess.run(["soffice", "--headless", "--convert-to", "pdf", "--outdir", str(tmp_path), str(out / "gaps.xlsx")],
+                   check=True, capture_output=True, timeout=180, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    pdf = (tmp_path / "gaps.pdf").read_bytes()
+    pages = re.findall(rb"/Type\s*/Page[^s]", pdf)
+    assert pdf.startswith(b"%PDF") and len(pages) >= 6  # one page at least per sheet
+
+
+def test_default_ruleset_has_the_issue_rule_ids():
+    ids = {rule.id for rule in load_ruleset().rules}
+    assert ids == {
+        "income", "education", "medical", "housing", "water", "electricity", "broadcast_tv",
+        "policy_awareness", "info_accuracy", "living_environment", "gratitude_bag", "satisfaction",
+        "village_incidence", "village_collective_income", "village_paved_road", "village_clinic",
+        "village_culture_room", "village_telecom", "village_safe_water", "village_electricity",
+        "village_broadcast_tv", "township_central_school", "township_health_center",
+        "township_service_center", "county_incidence", "county_satisfaction", "risk_wrong_exit", "risk_missed",
+    }
