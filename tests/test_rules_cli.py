@@ -1,0 +1,64 @@
+"""exitcheck rules list / explain / check, and rule-set errors with positions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from exitcheck.rules.model import default_rules_path
+
+
+def test_rules_list_and_explain(run_cli):
+    listed = run_cli("rules", "list")
+    assert listed.returncode == 0
+    assert "risk_wrong_exit" in listed.stdout and "收入达标" in listed.stdout
+    explained = run_cli("rules", "explain", "income")
+    assert explained.returncode == 0
+    assert "income_per_capita >= income_line" in explained.stdout and "退出实施方案" in explained.stdout
+    english = run_cli("rules", "explain", "income", "--lang", "en")
+    assert "Income above the line" in english.stdout
+    unknown = run_cli("rules", "explain", "incom")
+    assert unknown.returncode == 2 and "income" in unknown.stderr
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = default_rules_path().read_text(encoding="utf-8").replace(old, new, 1)
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_rules_check_misspelt_field_did_you_mean(tmp_path, run_cli):
+    path = _broken(tmp_path, "check: income_per_capita >= income_line", "check: income_per_capta >= income_line")
+    result = run_cli("rules", "check", str(path))
+    assert result.returncode == 4
+    assert "income_per_capita" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rules_check_reports_the_line_of_a_schema_error(tmp_path, run_cli):
+    path = _broken(tmp_path, "level: household", "level: hamlet")
+    result = run_cli("rules", "check", str(path))
+    assert result.returncode == 4
+    line = next(n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "hamlet" in text)
+    assert f"rules.yaml:{line}" in result.stderr
+
+
+def test_rules_check_refuses_an_escape_attempt(tmp_path, run_cli):
+    path = _broken(tmp_path, "check: safe_water", "check: __import__('os').system('touch pwned')")
+    result = run_cli("rules", "check", str(path))
+    assert result.returncode == 4
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_message_templates_allow_plain_names_only(tmp_path, run_cli):
+    path = _broken(tmp_path, "message: 未解决安全饮水", "message: '{safe_water.__class__}'")
+    result = run_cli("rules", "check", str(path))
+    assert result.returncode == 4
+
+
+def test_audit_with_invalid_rules_exits_4(tmp_path, run_cli):
+    from builders import base_county
+
+    registers = base_county().write(tmp_path / "c.xlsx")
+    path = _broken(tmp_path, "check: safe_water", "check: safe_watr")
+    result = run_cli("audit", str(registers), "--rules", str(path), "--out", str(tmp_path / "o"))
+    assert result.returncode == 4 and "safe_water" in result.stderr
