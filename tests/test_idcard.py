@@ -129,16 +129,29 @@ def test_mask_text_leaves_other_numbers(text: str) -> None:
     assert mask_text(text) == text
 
 
+non_digits = st.text(alphabet=st.characters(blacklist_categories=("Nd",)))
+
+
 @FAST
 @given(
-    st.text(alphabet=st.characters(blacklist_categories=("Nd",))),
-    st.text(alphabet="0123456789", min_size=17, max_size=17),
-    st.text(alphabet=st.characters(blacklist_categories=("Nd",))),
+    non_digits,
+    st.text(alphabet="0123456789", min_size=6, max_size=6),
+    st.dates(min_value=dt.date(1800, 1, 1), max_value=dt.date(2099, 12, 31)),
+    st.integers(min_value=0, max_value=999),
+    non_digits,
 )
-def test_mask_text_hides_birth_digits(prefix: str, first17: str, suffix: str) -> None:
-    id18 = first17 + check_digit(first17)
+def test_mask_text_hides_birth_digits(
+    prefix: str, area: str, birth: dt.date, seq: int, suffix: str
+) -> None:
+    id18 = make_id(area, birth, seq)
     masked = mask_text(prefix + id18 + suffix)
     assert masked == prefix + mask(id18) + suffix
+
+
+def test_mask_text_keeps_household_codes() -> None:
+    # 18 digits whose "birth date" is no date: a household code, not personal.
+    text = "户编号 513434001001000070 缺少户主"
+    assert mask_text(text) == text
 
 
 # --------------------------------------------------------------------------
@@ -326,7 +339,9 @@ def test_non_text_non_number_cells(cell: object) -> None:
 
 
 def test_columns_dtypes_and_index() -> None:
-    raw = pd.Series([VALID, None, 5.13434199001011e17, TEXTBOOK], index=[10, 10, 7, 3], dtype=object)
+    raw = pd.Series(
+        [VALID, None, 5.13434199001011e17, TEXTBOOK], index=[10, 10, 7, 3], dtype=object
+    )
     result = analyse(raw, AS_OF)
     assert list(result.columns) == [
         "id",
@@ -480,7 +495,10 @@ def test_age_on_keeps_index() -> None:
 
 
 @FAST
-@given(st.lists(st.one_of(st.none(), birth_dates), max_size=20), st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2200, 1, 1)))
+@given(
+    st.lists(st.one_of(st.none(), birth_dates), max_size=20),
+    st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2200, 1, 1)),
+)
 def test_age_on_matches_reference(births: list[dt.date | None], as_of: dt.date) -> None:
     series = pd.Series(pd.to_datetime(pd.Series(births, dtype=object)), dtype="datetime64[ns]")
     ages = age_on(series, as_of)
@@ -488,5 +506,7 @@ def test_age_on_matches_reference(births: list[dt.date | None], as_of: dt.date) 
         if birth is None:
             assert pd.isna(age)
         else:
-            expected = as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+            expected = (
+                as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+            )
             assert age == expected

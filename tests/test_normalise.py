@@ -182,7 +182,9 @@ def test_yes_no_blank_is_unknown(cell: object) -> None:
     assert parse_one(yes_no, cell) == (None, False)
 
 
-@pytest.mark.parametrize("cell", ["是否", "2", 2, 0.5, "maybe", "不知道", dt.date(2019, 1, 1), "ok"])
+@pytest.mark.parametrize(
+    "cell", ["是否", "2", 2, 0.5, "maybe", "不知道", dt.date(2019, 1, 1), "ok"]
+)
 def test_yes_no_bad(cell: object) -> None:
     assert parse_one(yes_no, cell) == (None, True)
 
@@ -233,8 +235,26 @@ def test_number(cell: object, expected: float) -> None:
 
 @pytest.mark.parametrize(
     "cell",
-    [True, False, "NaN", "nan", "inf", "-inf", "Infinity", math.inf, "abc", "43,50", "1,0000",
-     "4200美元", "4.2.1", "1e999", dt.date(2019, 1, 1), dt.time(8), "", "元"],
+    [
+        True,
+        False,
+        "NaN",
+        "nan",
+        "inf",
+        "-inf",
+        "Infinity",
+        math.inf,
+        "abc",
+        "43,50",
+        "1,0000",
+        "4200美元",
+        "4.2.1",
+        "1e999",
+        dt.date(2019, 1, 1),
+        dt.time(8),
+        "",
+        "元",
+    ],
 )
 def test_number_bad(cell: object) -> None:
     value, bad = parse_one(number, cell)
@@ -292,8 +312,21 @@ def test_integer(cell: object, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "cell",
-    [2.5, "2.5", "2.5人", True, "五", 2**63, 10**30, "1e30", "12345678901234567890", math.inf, "NaN",
-     "人", dt.date(2019, 1, 1)],
+    [
+        2.5,
+        "2.5",
+        "2.5人",
+        True,
+        "五",
+        2**63,
+        10**30,
+        "1e30",
+        "12345678901234567890",
+        math.inf,
+        "NaN",
+        "人",
+        dt.date(2019, 1, 1),
+    ],
 )
 def test_integer_bad(cell: object) -> None:
     assert parse_one(integer, cell) == (None, True)
@@ -408,7 +441,9 @@ def test_date_dtype() -> None:
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cell", [2019, 2019.0, "2019", "2019年", "2019 年", "2019年度", "２０１９", " 2019 "])
+@pytest.mark.parametrize(
+    "cell", [2019, 2019.0, "2019", "2019年", "2019 年", "2019年度", "２０１９", " 2019 "]
+)
 def test_year(cell: object) -> None:
     assert parse_one(year, cell) == (2019, False)
 
@@ -562,10 +597,19 @@ def test_excel_serials_round_trip(day: dt.date) -> None:
 
 
 @FAST
-@given(st.integers(min_value=-(10**15), max_value=10**15), st.sampled_from(["", "元", " 元/人", "(元)"]))
+@given(
+    st.integers(min_value=-(10**15), max_value=10**15),
+    st.sampled_from(["", "元", " 元/人", "(元)"]),
+)
 def test_integers_with_separators_round_trip(value: int, unit: str) -> None:
     grouped = f"{value:,}"
-    cells_ = [grouped + unit, full_width(grouped) + unit, grouped.replace(",", "，"), str(value), value]
+    cells_ = [
+        grouped + unit,
+        full_width(grouped) + unit,
+        grouped.replace(",", "，"),
+        str(value),
+        value,
+    ]
     ints, bad_i = integer(pd.Series(cells_, dtype=object))
     floats, bad_f = number(pd.Series(cells_, dtype=object))
     assert not bad_i.any()
@@ -591,11 +635,15 @@ def test_years_round_trip(value: int, suffix: str) -> None:
     assert (values == value).all()
 
 
-yes_no_forms = st.sampled_from(["是", "Yes", "y", "√", "1", "TRUE", "否", "No", "n", "×", "0", "FALSE", "x"])
+yes_no_forms = st.sampled_from(
+    ["是", "Yes", "y", "√", "1", "TRUE", "否", "No", "n", "×", "0", "FALSE", "x"]
+)
 
 
 @FAST
-@given(yes_no_forms, st.text(alphabet=" \u3000\t", max_size=3), st.text(alphabet=" \u3000", max_size=3))
+@given(
+    yes_no_forms, st.text(alphabet=" \u3000\t", max_size=3), st.text(alphabet=" \u3000", max_size=3)
+)
 def test_yes_no_ignores_spaces_and_case(form: str, before: str, after: str) -> None:
     expected = form in ("是", "Yes", "y", "√", "1", "TRUE")
     cells_ = [before + form + after, form.swapcase(), full_width(form)]

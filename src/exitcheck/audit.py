@@ -18,7 +18,7 @@ from exitcheck.registers.model import Registers
 from exitcheck.registers.parse import Parsed
 from exitcheck.rules import engine, figures
 from exitcheck.rules.engine import FAIL, UNKNOWN, Evaluation, Outcome, Skipped, masked_value, plain
-from exitcheck.rules.model import Rule, RuleSet, load_ruleset, render_template
+from exitcheck.rules.model import Rule, RuleSet, check_template, load_ruleset, render_template
 from exitcheck.validation import prepare
 
 HOUSEHOLD_LEVELS = ("household", "member")
@@ -169,10 +169,12 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], rule
     check = exprs["check"]
     used = sorted(check.fields) if check is not None else []
     _, _, labels = engine.names_for(rule.level, ruleset, engine.ok_columns(ruleset))
-    rows = frame.loc[flagged[flagged].index]
+    template = rule.message_en if lang == "en" and rule.message_en else rule.message
+    placeholders = set(check_template(template, rule.id))
+    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", *used, *placeholders]) if c in frame.columns]
+    rows = frame.loc[flagged[flagged].index, wanted]
     statuses = outcome.status[flagged]
     members = _member_values(rule, outcome, frames, used) if rule.level == "member" else {}
-    template = rule.message_en if lang == "en" and rule.message_en else rule.message
     params = ruleset.spec.params
     out = []
     high = outcome.high[flagged] if outcome.high is not None else None
@@ -186,7 +188,7 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], rule
                 concerned = [m for m in concerned if m["status"] == FAIL]
             values = {"members": concerned}
         if status == FAIL:
-            message = render_template(template, {**params, **{k: plain(v) for k, v in data.items()}})
+            message = render_template(template, {**params, **{k: plain(data[k]) for k in placeholders if k in data}})
         else:
             message = _unknown_message(rule, data, used, labels, lang, members.get(data.get("household_id")))
         out.append(Gap(

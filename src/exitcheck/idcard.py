@@ -25,6 +25,7 @@ This module imports nothing from the rest of the package so that any part of it
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 
 import numpy as np
@@ -100,9 +101,21 @@ def mask_text(text: str) -> str:
     """Mask every ID-looking token in free text (log lines, console messages).
 
     A token is 17 digits followed by a digit or X/x, or 15 digits (the old
-    ID), not adjacent to other digits.
+    ID), not adjacent to other digits, whose birth-date digits look like a date
+    (year 18xx-20xx, month 01-12, day 01-31). That last test keeps long
+    household codes such as 513434001001000070 readable: they are not personal.
     """
-    return _ID_IN_TEXT.sub(lambda m: mask(m.group(0)) or "", text)
+    return _ID_IN_TEXT.sub(_mask_match, text)
+
+
+_BIRTH_18 = re.compile(r"^\d{6}(18|19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
+_BIRTH_15 = re.compile(r"^\d{6}\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    token = match.group(0)
+    pattern = _BIRTH_18 if len(token) == 18 else _BIRTH_15
+    return (mask(token) or "") if pattern.match(token) else token
 
 
 def _as_date(value: _dt.date) -> _dt.date:
@@ -165,21 +178,43 @@ def _ascii_matrix(values: pd.Series, width: int) -> np.ndarray:
 def _number_digits(numbers: pd.Series) -> pd.Series:
     """Text of int(value) for number cells (what is left of a numeric ID).
 
-    Floats in the int64 range are truncated with numpy; the rest (huge ints,
-    inf) are few and converted one by one.
+    Ints and floats within the int64 range are converted by numpy; the rest
+    (huge ints, inf) are rare and converted one by one.
     """
-    out = pd.Series(pd.NA, index=numbers.index, dtype="string")
-    if numbers.empty:
-        return out
-    as_float = pd.to_numeric(numbers, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    is_int = numbers.map(type).map(lambda t: issubclass(t, (int, np.integer))).to_numpy(bool)
-    fast = ~is_int & np.isfinite(as_float) & (np.abs(as_float) < 2.0**63)
-    if fast.any():
-        out[fast] = pd.array(np.trunc(as_float[fast]).astype(np.int64).astype(str), dtype="string")
-    slow = ~fast
+    values = numbers.to_numpy(dtype=object)
+    out = np.empty(len(values), dtype=object)
+    if len(values) == 0:
+        return pd.Series(out, index=numbers.index, dtype="string")
+    types = pd.Series(values, dtype=object).map(type)
+    int_types = {t: issubclass(t, (int, np.integer)) for t in types.unique()}
+    is_int = np.array(types.map(int_types), dtype=bool)
+    as_float = _floats(values)
+    in_range = np.isfinite(as_float) & (np.abs(as_float) < 2.0**62)
+    fast_float = ~is_int & in_range
+    if fast_float.any():
+        out[fast_float] = np.trunc(as_float[fast_float]).astype(np.int64).astype(str)
+    fast_int = is_int & in_range
+    if fast_int.any():
+        out[fast_int] = values[fast_int].astype(np.int64).astype(str)
+    slow = ~(fast_float | fast_int)
     if slow.any():
-        out[slow] = numbers[slow].map(_int_text).astype("string")
-    return out
+        out[slow] = [_int_text(v) for v in values[slow]]
+    return pd.Series(out, index=numbers.index, dtype="string")
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    """float64 of number cells; ints beyond the float range become inf."""
+    try:
+        return values.astype(np.float64)
+    except OverflowError:
+        return np.array([_to_float(v) for v in values], dtype=np.float64)
+
+
+def _to_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf
 
 
 def _int_text(value: object) -> str:
@@ -227,6 +262,18 @@ def _other_text(value: object) -> str:
     return str(value)
 
 
+def _other_texts(cells: pd.Series) -> pd.Series:
+    """Text of dates, booleans and other objects, once per distinct value."""
+    values = cells.to_numpy(dtype=object)
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    except TypeError:  # unhashable objects
+        codes, uniques = np.arange(len(values)), values
+    texts = np.empty(len(uniques), dtype=object)
+    texts[:] = [_other_text(v) for v in uniques]
+    return pd.Series(texts[codes], index=cells.index, dtype=object)
+
+
 def _normalise_text(text: pd.Series) -> pd.Series:
     """Normalise ID text: width, lowercase x, surrounding white space.
 
@@ -236,9 +283,29 @@ def _normalise_text(text: pd.Series) -> pd.Series:
     text = text.astype("string")
     non_ascii = ~text.str.isascii().fillna(True).to_numpy(bool)
     if non_ascii.any():
-        text[non_ascii] = text[non_ascii].str.translate(_ID_TRANSLATION)
+        text[non_ascii] = pd.array(_half_width(text[non_ascii]), dtype="string")
     text = text.str.replace("x", "X", regex=False).str.strip()
     return text.mask(text == "")
+
+
+def _half_width(strings: pd.Series) -> np.ndarray:
+    """Apply the ID translation to short non-ASCII strings with numpy.
+
+    A whole column typed with a full-width input method is plausible, so the
+    code points are mapped as an array; long strings and strings holding NUL
+    (which numpy's fixed-width strings drop) go through str.translate.
+    """
+    values = strings.to_numpy(dtype=object)
+    width = int(strings.str.len().max())
+    if width > 64 or strings.str.contains("\x00", regex=False).any():
+        return np.array([v.translate(_ID_TRANSLATION) for v in values], dtype=object)
+    fixed = values.astype(f"<U{width}")
+    codes = fixed.view(np.uint32).reshape(len(values), width).copy()
+    wide = (codes >= 0xFF01) & (codes <= 0xFF5E)
+    codes[wide] -= 0xFEE0
+    codes[codes == 0x3000] = 0x20
+    codes[codes == ord("x")] = ord("X")
+    return codes.view(f"<U{width}").ravel().astype(object)
 
 
 def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
@@ -264,7 +331,7 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
     if is_text.any():
         ids[is_text] = _normalise_text(raw[is_text])
     if other.any():
-        ids[other] = _normalise_text(raw[other].map(_other_text))
+        ids[other] = _normalise_text(_other_texts(raw[other]))
     if is_number.any():
         ids[is_number] = _number_digits(raw[is_number])
 

@@ -7,6 +7,9 @@ rules need (a member's birth date and age from the ID number, whether the member
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pandas as pd
 
 from exitcheck import idcard
@@ -67,48 +70,48 @@ def check_ids(registers: Registers, parsed: Parsed, sink: IssueSink, register: R
     frame = parsed.tables[register]
     raw = registers.raw[register][name]
     info = idcard.analyse(raw, parsed.as_of)
-    typed = normalise.raw_repr(raw)
     household = frame["household_id"]
     blank = normalise.is_blank(raw)
     lost = info["precision_lost"].astype(bool)
-    sink.add(register, frame, lost, "id_precision_lost", name, values=typed, household=household)
+    sink.add(register, frame, lost, "id_precision_lost", name, raw=raw, household=household)
     if register == "members":
         sink.add(register, frame, blank, "missing_value", name, household=household)
     readable = ~blank & ~lost
     wrong_shape = readable & ~info["shape_ok"].astype(bool)
     wrong_digit = readable & info["shape_ok"].astype(bool) & ~info["checksum_ok"].astype(bool)
-    sink.add(register, frame, wrong_shape, "id_checksum", name, values=typed, household=household,
+    sink.add(register, frame, wrong_shape, "id_checksum", name, raw=raw, household=household,
              params={"reason": {"zh": "不是18位身份证号的格式", "en": "is not shaped like an 18-character ID number"}})
-    sink.add(register, frame, wrong_digit, "id_checksum", name, values=typed, household=household,
+    sink.add(register, frame, wrong_digit, "id_checksum", name, raw=raw, household=household,
              params={"reason": {"zh": "校验位错误", "en": "has a wrong check digit"}})
     frame[name] = info["id"].where(readable)
     if register != "members":
         return
     impossible = readable & info["birth_impossible"].astype(bool)
-    sink.add(register, frame, impossible, "id_birth_mismatch", name, values=typed, household=household,
+    sink.add(register, frame, impossible, "id_birth_mismatch", name, raw=raw, household=household,
              params={"reason": {"zh": "身份证号中的出生日期不存在或不合理", "en": "the birth date in the ID number is impossible"}})
     birth_id = info["birth"].where(readable)
     stated = frame["birth_date"]
-    differs = (stated.notna() & birth_id.notna() & (stated.dt.normalize() != birth_id)).fillna(False)
-    stated_text = stated.dt.strftime("%Y-%m-%d")
-    id_text = birth_id.dt.strftime("%Y-%m-%d")
-    reasons = pd.Series(
-        [{"zh": f"出生日期为 {a}, 身份证号显示为 {b}", "en": f"birth date is {a} but the ID number says {b}"}
-         for a, b in zip(stated_text.where(differs, ""), id_text.where(differs, ""), strict=True)],
-        index=frame.index,
-    ) if differs.any() else None
-    sink.add(register, frame, differs.astype(bool), "id_birth_mismatch", "birth_date",
-             values=normalise.raw_repr(registers.raw[register]["birth_date"]) if "birth_date" in registers.raw[register] else None,
-             household=household, params=reasons)
+    differs = (stated.notna() & birth_id.notna() & (stated.dt.normalize() != birth_id)).fillna(False).astype(bool)
+    reasons = _per_row(differs, lambda i: {"reason": {
+        "zh": f"出生日期为 {stated[i]:%Y-%m-%d}, 身份证号显示为 {birth_id[i]:%Y-%m-%d}",
+        "en": f"birth date is {stated[i]:%Y-%m-%d} but the ID number says {birth_id[i]:%Y-%m-%d}",
+    }})
+    sink.add(register, frame, differs, "id_birth_mismatch", "birth_date",
+             raw=registers.raw[register].get("birth_date"), household=household, params=reasons)
     sex = info["sex"].where(readable)
     gender = frame["gender"]
     wrong_sex = (gender.notna() & sex.notna() & (gender != sex)).fillna(False).astype(bool)
-    expected = pd.Series([{"expected": {"zh": s, "en": "male" if s == "男" else "female"}} if isinstance(s, str) else {}
-                          for s in sex.where(wrong_sex)], index=frame.index) if wrong_sex.any() else None
+    expected = _per_row(wrong_sex, lambda i: {"expected": {"zh": sex[i], "en": "male" if sex[i] == "男" else "female"}})
     sink.add(register, frame, wrong_sex, "id_gender_mismatch", "gender", values=gender,
              household=household, params=expected)
     frame["birth_from_id"] = birth_id.where(birth_id.notna(), stated)
     frame["age"] = idcard.age_on(frame["birth_from_id"], parsed.as_of)
+
+
+def _per_row(mask: pd.Series, make: Callable[[Any], dict[str, object]]) -> pd.Series:
+    """Message params for the flagged rows only (few), keyed by their index."""
+    flagged = mask.index[mask.to_numpy()]
+    return pd.Series([make(i) for i in flagged], index=flagged, dtype=object)
 
 
 def _others(keys: pd.Series, owners: pd.Series, mask: pd.Series) -> pd.Series:

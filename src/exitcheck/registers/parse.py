@@ -49,16 +49,23 @@ class IssueSink:
         field_name: str | None,
         *,
         values: pd.Series | None = None,
+        raw: pd.Series | None = None,
         household: pd.Series | None = None,
         params: dict[str, object] | pd.Series | None = None,
     ) -> None:
-        """One issue per row where `mask` is True. `params` may be a Series of dicts per row."""
+        """One issue per row where `mask` is True. `params` may be a Series of dicts per row.
+
+        `raw` (cells as read) gives the "value as typed"; it is turned into text only for the
+        flagged rows, which are few, rather than for the whole column.
+        """
         mask = mask.fillna(False).astype(bool) if mask.dtype != bool else mask
         if not mask.any():
             return
         rows = frame.index[mask.to_numpy()]
         sources = frame.loc[rows, SOURCE].to_numpy()
         excel_rows = frame.loc[rows, ROW].to_numpy()
+        if raw is not None:
+            values = normalise.raw_repr(raw.loc[rows])
         typed_values = values.loc[rows].to_numpy() if values is not None else [None] * len(rows)
         households = household.loc[rows].to_numpy() if household is not None else [None] * len(rows)
         per_row = params.loc[rows].to_numpy() if isinstance(params, pd.Series) else None
@@ -173,8 +180,7 @@ def parse_register(
         if spec.kind == "year":
             outside = (values < 1990) | (values > as_of.year)
             bad = bad | outside.fillna(False).astype(bool)
-        typed = normalise.raw_repr(column)
-        sink.add(register, raw, bad, "bad_value", spec.name, values=typed, household=household,
+        sink.add(register, raw, bad, "bad_value", spec.name, raw=column, household=household,
                  params={"expected": _expected(spec)})
         out[spec.name] = values.where(~bad)
         if spec.required:
