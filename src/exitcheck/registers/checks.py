@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 
 from exitcheck import idcard
-from exitcheck.registers import normalise
 from exitcheck.registers.model import ROW, Registers
 from exitcheck.registers.parse import IssueSink, Parsed
 from exitcheck.registers.schema import RegisterName
@@ -71,8 +70,8 @@ def check_ids(registers: Registers, parsed: Parsed, sink: IssueSink, register: R
     raw = registers.raw[register][name]
     info = idcard.analyse(raw, parsed.as_of)
     household = frame["household_id"]
-    blank = normalise.is_blank(raw)
     lost = info["precision_lost"].astype(bool)
+    blank = info["id"].isna() & ~lost
     sink.add(register, frame, lost, "id_precision_lost", name, raw=raw, household=household)
     if register == "members":
         sink.add(register, frame, blank, "missing_value", name, household=household)
@@ -211,11 +210,10 @@ def check_indicator_blanks(registers: Registers, parsed: Parsed, sink: IssueSink
         if register not in tables:
             continue
         frame = tables[register]
-        raw = registers.raw[register]
         present = registers.present_fields(register)
         household = frame.get("household_id")
         for name in names:
             if name in present:
-                blank = normalise.is_blank(raw[name]) & scope[register]
+                blank = pd.Series(parsed.blanks[(register, name)], index=frame.index) & scope[register]
                 sink.add(register, frame, blank, "missing_value", name, household=household)
 

@@ -28,6 +28,8 @@ class Parsed:
     tables: dict[RegisterName, pd.DataFrame]
     issues: list[DataIssue] = field(default_factory=list)
     as_of: date = field(default_factory=date.today)
+    #: (register, field) -> numpy mask of blank cells, for the checks that need "blank, not bad"
+    blanks: dict[tuple[str, str], object] = field(default_factory=dict)
 
     def table(self, register: RegisterName) -> pd.DataFrame | None:
         return self.tables.get(register)
@@ -158,7 +160,7 @@ def _below_minimum(spec: FieldSpec, values: pd.Series) -> pd.Series:
 
 
 def parse_register(
-    register: RegisterName, registers: Registers, sink: IssueSink, as_of: date
+    register: RegisterName, registers: Registers, sink: IssueSink, as_of: date, blanks: dict[tuple[str, str], pd.Series]
 ) -> pd.DataFrame:
     raw = registers.raw[register]
     present = registers.present_fields(register)
@@ -174,8 +176,10 @@ def parse_register(
         if spec.kind == "id_number":
             out[spec.name] = normalise.text(column)
             continue  # ID numbers have their own cascade of checks (checks.check_ids)
-        parsed = parse_column(spec, column, as_of)
+        parsed = normalise.Parsed(household, pd.Series(False, index=raw.index)) if spec.name == "household_id" else parse_column(spec, column, as_of)
         values = parsed.values
+        # A parser gives NA for a blank cell and for a bad one: blank is NA and not bad.
+        blanks[(register, spec.name)] = values.isna().to_numpy() & ~parsed.bad.to_numpy()
         bad = parsed.bad | (_below_minimum(spec, values) & values.notna())
         if spec.kind == "year":
             outside = (values < 1990) | (values > as_of.year)
@@ -184,7 +188,7 @@ def parse_register(
                  params={"expected": _expected(spec)})
         out[spec.name] = values.where(~bad)
         if spec.required:
-            blank = normalise.is_blank(column) & ~_blank_allowed(register, spec, raw, present)
+            blank = pd.Series(blanks[(register, spec.name)], index=raw.index) & ~_blank_allowed(register, spec, raw, present)
             sink.add(register, raw, blank, "missing_value", spec.name, household=household)
     for name in registers.extra_columns(register):
         if name in raw:
@@ -216,11 +220,12 @@ def parse(registers: Registers, as_of: date | None = None) -> Parsed:
     as_of = as_of or date.today()
     sink = IssueSink(registers)
     tables: dict[RegisterName, pd.DataFrame] = {}
+    blanks: dict[tuple[str, str], object] = {}
     for register in registers.raw:
-        tables[register] = parse_register(register, registers, sink, as_of)
+        tables[register] = parse_register(register, registers, sink, as_of, blanks)  # type: ignore[arg-type]
     households = tables["households"]
     _derive_household_fields(households, registers)
-    return Parsed(tables=tables, issues=sink.issues, as_of=as_of)
+    return Parsed(tables=tables, issues=sink.issues, as_of=as_of, blanks=blanks)
 
 
 def _derive_household_fields(households: pd.DataFrame, registers: Registers) -> None:

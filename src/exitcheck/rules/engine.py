@@ -189,6 +189,7 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
     available = _available(frames, registers)
     ordered = [r for r in ruleset.rules if r.kind == "indicator"] + [r for r in ruleset.rules if r.kind == "risk"]
     households = frames["household"]
+    caches: dict[str, dict[tuple[str, str], pd.Series]] = {level: {} for level in frames}
     for rule in ordered:
         exprs = compile_rule(rule, ruleset)
         absent = missing_inputs(rule, exprs, available[rule.level] | set(households.columns if rule.level == "member" else ()))
@@ -201,7 +202,7 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
                 f"the registers have no {', '.join(absent) or rule.level}; rule {rule.id} ({rule.name_en or rule.name}) not evaluated",
             ))
             continue
-        outcome = _evaluate_rule(rule, exprs, frames)
+        outcome = _evaluate_rule(rule, exprs, frames, caches)
         evaluation.outcomes[rule.id] = outcome
         if rule.level in ("household", "member"):
             ok = outcome.status.map({PASS: True, FAIL: False}).astype("boolean")
@@ -211,24 +212,25 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
     return evaluation
 
 
-def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame]) -> Outcome:
+def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame],
+                   caches: dict[str, dict[tuple[str, str], pd.Series]]) -> Outcome:
     applies_expr, check_expr, high_expr = exprs["applies_to"], exprs["check"], exprs["high_when"]
     assert check_expr is not None
     if rule.level == "member":
-        members = frames["member"]
-        applies = applies_expr.evaluate_bool(members) if applies_expr else None
-        member_status = statuses(applies, check_expr.evaluate_bool(members))
+        members, cache = frames["member"], caches["member"]
+        applies = applies_expr.evaluate_bool(members, cache) if applies_expr else None
+        member_status = statuses(applies, check_expr.evaluate_bool(members, cache))
         households = frames["household"]
         try:
-            household_applies = applies_expr.evaluate_bool(households) if applies_expr else None
+            household_applies = applies_expr.evaluate_bool(households, caches["household"]) if applies_expr else None
         except ExpressionError:
             household_applies = None
         status = roll_up(member_status, members["household_id"], households, household_applies)
         return Outcome(rule, status, member_status=member_status)
-    frame = frames[rule.level]
-    applies = applies_expr.evaluate_bool(frame) if applies_expr else None
-    status = statuses(applies, check_expr.evaluate_bool(frame))
-    high = high_expr.evaluate_bool(frame).fillna(False).astype(bool) if high_expr else None
+    frame, cache = frames[rule.level], caches[rule.level]
+    applies = applies_expr.evaluate_bool(frame, cache) if applies_expr else None
+    status = statuses(applies, check_expr.evaluate_bool(frame, cache))
+    high = high_expr.evaluate_bool(frame, cache).fillna(False).astype(bool) if high_expr else None
     return Outcome(rule, status, high=high)
 
 

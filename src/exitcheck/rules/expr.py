@@ -223,11 +223,11 @@ class _Context:
 
     __slots__ = ("cache", "expression", "frame", "index")
 
-    def __init__(self, frame: pd.DataFrame, expression: str) -> None:
+    def __init__(self, frame: pd.DataFrame, expression: str, cache: dict[tuple[str, str], pd.Series] | None = None) -> None:
         self.frame = frame
         self.index = frame.index
         self.expression = expression
-        self.cache: dict[tuple[str, str], pd.Series] = {}
+        self.cache: dict[tuple[str, str], pd.Series] = {} if cache is None else cache
 
     def error(self, message: str, offset: int | None) -> ExpressionError:
         return ExpressionError(message, expression=self.expression, offset=offset)
@@ -523,17 +523,19 @@ class Expression:
     result_type: str = "any"
     _root: _Node | None = field(default=None, repr=False, compare=False)
 
-    def evaluate(self, frame: pd.DataFrame) -> pd.Series:
+    def evaluate(self, frame: pd.DataFrame, cache: dict[tuple[str, str], pd.Series] | None = None) -> pd.Series:
         """Evaluate column-wise; the result has ``frame.index``, NA = unknown.
 
-        Raises MissingColumn (an ExpressionError) when a column is absent.
+        Raises MissingColumn (an ExpressionError) when a column is absent. `cache` (one
+        dict per frame, owned by the caller) lets many expressions over the same frame
+        share the coerced columns instead of converting each column again.
         """
         missing = [name for name in sorted(self.fields) if name not in frame.columns]
         if missing:
             raise MissingColumn(missing, expression=self.text)
         if self._root is None:
             raise ExpressionError("expression was not compiled", expression=self.text)
-        ctx = _Context(frame, self.text)
+        ctx = _Context(frame, self.text, cache)
         try:
             return _broadcast(self._root.run(ctx), ctx)
         except ExpressionError:
@@ -542,7 +544,7 @@ class Expression:
             # A safety net: pandas refusing an operation is reported, not leaked.
             raise ExpressionError(f"cannot evaluate: {exc}", expression=self.text) from None
 
-    def evaluate_bool(self, frame: pd.DataFrame) -> pd.Series:
+    def evaluate_bool(self, frame: pd.DataFrame, cache: dict[tuple[str, str], pd.Series] | None = None) -> pd.Series:
         """Evaluate a condition: a "boolean" Series where NA means unknown."""
         if self.result_type not in ("bool", "any"):
             raise ExpressionError(
@@ -550,7 +552,7 @@ class Expression:
                 expression=self.text,
                 offset=0,
             )
-        result = self.evaluate(frame)
+        result = self.evaluate(frame, cache)
         if _kind_of(result) != "bool":
             raise ExpressionError(
                 f"expression gives {_KIND_LABEL[_kind_of(result)]}, not a condition (true/false)",
