@@ -200,3 +200,33 @@ def test_default_ruleset_has_the_issue_rule_ids():
         "village_broadcast_tv", "township_central_school", "township_health_center",
         "township_service_center", "county_incidence", "county_satisfaction", "risk_wrong_exit", "risk_missed",
     }
+
+
+def test_english_workbook_and_messages(tmp_path, run_cli):
+    import openpyxl
+
+    path = planted_gaps().write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run = run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--lang", "en")
+    assert run.returncode == 1
+    assert "County poverty incidence" in run.stdout
+    book = openpyxl.load_workbook(out / "gaps.xlsx")
+    assert book.sheetnames[:6] == ["Summary", "Households", "Villages", "Townships", "County", "Risks"]
+    headers = [c.value for c in book["Households"][1]]
+    assert headers[:3] == ["Township", "Village", "Household ID"] and "Income above the line" in headers
+    document = json.loads((out / "gaps.json").read_text(encoding="utf-8"))
+    income = next(g for g in document["gaps"] if g["rule"] == "income")
+    assert income["message"].startswith("per-capita income 4199.99 yuan")
+
+
+def test_township_books_hold_only_their_township(tmp_path, run_cli):
+    import openpyxl
+
+    path = planted_gaps().write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--split-by", "township")
+    book = openpyxl.load_workbook(out / "townships" / "中所镇.xlsx")
+    towns = {row[0].value for row in book["户清单"].iter_rows(min_row=2)}
+    assert towns == {"中所镇"}
+    issue_households = {row[10].value for row in book["数据问题"].iter_rows(min_row=2)}
+    assert issue_households <= {H[3], H[4], H[5], None}

@@ -12,6 +12,7 @@ import pandas as pd
 
 from exitcheck.audit import AuditResult, Gap
 from exitcheck.i18n import chooser
+from exitcheck.issues import DataIssue
 from exitcheck.report.files import DEFAULT_MODE, atomic_path, neutralise, write_bytes, write_json
 from exitcheck.report.issues_out import add_issues_sheet
 from exitcheck.report.sheets import formats, open_workbook, write_table
@@ -188,8 +189,10 @@ def write_gaps_json(path: Path, result: AuditResult, mode: int = DEFAULT_MODE) -
     return write_json(path, gaps_document(result), mode)
 
 
-def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None = None, mode: int = DEFAULT_MODE, progress: pd.DataFrame | None = None) -> Path:
+def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None = None, mode: int = DEFAULT_MODE,
+                    progress: pd.DataFrame | None = None, issues: Sequence[DataIssue] | None = None) -> Path:
     gaps = result.gaps if gaps is None else gaps
+    issues = result.data_issues if issues is None else issues
     lang = result.lang
     t = chooser(lang)
     with atomic_path(path, mode) as temp:
@@ -209,7 +212,7 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
             from exitcheck.report.progress_sheet import add_progress_sheet
 
             add_progress_sheet(workbook, progress, lang)
-        add_issues_sheet(workbook, result.data_issues, lang, t("数据问题", "Data issues"))
+        add_issues_sheet(workbook, issues, lang, t("数据问题", "Data issues"))
         workbook.close()
     return path
 
@@ -332,9 +335,17 @@ def township_gaps(result: AuditResult) -> dict[str, list[Gap]]:
     return grouped
 
 
+def township_issues(result: AuditResult, township: str) -> list[DataIssue]:
+    """The data issues of one township's households (a township fixes its own rows)."""
+    households = result.frames["household"]
+    ids = set(households.loc[households["township"] == township, "household_id"].dropna())
+    return [issue for issue in result.data_issues if issue.household_id in ids]
+
+
 def write_township_books(folder: Path, result: AuditResult, mode: int = DEFAULT_MODE) -> list[Path]:
+    """One gap workbook per township, for distribution: its own gaps and data issues only."""
     written = []
     for township, gaps in sorted(township_gaps(result).items()):
         safe = "".join(ch for ch in township if ch not in '\\/:*?"<>|').strip() or "township"
-        written.append(write_gaps_xlsx(folder / f"{safe}.xlsx", result, gaps, mode))
+        written.append(write_gaps_xlsx(folder / f"{safe}.xlsx", result, gaps, mode, issues=township_issues(result, township)))
     return written
