@@ -9,17 +9,26 @@ Each sheet is read once; everything after is column-wise.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from exitcheck.errors import InputError
 from exitcheck.issues import DataIssue
-from exitcheck.registers.limits import Limits, check_file_size, check_shape, check_zip
+from exitcheck.registers.limits import (
+    Limits,
+    PackageScan,
+    check_file_size,
+    check_shape,
+    check_zip,
+    scan_package,
+)
 from exitcheck.registers.model import ROW, SOURCE, ColumnInfo, Registers, SheetSource
 from exitcheck.registers.schema import (
     REGISTERS,
@@ -51,11 +60,37 @@ def column_letter(index: int) -> str:
 
 @dataclass
 class SheetRead:
-    """The cells of one sheet: rows as python-calamine gives them, and the first Excel row."""
+    """The cells of one sheet: rows as python-calamine gives them, and the first Excel row.
+
+    `merged` holds the merged ranges (first row, first column, last row, last column; 0-based,
+    as indices into `rows`) that span several rows and start among the header rows: a two-level
+    header whose first columns are merged down over both levels has its headers in the upper
+    row only. `uncached_formulas` counts formula cells saved without a value (read as blank).
+    """
 
     name: str
     rows: list[list[object]]
     first_row: int  # Excel row number of rows[0]
+    merged: tuple[tuple[int, int, int, int], ...] = ()
+    uncached_formulas: int = 0
+
+    def header_cells(self, index: int) -> list[object]:
+        """Row `index` with the cells hidden under a merge from above filled in, for header
+        matching only: data rows are never filled."""
+        row = list(self.rows[index])
+        for top, left, bottom, _right in self.merged:
+            if top < index <= bottom and left < len(row) and row[left] in ("", None):
+                row[left] = self.rows[top][left] if left < len(self.rows[top]) else row[left]
+        return row
+
+
+@dataclass
+class FileRead:
+    """One file as read: its sheets, and what the reading has to say about it."""
+
+    sheets: list[SheetRead]
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    decoded_as: str | None = None  # CSV: the encoding the text was decoded with
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
@@ -76,33 +111,44 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     return out
 
 
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
 def _sniff(path: Path, shown: str) -> str:
-    """What the file really is, from its first bytes, whatever its name says."""
+    """What the file really is, from its first bytes, whatever its name says: zip, ole or csv."""
     with path.open("rb") as handle:
         head = handle.read(4096)
     if not head:
         raise InputError(shown, "文件是空的(0 字节)", "the file is empty (0 bytes)")
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return "ole"
     if head.startswith(b"PK"):
         return "zip"
-    if path.suffix.lower() == ".csv":
-        return "csv"
+    if head.startswith(OLE_MAGIC):
+        return "ole"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith((b"<html", b"<!doctype", b"<table", b"<?xml", b"<meta", b"<head", b"<")):
+    if b"urn:schemas-microsoft-com:office:spreadsheet" in text or b'progid="excel.sheet"' in text:
+        raise InputError(
+            shown,
+            "这是 Excel 2003 XML 表格, 不是 xlsx; 请用 Excel 或 WPS 打开后另存为 .xlsx",
+            "this is an Excel 2003 XML spreadsheet, not an xlsx; open it in Excel or WPS and save it as .xlsx",
+        )
+    if text.startswith((b"<html", b"<!doctype html", b"<table", b"<meta", b"<head", b"<body")) or (
+        text.startswith(b"<") and path.suffix.lower() != ".csv"
+    ):
         raise InputError(
             shown,
             "这是网页(HTML)文件, 只是扩展名为 Excel; 请用 Excel 或 WPS 打开后另存为 .xlsx",
             "this is an HTML page with an Excel name (a web system's 'export to Excel'); open it in Excel or WPS and save it as .xlsx",
         )
+    if path.suffix.lower() == ".csv":
+        return "csv"
     if _looks_like_text(head):
-        raise InputError(
-            shown,
-            "这是文本(CSV)文件, 只是扩展名为 Excel; 请把扩展名改为 .csv, 或用 Excel 另存为 .xlsx",
-            "this is a text (CSV) file with an Excel name; rename it to .csv or save it as .xlsx from Excel",
-        )
+        if path.suffix.lower() in SPREADSHEET_SUFFIXES:
+            raise InputError(
+                shown,
+                "这是文本(CSV)文件, 只是扩展名为 Excel; 请把扩展名改为 .csv, 或用 Excel 另存为 .xlsx",
+                "this is a text (CSV) file with an Excel name; rename it to .csv or save it as .xlsx from Excel",
+            )
+        raise InputError(shown, "这是文本文件, 不是电子表格", "this is a text file, not a spreadsheet")
     raise InputError(
         shown,
         "不是可识别的电子表格(文件内容既不是 xlsx/xls 也不是 csv), 可能已损坏",
@@ -111,53 +157,145 @@ def _sniff(path: Path, shown: str) -> str:
 
 
 def _looks_like_text(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
     if b"\x00" in head:
         return False
     for encoding in ("utf-8", "gb18030"):
         try:
             head.decode(encoding)
             return True
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 4:  # a character cut at the end of the sample
+                return True
             continue
     return False
 
 
-def _is_encrypted_ole(path: Path) -> bool:
-    """An encrypted xlsx is an OLE container holding an 'EncryptionInfo' stream."""
-    marker = "EncryptionInfo".encode("utf-16-le")
+_CFB_END = 0xFFFFFFFA  # sector numbers at or above this are markers (end of chain, free, ...)
+
+
+def ole_stream_names(path: Path) -> set[str]:
+    """Names in an OLE compound file's directory (MS-CFB), read without reading the streams.
+
+    An encrypted xlsx is an OLE file holding 'EncryptionInfo' and 'EncryptedPackage'; an .xls
+    holds 'Workbook' (or 'Book'). Bounded: at most 100,000 directory sectors, cycles cut. An
+    unreadable directory gives what was read so far; calamine has the last word on it.
+    """
+    names: set[str] = set()
     with path.open("rb") as handle:
-        data = handle.read(1 << 20)
-    return marker in data
+        header = handle.read(512)
+        if len(header) < 512:
+            return names
+        shift = struct.unpack_from("<H", header, 30)[0]
+        if shift not in (9, 12):
+            return names
+        size = 1 << shift
+        n_fat, first_dir = struct.unpack_from("<II", header, 44)
+        next_difat, n_difat = struct.unpack_from("<II", header, 68)
+        fat_sectors = [s for s in struct.unpack_from("<109I", header, 76) if s < _CFB_END]
+        seen: set[int] = set()
+        while next_difat < _CFB_END and len(fat_sectors) < n_fat and next_difat not in seen and len(seen) <= n_difat:
+            seen.add(next_difat)
+            handle.seek((next_difat + 1) * size)
+            block = handle.read(size)
+            if len(block) < size:
+                break
+            ids = struct.unpack(f"<{size // 4}I", block)
+            fat_sectors += [s for s in ids[:-1] if s < _CFB_END]
+            next_difat = ids[-1]
+        per_sector = size // 4
+
+        def next_sector(sector: int) -> int:
+            index, offset = divmod(sector, per_sector)
+            if index >= len(fat_sectors):
+                return _CFB_END
+            handle.seek((fat_sectors[index] + 1) * size + offset * 4)
+            raw = handle.read(4)
+            return struct.unpack("<I", raw)[0] if len(raw) == 4 else _CFB_END
+
+        sector = first_dir
+        visited: set[int] = set()
+        while sector < _CFB_END and sector not in visited and len(visited) < 100_000:
+            visited.add(sector)
+            handle.seek((sector + 1) * size)
+            block = handle.read(size)
+            if len(block) < size:
+                break
+            for at in range(0, size, 128):
+                length, kind = struct.unpack_from("<HB", block, at + 64)
+                if kind in (1, 2, 5) and 2 <= length <= 64 and length % 2 == 0:
+                    names.add(block[at : at + length - 2].decode("utf-16-le", "replace"))
+            sector = next_sector(sector)
+    return names
 
 
-def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> list[SheetRead]:
+def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> FileRead:
     import python_calamine
 
+    notes: list[tuple[str, str]] = []
+    scan: PackageScan | None = None
+    not_a_workbook: InputError | None = None
     if kind == "zip":
-        check_zip(path, shown, limits)
-    elif kind == "ole" and _is_encrypted_ole(path):
-        raise _encrypted(shown)
+        infos = check_zip(path, shown, limits)
+        scan = scan_package(path, shown, infos, limits)
+        real = scan.kind
+    else:
+        names = {name.lower() for name in ole_stream_names(path)}
+        if names & {"encryptioninfo", "encryptedpackage"}:
+            raise _encrypted(shown)
+        real = "xls"
+        if names and not names & {"workbook", "book"}:
+            not_a_workbook = _ole_not_workbook(shown, names)
+    suffixes = {"xlsx": (".xlsx", ".xlsm"), "xlsb": (".xlsb",), "ods": (".ods",), "xls": (".xls",)}[real]
     try:
-        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+        if path.suffix.lower() in suffixes:
+            workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+        else:
+            # calamine picks its reader from the extension; handed the bytes it sniffs them
+            with path.open("rb") as handle:
+                workbook = python_calamine.CalamineWorkbook.from_filelike(handle)
+            notes.append((
+                f"{shown}: 文件实际是 .{real} 格式(扩展名不符), 已按 .{real} 读取",
+                f"{shown}: the file is really .{real} (its extension says otherwise); read as .{real}",
+            ))
     except Exception as exc:  # calamine raises its own error types for every bad file
-        raise _unreadable(shown, exc) from None
+        raise (not_a_workbook or _unreadable(shown, exc)) from None
     sheets: list[SheetRead] = []
     try:
         for meta in workbook.sheets_metadata:
             if str(getattr(meta.typ, "name", meta.typ)).lower() not in {"worksheet", "sheettypeenum.worksheet"}:
                 continue
             sheet = workbook.get_sheet_by_name(meta.name)
-            height, width = sheet.total_height, sheet.total_width
+            end = sheet.end
+            # to_python(skip_empty_area=False) lays the grid out from A1: check it first.
+            height, width = (end[0] + 1, end[1] + 1) if end else (0, 0)
             check_shape(shown, meta.name, height, width, limits)
-            rows = sheet.to_python(skip_empty_area=False) if height else []
-            sheets.append(SheetRead(meta.name, rows, 1))
+            rows = sheet.to_python(skip_empty_area=False) if end else []
+            merged = tuple(
+                (top, left, bottom, right)
+                for (top, left), (bottom, right) in (sheet.merged_cell_ranges or ())
+                if bottom > top and top < HEADER_SEARCH_ROWS
+            )
+            part = scan.sheet_scan(meta.name) if scan else None
+            sheets.append(SheetRead(meta.name, rows, 1, merged, part.uncached_formulas if part else 0))
     except InputError:
         raise
     except Exception as exc:
         raise _unreadable(shown, exc) from None
     finally:
         workbook.close()
-    return sheets
+    return FileRead(sheets, notes)
+
+
+def _ole_not_workbook(shown: str, names: set[str]) -> InputError:
+    if "worddocument" in names:
+        what = ("这是 Word 文档(.doc)", "this is a Word document (.doc)")
+    elif "powerpoint document" in names:
+        what = ("这是 PowerPoint 演示文稿(.ppt)", "this is a PowerPoint presentation (.ppt)")
+    else:
+        what = ("这是 Office 文件, 但不含工作表", "this is an Office file with no workbook in it")
+    return InputError(shown, f"{what[0]}, 不是 Excel 工作簿", f"{what[1]}, not an Excel workbook")
 
 
 def _encrypted(shown: str) -> InputError:
@@ -169,9 +307,11 @@ def _encrypted(shown: str) -> InputError:
 
 
 def _unreadable(shown: str, exc: Exception) -> InputError:
+    import python_calamine
+
     reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     lowered = reason.lower()
-    if "password" in lowered or "encrypt" in lowered:
+    if isinstance(exc, python_calamine.PasswordError) or "password" in lowered or "encrypt" in lowered:
         return _encrypted(shown)
     return InputError(
         shown,
@@ -180,33 +320,60 @@ def _unreadable(shown: str, exc: Exception) -> InputError:
     )
 
 
-def _read_csv(path: Path, shown: str) -> list[SheetRead]:
-    data = path.read_bytes()
-    for encoding in ("utf-8-sig", "gb18030"):
+def _decode_csv(data: bytes, shown: str) -> tuple[str, str]:
+    """The text of a CSV file and the encoding it was read with.
+
+    UTF-16 with a byte-order mark is what Excel's "Unicode text" export writes; otherwise UTF-8
+    (with or without BOM), then GB18030, which is what Chinese Windows and WPS write.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates: tuple[str, ...] = ("utf-16",)
+    else:
+        candidates = ("utf-8-sig", "gb18030")
+    for encoding in candidates:
         try:
-            text = data.decode(encoding)
-            break
+            return data.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
-    else:
-        raise InputError(
-            shown,
-            "CSV 文件的编码既不是 UTF-8 也不是 GB18030; 请另存为 UTF-8 编码",
-            "the CSV file is neither UTF-8 nor GB18030; save it as UTF-8",
-        )
+    raise InputError(
+        shown,
+        "CSV 文件的编码既不是 UTF-8 也不是 GB18030(可能是其他语言的编码); 请另存为 UTF-8 编码",
+        "the CSV file is neither UTF-8 nor GB18030 (another language's encoding?); save it as UTF-8",
+    )
+
+
+def _read_csv(path: Path, shown: str, limits: Limits) -> FileRead:
+    text, encoding = _decode_csv(path.read_bytes(), shown)
     if "\x00" in text:
         raise InputError(shown, "CSV 文件含有二进制内容, 不是文本文件", "the CSV file holds binary data, not text")
+    first_line = text[: text.find("\n")] if "\n" in text else text
+    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    rows: list[list[object]] = []
+    width = 0
+    previous = csv.field_size_limit(limits.max_cell_chars)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        rows: list[list[object]] = [list(row) for row in csv.reader(io.StringIO(text, newline=""))]
+        for row in reader:
+            rows.append(list(row))
+            width = max(width, len(row))
+            if len(rows) > limits.max_rows or width > limits.max_columns or len(rows) * width > limits.max_cells:
+                check_shape(shown, path.name, len(rows), width, limits)
     except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise InputError(
+                shown,
+                f"第 {reader.line_num} 行有单元格超过 {limits.max_cell_chars} 个字符的上限",
+                f"line {reader.line_num} has a cell over the limit of {limits.max_cell_chars} characters",
+            ) from None
         raise InputError(shown, f"CSV 文件格式错误({exc})", f"malformed CSV ({exc})") from None
-    width = max((len(row) for row in rows), default=0)
+    finally:
+        csv.field_size_limit(previous)
     rows = [row + [""] * (width - len(row)) for row in rows]
-    return [SheetRead(path.stem, rows, 1)]
+    decoded = None if encoding in ("utf-8-sig", "utf-16") else encoding
+    return FileRead([SheetRead(path.stem, rows, 1)], decoded_as=decoded)
 
 
-def read_sheets(path: Path, shown: str, limits: Limits) -> list[SheetRead]:
-    """Every worksheet of a file, read once, after the checks that must come before parsing."""
+def _read_file(path: Path, shown: str, limits: Limits) -> FileRead:
     if not path.exists():
         raise InputError(shown, "文件不存在", "no such file")
     if not path.is_file():
@@ -214,8 +381,17 @@ def read_sheets(path: Path, shown: str, limits: Limits) -> list[SheetRead]:
     check_file_size(path, shown, limits)
     kind = _sniff(path, shown)
     if kind == "csv":
-        return _read_csv(path, shown)
+        return _read_csv(path, shown, limits)
     return _read_workbook(path, shown, kind, limits)
+
+
+def read_sheets(path: Path, shown: str, limits: Limits) -> list[SheetRead]:
+    """Every worksheet of a file, read once, after the checks that must come before parsing.
+
+    Raises InputError for a file that is missing, not a spreadsheet, encrypted, corrupt or
+    over one of `limits` (registers/limits.py says what is checked, in which order).
+    """
+    return _read_file(path, shown, limits).sheets
 
 
 def _register_by_name(sheet_name: str) -> RegisterName | None:
@@ -259,12 +435,16 @@ def find_header(
     """The register a sheet holds and the index of its header row, or None.
 
     The header row is the first of the first ten rows in which at least three cells match headers
-    of one register; the sheet name, when it says which register, decides which one.
+    of one register; the sheet name, when it says which register, decides which one. When that
+    row's cells are merged down over the rows below (a two-level header: 户编号 merged over both
+    levels, 基本信息 over its sub-headers), the header is the last row of those merges, where
+    the sub-headers are, and its hidden cells take the merged headers.
     """
     by_name = _register_by_name(sheet.name)
     candidates: tuple[RegisterName, ...] = (by_name,) if by_name else REGISTERS
     distinct = _distinct_fields()
-    for index, row in enumerate(sheet.rows[:HEADER_SEARCH_ROWS]):
+    for index in range(min(HEADER_SEARCH_ROWS, len(sheet.rows))):
+        row = sheet.header_cells(index)
         scores = []
         for register in candidates:
             found = _row_matches(row, register, headers)
@@ -272,11 +452,17 @@ def find_header(
                 scores.append((len(found & distinct[register]), len(found), register))
         if scores:
             scores.sort(key=lambda item: (item[0], item[1]), reverse=True)
-            return scores[0][2], index
+            bottom = max((b for top, _l, b, _r in sheet.merged if top == index), default=index)
+            return scores[0][2], min(bottom, len(sheet.rows) - 1)
     return None
 
 
-def _columns(header_row: Sequence[object], register: RegisterName, headers: HeaderMap) -> tuple[ColumnInfo, ...]:
+def _columns(
+    header_row: Sequence[object], register: RegisterName, headers: HeaderMap, duplicates: list[tuple[str, str, str]] | None = None
+) -> tuple[ColumnInfo, ...]:
+    """The columns of a sheet from its header row. A second column for a field already taken
+    is carried as an unknown column, not read; it is listed in `duplicates` as
+    (header, its column letter, the letter of the column that is read)."""
     columns: list[ColumnInfo] = []
     used: set[str] = set()
     for index, cell in enumerate(header_row):
@@ -284,6 +470,9 @@ def _columns(header_row: Sequence[object], register: RegisterName, headers: Head
         header = "" if cell is None else str(cell).strip()
         field_name = match_header(register, header, headers.get(register)) if header else None
         if field_name in used:
+            if duplicates is not None:
+                first = next(c.letter for c in columns if c.field == field_name)
+                duplicates.append((header, letter, first))
             field_name = None  # a second column for the same field is carried, not read
         if field_name:
             used.add(field_name)
@@ -309,7 +498,8 @@ def _frame(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...],
     keep = ~blank.all(axis=1)
     if len(cells.columns):
         keep &= ~_totals_rows(cells, blank)
-    _check_cell_lengths(cells[keep], limits, shown, sheet.name)
+    letters = {column.name: column.letter for column in columns}
+    _check_cell_lengths(cells[keep], frame[ROW], limits, shown, sheet.name, letters)
     return frame[keep].reset_index(drop=True)
 
 
@@ -325,16 +515,21 @@ def _totals_rows(cells: pd.DataFrame, blank: pd.DataFrame) -> pd.Series:
     return hits.reindex(first.index, fill_value=False).astype(bool)
 
 
-def _check_cell_lengths(cells: pd.DataFrame, limits: Limits, shown: str, sheet: str) -> None:
+def _check_cell_lengths(cells: pd.DataFrame, rows: pd.Series, limits: Limits, shown: str, sheet: str, letters: dict[str, str]) -> None:
+    """No text cell longer than `max_cell_chars` (Excel's own limit is 32,767): a longer one was
+    not typed in Excel, and would bloat every output it is copied to."""
     for name in cells.columns:
         values = cells[name].to_numpy(dtype=object)
-        # builtins map/len run at C speed; pandas' string conversion costs ~10x more here
-        longest = max(map(len, (v for v in values if type(v) is str)), default=0)
+        # one pass in Python is ~10x cheaper than converting the column to pandas strings
+        lengths = [len(v) if type(v) is str else 0 for v in values]
+        longest = max(lengths, default=0)
         if longest > limits.max_cell_chars:
+            at = cells.index[lengths.index(longest)]
+            cell = f"{letters.get(name, '')}{rows[at]}"
             raise InputError(
                 shown,
-                f"工作表「{sheet}」列「{name}」有单元格长达 {int(longest)} 个字符, 超过上限 {limits.max_cell_chars}",
-                f"sheet '{sheet}' column '{name}' has a cell of {int(longest)} characters, over the limit of {limits.max_cell_chars}",
+                f"工作表「{sheet}」单元格 {cell}(列「{name}」)长达 {longest} 个字符, 超过上限 {limits.max_cell_chars}; 如确属正常, 请在 exitcheck.yaml 的 limits.max_cell_chars 中调高上限",
+                f"sheet '{sheet}' cell {cell} (column '{name}') holds {longest} characters, over the limit of {limits.max_cell_chars}; raise limits.max_cell_chars in exitcheck.yaml if it is genuine",
             )
 
 
@@ -351,11 +546,32 @@ def _missing_required(source: SheetSource, register: RegisterName) -> list[str]:
     return missing
 
 
-def load_file(path: Path, shown: str, headers: HeaderMap, limits: Limits) -> tuple[list[tuple[SheetSource, pd.DataFrame]], list[tuple[str, str]]]:
+@dataclass
+class LoadedFile:
+    """What one file gave: register sheets, remarks, and sheets refused for a missing column."""
+
+    found: list[tuple[SheetSource, pd.DataFrame]]
+    notes: list[tuple[str, str]]
+    missing: list[DataIssue]
+
+
+def _missing_columns_error(shown: str, missing: list[DataIssue]) -> InputError:
+    first = missing[0]
+    names = "、".join(f"「{issue.header}」" for issue in missing)
+    return InputError(
+        shown,
+        f"工作表「{first.sheet}」第 {first.row} 行的表头缺少必填列 {names}; 请补上该列或在 headers 中映射",
+        f"sheet '{first.sheet}' header row {first.row} lacks required column(s) {', '.join(i.field or '' for i in missing)}; add them or map your headers under `headers:`",
+        issues=missing,
+    )
+
+
+def load_file(path: Path, shown: str, headers: HeaderMap, limits: Limits) -> LoadedFile:
     """The register sheets of one file. Raises InputError when the file yields none."""
-    sheets = read_sheets(path, shown, limits)
+    read = _read_file(path, shown, limits)
+    sheets = read.sheets
     found: list[tuple[SheetSource, pd.DataFrame]] = []
-    notes: list[tuple[str, str]] = []
+    notes: list[tuple[str, str]] = list(read.notes)
     missing_issues: list[DataIssue] = []
     for sheet in sheets:
         detected = find_header(sheet, headers)
@@ -367,39 +583,66 @@ def load_file(path: Path, shown: str, headers: HeaderMap, limits: Limits) -> tup
                 ))
             continue
         register, header_index = detected
-        columns = _columns(sheet.rows[header_index], register, headers)
+        duplicates: list[tuple[str, str, str]] = []
+        columns = _columns(sheet.header_cells(header_index), register, headers, duplicates)
+        for header, letter, first in duplicates:
+            notes.append((
+                f"{shown} 工作表「{sheet.name}」: 第 {letter} 列「{header}」与第 {first} 列重复, 读取第 {first} 列, 第 {letter} 列原样保留",
+                f"{shown} sheet '{sheet.name}': column {letter} '{header}' repeats column {first}; column {first} is read, column {letter} is carried as is",
+            ))
         source = SheetSource(shown, sheet.name, register, sheet.first_row + header_index, columns)
         missing = _missing_required(source, register)
         if missing:
             for name in missing:
                 spec = next(s for s in fields(register) if s.name == name)
                 missing_issues.append(
-                    DataIssue("missing_column", shown, sheet.name, source.header_row, None, spec.header, name, None, None)
+                    DataIssue("missing_column", shown, sheet.name, source.header_row, None, spec.header, name, None, None,
+                              params={"register": register})
                 )
             continue
-        found.append((source, _frame(sheet, header_index, columns, limits, shown)))
+        frame = _frame(sheet, header_index, columns, limits, shown)
+        found.append((source, frame))
+        notes.extend(_sheet_notes(shown, sheet, source, frame))
+    if found and all(frame.empty for _, frame in found) and any(s.uncached_formulas for s in sheets):
+        raise _formulas_error(shown, sum(s.uncached_formulas for s in sheets))
     if missing_issues and not found:
-        first = missing_issues[0]
-        names = "、".join(f"「{issue.header}」" for issue in missing_issues)
-        raise InputError(
-            shown,
-            f"工作表「{first.sheet}」第 {first.row} 行的表头缺少必填列 {names}; 请补上该列或在 headers 中映射",
-            f"sheet '{first.sheet}' header row {first.row} lacks required column(s) {', '.join(i.field or '' for i in missing_issues)}; add them or map your headers under `headers:`",
-            issues=missing_issues,
-        )
+        raise _missing_columns_error(shown, missing_issues)
     if not found:
+        if any(s.uncached_formulas for s in sheets):
+            raise _formulas_error(shown, sum(s.uncached_formulas for s in sheets))
+        zh = en = ""
+        if read.decoded_as:  # a CSV in another language's encoding decodes, as gibberish
+            zh = f"(按 {read.decoded_as.upper()} 编码读取; 如表头显示为乱码, 请另存为 UTF-8 编码)"
+            en = f" (read as {read.decoded_as.upper()}; if the headers come out garbled, save the file as UTF-8)"
         raise InputError(
             shown,
-            "没有可识别的登记表工作表(户表、成员表、村表、乡镇表): 前 10 行中找不到表头",
-            "no recognisable register sheet (households, members, villages, townships): no known header row in the first 10 rows",
+            f"没有可识别的登记表工作表(户表、成员表、村表、乡镇表): 前 10 行中找不到表头{zh}",
+            f"no recognisable register sheet (households, members, villages, townships): no known header row in the first 10 rows{en}",
         )
-    if missing_issues:
-        for issue in missing_issues:
-            notes.append((
-                f"{shown} 工作表「{issue.sheet}」缺少必填列「{issue.header}」, 该表未读取",
-                f"{shown} sheet '{issue.sheet}' lacks required column '{issue.header}'; sheet not read",
-            ))
-    return found, notes
+    return LoadedFile(found, notes, missing_issues)
+
+
+def _sheet_notes(shown: str, sheet: SheetRead, source: SheetSource, frame: pd.DataFrame) -> list[tuple[str, str]]:
+    notes = []
+    if frame.empty:
+        notes.append((
+            f"{shown} 工作表「{sheet.name}」只有表头(第 {source.header_row} 行), 没有数据行",
+            f"{shown} sheet '{sheet.name}' has a header (row {source.header_row}) but no data rows",
+        ))
+    if sheet.uncached_formulas:
+        notes.append((
+            f"{shown} 工作表「{sheet.name}」有 {sheet.uncached_formulas} 个公式单元格没有保存计算结果, 按空白读取; 请用 Excel 或 WPS 打开并保存后再核查",
+            f"{shown} sheet '{sheet.name}' has {sheet.uncached_formulas} formula cells saved without their values, read as blank; open and save the file in Excel or WPS first",
+        ))
+    return notes
+
+
+def _formulas_error(shown: str, count: int) -> InputError:
+    return InputError(
+        shown,
+        f"表中的数据是公式, 且 {count} 个公式单元格没有保存计算结果(文件由程序生成, 未经 Excel 计算); 请用 Excel 或 WPS 打开并保存后再核查",
+        f"the data are formulas, and {count} formula cells were saved without their values (written by a program, never calculated); open and save the file in Excel or WPS first",
+    )
 
 
 def load(
@@ -425,16 +668,20 @@ def load(
     frames: dict[RegisterName, list[pd.DataFrame]] = {}
     failures: list[InputError] = []
     notes: list[tuple[str, str]] = []
+    missing: list[DataIssue] = []
     for path, shown in files:
         try:
-            found, file_notes = load_file(path, shown, headers, limits)
+            loaded = load_file(path, shown, headers, limits)
         except InputError as error:
             if strict:
                 raise
             failures.append(error)
             continue
-        notes.extend(file_notes)
-        for source, frame in found:
+        notes.extend(loaded.notes)
+        missing.extend(loaded.missing)
+        if loaded.missing and strict:
+            raise _missing_columns_error(shown, loaded.missing)
+        for source, frame in loaded.found:
             frame[SOURCE] = len(sources)
             sources.append(source)
             frames.setdefault(source.register, []).append(frame)
@@ -442,13 +689,26 @@ def load(
         raise failures[0] if len(failures) == 1 else _all_failed(failures)
     raw = {register: _concat(parts) for register, parts in frames.items()}
     registers = Registers(raw=raw, sources=sources, inputs=[shown for _, shown in files], failures=failures, notes=notes)
+    for issue in missing:  # a refused sheet counts as an unreadable input (exit 3)
+        registers.failures.append(_missing_columns_error(issue.file or "", [issue]))
     for register in REQUIRED_REGISTERS:
+        own = [i for i in missing if i.params.get("register") == register]
+        if register not in raw and own:
+            raise _missing_columns_error(own[0].file or "", own)
+        label = {"households": "户表", "members": "成员表"}[register]
         if register not in raw:
-            label = {"households": "户表", "members": "成员表"}[register]
             raise InputError(
                 ", ".join(shown for _, shown in files),
                 f"找不到{label}: 输入中没有可识别的{label}工作表",
                 f"no {register} register: none of the inputs has a recognisable {register} sheet",
+            )
+        if raw[register].empty:
+            # An audit of no households would pass every indicator: refuse rather than mislead.
+            where = ", ".join(dict.fromkeys(s.file for s in sources if s.register == register))
+            raise InputError(
+                where,
+                f"{label}只有表头, 没有数据行",
+                f"the {register} register has a header but no data rows",
             )
     return registers
 

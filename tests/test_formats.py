@@ -1,0 +1,208 @@
+"""Formats and layouts: national-system exports (Sheet1, one register per file), .xls, CSV in
+UTF-8 and GB18030, folders, and the bad files that must end with exit 3 and one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+import exitcheck
+from builders import AS_OF, base_county, make_id
+from exitcheck.audit import audit
+from exitcheck.errors import InputError
+
+EXPORT_HOUSEHOLDS = ["县(市、区、旗)", "乡(镇)", "行政村", "户编号", "户主姓名", "户主证件号码", "家庭人口数",
+                     "贫困户属性", "脱贫标志", "脱贫年度", "人均纯收入", "是否危房户", "危房级别",
+                     "是否解决安全饮用水", "是否通生活用电", "是否通广播电视"]
+EXPORT_MEMBERS = ["户编号", "人编号", "姓名", "证件号码", "与户主关系", "民族", "文化程度", "在校生状况",
+                  "健康状况", "劳动技能", "务工状况", "务工时间（月）", "是否参加城乡居民基本医疗保险", "是否参加大病保险"]
+
+
+def export_rows():
+    head1, wife1, son1 = (make_id(date(1970, 1, 1), 1, True), make_id(date(1972, 2, 2), 2, False), make_id(date(2006, 3, 3), 3, True))
+    head2 = make_id(date(1960, 5, 5), 4, True)
+    households = [
+        ["越西县", "越城镇", "瓦曲村", "513434000101", "阿苏拉哈", head1, 3, "一般脱贫户", "已脱贫(享受政策)", 2018, 5200, "否", "", "是", "是", "是"],
+        ["越西县", "越城镇", "瓦曲村", "513434000102", "吉克阿呷", head2, 1, "低保贫困户", "返贫", "", 3900, "是", "D级", "是", "是", "否"],
+    ]
+    members = [
+        ["513434000101", "1", "阿苏拉哈", head1, "户主", "彝族", "小学", "非在校生", "健康", "普通劳动力", "县内务工", 6, "是", "是"],
+        ["513434000101", "2", "吉克阿果", wife1, "配偶", "彝族", "文盲或半文盲", "非在校生", "残疾,长期慢性病", "丧失劳动力", "未务工", 0, "是", "是"],
+        ["513434000101", "3", "阿苏木呷", son1, "儿子", "彝族", "初中", "八年级", "健康", "无劳动力", "未务工", 0, "是", "否"],
+        ["513434000102", "1", "吉克阿呷", head2, "户主", "彝族", "小学", "非在校生", "患有大病", "弱劳动力或半劳动力", "未务工", 0, "否", "否"],
+    ]
+    return households, members
+
+
+def write_export_xlsx(folder: Path) -> Path:
+    import xlsxwriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    households, members = export_rows()
+    for name, headers, rows in (("户信息.xlsx", EXPORT_HOUSEHOLDS, households), ("人员信息.xlsx", EXPORT_MEMBERS, members)):
+        book = xlsxwriter.Workbook(str(folder / name), {"strings_to_numbers": False})
+        sheet = book.add_worksheet("Sheet1")
+        sheet.write(0, 0, "全国扶贫开发信息系统 导出数据")
+        sheet.write(1, 0, "导出时间: 2020-06-30")
+        sheet.write_row(2, 0, headers)
+        for i, row in enumerate(rows, start=3):
+            for j, value in enumerate(row):
+                if value != "":
+                    sheet.write(i, j, value)
+        book.close()
+    return folder
+
+
+def test_national_export_sheets_recognised_by_headers(tmp_path):
+    folder = write_export_xlsx(tmp_path / "export")
+    registers = exitcheck.load([folder])
+    assert {s.register for s in registers.sources} == {"households", "members"}
+    assert all(s.header_row == 3 for s in registers.sources)
+    result = audit(registers, as_of=AS_OF)
+    households = result.frames["household"].set_index("household_id")
+    # no 农户类别 column, but 贫困户属性/脱贫标志: every household is registered
+    assert set(households["category"]) == {"建档立卡户"}
+    assert households.loc["513434000101", "status"] == "已脱贫"
+    assert households.loc["513434000102", "status"] == "未脱贫"  # 返贫 counts as not exited
+    assert households.loc["513434000101", "housing_grade"] == "A"  # 是否危房户 否, no grade
+    assert households.loc["513434000102", "housing_grade"] == "D"
+    members = result.frames["member"]
+    assert set(members.loc[members["name"] == "阿苏木呷", "school_status"]) == {"初中"}  # 八年级
+    assert households.loc["513434000101", "disabled_members"] == 1  # "残疾,长期慢性病" means both
+    gaps = {(g.rule, g.status, g.household_id) for g in result.gaps}
+    assert ("income", "fail", "513434000102") in gaps
+    assert ("housing", "fail", "513434000102") in gaps
+    assert ("medical", "fail", "513434000102") in gaps
+    assert ("broadcast_tv", "fail", "513434000102") in gaps
+    assert not [g for g in result.gaps if g.household_id == "513434000101" and g.kind == "indicator" and g.status == "fail"]
+    skipped = {s.rule for s in result.skipped}
+    assert {"policy_awareness", "satisfaction", "village_incidence"} <= skipped
+    assert not [i for i in result.data_issues if i.code != "missing_value"]
+
+
+def test_xls_workbook(tmp_path):
+    xlwt = pytest.importorskip("xlwt")
+    households, members = export_rows()
+    book = xlwt.Workbook(encoding="utf-8")
+    for name, headers, rows in (("户表", EXPORT_HOUSEHOLDS, households), ("成员表", EXPORT_MEMBERS, members)):
+        sheet = book.add_sheet(name)
+        sheet.write(0, 0, "越西县2020年")
+        for j, header in enumerate(headers):
+            sheet.write(1, j, header)
+        for i, row in enumerate(rows, start=2):
+            for j, value in enumerate(row):
+                sheet.write(i, j, value)
+    path = tmp_path / "registers.xls"
+    book.save(str(path))
+    registers = exitcheck.load([path])
+    assert registers.counts() == {"households": 2, "members": 4}
+    assert exitcheck.validate(registers, AS_OF) == [] or all(i.code == "missing_value" for i in exitcheck.validate(registers, AS_OF))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
+def test_csv_files_in_utf8_and_gb18030(tmp_path, encoding):
+    county = base_county()
+    for name, rows in (("户表", county.households), ("成员表", county.members)):
+        with (tmp_path / f"{name}.csv").open("w", encoding=encoding, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    registers = exitcheck.load([tmp_path / "户表.csv", tmp_path / "成员表.csv"])
+    assert registers.counts() == {"households": 6, "members": 18}
+    assert exitcheck.validate(registers, AS_OF) == []
+
+
+def test_several_workbooks_one_per_township(tmp_path):
+    county = base_county()
+    first, second = county.copy(), county.copy()
+    first.households = [h for h in county.households if h["乡镇"] == "越城镇"]
+    second.households = [h for h in county.households if h["乡镇"] == "中所镇"]
+    ids1 = {h["户编号"] for h in first.households}
+    first.members = [m for m in county.members if m["户编号"] in ids1]
+    second.members = [m for m in county.members if m["户编号"] not in ids1]
+    second.villages, second.townships = [], []
+    paths = [first.write(tmp_path / "a.xlsx"), second.write(tmp_path / "b.xlsx")]
+    registers = exitcheck.load(paths)
+    assert registers.counts()["households"] == 6
+    assert exitcheck.validate(registers, AS_OF) == []
+
+
+BAD_FILES = {
+    "empty.xlsx": b"",
+    "truncated.xlsx": None,  # made from a real workbook below
+    "random.xlsx": bytes(range(256)) * 40,
+    "csv-named.xlsx": "户编号,乡镇\n1,越城镇\n".encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_files_exit_3_with_one_line(tmp_path, run_cli, name):
+    path = tmp_path / name
+    data = BAD_FILES[name]
+    if data is None:
+        full = base_county().write(tmp_path / "full.xlsx").read_bytes()
+        data = full[: len(full) // 2]
+    path.write_bytes(data)
+    result = run_cli("validate", str(path))
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_sheet_with_no_known_header_exits_3(tmp_path, run_cli):
+    import xlsxwriter
+
+    path = tmp_path / "unknown.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Sheet1")
+    sheet.write_row(0, 0, ["名称", "数量", "备注"])
+    sheet.write_row(1, 0, ["甲", 1, "乙"])
+    book.close()
+    result = run_cli("validate", str(path))
+    assert result.returncode == 3
+    assert "没有可识别" in result.stderr
+
+
+def test_required_column_missing_exits_3_and_is_a_missing_column_issue(tmp_path, run_cli):
+    county = base_county()
+    for row in county.households:
+        del row["人均纯收入"]
+    path = county.write(tmp_path / "m.xlsx")
+    result = run_cli("validate", str(path), "--json")
+    assert result.returncode == 3
+    document = json.loads(result.stdout)
+    (issue,) = document["data_issues"]
+    assert issue["code"] == "missing_column" and issue["field"] == "income_per_capita" and issue["sheet"] == "户表"
+    assert "人均纯收入" in result.stderr
+
+
+def test_missing_file_exits_3(run_cli, tmp_path):
+    result = run_cli("validate", str(tmp_path / "nope.xlsx"))
+    assert result.returncode == 3 and "nope.xlsx" in result.stderr
+
+
+def test_one_unreadable_file_does_not_stop_the_others(tmp_path, run_cli):
+    good = base_county().write(tmp_path / "good.xlsx")
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(b"\x00garbage")
+    result = run_cli("audit", str(good), str(bad), "--out", str(tmp_path / "out"), "--as-of", AS_OF.isoformat())
+    assert result.returncode == 3
+    assert (tmp_path / "out" / "gaps.json").exists()
+    strict = run_cli("audit", str(good), str(bad), "--strict", "--out", str(tmp_path / "out2"))
+    assert strict.returncode == 3 and not (tmp_path / "out2").exists()
+    with pytest.raises(InputError):
+        exitcheck.load([good, bad], strict=True)
+
+
+def test_columns_command_shows_how_headers_were_read(tmp_path, run_cli):
+    county = base_county()
+    for row in county.households:
+        row["自定义列"] = "x"
+    result = run_cli("columns", str(county.write(tmp_path / "c.xlsx")))
+    assert result.returncode == 0
+    assert "income_per_capita" in result.stdout and "自定义列" in result.stdout
