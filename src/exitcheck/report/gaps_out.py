@@ -105,7 +105,7 @@ def _mark(gap: Gap | None) -> str:
     return "✗" if gap.status == "fail" else "?"
 
 
-HOUSEHOLD_WIDTHS = (8, 8, 14, 8, 10, 7)
+HOUSEHOLD_WIDTHS = (8, 8, None, 8, 10, 7)  # None: as wide as the household ids
 
 
 def unit_sheet(result: AuditResult, gaps: Sequence[Gap], level: str) -> tuple[pd.DataFrame, list[str]]:

@@ -66,7 +66,7 @@ def write_table(
     frame: pd.DataFrame,
     headers: Sequence[str],
     *,
-    widths: Sequence[int] | None = None,
+    widths: Sequence[int | None] | None = None,
     title: str | None = None,
     pct_columns: Sequence[int] = (),
     wrap_columns: Sequence[int] = (),
@@ -81,14 +81,22 @@ def write_table(
     sheet.write_row(top, 0, list(headers), fmt["header"])
     sheet.set_row(top, 30)  # two lines, so wrapped headers of narrow columns stay legible
     columns = [frame[c].astype(object).tolist() for c in frame.columns]
+    chosen = [
+        (widths[i] if widths and i < len(widths) and widths[i] else None) or _guess_width(h, columns[i] if i < len(columns) else [])
+        for i, h in enumerate(headers)
+    ]
+    wrapped = [i for i in wrap_columns if i < len(columns)]
     for offset, row in enumerate(zip(*columns, strict=True) if columns else []):
-        sheet.write_row(top + 1 + offset, 0, [_cell(v) for v in row])
+        cells = [_cell(v) for v in row]
+        sheet.write_row(top + 1 + offset, 0, cells)
+        lines = max((_lines(cells[i], chosen[i]) for i in wrapped), default=1)
+        if lines > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
+            sheet.set_row(top + 1 + offset, 15 * lines)
     last_row = top + max(len(frame), 1)
     sheet.freeze_panes(top + 1, 0)
     if len(headers):
         sheet.autofilter(top, 0, last_row, len(headers) - 1)
-    for index, header in enumerate(headers):
-        width = widths[index] if widths and index < len(widths) else _guess_width(header, columns[index] if index < len(columns) else [])
+    for index, width in enumerate(chosen):
         cell_format = fmt["pct"] if index in pct_columns else fmt["wrap"] if index in wrap_columns else None
         sheet.set_column(index, index, width, cell_format)
     sheet.repeat_rows(top)
@@ -104,6 +112,12 @@ def _guess_width(header: str, values: list[Any]) -> float:
     sample = [str(cell) for cell in (_cell(v) for v in values[:200]) if cell is not None]
     longest = max([_display_len(header), *(_display_len(s) for s in sample)], default=8)
     return min(max(6, longest + 2), 60)
+
+
+def _lines(value: Any, width: float) -> int:
+    if not isinstance(value, str) or not value:
+        return 1
+    return -(-_display_len(value) // max(int(width) - 1, 1))
 
 
 def _display_len(text: str) -> int:

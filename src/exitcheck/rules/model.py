@@ -223,6 +223,8 @@ def render_template(template: str, values: dict[str, Any]) -> str:
         if value is None or (isinstance(value, float) and value != value):
             out.append("(空)" if not spec else "")
             continue
+        if not spec and isinstance(value, float):
+            value = int(value) if value.is_integer() else round(value, 2)  # 3101.0 -> 3101
         try:
             out.append(format(value, spec or ""))
         except (ValueError, TypeError):
