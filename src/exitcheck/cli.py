@@ -169,7 +169,8 @@ def validate(
         if json_out and error.issues:
             print(json.dumps(issues_document(error.issues, ui.lang), ensure_ascii=False, indent=2))
         raise
-    issues = run_validate(registers, _date(as_of))
+    with _progress(ui, ui.t("校验数据", "Validating")):
+        issues = run_validate(registers, _date(as_of))
     if json_out:
         print(json.dumps(issues_document(issues, ui.lang, registers.counts()), ensure_ascii=False, indent=2))
     else:
@@ -281,10 +282,16 @@ def audit(
         raise typer.BadParameter(f"--format: unknown {', '.join(unknown)} (xlsx, json, csv)")
     if split_by not in (None, "township"):
         raise typer.BadParameter("--split-by takes only 'township'")
+    from exitcheck.validation import prepare
+
     ruleset = _ruleset(rules)
     registers = _load(ui, paths, headers=headers, strict=strict)
-    with _progress(ui, ui.t("核查中", "Auditing")):
-        result = run_audit(registers, ruleset, as_of=_date(as_of), lang=ui.lang)
+    reference = _date(as_of)
+    with _progress(ui, ui.t("校验数据", "Validating")):
+        prepare(registers, reference)
+    with _progress(ui, ui.t("评估指标", "Evaluating the indicators")):
+        result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
+    with _progress(ui, ui.t("写出清单", "Writing the lists")):
         written = write_outputs(out, result, formats, split_by)
     console.print_audit(ui, result, written)
     return worst(result.exit_code(), _failures_code(registers))

@@ -7,6 +7,7 @@ it is required; this module only applies that, one whole column at a time. The r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -120,11 +121,10 @@ def _expected(spec: FieldSpec) -> dict[str, str]:
 def _multi_choice(raw: pd.Series, allowed: dict[str, str]) -> normalise.Parsed:
     """Values like '残疾,长期慢性病' mean all of them; each part must be allowed."""
     text = normalise.text(raw)
-    uniques = text.dropna().unique()
     mapping: dict[str, str | None] = {}
-    for value in uniques:  # a column has a handful of distinct values
-        parts = [p.strip() for p in pd.Series([value]).str.split(SEPARATORS, regex=True)[0] if p.strip()]
-        canon = [allowed.get(p) for p in parts]
+    for value in text.dropna().unique():  # a column has a handful of distinct values
+        parts = [part.strip() for part in re.split(SEPARATORS, value) if part.strip()]
+        canon = [allowed.get(part) for part in parts]
         mapping[value] = None if (not canon or None in canon) else ",".join(dict.fromkeys(canon))  # type: ignore[arg-type]
     values = text.map(mapping).astype("string")
     bad = text.notna() & values.isna()

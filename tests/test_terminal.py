@@ -1,0 +1,52 @@
+"""The terminal: a progress display on a terminal, nothing extra when quiet or piped; --help fast."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+
+from builders import AS_OF, base_county
+
+
+def _run_on_terminal(args: list[str], cwd) -> tuple[int, str]:
+    """Run the CLI with its stderr and stdout on a pseudo-terminal, as a cadre would see it."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+    process = subprocess.Popen([sys.executable, "-m", "exitcheck", *args], stdin=subprocess.DEVNULL,
+                               stdout=follower, stderr=follower, cwd=cwd, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return process.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_on_a_terminal_and_silence_when_quiet(tmp_path):
+    path = base_county().write(tmp_path / "c.xlsx")
+    code, shown = _run_on_terminal(["audit", str(path), "--out", "o", "--as-of", AS_OF.isoformat()], tmp_path)
+    assert code == 0
+    assert "读取登记表" in shown and "评估指标" in shown  # the stages' progress lines
+    code, shown = _run_on_terminal(["audit", str(path), "--out", "o", "--as-of", AS_OF.isoformat(), "--quiet"], tmp_path)
+    assert code == 0 and shown.strip() == ""
+
+
+def test_no_progress_when_piped(tmp_path, run_cli):
+    path = base_county().write(tmp_path / "c.xlsx")
+    result = run_cli("audit", str(path), "--out", "o", "--as-of", AS_OF.isoformat())
+    assert "读取登记表" not in result.stdout + result.stderr
+
+
+def test_help_lists_every_command(run_cli):
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("validate", "audit", "explain", "columns", "rules", "sample"):
+        assert command in result.stdout
