@@ -160,13 +160,14 @@ def statuses(applies: pd.Series | None, ok: pd.Series) -> pd.Series:
 
 
 def roll_up(member_status: pd.Series, member_households: pd.Series, households: pd.DataFrame, applies: pd.Series | None) -> pd.Series:
-    """Household status from its living members' statuses."""
-    frame = pd.DataFrame({"h": member_households.to_numpy(), "s": member_status.to_numpy()})
-    failed = set(frame.loc[frame["s"] == FAIL, "h"])
-    unknown = set(frame.loc[frame["s"] == UNKNOWN, "h"])
-    checked = set(frame.loc[frame["s"] != NA, "h"])
-    ids = households["household_id"]
-    result = np.where(ids.isin(failed), FAIL, np.where(ids.isin(unknown), UNKNOWN, np.where(ids.isin(checked), PASS, UNKNOWN)))
+    """Household status from its living members: the worst of fail > unknown > pass."""
+    codes = member_status.to_numpy()
+    ranks = np.select([codes == FAIL, codes == UNKNOWN, codes == PASS], [2, 1, 0], default=-1)
+    rank = pd.Series(ranks, index=member_households.to_numpy())
+    worst = rank.groupby(level=0).max()
+    per_household = households["household_id"].map(worst).to_numpy(dtype="float64", na_value=np.nan)
+    # no living member (NaN) or none checked (-1): the household cannot be told
+    result = np.select([per_household == 2, per_household == 0], [FAIL, PASS], default=UNKNOWN)
     status = pd.Series(result, index=households.index)
     if applies is not None:
         applies = applies.astype("boolean")

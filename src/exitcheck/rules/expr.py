@@ -261,8 +261,19 @@ def _float_series(values: pd.Series) -> pd.Series:
 
 
 def _text_series(values: pd.Series) -> pd.Series:
-    """Series -> python-backed string dtype, trimmed, blank -> NA."""
-    text = values.astype(_STRING).str.strip()
+    """Series -> string dtype, trimmed, blank -> NA.
+
+    A column that already has a string dtype keeps its storage: converting a 90,000-row
+    arrow column to Python strings for every rule cost more than the rules themselves.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype):
+        # pandas 3's default "str" has NaN semantics (comparisons give False, not unknown):
+        # move it to the NA-semantics string dtype of the same storage, which is cheap.
+        text = values if dtype.na_value is pd.NA else values.astype(pd.StringDtype(dtype.storage))
+    else:
+        text = values.astype(_STRING)
+    text = text.str.strip()
     return text.mask(text == "")
 
 
@@ -1209,7 +1220,8 @@ def _contains(series: pd.Series, sub: str | None) -> pd.Series:
 
 
 def _matches(series: pd.Series, pattern: str | None) -> pd.Series:
-    return _as_boolean(series.str.fullmatch(pattern or ""))
+    # Python's re decides, whatever the storage (pyarrow's RE2 differs on some patterns).
+    return _as_boolean(series.astype(_STRING).str.fullmatch(pattern or ""))
 
 
 def _startswith(series: pd.Series, prefix: str | None) -> pd.Series:
