@@ -1,1 +1,206 @@
-"""CLI commands for income bands and deliveries (`exitcheck bands`, `exitcheck deliveries`)."""
+"""CLI commands for income bands and deliveries (`exitcheck bands`, `exitcheck deliveries`).
+
+`bands` lists the low-income households by band and township, writes bands.json and
+bands.xlsx, and with `--push-to` sends each department its own list through the ledger.
+`deliveries` shows the ledger. Both find exitcheck.yaml in the current folder or a parent, or
+take `--config FILE`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from exitcheck.cli import (
+    Debug,
+    Lang,
+    Quiet,
+    Ui,
+    _date,
+    _failures_code,
+    _load,
+    _progress,
+    _ruleset,
+    app,
+    guarded,
+)
+from exitcheck.errors import ConfigError, ExitCode, UsageError, worst
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="The workspace file (default: exitcheck.yaml here or in a parent folder).")]
+
+
+def workspace(path: Path | None, *, required: bool = False) -> Any:
+    """The workspace configuration: --config, else the nearest exitcheck.yaml, else None."""
+    from exitcheck.workspace import find_config, load_config
+
+    found = path or find_config(Path.cwd())
+    if found is None:
+        if required:
+            raise ConfigError("找不到工作区配置 exitcheck.yaml(当前目录及上级目录都没有); 请用 --config 指定",
+                              "no workspace: exitcheck.yaml is in neither this folder nor a parent; give one with --config")
+        return None
+    return load_config(found)
+
+
+@app.command()
+@guarded
+def bands(
+    ui: Ui,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Workbooks or folders (default: the registers named in exitcheck.yaml).")] = None,
+    config: ConfigOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for bands.json and bands.xlsx (default: the workspace's out, else ./out).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print bands.json (exitcheck/bands@1) on stdout.")] = False,
+    push_to: Annotated[list[str] | None, typer.Option("--push-to", help="Deliver to this department (repeatable), or 'all'.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go where; send nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Deliver even when the content is unchanged.")] = False,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: the workspace's, else rules/sichuan-2020.yaml).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: the workspace's, else today).")] = None,
+    headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """List low-income households by income band and push each department its list."""
+    from exitcheck.audit import audit as run_audit
+    from exitcheck.bands import bands as band_households
+    from exitcheck.bands import bands_document, department_lists, json_default, write_bands_xlsx
+    from exitcheck.delivery import resolve_departments
+    from exitcheck.report.files import DEFAULT_MODE, write_bytes
+
+    settings = workspace(config, required=bool(push_to))
+    chosen = resolve_departments(settings, push_to) if push_to else []
+    if (dry_run or force) and not push_to:
+        ui.note(ui.t("--dry-run 和 --force 只在 --push-to 时有用", "--dry-run and --force only matter with --push-to"))
+    inputs = list(paths or []) or (settings.registers if settings else [])
+    if not inputs:
+        raise UsageError("请给出登记表路径, 或在 exitcheck.yaml 的 registers 中写明",
+                         "give the registers' paths, or name them under registers: in exitcheck.yaml")
+    ruleset = _ruleset(rules or (settings.rules if settings else None))
+    registers = _load(ui, inputs, headers=headers, config=settings)
+    reference = _date(as_of) or (settings.as_of if settings else None)
+    with _progress(ui, ui.t("分档中", "Banding")):
+        result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
+        banded = band_households(result, lang=ui.lang)
+        lists = department_lists(banded, settings, chosen, ruleset) if chosen else {}
+    document = bands_document(banded)
+    text = json.dumps(document, ensure_ascii=False, indent=2, default=json_default)
+    folder = out or (settings.out if settings else Path("out"))
+    mode = settings.file_mode if settings else DEFAULT_MODE
+    written = [write_bytes(folder / "bands.json", text.encode("utf-8"), mode), write_bands_xlsx(folder / "bands.xlsx", banded, mode)]
+    if json_out:
+        print(text)
+    else:
+        _print_bands(ui, banded, written)
+    if not chosen:
+        return _failures_code(registers)
+    if registers.failures:  # households of the unread file would vanish from the lists
+        ui.error(ui.t("有输入文件无法读取, 名单可能不全: 本次不投递", "an input could not be read and the lists may be incomplete: nothing delivered"))
+        return _failures_code(registers)
+    return worst(_push(ui, settings, result, banded, chosen, force=force, dry_run=dry_run, lists=lists, to_stderr=json_out), _failures_code(registers))
+
+
+def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
+    from exitcheck.bands import count_table
+    from exitcheck.report.console import _table
+
+    table_frame = count_table(banded.frame, banded.bands, ui.lang)
+    table = _table(ui.t(f"低收入户分档(基准日 {banded.as_of.isoformat()})", f"Low-income households by band (as of {banded.as_of.isoformat()})"),
+                   *[str(c) for c in table_frame.columns])
+    for row in table_frame.itertuples(index=False):  # townships, a few dozen at most
+        table.add_row(*[str(v) for v in row])
+    ui.out.print(table)
+    specials = banded.frame["special"].str.len().gt(0).sum() if len(banded.frame) else 0
+    ui.out.print(ui.t(f"其中有特殊群体(五保/特困、低保、残疾、有劳动力未务工)的户: {specials}",
+                      f"of which households in a special group (five guarantees, dibao, disability, able to work without work): {specials}"))
+    if banded.blank_income:
+        ui.note(ui.t(f"{banded.blank_income} 户人均纯收入为空, 未能分档(见 exitcheck validate)",
+                     f"{banded.blank_income} households have a blank income and are in no band (see exitcheck validate)"))
+    for path in written:
+        ui.out.print(ui.t(f"已写入 {path}", f"written: {path}"))
+
+
+def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *, force: bool, dry_run: bool,
+          lists: dict[str, Any], to_stderr: bool) -> int:
+    from exitcheck.delivery import failing_departments, push
+    from exitcheck.report.console import _table
+
+    outcomes = push(settings, result, chosen, force=force, dry_run=dry_run, lang=ui.lang, banded=banded, lists=lists)
+    console = ui.err if to_stderr else ui.out
+    label = {"delivered": ui.t("已投递", "delivered"), "unchanged": ui.t("未变化, 未重复投递", "unchanged, not sent again"),
+             "failed": ui.t("失败", "FAILED"), "dry-run": ui.t("演练", "dry run")}
+    table = _table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
+                   ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"))
+    for outcome in outcomes:
+        result_text = label[outcome.outcome]
+        if outcome.would:
+            result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else label["unchanged"])
+        detail = outcome.error if outcome.failed else (outcome.receipt or outcome.error or "")
+        table.add_row(f"{outcome.department} {outcome.name}".strip(), outcome.target, str(outcome.rows), result_text, detail or "")
+    for column in table.columns:
+        column.justify = "left"
+    if not ui.quiet:
+        console.print(table)
+    for outcome in outcomes:
+        if outcome.failed:
+            ui.error(ui.t(f"{outcome.department}: 投递失败: {outcome.error}", f"{outcome.department}: delivery failed: {outcome.error}"))
+        elif outcome.error:  # a dry run that would fail
+            ui.note(f"{outcome.department}: {outcome.error}")
+    _warn_failing(ui, failing_departments(settings), only=set(chosen))
+    return int(ExitCode.DELIVERY) if any(o.failed for o in outcomes) else 0
+
+
+def _local_time(stamp: str) -> str:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _warn_failing(ui: Ui, failing: dict[str, int], only: set[str] | None = None) -> None:
+    for department, runs in sorted(failing.items()):
+        if only is None or department in only:
+            ui.error(ui.t(f"部门 {department} 已连续 {runs} 次投递失败, 请检查其配置和服务器",
+                          f"department {department} has failed {runs} deliveries in a row; check its configuration and server"))
+
+
+@app.command()
+@guarded
+def deliveries(
+    ui: Ui,
+    config: ConfigOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON (exitcheck/deliveries@1).")] = False,
+    department: Annotated[str | None, typer.Option("--department", help="Only this department.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest attempts shown.")] = 50,
+    lang: Lang = "zh",
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> int:
+    """List the delivery ledger and warn about departments failing run after run."""
+    from exitcheck.delivery.ledger import open_ledger
+    from exitcheck.report.console import _table
+
+    settings = workspace(config, required=True)
+    with open_ledger(settings.state) as ledger:
+        attempts = ledger.attempts(department, limit)
+        failing = ledger.failing()
+    if json_out:
+        print(json.dumps({
+            "schema": "exitcheck/deliveries@1",
+            "attempts": [attempt.to_dict() for attempt in attempts],
+            "failing": [{"department": d, "failed_runs": n} for d, n in sorted(failing.items())],
+        }, ensure_ascii=False, indent=2))
+    else:
+        table = _table(ui.t("投递记录(最新在前)", "Deliveries (newest first)"), ui.t("时间", "Time"), ui.t("部门", "Department"),
+                       ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"))
+        for attempt in attempts:
+            table.add_row(_local_time(attempt.started_at), attempt.department, attempt.transport, str(attempt.rows), attempt.outcome,
+                          attempt.digest[:12], attempt.error or attempt.receipt or "")
+        for column in table.columns:
+            column.justify = "left"
+        ui.out.print(table)
+        if not attempts:
+            ui.out.print(ui.t("尚无投递记录", "no deliveries yet"))
+    _warn_failing(ui, failing, {department} if department else None)
+    return 0

@@ -1,13 +1,68 @@
-"""The workspace configuration (exitcheck.yaml) and the header mapping file."""
+"""The workspace configuration (exitcheck.yaml) and the header mapping file.
+
+A workspace is a folder with an `exitcheck.yaml`: which registers to read, which rules to
+apply, where outputs and state go, and which departments receive which income bands and how.
+`find_config` looks for it in a folder and its parents (as git finds `.git`), `load_config`
+validates it with pydantic and resolves every path against the file's own folder, so a cron
+job started anywhere reads the same files. Every mistake is a ConfigError (exit 4) naming the
+file and the line. Secrets never live in the file: it names environment variables instead.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
+from datetime import date
 from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from exitcheck.errors import ConfigError
+from exitcheck.registers.limits import Limits
 from exitcheck.registers.schema import REGISTERS, field_names
+
+CONFIG_NAMES = ("exitcheck.yaml", "exitcheck.yml")
+#: Department ids end up in file names and SQL rows: keep them to a safe alphabet.
+DEPARTMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+#: Keys that would put a secret into the file itself; the error says to name a variable instead.
+SECRET_KEYS = {"token": "token_env", "password": "password_env", "username": "username_env",
+               "user": "username_env", "secret": "token_env"}
+
+EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as people read it: `4200_4500` (a band id) stays text. YAML 1.1 reads digits with
+    underscores as the number 42004500, which would turn the issue's own example into nonsense."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[01]+|[-+]?0[0-7]+|[-+]?(?:0|[1-9][0-9]*)|[-+]?0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
 
 
 def read_header_map(path: Path) -> dict[str, dict[str, str]]:
@@ -33,10 +88,313 @@ def check_header_map(data: object, where: str) -> dict[str, dict[str, str]]:
         known = field_names(register)
         for name in mapping.values():
             if name not in known:
-                import difflib
-
                 near = difflib.get_close_matches(str(name), known, n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
                 raise ConfigError(f"{where}: headers.{register}: 字段 {name!r} 不存在{hint}", f"{where}: headers.{register}: no field {name!r}{hint}")
         out[register] = {str(k): str(v) for k, v in mapping.items()}
     return out
+
+
+# ---- delivery targets ----
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DirDelivery(_Strict):
+    """Files in a folder (a share the department reads, or a folder synced to it)."""
+
+    type: Literal["dir"]
+    path: Path
+
+
+class HttpDelivery(_Strict):
+    """A POST of the JSON list to the department's inbox."""
+
+    type: Literal["http"]
+    url: str
+    token_env: EnvName | None = None
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    timeout: float = Field(30.0, gt=0, le=600)
+    retries: int = Field(3, ge=1, le=10, description="attempts in all, on connection errors and 5xx")
+    backoff: float = Field(2.0, ge=0, le=300, description="first wait between attempts, doubling")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an http:// or https:// address")
+        if parts.username or parts.password:
+            raise ValueError("url must not carry a user or password: name the token with token_env")
+        return value
+
+
+class EmailDelivery(_Strict):
+    """One message with the workbook attached. `starttls` unset: used when the server offers it."""
+
+    type: Literal["email"]
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool | None = None
+    ssl: bool = False
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    sender: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+    timeout: float = Field(30.0, gt=0, le=600)
+    retries: int = Field(3, ge=1, le=10, description="attempts to connect in all")
+    backoff: float = Field(2.0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _login_pair(self) -> EmailDelivery:
+        if (self.username_env is None) != (self.password_env is None):
+            raise ValueError("username_env and password_env go together")
+        if self.ssl and self.starttls:
+            raise ValueError("ssl and starttls exclude each other (ssl: port 465, starttls: port 587)")
+        return self
+
+
+Delivery = Annotated[DirDelivery | HttpDelivery | EmailDelivery, Field(discriminator="type")]
+
+
+class Department(_Strict):
+    """A department receiving income-band lists: which bands, which households, which columns."""
+
+    name: str = ""
+    bands: list[str] | None = Field(None, min_length=1)
+    columns: list[str] | None = Field(None, min_length=1)
+    where: str | None = None
+    deliver: Delivery | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, columns: list[str] | None) -> list[str] | None:
+        if columns is None:
+            return None
+        from exitcheck.bands import list_columns  # bands owns what a list may carry
+
+        known = list_columns()
+        for name in columns:
+            if name not in known:
+                near = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ValueError(f"unknown column {name!r}{hint}")
+        if len(set(columns)) != len(columns):
+            raise ValueError("a column is listed twice")
+        return columns
+
+
+class Townships(_Strict):
+    """Each township's own gap workbook, sent by `exitcheck run` through the same transports and
+    ledger as the departments' lists (recipient `township:<name>`). `deliver` is the target of
+    every township (a `dir` path gets a sub-folder per township); `each` gives a township its own
+    target (its own mailbox, say); `only` limits the townships served (default: all of them)."""
+
+    deliver: Delivery | None = None
+    each: dict[str, Delivery] = Field(default_factory=dict)
+    only: list[str] | None = Field(None, min_length=1)
+
+    def targets(self) -> list[Delivery]:
+        return [t for t in (self.deliver, *self.each.values()) if t is not None]
+
+
+class WorkspaceConfig(_Strict):
+    """exitcheck.yaml, validated, every path absolute."""
+
+    registers: list[Path] = Field(default_factory=list)
+    rules: Path | None = None
+    out: Path = Path("out")
+    state: Path = Path(".exitcheck")
+    as_of: date | None = None
+    headers: dict[str, dict[str, str]] | None = None
+    limits: Limits = Field(default_factory=Limits)
+    file_mode: int = 0o600
+    departments: dict[Annotated[str, Field(pattern=DEPARTMENT_ID)], Department] = Field(default_factory=dict)
+    # For the nightly run (issue 5): accepted and kept, used by `exitcheck run`.
+    townships: Townships | None = None
+    retention_days: int = Field(60, ge=1)
+    engine: Any = None
+    scheduler: Any = None
+
+    _path: Path | None = PrivateAttr(None)
+    _text: str = PrivateAttr("")
+
+    @field_validator("registers", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str | Path) else value
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _header_map(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return read_header_map(_resolve(Path(value), _root(info)))
+        return check_header_map(value, "headers")
+
+    @field_validator("file_mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> int:
+        """'0640', '0o640' or 0o640 (YAML reads a bare 0640 as octal already)."""
+        if isinstance(value, bool):
+            raise ValueError("file_mode must be an octal mode such as '0600'")
+        if isinstance(value, str):
+            text = value.strip().lower().removeprefix("0o")
+            if not re.fullmatch(r"[0-7]{3,4}", text):
+                raise ValueError("file_mode must be an octal mode such as '0600'")
+            value = int(text, 8)
+        if not isinstance(value, int) or not 0 <= value <= 0o777:
+            raise ValueError("file_mode must be an octal mode such as '0600' (write it in quotes)")
+        if value & 0o600 != 0o600:
+            raise ValueError("file_mode must let the owner read and write (0600 at least)")
+        return value
+
+    @model_validator(mode="after")
+    def _absolute(self, info: ValidationInfo) -> WorkspaceConfig:
+        root = _root(info)
+        self.registers = [_resolve(p, root) for p in self.registers]
+        self.rules = _resolve(self.rules, root) if self.rules else None
+        self.out = _resolve(self.out, root)
+        self.state = _resolve(self.state, root)
+        targets = [d.deliver for d in self.departments.values()] + (self.townships.targets() if self.townships else [])
+        for target in targets:
+            if isinstance(target, DirDelivery):
+                target.path = _resolve(target.path, root)
+            if isinstance(target, HttpDelivery | EmailDelivery) and target.ca_file:
+                target.ca_file = _resolve(target.ca_file, root)
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The file this configuration was read from (None when built in code)."""
+        return self._path
+
+    def position(self, *location: str | int) -> str:
+        """'exitcheck.yaml:12' for a key path, so that later checks can point at the line."""
+        if self._path is None:
+            return "exitcheck.yaml"
+        from exitcheck.rules.model import _line_of
+
+        line = _line_of(self._text, tuple(location))
+        return f"{self._path}:{line}" if line else str(self._path)
+
+    def department(self, department_id: str) -> Department:
+        return self.departments[department_id]
+
+
+def _root(info: ValidationInfo) -> Path:
+    context = info.context or {}
+    return Path(context.get("root") or Path.cwd())
+
+
+def _resolve(path: Path, root: Path) -> Path:
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (root / path).resolve()
+
+
+def find_config(start: Path) -> Path | None:
+    """exitcheck.yaml in `start` or the nearest parent folder that has one."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        for name in CONFIG_NAMES:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_config(path: Path) -> WorkspaceConfig:
+    """Read and validate exitcheck.yaml; paths in it resolve against its folder."""
+    path = path.resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: 无法读取工作区配置({exc.strerror})", f"{path}: cannot read the workspace configuration ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: 工作区配置应为 UTF-8 编码", f"{path}: the workspace configuration must be UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader with stricter numbers
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{where}: 不是有效的 YAML({problem})", f"{where}: not valid YAML ({problem})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: 工作区配置应为键值映射", f"{path}:1: the workspace configuration must be a mapping")
+    try:
+        config = WorkspaceConfig.model_validate(data, context={"root": path.parent})
+    except ValidationError as exc:
+        raise _config_error(path, text, exc) from None
+    except ConfigError as exc:  # from the header mapping, which checks itself
+        from exitcheck.rules.model import _line_of
+
+        where = f"{path}:{_line_of(text, ('headers',)) or 1}"
+        raise ConfigError(f"{where}: {exc.zh}", f"{where}: {exc.en}") from None
+    config._path, config._text = path, text
+    return config
+
+
+def _config_error(path: Path, text: str, exc: ValidationError) -> ConfigError:
+    """The first problem, with its line; never the offending value (it may be a secret)."""
+    from exitcheck.rules.model import _line_of
+
+    errors = exc.errors()
+    # A misspelt key is also a missing one: report the spelling, which has the "did you mean".
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    location = _yaml_location(first["loc"])
+    line = _line_of(text, location)
+    where = f"{path}:{line}" if line else str(path)
+    dotted = ".".join(str(part) for part in location)
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden" and location and location[-1] in SECRET_KEYS:
+        variable = SECRET_KEYS[str(location[-1])]
+        return ConfigError(
+            f"{where}: {dotted}: 密钥不要写在配置文件里; 请放进环境变量, 并用 {variable} 写出变量名",
+            f"{where}: {dotted}: secrets do not belong in the file; put it in an environment variable and name it with {variable}",
+        )
+    if first["type"] == "extra_forbidden":
+        known = _known_keys(location[:-1])
+        near = difflib.get_close_matches(str(location[-1]), known, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        return ConfigError(f"{where}: {dotted}: 未知的设置项{hint}", f"{where}: {dotted}: unknown setting{hint}")
+    return ConfigError(f"{where}: {dotted}: {message}", f"{where}: {dotted}: {message}")
+
+
+def _yaml_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic's location as YAML keys: drop the union tags it inserts ('deliver', 'http', ...)."""
+    out: list[Any] = []
+    for index, part in enumerate(loc):
+        tagged = index and (loc[index - 1] == "deliver" or (index > 1 and loc[index - 2] == "each"))
+        if tagged and part in ("dir", "http", "email"):
+            continue
+        if part == "[key]":
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _known_keys(parent: tuple[Any, ...]) -> list[str]:
+    """Setting names allowed where an unknown one was found, for 'did you mean'."""
+    model: type[BaseModel] = WorkspaceConfig
+    if len(parent) >= 2 and parent[0] == "departments":
+        model = Department
+        if len(parent) >= 3 and parent[2] == "deliver":
+            return sorted({name for m in (DirDelivery, HttpDelivery, EmailDelivery) for name in _keys(m)})
+    if parent and parent[0] == "limits":
+        model = Limits
+    if parent and parent[0] == "townships":
+        if len(parent) >= 2 and parent[1] in ("deliver", "each"):
+            return sorted({name for m in (DirDelivery, HttpDelivery, EmailDelivery) for name in _keys(m)})
+        model = Townships
+    return _keys(model)
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]

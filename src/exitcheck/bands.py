@@ -1,0 +1,429 @@
+"""Income bands and the department lists cut from them.
+
+The county lists its low-income households in bands of per-capita net income (by default
+[0, 4200), [4200, 4500), [4500, 5000): lower bound included, upper excluded, every household
+whatever its category) and sends each band list to the departments that act on it. Each row
+carries the household's special groups (五保/特困供养, 低保, disability, members who can work and
+do not) so that they stand out.
+
+A department gets its own cut (`department_list`): only its bands, only the households its
+`where` selects, only its `columns` (data minimisation: personal data). Its content digest is the
+sha256 of a canonical JSON of exactly that content, never of a file or a date, so that the
+delivery ledger can tell "changed" from "already delivered".
+
+Everything here is column-wise over the household frame of an audit; rows become Python
+objects only when they are written out.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from exitcheck.errors import ConfigError
+from exitcheck.i18n import pick
+from exitcheck.registers.schema import field_names, field_spec
+from exitcheck.report.files import DEFAULT_MODE, atomic_path
+from exitcheck.report.sheets import WORKBOOK_OPTIONS, open_workbook, write_table
+from exitcheck.rules import engine
+from exitcheck.rules.expr import ExpressionError, compile_expression
+from exitcheck.rules.model import Band, RuleSet
+
+if TYPE_CHECKING:
+    from exitcheck.audit import AuditResult
+    from exitcheck.workspace import Department, WorkspaceConfig
+
+SCHEMA = "exitcheck/bands@1"
+#: The household keys of bands.json, and a department's columns when it names none.
+DOCUMENT_KEYS: tuple[str, ...] = (
+    "household_id", "township", "village", "head_name", "household_size",
+    "income_per_capita", "category", "status", "special",
+)
+#: The county's own workbook shows the counts behind the special groups too.
+WORKBOOK_KEYS: tuple[str, ...] = (*DOCUMENT_KEYS, "disabled_members", "labour_unemployed")
+#: (key, Chinese label, English label) in the order they are listed in a row's `special`.
+SPECIAL_GROUPS: tuple[tuple[str, str, str], ...] = (
+    ("extreme_poverty", "五保/特困供养", "five guarantees / extreme-poverty support"),
+    ("dibao", "低保", "minimum living guarantee"),
+    ("disability", "残疾", "member with a disability"),
+    ("unemployed", "有劳动力未务工", "member able to work, without work"),
+)
+_LABELS: dict[str, tuple[str, str]] = {
+    "special": ("特殊群体", "Special groups"),
+    "id_number": ("户主证件号码", "Head's ID number"),
+    "band": ("收入档", "Income band"),
+}
+_SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def list_columns() -> list[str]:
+    """Every column a department may ask for: household fields, derived figures, `special`, and
+    `id_number` (the head's, and only when asked for by that name)."""
+    household = [name for name in field_names("households") if name != "head_id_number"]
+    return [*household, *engine.DERIVED["household"], "special", "id_number"]
+
+
+def column_label(name: str, lang: str) -> str:
+    """A column's header in a workbook: the register's own header where there is one."""
+    if name in _LABELS:
+        return pick(lang, *_LABELS[name])
+    derived = engine.DERIVED["household"].get(name)
+    if derived:
+        return pick(lang, derived[1], derived[2])
+    try:
+        return field_spec("households", name).label(lang)
+    except KeyError:
+        return name
+
+
+def band_label(band: Band, lang: str) -> str:
+    return band.label_en if lang == "en" and band.label_en else band.label
+
+
+# ---- banding ----
+
+def check_bands(bands: Sequence[Band], where: str) -> None:
+    """Bands may leave gaps between them but never overlap: a household sits in one band."""
+    ids = [band.id for band in bands]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ConfigError(f"{where}: 收入分档 {twice[0]} 重复", f"{where}: band {twice[0]} is defined twice")
+    ordered = sorted(bands, key=lambda band: band.min)
+    for low, high in zip(ordered, ordered[1:], strict=False):
+        if high.min < low.max:
+            raise ConfigError(
+                f"{where}: 收入分档 {low.id} 与 {high.id} 重叠",
+                f"{where}: bands {low.id} and {high.id} overlap",
+            )
+
+
+def assign_bands(income: pd.Series, bands: Sequence[Band]) -> pd.Series:
+    """Each value's band id: min <= income < max; NA for a blank income or one in no band."""
+    values = pd.Series(income, dtype="Float64").to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):  # NaN compares False: a blank income is in no band
+        conditions = [(values >= band.min) & (values < band.max) for band in bands]
+    chosen = np.select(conditions, [band.id for band in bands], default="") if bands else np.full(len(values), "")
+    return pd.Series(chosen, index=income.index, dtype="string").replace("", pd.NA)
+
+
+def special_groups(households: pd.DataFrame, lang: str = "zh") -> pd.Series:
+    """Per household, the list of its special groups' labels (possibly empty).
+
+    The four yes/no flags make a 4-bit code per household; each of the 16 codes maps to its
+    prebuilt list, so no Python runs per household.
+    """
+    attribute = households["poverty_attribute"] if "poverty_attribute" in households else pd.Series(pd.NA, index=households.index, dtype="string")
+    flags = [
+        attribute.eq("特困供养贫困户"),
+        attribute.eq("低保贫困户"),
+        _count(households, "disabled_members").gt(0),
+        _count(households, "labour_unemployed").gt(0),
+    ]
+    code = np.zeros(len(households), dtype=np.int64)
+    for bit, flag in enumerate(flags):
+        code |= flag.fillna(False).to_numpy(dtype=bool).astype(np.int64) << bit
+    labels = [pick(lang, zh, en) for _key, zh, en in SPECIAL_GROUPS]
+    table = {value: [label for bit, label in enumerate(labels) if value >> bit & 1] for value in range(1 << len(labels))}
+    return pd.Series(code, index=households.index).map(table)
+
+
+def _count(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame:
+        return pd.Series(0, index=frame.index, dtype="Int64")
+    return frame[name].astype("Int64").fillna(0)
+
+
+@dataclass
+class Banded:
+    """The households of an audit that fall in a band, with band and special groups.
+
+    `frame` keeps every household column (so that a department may pick any), sorted by
+    township, village and household id; `blank_income` counts households left out because their
+    income is blank (a data issue the audit lists; here it is only counted).
+    """
+
+    as_of: date
+    bands: list[Band]
+    frame: pd.DataFrame
+    lang: str
+    blank_income: int
+    result: AuditResult
+
+    def counts(self) -> dict[str, int]:
+        return band_counts(self.frame, self.bands)
+
+
+def band_counts(frame: pd.DataFrame, bands: Sequence[Band]) -> dict[str, int]:
+    """Households per band id, every band present (zero when empty), in the bands' order."""
+    present = frame["band"].value_counts()
+    return {band.id: int(present.get(band.id, 0)) for band in bands}
+
+
+def bands(result: AuditResult, *, lang: str | None = None) -> Banded:
+    """Put every household of the audit in its income band, with its special groups."""
+    lang = lang or result.lang
+    ruleset_bands = list(result.ruleset.bands)
+    check_bands(ruleset_bands, result.ruleset.path)
+    households = result.frames["household"]
+    band = assign_bands(households["income_per_capita"], ruleset_bands)
+    chosen = band.notna().to_numpy(dtype=bool)
+    frame = households[chosen].copy()
+    frame["band"] = band[chosen]
+    frame["special"] = special_groups(frame, lang)
+    frame = frame.sort_values(["township", "village", "household_id"], kind="stable")
+    blank = int(households["income_per_capita"].isna().sum())
+    return Banded(result.as_of, ruleset_bands, frame, lang, blank, result)
+
+
+def count_table(frame: pd.DataFrame, bands: Sequence[Band], lang: str, *, by_township: bool = True) -> pd.DataFrame:
+    """Households by township (rows) and band (columns), with totals: the summary sheet."""
+    total = pick(lang, "合计", "Total")
+    labels = [band_label(band, lang) for band in bands]
+    categories = pd.Categorical(frame["band"].astype(object), categories=[band.id for band in bands])
+    if by_township:
+        townships = frame["township"].astype(object).fillna(pick(lang, "(空)", "(blank)"))
+        table = pd.crosstab(townships, categories, dropna=False)
+    else:
+        table = pd.crosstab(pd.Series(total, index=frame.index), categories, dropna=False)
+    table = table.reindex(columns=[band.id for band in bands], fill_value=0)
+    table.columns = labels
+    if by_township:
+        table.loc[total] = table.sum()
+    table[total] = table.sum(axis=1)
+    table.index.name = pick(lang, "乡镇", "Township") if by_township else ""
+    return table.reset_index()
+
+
+# ---- outputs for the county ----
+
+def _objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells as Python objects with NA as None (pandas turns nullable ints and floats, strings
+    and booleans into plain int, float, str and bool on the way), ready for JSON."""
+    part = frame.astype(object)
+    return part.where(part.notna(), None)
+
+
+def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
+    return _objects(frame.reindex(columns=list(columns))).to_dict("records")
+
+
+def json_default(value: Any) -> Any:
+    """For json.dumps: whatever pandas left as a numpy or pandas scalar."""
+    plain = engine.plain(value)
+    if plain is value:
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return plain
+
+
+def _bound(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def _document(as_of: date, bands: Sequence[Band], frame: pd.DataFrame, columns: Sequence[str], lang: str) -> dict[str, Any]:
+    entries = []
+    for band in bands:
+        part = frame[frame["band"] == band.id]
+        entries.append({
+            "id": band.id, "label": band_label(band, lang), "min": _bound(band.min), "max": _bound(band.max),
+            "households": _records(part, columns),
+        })
+    return {"schema": SCHEMA, "as_of": as_of.isoformat(), "bands": entries}
+
+
+def bands_document(banded: Banded) -> dict[str, Any]:
+    """bands.json (exitcheck/bands@1): as_of, and per band its bounds and households."""
+    return _document(banded.as_of, banded.bands, banded.frame, DOCUMENT_KEYS, banded.lang)
+
+
+def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, columns: Sequence[str], lang: str, title: str) -> None:
+    """A summary sheet, then one sheet per band with its households."""
+    summary = count_table(frame, bands, lang, by_township="township" in columns)
+    write_table(workbook, pick(lang, "汇总", "Summary"), summary, [str(c) for c in summary.columns], title=title)
+    headers = [column_label(column, lang) for column in columns]
+    used = {pick(lang, "汇总", "Summary")}
+    for band in bands:
+        part = frame.loc[frame["band"] == band.id].reindex(columns=list(columns))
+        label = band_label(band, lang)
+        write_table(workbook, _sheet_name(label, used), part, headers, title=f"{label}: {len(part)}{pick(lang, ' 户', ' households')}")
+
+
+def _sheet_name(label: str, used: set[str]) -> str:
+    base = _SHEET_NAME_FORBIDDEN.sub("-", label).strip("'")[:31] or "band"
+    name, number = base, 2
+    while name.lower() in {u.lower() for u in used}:
+        suffix = f" ({number})"
+        name, number = base[: 31 - len(suffix)] + suffix, number + 1
+    used.add(name)
+    return name
+
+
+def write_bands_xlsx(path: Path, banded: Banded, mode: int = DEFAULT_MODE) -> Path:
+    """bands.xlsx: a summary by township and band, then one sheet per band, every household."""
+    title = pick(banded.lang, f"低收入户分档名单(基准日 {banded.as_of.isoformat()})", f"Low-income households by band (as of {banded.as_of.isoformat()})")
+    with atomic_path(path, mode) as temp:
+        workbook = open_workbook(temp)
+        _write_book(workbook, banded.bands, banded.frame, WORKBOOK_KEYS, banded.lang, title)
+        workbook.close()
+    return path
+
+
+# ---- department lists ----
+
+@dataclass
+class DepartmentList:
+    """One department's cut of the bands: its households, its columns, and their digest.
+
+    `frame` holds exactly `columns` plus `band`, indexed by household id (which is written out
+    only when it is one of the columns).
+    """
+
+    department: str
+    name: str
+    as_of: date
+    lang: str
+    bands: list[Band]
+    columns: list[str]
+    frame: pd.DataFrame
+    digest: str
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    def counts(self) -> dict[str, int]:
+        return band_counts(self.frame, self.bands)
+
+    @property
+    def stem(self) -> str:
+        """File name without extension: `<dept>-<as_of>-<digest12>`."""
+        return f"{self.department}-{self.as_of.isoformat()}-{self.digest[:12]}"
+
+    def summary(self) -> str:
+        """'4200元以下 3 户, 4200-4500元 1 户 (共 4 户)': for a subject line or a console."""
+        counts = self.counts()
+        parts = [f"{band_label(band, self.lang)} {counts[band.id]}{pick(self.lang, ' 户', '')}" for band in self.bands]
+        total = pick(self.lang, f"共 {self.rows} 户", f"{self.rows} households in all")
+        return f"{', '.join(parts)} ({total})"
+
+    def document(self) -> dict[str, Any]:
+        """The bands.json shape with only this department's bands, households and columns."""
+        document = _document(self.as_of, self.bands, self.frame, self.columns, self.lang)
+        return {**document, "department": {"id": self.department, "name": self.name}, "digest": self.digest}
+
+    def json_bytes(self) -> bytes:
+        return json.dumps(self.document(), ensure_ascii=False, indent=2, default=json_default).encode("utf-8")
+
+    def xlsx_bytes(self) -> bytes:
+        """The workbook in memory: personal data never touches a temporary file."""
+        import xlsxwriter
+
+        buffer = io.BytesIO()
+        workbook = xlsxwriter.Workbook(buffer, {**WORKBOOK_OPTIONS, "in_memory": True})
+        title = pick(self.lang, f"{self.name or self.department} 低收入户名单(基准日 {self.as_of.isoformat()})",
+                     f"{self.name or self.department}: low-income households (as of {self.as_of.isoformat()})")
+        _write_book(workbook, self.bands, self.frame, self.columns, self.lang, title)
+        workbook.close()
+        return buffer.getvalue()
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string for one content: sorted keys, no spaces, no NaN."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, default=json_default).encode("utf-8")
+
+
+def content_digest(frame: pd.DataFrame, columns: Sequence[str], bands: Sequence[Band]) -> str:
+    """sha256 of the rows (sorted by household id, only `columns`, with their band) and of the
+    band bounds. The date is left out on purpose: a new night alone is not a new list."""
+    rows = _objects(frame.sort_index(kind="stable").reindex(columns=["band", *columns])).to_numpy().tolist()
+    payload = {
+        "bands": [{"id": band.id, "min": band.min, "max": band.max} for band in bands],
+        "columns": list(columns),
+        "rows": rows,
+    }
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+def head_id_numbers(result: AuditResult, household_ids: pd.Series) -> pd.Series:
+    """The head's ID number per household: the households sheet's own column where it has a
+    value, else the ID of the living member whose relation is 户主."""
+    households = result.frames["household"]
+    own = pd.Series(pd.NA, index=household_ids.index, dtype="string")
+    if "head_id_number" in households:
+        own = household_ids.map(households.drop_duplicates("household_id").set_index("household_id")["head_id_number"])
+    members = result.frames["member"]
+    heads = members[members["relation"].astype("string").str.strip().eq("户主").fillna(False).to_numpy(dtype=bool)]
+    by_household = heads.drop_duplicates("household_id").set_index("household_id")["id_number"]
+    return own.astype("string").fillna(household_ids.map(by_household).astype("string"))
+
+
+def department_list(
+    banded: Banded,
+    department_id: str,
+    spec: Department,
+    ruleset: RuleSet,
+    *,
+    position: Callable[[str], str] | None = None,
+) -> DepartmentList:
+    """A department's list: its bands, the households its `where` selects, its columns only.
+
+    `position(key)` says where in exitcheck.yaml a key of this department is, for errors.
+    """
+    at = position or (lambda key: f"departments.{department_id}.{key}")
+    known = {band.id: band for band in banded.bands}
+    wanted = spec.bands or list(known)
+    for band_id in wanted:
+        if band_id not in known:
+            near = difflib.get_close_matches(band_id, list(known), n=1)
+            hint_zh, hint_en = (f"; 是否指 {near[0]}?", f"; did you mean {near[0]!r}?") if near else ("", "")
+            raise ConfigError(f"{at('bands')}: 没有收入分档 {band_id!r}{hint_zh}", f"{at('bands')}: no band {band_id!r}{hint_en}")
+    chosen = [known[band_id] for band_id in dict.fromkeys(wanted)]
+    frame = banded.frame
+    keep = frame["band"].isin([band.id for band in chosen]).to_numpy(dtype=bool)
+    if spec.where:
+        keep = keep & _where(spec.where, frame, ruleset, at("where")).to_numpy(dtype=bool)
+    rows = frame[keep]
+    columns = list(spec.columns or DOCUMENT_KEYS)
+    out = rows.reindex(columns=[c for c in columns if c != "id_number"])
+    if "id_number" in columns:  # asked for by name: the head's, and only then
+        out["id_number"] = head_id_numbers(banded.result, rows["household_id"])
+    out = out.reindex(columns=columns)
+    out["band"] = rows["band"]
+    out.index = pd.Index(rows["household_id"].astype(object), name="household_id")
+    digest = content_digest(out, columns, chosen)
+    return DepartmentList(department_id, spec.name, banded.as_of, banded.lang, chosen, columns, out, digest)
+
+
+def _where(text: str, frame: pd.DataFrame, ruleset: RuleSet, at: str) -> pd.Series:
+    """A department's `where`: the rule language over household fields, derived figures and the
+    indicators' ok_ columns. Unknown (a blank input) leaves the household out."""
+    extra = [name for name in engine.ok_columns(ruleset) if name in frame.columns]
+    mapping, types, _labels = engine.names_for("household", ruleset, extra)
+    try:
+        expression = compile_expression(text, fields=mapping, params=ruleset.spec.params, types=types, boolean=True)
+        selected = expression.evaluate_bool(frame)
+    except ExpressionError as error:
+        raise ConfigError(f"{at}: where: {error}", f"{at}: where: {error}") from None
+    return selected.fillna(False).astype(bool)
+
+
+def department_lists(banded: Banded, config: WorkspaceConfig, department_ids: Sequence[str], ruleset: RuleSet) -> dict[str, DepartmentList]:
+    """The lists of several departments of a workspace, every one checked before any is sent."""
+    return {
+        department_id: department_list(
+            banded, department_id, config.department(department_id), ruleset,
+            position=lambda key, d=department_id: config.position("departments", d, key),
+        )
+        for department_id in department_ids
+    }

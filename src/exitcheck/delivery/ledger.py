@@ -1,0 +1,167 @@
+"""The delivery ledger: every delivery attempt, in SQLite under the workspace's state folder.
+
+It answers two questions for the next run: was this content already delivered to this
+department at this target (then it is "unchanged" and not sent again), and which departments
+keep failing. An attempt is written as "pending" before anything is sent and completed after,
+so that a run killed half-way leaves a trace rather than a silent gap. The ledger holds digests,
+counts, receipts and error texts: never the list's content, never a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+FILE_NAME = "deliveries.sqlite"
+PENDING, DELIVERED, UNCHANGED, FAILED = "pending", "delivered", "unchanged", "failed"
+#: Consecutive failed runs after which a department is reported as failing.
+FAILING_RUNS = 3
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS attempts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    attempt_id  TEXT NOT NULL UNIQUE,
+    run_id      TEXT,
+    department  TEXT NOT NULL,   -- the recipient: a department id
+    transport   TEXT NOT NULL,   -- dir, http or email
+    target      TEXT NOT NULL,   -- where it went, without any secret
+    digest      TEXT NOT NULL,   -- sha256 of the content (bands.content_digest)
+    rows        INTEGER NOT NULL,
+    as_of       TEXT,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    outcome     TEXT NOT NULL,   -- pending, delivered, unchanged, failed
+    receipt     TEXT,            -- file path, HTTP status and id, SMTP message id
+    error       TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_by_department ON attempts (department, id);
+"""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One row of the ledger."""
+
+    attempt_id: str
+    run_id: str | None
+    department: str
+    transport: str
+    target: str
+    digest: str
+    rows: int
+    as_of: str | None
+    started_at: str
+    finished_at: str | None
+    outcome: str
+    receipt: str | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Ledger:
+    """The attempts table of one workspace. Opening creates the state folder and the file,
+    readable by their owner only."""
+
+    def __init__(self, state: Path) -> None:
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = state / FILE_NAME
+        if not self.path.exists():
+            self.path.touch(mode=0o600)
+        self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._connection.row_factory = sqlite3.Row
+        self._connection.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._connection
+        except BaseException:
+            self._connection.execute("ROLLBACK")
+            raise
+        self._connection.execute("COMMIT")
+
+    def begin(self, *, attempt_id: str, run_id: str | None, department: str, transport: str, target: str,
+              digest: str, rows: int, as_of: str | None, outcome: str = PENDING) -> None:
+        """Record an attempt before it is made (or, for "unchanged", the decision not to)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO attempts (attempt_id, run_id, department, transport, target, digest, rows, as_of,"
+                " started_at, finished_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (attempt_id, run_id, department, transport, target, digest, rows, as_of, now(),
+                 None if outcome == PENDING else now(), outcome),
+            )
+
+    def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, error: str | None = None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE attempts SET outcome = ?, receipt = ?, error = ?, finished_at = ? WHERE attempt_id = ?",
+                (outcome, receipt, error, now(), attempt_id),
+            )
+
+    def last_delivered(self, department: str, target: str) -> Attempt | None:
+        """The last successful delivery of anything to this department at this target."""
+        row = self._connection.execute(
+            "SELECT * FROM attempts WHERE department = ? AND target = ? AND outcome = ? ORDER BY id DESC LIMIT 1",
+            (department, target, DELIVERED),
+        ).fetchone()
+        return _attempt(row) if row else None
+
+    def attempts(self, department: str | None = None, limit: int | None = None) -> list[Attempt]:
+        """Newest first."""
+        sql, params = "SELECT * FROM attempts", list[Any]()
+        if department:
+            sql += " WHERE department = ?"
+            params.append(department)
+        sql += " ORDER BY id DESC"
+        if limit:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_attempt(row) for row in self._connection.execute(sql, params)]
+
+    def failing(self, threshold: int = FAILING_RUNS) -> dict[str, int]:
+        """Departments whose last `threshold` or more attempts all failed (an interrupted,
+        still pending attempt counts as failed), with the length of the streak: the failed
+        attempts after the department's last good one (delivered or unchanged)."""
+        rows = self._connection.execute(
+            """
+            SELECT a.department, COUNT(*) AS streak FROM attempts a
+            WHERE a.outcome IN (?, ?) AND a.id > COALESCE(
+                (SELECT MAX(b.id) FROM attempts b WHERE b.department = a.department AND b.outcome NOT IN (?, ?)), 0)
+            GROUP BY a.department HAVING COUNT(*) >= ? ORDER BY a.department
+            """,
+            (FAILED, PENDING, FAILED, PENDING, threshold),
+        ).fetchall()
+        return {row["department"]: int(row["streak"]) for row in rows}
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    return Attempt(**{key: row[key] for key in Attempt.__dataclass_fields__})
+
+
+def open_ledger(state: Path) -> Ledger:
+    """The ledger of a workspace's state folder, created on first use."""
+    ledger = Ledger(state)
+    os.chmod(ledger.path, 0o600)
+    return ledger

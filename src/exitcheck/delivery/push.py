@@ -1,0 +1,238 @@
+"""push(): send each department its list, once, through the ledger.
+
+For every department asked for: cut its list from the bands, compare the content digest with
+the last successful delivery to the same target (equal: "unchanged", nothing sent), read its
+secrets from the environment, send, and record the attempt. Departments are independent: a
+missing variable, a server that is down, even an unexpected error fails that department alone
+and the others still go out. Every list is cut and checked before anything is sent, so a
+mistake in exitcheck.yaml stops the run before a half of it is delivered.
+"""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from exitcheck.bands import Banded, DepartmentList, band_label, department_lists
+from exitcheck.bands import bands as band_households
+from exitcheck.delivery.ledger import (
+    DELIVERED,
+    FAILED,
+    FAILING_RUNS,
+    UNCHANGED,
+    Ledger,
+    open_ledger,
+)
+from exitcheck.delivery.transports import (
+    MissingSecret,
+    Parcel,
+    Spec,
+    TransportError,
+    describe,
+    read_secrets,
+    scrub,
+    send,
+)
+from exitcheck.errors import ConfigError, UsageError
+from exitcheck.i18n import pick
+
+if TYPE_CHECKING:
+    from exitcheck.audit import AuditResult
+    from exitcheck.workspace import WorkspaceConfig
+
+DRY_RUN = "dry-run"
+ALL = "all"
+
+
+@dataclass
+class DeliveryOutcome:
+    """What happened to one department's list in this run."""
+
+    department: str
+    name: str
+    transport: str
+    target: str
+    outcome: str  # delivered, unchanged, failed, dry-run
+    digest: str
+    rows: int
+    counts: dict[str, int] = field(default_factory=dict)
+    receipt: str | None = None
+    error: str | None = None
+    attempt_id: str | None = None
+    would: str | None = None  # for a dry run: "deliver" or "unchanged"
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_departments(config: WorkspaceConfig, names: Sequence[str]) -> list[str]:
+    """The departments asked for, `all` meaning every one with a `deliver`. An unknown name is a
+    UsageError (exit 2) with the nearest known one; one with nowhere to go is a ConfigError."""
+    if ALL in names:
+        chosen = [d for d, spec in config.departments.items() if spec.deliver is not None]
+        if not chosen:
+            raise ConfigError(f"{config.position('departments')}: 没有配置 deliver 的部门",
+                              f"{config.position('departments')}: no department has a deliver: section")
+        return chosen
+    known = list(config.departments)
+    out: list[str] = []
+    for name in dict.fromkeys(names):
+        if name not in config.departments:
+            near = _nearest(name, config)
+            raise UsageError(
+                f"没有这个部门: {name}" + (f"; 是否指 {near[0]}?" if near else f"(已配置: {', '.join(known) or '无'})"),
+                f"no such department: {name}" + (f"; did you mean {near[0]}?" if near else f" (configured: {', '.join(known) or 'none'})"),
+            )
+        if config.departments[name].deliver is None:
+            where = config.position("departments", name)
+            raise ConfigError(f"{where}: 部门 {name} 没有 deliver 设置, 无处投递", f"{where}: department {name} has no deliver: section")
+        out.append(name)
+    return out
+
+
+def _nearest(name: str, config: WorkspaceConfig) -> list[str]:
+    """The department meant: by its display name (--push-to 民政局), else the closest id."""
+    by_name = [d for d, spec in config.departments.items() if spec.name and spec.name == name]
+    return by_name or difflib.get_close_matches(name, list(config.departments), n=1, cutoff=0.4)
+
+
+def parcel_of(department_list: DepartmentList) -> Parcel:
+    """The list rendered for the transports: JSON, workbook, subject and body."""
+    lang = department_list.lang
+    title = department_list.name or department_list.department
+    as_of = department_list.as_of.isoformat()
+    subject = pick(lang, f"{title} 低收入户名单 {as_of}: {department_list.summary()}",
+                   f"{title}: low-income households {as_of}: {department_list.summary()}")
+    lines = [pick(lang, f"{title}:", f"{title}:"), "",
+             pick(lang, f"附件为基准日 {as_of} 的低收入户分档名单:", f"Attached: the low-income households by income band as of {as_of}:")]
+    counts = department_list.counts()
+    lines += [f"  {band_label(band, lang)}: {counts[band.id]}" for band in department_list.bands]
+    lines += ["", pick(lang, "名单含个人信息, 请妥善保管, 仅用于本部门工作。", "The list holds personal data: keep it safe and use it for your department's work only."),
+              "", f"sha256: {department_list.digest}", "-- exitcheck"]
+    return Parcel(
+        recipient=department_list.department, stem=department_list.stem, digest=department_list.digest,
+        rows=department_list.rows, json_bytes=department_list.json_bytes(), xlsx_bytes=department_list.xlsx_bytes(),
+        subject=subject, body="\n".join(lines),
+    )
+
+
+def push(
+    config: WorkspaceConfig,
+    result: AuditResult,
+    departments: Sequence[str],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    lang: str | None = None,
+    run_id: str | None = None,
+    banded: Banded | None = None,
+    environ: Mapping[str, str] | None = None,
+    lists: Mapping[str, DepartmentList] | None = None,
+) -> list[DeliveryOutcome]:
+    """Deliver each department's list (names as given, or `all`); one outcome per department.
+
+    `force` delivers even unchanged content, under a new idempotency key (digest + attempt id).
+    `dry_run` sends nothing and records nothing: the outcomes say what would go where.
+    ConfigError (a bad band or `where`) is raised before anything is sent. `banded` and `lists`
+    save the work when the caller has them already (the CLI cuts the lists early to fail fast).
+    """
+    chosen = resolve_departments(config, departments)
+    if lists is None or not set(chosen) <= set(lists):
+        banded = banded or band_households(result, lang=lang)
+        lists = department_lists(banded, config, chosen, result.ruleset)
+    ledger = open_ledger(config.state)
+    try:
+        return [
+            _deliver(config, ledger, lists[d], force=force, dry_run=dry_run, run_id=run_id, environ=environ)
+            for d in chosen
+        ]
+    finally:
+        ledger.close()
+
+
+def _deliver(config: WorkspaceConfig, ledger: Ledger, department_list: DepartmentList, *, force: bool,
+             dry_run: bool, run_id: str | None, environ: Mapping[str, str] | None) -> DeliveryOutcome:
+    department = department_list.department
+    spec = config.department(department).deliver
+    assert spec is not None  # resolve_departments saw to it
+    return deliver_parcel(
+        config, ledger, spec, recipient=department, name=department_list.name, digest=department_list.digest,
+        rows=department_list.rows, counts=department_list.counts(), as_of=department_list.as_of.isoformat(),
+        lang=department_list.lang, setting=f"departments.{department}.deliver",
+        render=lambda: parcel_of(department_list), force=force, dry_run=dry_run, run_id=run_id, environ=environ,
+    )
+
+
+def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recipient: str, name: str, digest: str,
+                   rows: int, as_of: str, lang: str, setting: str, render: Callable[[], Parcel],
+                   counts: dict[str, int] | None = None, force: bool = False, dry_run: bool = False,
+                   run_id: str | None = None, environ: Mapping[str, str] | None = None) -> DeliveryOutcome:
+    """Deliver one list to one recipient through the ledger: unchanged content is not sent
+    again, a missing secret or a transport error fails this recipient alone. Departments' band
+    lists and the nightly run's township gap lists (recipient `township:<name>`) both go here.
+    `render` makes the parcel only when it is sent; `setting` names the config key for messages.
+    """
+    target = describe(spec)
+    outcome = DeliveryOutcome(
+        department=recipient, name=name, transport=spec.type, target=target, outcome=FAILED,
+        digest=digest, rows=rows, counts=counts or {},
+    )
+    last = ledger.last_delivered(recipient, target)
+    unchanged = last is not None and last.digest == digest and not force
+    secrets: dict[str, str] = {}
+    missing: str | None = None
+    try:
+        secrets = read_secrets(spec, environ)
+    except MissingSecret as error:
+        missing = _missing_message(error.variable, setting, config, lang)
+    if dry_run:
+        outcome.outcome, outcome.would, outcome.error = DRY_RUN, UNCHANGED if unchanged else "deliver", missing
+        return outcome
+    attempt_id = uuid.uuid4().hex[:16]
+    outcome.attempt_id = attempt_id
+    record = dict(attempt_id=attempt_id, run_id=run_id, department=recipient, transport=spec.type, target=target,
+                  digest=digest, rows=rows, as_of=as_of)
+    if unchanged:
+        ledger.begin(**record, outcome=UNCHANGED)
+        outcome.outcome, outcome.receipt = UNCHANGED, last.receipt if last else None
+        return outcome
+    ledger.begin(**record)
+    if missing:
+        outcome.error = missing
+        ledger.finish(attempt_id, FAILED, error=missing)
+        return outcome
+    key = digest if not force else f"{digest}-{attempt_id}"
+    try:
+        receipt = send(spec, render(), key=key, secrets=secrets, file_mode=config.file_mode)
+    except TransportError as error:
+        outcome.error = scrub(str(error), secrets.values())
+    except Exception as error:  # one recipient's surprise must not stop the others
+        outcome.error = scrub(f"unexpected {type(error).__name__}: {error}", secrets.values())
+    else:
+        outcome.outcome, outcome.receipt = DELIVERED, receipt.text
+        ledger.finish(attempt_id, DELIVERED, receipt=receipt.text)
+        return outcome
+    ledger.finish(attempt_id, FAILED, error=outcome.error)
+    return outcome
+
+
+def _missing_message(variable: str, setting: str, config: WorkspaceConfig, lang: str) -> str:
+    where = config.path or "exitcheck.yaml"
+    return pick(lang, f"环境变量 {variable} 未设置({where} 中 {setting} 需要它)",
+                f"environment variable {variable} is not set (needed by {setting} in {where})")
+
+
+def failing_departments(config: WorkspaceConfig, threshold: int = FAILING_RUNS) -> dict[str, int]:
+    """Departments whose last `threshold` or more deliveries failed in a row."""
+    ledger = open_ledger(config.state)
+    try:
+        return ledger.failing(threshold)
+    finally:
+        ledger.close()

@@ -1,0 +1,484 @@
+"""Delivery for real: to a folder, to an HTTP server and to an SMTP server (STARTTLS, login)
+started by the tests on 127.0.0.1, through the real CLI. Nothing twice, nothing lost, no secret
+anywhere it could leak."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import json
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import zipfile
+from collections.abc import Iterator
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from python_calamine import CalamineWorkbook
+
+from builders import base_county, make_id, member
+
+TOKEN = "tok-9f8e7d6c5b4a-SECRET"  # noqa: S105 - a test secret, to be found nowhere
+SMTP_USER = "clerk-user-SECRET"
+PASSWORD = "pw-1a2b3c4d-SECRET"  # noqa: S105
+ENV = {"EXITCHECK_TOKEN_AGRI": TOKEN, "EXITCHECK_SMTP_USER": SMTP_USER, "EXITCHECK_SMTP_PASSWORD": PASSWORD}
+SECRETS = (TOKEN, SMTP_USER, PASSWORD)
+H = [f"51343400{n:04d}" for n in range(1, 7)]
+AGRI_COLUMNS = ["household_id", "village", "income_per_capita", "special"]
+
+
+# ---- a real HTTP inbox ----
+
+class Inbox:
+    """What the department's server received; `answers` are the statuses to give, in turn."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.answers: list[int] = []
+        self.echo_auth = False
+
+    @property
+    def bodies(self) -> list[dict]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+
+class _InboxHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+        inbox: Inbox = self.server.inbox  # type: ignore[attr-defined]
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        inbox.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        status = inbox.answers.pop(0) if inbox.answers else 201
+        answer = {"id": f"receipt-{len(inbox.requests)}"}
+        if inbox.echo_auth:  # a careless server that repeats the credentials in its error page
+            answer["detail"] = f"bad credentials {self.headers.get('Authorization')}"
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class HttpServer:
+    def __init__(self, port: int, inbox: Inbox, tls: ssl.SSLContext | None = None) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _InboxHandler)
+        self.server.inbox = inbox  # type: ignore[attr-defined]
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def free_port() -> int:
+    """A port nothing listens on (yet): the test starts its server there, or leaves it down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def inbox() -> Inbox:
+    return Inbox()
+
+
+@pytest.fixture
+def http_port(inbox: Inbox) -> Iterator[int]:
+    port = free_port()
+    server = HttpServer(port, inbox)
+    yield port
+    server.stop()
+
+
+# ---- a real SMTP server with STARTTLS and login ----
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made by openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(certificate[0]), str(certificate[1]))
+    return context
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.logins: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's protocol
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 OK"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        self.logins.append(auth_data.login)
+        good = auth_data.login == SMTP_USER.encode() and auth_data.password == PASSWORD.encode()
+        return AuthResult(success=good, handled=False)  # handled=False: aiosmtpd answers 535 itself
+
+
+@pytest.fixture
+def mailbox() -> Mailbox:
+    return Mailbox()
+
+
+@pytest.fixture
+def smtp_port(mailbox: Mailbox, certificate) -> Iterator[int]:
+    port = free_port()
+    controller = Controller(
+        mailbox, hostname="127.0.0.1", port=port, tls_context=server_tls(certificate), require_starttls=True,
+        authenticator=mailbox.authenticate, auth_require_tls=True,
+    )
+    controller.start()
+    yield port
+    controller.stop()
+
+
+# ---- the workspace ----
+
+def county():
+    """Six households: four in the default bands, one able-bodied unemployed, one disabled."""
+    county = base_county()
+    for row, income in zip(county.households, [4200, 4500, 5000, 4199.99, 3000, 8000], strict=True):
+        row["人均纯收入"] = income
+    county.members[10]["务工状况"] = "未务工"  # household 4 (4199.99): can work, has no work
+    county.members[0]["健康状况"] = "残疾"  # household 1 (4200)
+    county.households[4]["贫困户属性"] = "低保贫困户"
+    return county
+
+
+CONFIG = """\
+registers: data/registers.xlsx
+as_of: 2020-06-30
+out: reports
+departments:
+  civil-affairs:
+    name: 民政局
+    columns: [household_id, township, village, head_name, household_size, income_per_capita, special]
+    deliver: {{type: dir, path: outbox/civil-affairs}}
+  agriculture-rural:
+    name: 农业农村局
+    columns: [household_id, village, income_per_capita, special]
+    deliver: {{type: http, url: "{scheme}://127.0.0.1:{http_port}/inbox?src=exitcheck", token_env: EXITCHECK_TOKEN_AGRI,
+              retries: 2, backoff: 0.01, timeout: 5{http_extra}}}
+  human-resources:
+    name: 人社局
+    bands: [below_4200, 4200_4500]
+    where: labour_unemployed > 0 or disabled_members > 0
+    deliver: {{type: email, host: 127.0.0.1, port: {smtp_port}, starttls: true, ca_file: {ca_file}, from: fupin@yuexi.example,
+              to: [renshe@yuexi.example], username_env: EXITCHECK_SMTP_USER, password_env: EXITCHECK_SMTP_PASSWORD,
+              retries: 1, timeout: 5}}
+"""
+
+
+def make_workspace(root: Path, *, http_port: int, smtp_port: int, certificate, scheme: str = "http", http_extra: str = "") -> Path:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    county().write(root / "data" / "registers.xlsx")
+    (root / "exitcheck.yaml").write_text(CONFIG.format(
+        http_port=http_port, smtp_port=smtp_port, ca_file=certificate[0], scheme=scheme, http_extra=http_extra,
+    ), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path, http_port, smtp_port, certificate) -> Path:
+    return make_workspace(tmp_path, http_port=http_port, smtp_port=smtp_port, certificate=certificate)
+
+
+#: stdout and stderr of every push, per workspace, for the leak check.
+outputs: dict[Path, list[str]] = {}
+
+
+def push(run_cli, root: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    done = run_cli("bands", "--push-to", "all", *args, cwd=root, env=ENV if env is None else env)
+    outputs.setdefault(root, []).append(done.stdout + done.stderr)
+    return done
+
+
+def assert_no_secret_leaked(root: Path) -> None:
+    """Not in the ledger's bytes, not in any file the runs wrote (inside workbooks too), not on
+    stdout or stderr."""
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                data = b"".join(archive.read(name) for name in archive.namelist())
+        for secret in SECRETS:
+            assert secret.encode() not in data, f"{secret} in {path}"
+    for text in outputs.get(root, []):
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def outbox(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "outbox" / "civil-affairs").iterdir()) if (root / "outbox").exists() else []
+
+
+def ledger(run_cli, root: Path) -> dict:
+    done = run_cli("deliveries", "--json", cwd=root)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+# ---- the tests ----
+
+def test_push_delivers_to_a_folder_an_http_server_and_an_smtp_server(workspace, run_cli, inbox, mailbox):
+    done = push(run_cli, workspace)
+    assert done.returncode == 0, done.stderr
+    # the folder: <dept>-<as_of>-<digest12>.xlsx and .json, complete, owner-only
+    files = outbox(workspace)
+    assert len(files) == 2 and files[0].startswith("civil-affairs-2020-06-30-")
+    stem = files[0].rsplit(".", 1)[0]
+    assert files == [f"{stem}.json", f"{stem}.xlsx"]
+    listed = json.loads((workspace / "outbox" / "civil-affairs" / f"{stem}.json").read_text(encoding="utf-8"))
+    assert stem.endswith(listed["digest"][:12])
+    rows = [h for band in listed["bands"] for h in band["households"]]
+    assert {h["household_id"] for h in rows} == {H[0], H[1], H[3], H[4]}
+    assert all(list(h) == ["household_id", "township", "village", "head_name", "household_size", "income_per_capita", "special"] for h in rows)
+    assert (workspace / "outbox" / "civil-affairs" / f"{stem}.xlsx").stat().st_mode & 0o777 == 0o600
+    # HTTP: one POST, the bearer token, the digest as idempotency key, only the configured columns
+    assert len(inbox.requests) == 1
+    request = inbox.requests[0]
+    assert request["path"] == "/inbox?src=exitcheck"
+    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert request["headers"]["Content-Type"].startswith("application/json")
+    body = inbox.bodies[0]
+    assert request["headers"]["Idempotency-Key"] == body["digest"] and re.fullmatch(r"[0-9a-f]{64}", body["digest"])
+    assert body["schema"] == "exitcheck/bands@1" and body["as_of"] == "2020-06-30"
+    assert body["department"] == {"id": "agriculture-rural", "name": "农业农村局"}
+    posted = [h for band in body["bands"] for h in band["households"]]
+    assert {h["household_id"] for h in posted} == {H[0], H[1], H[3], H[4]}
+    assert all(list(h) == AGRI_COLUMNS for h in posted)
+    assert "户主1" not in request["body"].decode() and "head_name" not in request["body"].decode()
+    # e-mail: over STARTTLS with login, one message, the workbook attached with the rows
+    assert len(mailbox.messages) == 1 and mailbox.logins == [SMTP_USER.encode()]
+    message = mailbox.messages[0]
+    assert "人社局" in message["Subject"] and "2020-06-30" in message["Subject"] and "共 2 户" in message["Subject"]
+    assert mailbox.envelopes[0][1] == ["renshe@yuexi.example"]
+    attachments = list(message.iter_attachments())
+    assert len(attachments) == 1 and attachments[0].get_filename().endswith(".xlsx")
+    assert attachments[0].get_content_type() == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    book = CalamineWorkbook.from_filelike(io.BytesIO(attachments[0].get_content()))
+    assert book.sheet_names == ["汇总", "4200元以下", "4200-4500元"]
+    low = book.get_sheet_by_name("4200元以下").to_python()
+    middle = book.get_sheet_by_name("4200-4500元").to_python()
+    assert [row[0] for row in low[2:]] == [H[3]] and [row[0] for row in middle[2:]] == [H[0]]
+    # the ledger: one delivered attempt per department, with its receipt
+    attempts = ledger(run_cli, workspace)["attempts"]
+    receipts = {a["department"]: (a["outcome"], a["receipt"], a["rows"]) for a in attempts}
+    assert receipts["civil-affairs"] == ("delivered", str(workspace / "outbox" / "civil-affairs" / f"{stem}.xlsx"), 4)
+    assert receipts["agriculture-rural"] == ("delivered", "HTTP 201 id=receipt-1", 4)
+    assert receipts["human-resources"][0] == "delivered" and receipts["human-resources"][1] == message["Message-ID"]
+    assert_no_secret_leaked(workspace)
+
+
+def test_the_same_push_twice_delivers_once_and_a_changed_income_delivers_again(workspace, run_cli, inbox, mailbox):
+    assert push(run_cli, workspace).returncode == 0
+    files = outbox(workspace)
+    again = push(run_cli, workspace)
+    assert again.returncode == 0, again.stderr
+    assert len(inbox.requests) == 1 and len(mailbox.messages) == 1 and outbox(workspace) == files
+    assert again.stdout.count("未变化") == 3
+    later = push(run_cli, workspace, "--as-of", "2020-07-31")  # a new night, the same content
+    assert later.returncode == 0 and len(inbox.requests) == 1 and len(mailbox.messages) == 1
+    changed = county()
+    changed.households[4]["人均纯收入"] = 3100  # household 5: in civil affairs' and agriculture's lists only
+    changed.write(workspace / "data" / "registers.xlsx")
+    third = push(run_cli, workspace)
+    assert third.returncode == 0, third.stderr
+    assert len(inbox.requests) == 2 and len(mailbox.messages) == 1  # human resources: not its household
+    assert inbox.requests[1]["headers"]["Idempotency-Key"] != inbox.requests[0]["headers"]["Idempotency-Key"]
+    assert len(outbox(workspace)) == 4
+    outcomes = [a["outcome"] for a in ledger(run_cli, workspace)["attempts"]]
+    assert outcomes.count("delivered") == 5 and outcomes.count("unchanged") == 7
+    assert_no_secret_leaked(workspace)
+
+
+def test_a_server_down_fails_alone_and_the_next_run_delivers_the_missed_list_once(tmp_path, run_cli, inbox, mailbox, smtp_port, certificate):
+    port = free_port()  # nothing listens there tonight
+    root = make_workspace(tmp_path, http_port=port, smtp_port=smtp_port, certificate=certificate)
+    down = push(run_cli, root)
+    assert down.returncode == 5
+    assert "agriculture-rural" in down.stderr and "cannot connect" in down.stderr
+    assert len(outbox(root)) == 2 and len(mailbox.messages) == 1  # the others went out
+    server = HttpServer(port, inbox)  # the server is back
+    try:
+        up = push(run_cli, root)
+        assert up.returncode == 0, up.stderr
+        assert len(inbox.requests) == 1
+        assert len(outbox(root)) == 2 and len(mailbox.messages) == 1  # not sent twice
+        once = push(run_cli, root)
+        assert once.returncode == 0 and len(inbox.requests) == 1
+    finally:
+        server.stop()
+    agri = [a["outcome"] for a in ledger(run_cli, root)["attempts"] if a["department"] == "agriculture-rural"]
+    assert agri == ["unchanged", "delivered", "failed"]  # newest first
+    assert_no_secret_leaked(root)
+
+
+def test_a_missing_token_variable_fails_that_department_alone_and_names_it(workspace, run_cli, inbox, mailbox):
+    env = {k: v for k, v in ENV.items() if k != "EXITCHECK_TOKEN_AGRI"}
+    done = push(run_cli, workspace, env={**env, "EXITCHECK_TOKEN_AGRI": ""})
+    assert done.returncode == 5
+    assert "EXITCHECK_TOKEN_AGRI" in done.stderr and "agriculture-rural" in done.stderr
+    assert inbox.requests == [] and len(mailbox.messages) == 1 and len(outbox(workspace)) == 2
+    failed = [a for a in ledger(run_cli, workspace)["attempts"] if a["outcome"] == "failed"]
+    assert [a["department"] for a in failed] == ["agriculture-rural"] and "EXITCHECK_TOKEN_AGRI" in failed[0]["error"]
+    assert push(run_cli, workspace).returncode == 0 and len(inbox.requests) == 1
+
+
+def test_no_secret_reaches_the_ledger_logs_or_outputs_even_when_servers_repeat_it(workspace, run_cli, inbox, mailbox):
+    inbox.echo_auth = True
+    inbox.answers = [401]
+    wrong = {**ENV, "EXITCHECK_SMTP_PASSWORD": "wrong-" + PASSWORD}
+    done = push(run_cli, workspace, "--lang", "en", env=wrong)
+    assert done.returncode == 5
+    assert "HTTP 401" in done.stderr and "login refused" in done.stderr and "***" in done.stderr
+    assert len(inbox.requests) == 1  # a 4xx is not retried
+    errors = [a["error"] for a in ledger(run_cli, workspace)["attempts"] if a["error"]]
+    assert len(errors) == 2 and all(TOKEN not in e for e in errors)
+    ledger_bytes = (workspace / ".exitcheck" / "deliveries.sqlite").read_bytes()
+    assert b"SECRET" not in ledger_bytes  # no part of any secret, right or wrong
+    assert_no_secret_leaked(workspace)
+
+
+def test_server_errors_are_retried_under_the_same_key(workspace, run_cli, inbox):
+    inbox.answers = [503]
+    done = push(run_cli, workspace)
+    assert done.returncode == 0, done.stderr
+    keys = [r["headers"]["Idempotency-Key"] for r in inbox.requests]
+    assert len(keys) == 2 and keys[0] == keys[1]
+    inbox.answers = [500, 502]  # two attempts configured: both fail
+    forced = push(run_cli, workspace, "--force")
+    assert forced.returncode == 5 and "HTTP 502" in forced.stderr and len(inbox.requests) == 4
+
+
+def test_force_delivers_unchanged_content_under_a_new_key(workspace, run_cli, inbox, mailbox):
+    assert push(run_cli, workspace).returncode == 0
+    forced = push(run_cli, workspace, "--force")
+    assert forced.returncode == 0
+    assert len(inbox.requests) == 2 and len(mailbox.messages) == 2
+    first, second = (r["headers"]["Idempotency-Key"] for r in inbox.requests)
+    digest = inbox.bodies[0]["digest"]
+    assert first == digest and second.startswith(f"{digest}-") and len(second) > len(digest) + 1
+
+
+def test_a_dry_run_sends_and_records_nothing(workspace, run_cli, inbox, mailbox):
+    done = push(run_cli, workspace, "--dry-run", env={})
+    assert done.returncode == 0, done.stderr
+    assert "将投递" in done.stdout and "EXITCHECK_TOKEN_AGRI" in done.stderr
+    assert inbox.requests == [] and mailbox.messages == [] and outbox(workspace) == []
+    assert ledger(run_cli, workspace)["attempts"] == []
+
+
+def test_deliveries_warns_about_a_department_failing_run_after_run(tmp_path, run_cli, smtp_port, certificate):
+    root = make_workspace(tmp_path, http_port=free_port(), smtp_port=smtp_port, certificate=certificate)
+    for _ in range(3):
+        assert push(run_cli, root).returncode == 5
+    listing = run_cli("deliveries", cwd=root)
+    assert listing.returncode == 0 and "agriculture-rural" in listing.stdout
+    assert "连续 3 次" in listing.stderr
+    document = ledger(run_cli, root)
+    assert document["failing"] == [{"department": "agriculture-rural", "failed_runs": 3}]
+    assert len(document["attempts"]) == 9
+    fourth = push(run_cli, root)
+    assert "连续 4 次" in fourth.stderr
+
+
+def test_tls_is_verified_unless_the_config_says_otherwise(tmp_path, run_cli, inbox, smtp_port, certificate):
+    port = free_port()
+    server = HttpServer(port, inbox, tls=server_tls(certificate))
+    try:
+        strict = make_workspace(tmp_path / "strict", http_port=port, smtp_port=smtp_port, certificate=certificate, scheme="https")
+        done = run_cli("bands", "--push-to", "agriculture-rural", cwd=strict, env=ENV)
+        assert done.returncode == 5 and inbox.requests == []  # a self-signed certificate is refused
+        loose = make_workspace(tmp_path / "loose", http_port=port, smtp_port=smtp_port, certificate=certificate,
+                               scheme="https", http_extra=", verify_tls: false")
+        done = run_cli("bands", "--push-to", "agriculture-rural", cwd=loose, env=ENV)
+        assert done.returncode == 0, done.stderr
+        assert len(inbox.requests) == 1 and inbox.requests[0]["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    finally:
+        server.stop()
+
+
+def test_email_refuses_a_certificate_it_cannot_verify(tmp_path, run_cli, mailbox, smtp_port, certificate, tmp_path_factory):
+    other = tmp_path_factory.mktemp("other-ca") / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(other.with_suffix(".key")),
+                    "-out", str(other), "-days", "2", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    root = make_workspace(tmp_path, http_port=free_port(), smtp_port=smtp_port, certificate=(other, other))
+    done = run_cli("bands", "--push-to", "human-resources", cwd=root, env=ENV)
+    assert done.returncode == 5 and mailbox.messages == [] and mailbox.logins == []
+    assert "human-resources" in done.stderr
+
+
+def test_push_needs_a_workspace_and_a_known_department(tmp_path, tmp_path_factory, run_cli, workspace):
+    alone = tmp_path_factory.mktemp("alone")
+    county().write(alone / "registers.xlsx")
+    done = run_cli("bands", "registers.xlsx", "--push-to", "civil-affairs", cwd=alone)
+    assert done.returncode == 4 and "exitcheck.yaml" in done.stderr
+    done = run_cli("bands", "--push-to", "civil-afairs", cwd=workspace, env=ENV)
+    assert done.returncode == 2 and "civil-affairs" in done.stderr
+    done = run_cli("bands", "--push-to", "民政局", "--lang", "en", cwd=workspace, env=ENV)
+    assert done.returncode == 2 and "did you mean civil-affairs" in done.stderr
+    assert outbox(workspace) == []
+
+
+def test_an_unreadable_input_delivers_nothing(workspace, run_cli, inbox, mailbox):
+    (workspace / "data" / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    done = run_cli("bands", "data", "--push-to", "all", cwd=workspace, env=ENV)
+    assert done.returncode == 3
+    assert inbox.requests == [] and mailbox.messages == [] and outbox(workspace) == []
+
+
+def test_the_library_push_reports_each_department(workspace, inbox, mailbox):
+    """The API `exitcheck run` will call: one outcome per department, secrets from `environ`."""
+    import exitcheck
+    from exitcheck.audit import audit
+    from exitcheck.delivery import push as push_lists
+    from exitcheck.workspace import load_config
+
+    config = load_config(workspace / "exitcheck.yaml")
+    result = audit(exitcheck.load(config.registers), as_of=config.as_of)
+    outcomes = push_lists(config, result, ["all"], environ=ENV)
+    assert [(o.department, o.outcome, o.rows) for o in outcomes] == [
+        ("civil-affairs", "delivered", 4), ("agriculture-rural", "delivered", 4), ("human-resources", "delivered", 2),
+    ]
+    assert outcomes[2].counts == {"below_4200": 1, "4200_4500": 1}
+    again = push_lists(config, result, ["civil-affairs"], environ={})
+    assert [o.outcome for o in again] == ["unchanged"]
+    # a member who dies changes what human resources receives (household 1 no longer has a disabled member)
+    county_now = county()
+    county_now.members[0]["人员状态"] = "死亡"
+    county_now.members.append(member(H[0], "新户主", make_id(date(1975, 5, 5), 66, True), "户主", "男", "1975-05-05"))
+    county_now.write(workspace / "data" / "registers.xlsx")
+    result = audit(exitcheck.load(config.registers), as_of=config.as_of)
+    outcomes = push_lists(config, result, ["human-resources"], environ=ENV)
+    assert outcomes[0].outcome == "delivered" and outcomes[0].rows == 1 and len(mailbox.messages) == 2
