@@ -396,4 +396,4 @@ def main() -> None:
 
 
 # Commands that live in their own modules register themselves on `app` when imported.
-from exitcheck import cli_bands  # noqa: E402,F401
+from exitcheck import cli_bands, cli_run  # noqa: E402,F401

@@ -15,7 +15,7 @@ from exitcheck.i18n import chooser
 from exitcheck.issues import DataIssue
 from exitcheck.report.files import DEFAULT_MODE, atomic_path, neutralise, write_bytes, write_json
 from exitcheck.report.issues_out import add_issues_sheet
-from exitcheck.report.sheets import formats, open_workbook, write_table
+from exitcheck.report.sheets import formats, open_workbook, write_cells, write_table
 
 DEPARTMENTS = {
     "agriculture-rural": ("农业农村局", "Agriculture and rural affairs"),
@@ -246,7 +246,7 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     headers = [t("规则", "Rule"), t("指标", "Indicator"), t("层级", "Level"), t("未达标", "Fail"), t("待核实", "Unknown"), t("责任部门", "Department")]
     sheet.write_row(top, 0, headers, fmt["header"])
     for offset, row in enumerate(indicators.itertuples(index=False), start=1):
-        sheet.write_row(top + offset, 0, [neutralise_cell(v) for v in row])
+        write_cells(workbook, sheet, top + offset, [neutralise_cell(v) for v in row])
     if len(indicators):
         chart = workbook.add_chart({"type": "bar"})
         name = t("汇总", "Summary")
@@ -269,7 +269,7 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     sheet.write_row(top2, 0, headers2, fmt["header"])
     for offset, row in enumerate(towns.itertuples(index=False), start=1):
         values = [neutralise_cell(v) for v in row]
-        sheet.write_row(top2 + offset, 0, values[:6])
+        write_cells(workbook, sheet, top2 + offset, values[:6])
         if len(values) > 6 and values[6] is not None:
             sheet.write_number(top2 + offset, 6, float(values[6]), fmt["pct"])
     skipped = summary["skipped_rules"]

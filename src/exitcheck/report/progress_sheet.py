@@ -14,7 +14,7 @@ import pandas as pd
 
 from exitcheck.history import COUNTY
 from exitcheck.i18n import chooser
-from exitcheck.report.sheets import formats
+from exitcheck.report.sheets import formats, write_cells
 
 #: Excel's limit on the series of one chart; a county has far fewer townships.
 MAX_SERIES = 255
@@ -35,7 +35,7 @@ def add_progress_sheet(workbook: Any, progress: pd.DataFrame, lang: str) -> Any:
     labels = [t("县级", "County") if town == COUNTY else town for town in townships]
 
     top = 2
-    sheet.write_row(top, 0, [t("运行", "Run"), t("基准日", "As of"), *labels, t("合计", "Total")], fmt["header"])
+    write_cells(workbook, sheet, top, [t("运行", "Run"), t("基准日", "As of"), *labels, t("合计", "Total")], "header")
     for offset, (run, day) in enumerate(runs, start=1):
         counts = [opened.get((run, town), 0) for town in townships]
         sheet.write_row(top + offset, 0, [run, day.isoformat() if day else None, *counts, sum(counts)])
@@ -52,10 +52,10 @@ def add_progress_sheet(workbook: Any, progress: pd.DataFrame, lang: str) -> Any:
                       key=lambda row: (-(_int(row[2]) or 0), row[0]))
         for offset, (town, n, oldest) in enumerate(rows, start=1):
             label = t("县级", "County") if town == COUNTY else town
-            sheet.write_row(below + offset, 0, [label, int(n), _int(oldest)])
+            write_cells(workbook, sheet, below + offset, [label, int(n), _int(oldest)])
     sheet.set_column(0, 0, 18)
     sheet.set_column(1, 1, 12)
-    sheet.set_column(2, 2 + len(townships), 10)
+    sheet.set_column(2, 2 + len(townships), 14)
     sheet.freeze_panes(top + 1, 2)
     sheet.set_landscape()
     sheet.set_paper(9)
@@ -65,7 +65,9 @@ def add_progress_sheet(workbook: Any, progress: pd.DataFrame, lang: str) -> Any:
 
 def _chart(workbook: Any, sheet: Any, name: str, top: int, last: int, columns: int, t: Any) -> None:
     chart = workbook.add_chart({"type": "line"})
-    for col in range(2, 2 + min(columns, MAX_SERIES)):
+    # A line per township; with nothing open anywhere, the total's line at zero is the news.
+    series = range(2, 2 + min(columns, MAX_SERIES)) if columns else [2]
+    for col in series:
         chart.add_series({
             "name": [name, top, col],
             "categories": [name, top + 1, 0, last, 0],
@@ -82,3 +84,12 @@ def _chart(workbook: Any, sheet: Any, name: str, top: int, last: int, columns: i
 
 def _int(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
+
+
+def township_progress(progress: pd.DataFrame, township: str) -> pd.DataFrame:
+    """The burn-down of one township, for its own workbook: every run stays on the chart, at
+    zero where the township had nothing open."""
+    own = progress[progress["township"] == township]
+    missing = progress.loc[~progress["run"].isin(set(own["run"])), ["run", "day"]].drop_duplicates("run")
+    filler = missing.assign(township=township, open=0, oldest_days=pd.NA)
+    return pd.concat([own, filler], ignore_index=True).sort_values("run").reset_index(drop=True) if len(filler) else own

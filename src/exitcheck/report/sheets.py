@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from exitcheck.report.files import FORMULA_STARTS
+
 WORKBOOK_OPTIONS = {
     "strings_to_formulas": False,
     "strings_to_urls": False,
@@ -29,19 +31,37 @@ def open_workbook(path: Path) -> Any:
     return xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
 
 
+FORMATS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "header": {"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "vcenter"},
+    "title": {"bold": True, "font_size": 14},
+    "date": {"num_format": "yyyy-mm-dd"},
+    "wrap": {"text_wrap": True, "valign": "top"},
+    "pct": {"num_format": "0.00%"},
+}
+
+
 def formats(workbook: Any) -> dict[str, Any]:
+    """The named formats, and for each a "quoted:" variant with Excel's quote prefix."""
     cached = getattr(workbook, "_exitcheck_formats", None)
     if cached:
         return cached
-    made = {
-        "header": workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "vcenter"}),
-        "title": workbook.add_format({"bold": True, "font_size": 14}),
-        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
-        "wrap": workbook.add_format({"text_wrap": True, "valign": "top"}),
-        "pct": workbook.add_format({"num_format": "0.00%"}),
-    }
+    made = {name: workbook.add_format(props) for name, props in FORMATS.items()}
+    # Formula-like text is written as text already (strings_to_formulas is off); the quote
+    # prefix also keeps Excel from making it a formula when a clerk edits the cell.
+    made.update({f"quoted:{name}": workbook.add_format({**props, "quote_prefix": True}) for name, props in FORMATS.items()})
     workbook._exitcheck_formats = made
     return made
+
+
+def write_cells(workbook: Any, sheet: Any, row: int, values: Sequence[Any], style: str = "plain", first: int = 0) -> None:
+    """A row of values; text that starts like a formula (=, +, -, @, tab, CR) gets the quote
+    prefix. Every row written from data goes through here (or write_table, which uses it)."""
+    fmt = formats(workbook)
+    sheet.write_row(row, first, values, None if style == "plain" else fmt[style])
+    for index, value in enumerate(values):
+        if type(value) is str and value.startswith(FORMULA_STARTS):
+            sheet.write_string(row, first + index, value, fmt[f"quoted:{style}"])
 
 
 def _cell(value: Any) -> Any:
@@ -78,7 +98,7 @@ def write_table(
     if title:
         sheet.write_string(0, 0, title, fmt["title"])
         top = 1
-    sheet.write_row(top, 0, list(headers), fmt["header"])
+    write_cells(workbook, sheet, top, list(headers), "header")  # extra columns' headers come from input
     sheet.set_row(top, 30)  # two lines, so wrapped headers of narrow columns stay legible
     columns = [frame[c].astype(object).tolist() for c in frame.columns]
     chosen = [
@@ -89,6 +109,9 @@ def write_table(
     for offset, row in enumerate(zip(*columns, strict=True) if columns else []):
         cells = [_cell(v) for v in row]
         sheet.write_row(top + 1 + offset, 0, cells)
+        for index, cell in enumerate(cells):
+            if type(cell) is str and cell.startswith(FORMULA_STARTS):
+                sheet.write_string(top + 1 + offset, index, cell, fmt["quoted:wrap" if index in wrapped else "quoted:plain"])
         lines = max((_lines(cells[i], chosen[i]) for i in wrapped), default=1)
         if lines > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
             sheet.set_row(top + 1 + offset, 15 * lines)

@@ -1,0 +1,532 @@
+"""The nightly job (`exitcheck run`) as a library function: audit, bands and deliveries under a
+lock, outputs in out/<run-id>/, a JSON-lines log, the run recorded in the history, old run
+folders and logs pruned.
+
+The job is a sequence of steps, each ending with an exit code and a one-line summary (handed
+to `on_step` as it happens, so the CLI prints it at once); the run's exit code is the worst of
+them. Gaps (exit 1) do not stop deliveries. An unreadable input (exit 3) does: households of
+the unread file would vanish from the lists and the departments would drop them; such a run is
+"failed" in the history and left out of the diff and the burn-down for the same reason.
+
+The lock is filelock's OS lock on state/run.lock: the kernel drops it when the holder dies, so
+a run killed with SIGKILL never blocks the next one. Who holds it (run id, pid, start time) is
+kept in state/run.lock.json for the message a second run prints; the next run that finds that
+file left behind records the killed run as failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, InputError, LockedError, worst
+from exitcheck.history import History, RunRecord, Status, findings_from_gaps
+from exitcheck.i18n import pick
+from exitcheck.idcard import mask_text
+from exitcheck.report.files import write_json
+
+if TYPE_CHECKING:
+    from exitcheck.audit import AuditResult, Gap
+    from exitcheck.delivery.push import DeliveryOutcome
+    from exitcheck.workspace import WorkspaceConfig
+
+LOCK_NAME = "run.lock"
+HOLDER_NAME = "run.lock.json"
+LOG_DIR = "logs"
+RUN_ID = re.compile(r"^(\d{8}-\d{6})(-\d{2,})?$")
+TOWNSHIP_PREFIX = "township:"
+#: Checks, 50 ms apart, for the details of a run that has only just taken the lock.
+HOLDER_WAITS = 40
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a run: what it was, how it ended, one line for the morning reader."""
+
+    name: str
+    code: int
+    zh: str
+    en: str
+
+    def text(self, lang: str) -> str:
+        return pick(lang, self.zh, self.en)
+
+    @property
+    def failed(self) -> bool:
+        return self.code not in (ExitCode.OK, ExitCode.FINDINGS)
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    folder: Path | None
+    status: Status = "failed"
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return worst(*(step.code for step in self.steps))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": "exitcheck/run@1", "run": self.run_id, "status": self.status, "exit_code": self.exit_code,
+                "steps": [{"step": s.name, "code": s.code, "message": s.en} for s in self.steps]}
+
+
+class _Stop(Exception):
+    """A step decided that nothing after it can run (its Step is already reported)."""
+
+
+# ---- the lock ----
+
+def _holder_text(state: Path, lang: str) -> str:
+    # The holder writes its details just after taking the lock: a run refused in that instant
+    # waits a moment for them rather than printing a message that names nobody.
+    holder = None
+    for _ in range(HOLDER_WAITS):
+        try:
+            holder = json.loads((state / HOLDER_NAME).read_text(encoding="utf-8"))
+            break
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    if holder is None:
+        return pick(lang, "(它还没有写下自己的信息)", "(it has not written its details yet)")
+    return pick(lang, f"运行 {holder.get('run')}, pid {holder.get('pid')}, 开始于 {holder.get('started')}",
+                f"run {holder.get('run')}, pid {holder.get('pid')}, started {holder.get('started')}")
+
+
+def _acquire(state: Path, lang: str) -> Any:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(state / LOCK_NAME), timeout=0, mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        text = _holder_text(state, lang)
+        raise LockedError(f"另一次运行正在进行, 本次不运行: {text}; 锁 {state / LOCK_NAME}",
+                          f"another run holds the lock, not starting: {text}; lock {state / LOCK_NAME}") from None
+    return lock
+
+
+# ---- the log ----
+
+class RunLog:
+    """state/logs/<run-id>.jsonl: one JSON object a line, ID numbers masked, owner-readable."""
+
+    def __init__(self, path: Path, run_id: str, mode: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path, self.run_id = path, run_id
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+
+    def event(self, event: str, **fields: Any) -> None:
+        record = {"time": datetime.now().astimezone().isoformat(timespec="seconds"), "run": self.run_id, "event": event, **fields}
+        line = mask_text(json.dumps(record, ensure_ascii=False, default=str)) + "\n"
+        os.write(self._fd, line.encode("utf-8"))  # one write a line: a killed run leaves whole lines
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+# ---- the run ----
+
+def run(
+    config: WorkspaceConfig,
+    *,
+    as_of: date | None = None,
+    lang: str = "zh",
+    on_step: Callable[[Step], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunReport:
+    """The nightly job. LockedError (exit 75) at once if another run holds the lock."""
+    state = config.state
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = _acquire(state, lang)
+    try:
+        report = _Night(config, as_of, lang, on_step, environ).run()
+        # Only a run that reached its end clears its details: after Ctrl-C they stay behind and
+        # the next run records this one as interrupted, as it does for a killed one.
+        (state / HOLDER_NAME).unlink(missing_ok=True)
+        return report
+    finally:
+        lock.release()
+
+
+class _Night:
+    """One run's working state; the steps share the registers, the result and the folder."""
+
+    def __init__(self, config: WorkspaceConfig, as_of: date | None, lang: str,
+                 on_step: Callable[[Step], None] | None, environ: Mapping[str, str] | None) -> None:
+        self.config, self.lang, self.on_step, self.environ = config, lang, on_step, environ
+        self.as_of = as_of or config.as_of
+        self.started = datetime.now().astimezone()
+        self.history = History(config.state)
+        self.result: AuditResult | None = None
+        self.banded: Any = None
+        self.complete = False  # the audit read every input and its outputs are written
+        self.inputs_failed = False
+
+    # -- framing --
+
+    def run(self) -> RunReport:
+        interrupted = self._recover()
+        self.run_id = self.history.new_run_id(self.started, taken=self._names_in_use())
+        write_json(self.config.state / HOLDER_NAME, {"run": self.run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                                                    "started": self.started.isoformat(timespec="seconds")})
+        self.folder = self.config.out / self.run_id
+        self.report = RunReport(self.run_id, None)
+        self.log = RunLog(self.config.state / LOG_DIR / f"{self.run_id}.jsonl", self.run_id, self.config.file_mode)
+        try:
+            self.log.event("start", pid=os.getpid(), config=str(self.config.path), as_of=self.as_of)
+            if interrupted:
+                self.log.event("recovered", killed_run=interrupted)
+            self._steps()
+            self._finish()
+        finally:
+            self.log.event("end", exit_code=self.report.exit_code, status=self.report.status)
+            self.log.close()
+        return self.report
+
+    def step(self, name: str, code: int, zh: str, en: str, **fields: Any) -> Step:
+        done = Step(name, int(code), mask_text(zh), mask_text(en))
+        self.report.steps.append(done)
+        self.log.event("step", step=name, code=int(code), message=en, **fields)
+        if self.on_step:
+            self.on_step(done)
+        return done
+
+    def _steps(self) -> None:
+        try:
+            self._load_and_audit()
+            self._outputs()
+            self.complete = not self.inputs_failed
+            self._bands()
+            self._departments()
+            self._townships()
+        except _Stop:
+            pass
+        except ExitcheckError as error:
+            self.step("error", error.exit_code, error.zh, error.en)
+        except Exception as error:  # a bug: recorded as a failed run, never a half-written one
+            self.log.event("traceback", text=traceback.format_exc())
+            self.step("error", ExitCode.INTERNAL, f"内部错误({type(error).__name__}: {error}); 详见 {self.log.path}",
+                      f"internal error ({type(error).__name__}: {error}); see {self.log.path}")
+
+    def _finish(self) -> None:
+        """History, retention and run.json, each attempted even when an earlier one failed."""
+        self.report.status = ("findings" if self.result and self.result.gaps else "ok") if self.complete else "failed"
+        if self.report.exit_code == ExitCode.INTERNAL:
+            self.report.status = "failed"
+        for action in (self._record, self._retention):
+            try:
+                action()
+            except Exception as error:
+                self.log.event("traceback", text=traceback.format_exc())
+                self.step(action.__name__.strip("_"), ExitCode.INTERNAL, f"内部错误({type(error).__name__}: {error})",
+                          f"internal error ({type(error).__name__}: {error})")
+        if self.folder.is_dir():
+            write_json(self.folder / "run.json", self.report.to_dict(), self.config.file_mode)
+
+    # -- steps --
+
+    def _load_and_audit(self) -> None:
+        from exitcheck.audit import audit
+        from exitcheck.registers.load import load
+        from exitcheck.rules.expr import ExpressionError
+        from exitcheck.rules.model import load_ruleset
+
+        if not self.config.registers:
+            where = self.config.position("registers")
+            raise ConfigError(f"{where}: 没有写明登记表(registers)", f"{where}: no registers: named")
+        ruleset = load_ruleset(self.config.rules)
+        try:
+            registers = load(self.config.registers, headers=self.config.headers, limits=self.config.limits)
+        except InputError as error:
+            self.inputs_failed = True
+            self.step("load", ExitCode.INPUT, f"读取登记表失败: {error.zh}", f"reading the registers failed: {error.en}")
+            raise _Stop from None
+        counts = registers.counts()
+        zh = f"读取登记表: {counts.get('households', 0)} 户, {counts.get('members', 0)} 名成员, {len(registers.inputs)} 个文件"
+        en = f"registers read: {counts.get('households', 0)} households, {counts.get('members', 0)} members, {len(registers.inputs)} file{'s' if len(registers.inputs) != 1 else ''}"
+        if registers.failures:
+            self.inputs_failed = True
+            zh += "; 无法读取: " + "; ".join(f.zh for f in registers.failures)
+            en += "; unreadable: " + "; ".join(f.en for f in registers.failures)
+        self.step("load", ExitCode.INPUT if registers.failures else ExitCode.OK, zh, en, counts=counts)
+        try:
+            self.result = result = audit(registers, ruleset, as_of=self.as_of, lang=self.lang)
+        except ExpressionError as error:  # a rule that does not compile is the rule file's fault
+            raise ConfigError(f"{ruleset.path}: {error}", f"{ruleset.path}: {error}") from None
+        summary = result.summary()
+        fails = sum(1 for g in result.gaps if g.status == "fail")
+        unknown = len(result.gaps) - fails
+        self.step("audit", result.exit_code(),
+                  f"核查(基准日 {result.as_of}): 未达标 {fails} 项, 待核实 {unknown} 项, 有未达标指标的户 {summary['households_with_gaps']}",
+                  f"audit (as of {result.as_of}): {fails} failing, {unknown} unknown, {summary['households_with_gaps']} households with a failing indicator",
+                  by_rule=summary["by_rule"])
+
+    def _outputs(self) -> None:
+        from exitcheck.report.gaps_out import write_gaps_xlsx, write_outputs
+        from exitcheck.report.progress_sheet import township_progress
+
+        assert self.result is not None
+        self.pending = self._record_of(self.result)
+        progress = self.history.progress(self.pending)
+        written = write_outputs(self.folder, self.result, ["xlsx", "json"], mode=self.config.file_mode, progress=progress)
+        self.books: dict[str, Path] = {}
+        for township, gaps in self.township_lists.items():
+            path = self.folder / "townships" / f"{_file_safe(township)}.xlsx"
+            self.books[township] = write_gaps_xlsx(path, self.result, gaps, self.config.file_mode, township_progress(progress, township))
+        self.report.folder = self.folder
+        self.step("outputs", ExitCode.OK,
+                  f"输出: {self.folder}({', '.join(p.name for p in written)}, 乡镇工作簿 {len(self.books)} 个)",
+                  f"outputs: {self.folder} ({', '.join(p.name for p in written)}, {len(self.books)} township workbooks)")
+
+    def _bands(self) -> None:
+        from exitcheck.bands import (
+            band_label,
+            bands,
+            bands_document,
+            json_default,
+            write_bands_xlsx,
+        )
+        from exitcheck.report.files import write_bytes
+
+        assert self.result is not None
+        self.banded = banded = bands(self.result, lang=self.lang)
+        text = json.dumps(bands_document(banded), ensure_ascii=False, indent=2, default=json_default)
+        write_bytes(self.folder / "bands.json", text.encode("utf-8"), self.config.file_mode)
+        write_bands_xlsx(self.folder / "bands.xlsx", banded, self.config.file_mode)
+        counts = banded.counts()
+        labels = {band.id: band for band in banded.bands}
+        zh = "分档: " + ", ".join(f"{band_label(labels[b], 'zh')} {n} 户" for b, n in counts.items())
+        en = "bands: " + ", ".join(f"{band_label(labels[b], 'en')} {n}" for b, n in counts.items())
+        self.step("bands", ExitCode.OK, zh, en, counts=counts)
+
+    def _skip_unread(self, name: str, zh: str, en: str) -> bool:
+        """Deliveries stop when an input was unreadable: its households would vanish."""
+        if self.inputs_failed:
+            self.step(name, ExitCode.INPUT, f"{zh}: 未投递, 因为有输入文件无法读取(名单会缺户)",
+                      f"{en}: nothing delivered, an input is unreadable (households would be missing)")
+        return self.inputs_failed
+
+    def _departments(self) -> None:
+        from exitcheck.delivery.push import push
+
+        chosen = [d for d, spec in self.config.departments.items() if spec.deliver is not None]
+        if self._skip_unread("departments", "部门名单", "department lists"):
+            return
+        if not chosen:
+            self.step("departments", ExitCode.OK, "部门名单: 未配置投递", "department lists: no deliveries configured")
+            return
+        assert self.result is not None
+        try:
+            outcomes = push(self.config, self.result, chosen, lang=self.lang, run_id=self.run_id,
+                            banded=self.banded, environ=self.environ)
+        except ExitcheckError as error:  # a list that cannot be cut: nothing was sent
+            self.step("departments", error.exit_code, f"部门名单: {error.zh}", f"department lists: {error.en}")
+            return
+        self._delivered("departments", "部门名单", "department lists", outcomes)
+
+    def _townships(self) -> None:
+        from exitcheck.delivery.ledger import open_ledger
+        from exitcheck.delivery.push import deliver_parcel
+
+        settings = self.config.townships
+        if settings is None or not settings.targets():
+            return
+        if self._skip_unread("townships", "乡镇问题清单", "township gap lists"):
+            return
+        assert self.result is not None
+        wanted = settings.only or sorted(self.books)
+        unknown = [t for t in wanted if t not in self.books]
+        outcomes: list[DeliveryOutcome] = []
+        with open_ledger(self.config.state) as ledger:
+            for township in (t for t in wanted if t in self.books):
+                spec = self._township_target(township)
+                if spec is None:
+                    continue
+                gaps = self.township_lists[township]
+                digest = _gaps_digest(gaps)
+                outcomes.append(deliver_parcel(
+                    self.config, ledger, spec, recipient=TOWNSHIP_PREFIX + township, name=township, digest=digest,
+                    rows=len(gaps), as_of=self.result.as_of.isoformat(), lang=self.lang,
+                    setting=f"townships.each.{township}" if township in settings.each else "townships.deliver",
+                    render=lambda t=township, g=gaps, d=digest: self._township_parcel(t, g, d),
+                    run_id=self.run_id, environ=self.environ,
+                ))
+        self._delivered("townships", "乡镇问题清单", "township gap lists", outcomes, unknown)
+
+    def _township_target(self, township: str) -> Any:
+        """The township's own target, else the common one (a folder gets a sub-folder each)."""
+        from exitcheck.workspace import DirDelivery
+
+        settings = self.config.townships
+        assert settings is not None
+        if township in settings.each:
+            return settings.each[township]
+        common = settings.deliver
+        if isinstance(common, DirDelivery):
+            return common.model_copy(update={"path": common.path / _file_safe(township)})
+        return common
+
+    def _township_parcel(self, township: str, gaps: list[Gap], digest: str) -> Any:
+        from exitcheck.bands import json_default
+        from exitcheck.delivery.transports import Parcel
+
+        assert self.result is not None
+        as_of = self.result.as_of.isoformat()
+        document = {"schema": "exitcheck/township-gaps@1", "as_of": as_of, "township": township, "digest": digest,
+                    "ruleset": {"name": self.result.ruleset.name, "version": self.result.ruleset.version},
+                    "gaps": [gap.to_dict() for gap in gaps]}
+        fails = sum(1 for g in gaps if g.status == "fail")
+        return Parcel(
+            recipient=TOWNSHIP_PREFIX + township, stem=f"{_file_safe(township)}-{as_of}-{digest[:12]}", digest=digest,
+            rows=len(gaps), json_bytes=json.dumps(document, ensure_ascii=False, indent=2, default=json_default).encode("utf-8"),
+            xlsx_bytes=self.books[township].read_bytes(),
+            subject=pick(self.lang, f"{township} 脱贫退出问题清单 {as_of}: 未达标 {fails} 项, 待核实 {len(gaps) - fails} 项",
+                         f"{township}: exit indicator gaps {as_of}: {fails} failing, {len(gaps) - fails} unknown"),
+            body=pick(self.lang, f"{township}:\n\n附件为基准日 {as_of} 的问题清单, 请逐户整改。名单含个人信息, 请妥善保管。\n\nsha256: {digest}\n-- exitcheck",
+                      f"{township}:\n\nAttached: the gap list as of {as_of}, household by household. It holds personal data: keep it safe.\n\nsha256: {digest}\n-- exitcheck"),
+        )
+
+    def _delivered(self, name: str, zh: str, en: str, outcomes: list[DeliveryOutcome], unknown: list[str] | None = None) -> None:
+        tally: dict[str, int] = {}
+        for outcome in outcomes:
+            tally[outcome.outcome] = tally.get(outcome.outcome, 0) + 1
+        words = {"delivered": ("已投递", "delivered"), "unchanged": ("未变化", "unchanged"), "failed": ("失败", "failed")}
+        parts_zh = [f"{words.get(k, (k, k))[0]} {n}" for k, n in sorted(tally.items())]
+        parts_en = [f"{n} {words.get(k, (k, k))[1]}" for k, n in sorted(tally.items())]
+        failed = [o for o in outcomes if o.failed]
+        line_zh = f"{zh}: {len(outcomes)} 个收件方, {', '.join(parts_zh) or '无'}"
+        line_en = f"{en}: {len(outcomes)} recipients, {', '.join(parts_en) or 'none'}"
+        if failed:
+            line_zh += "; " + "; ".join(f"{o.department}: {o.error}" for o in failed)
+            line_en += "; " + "; ".join(f"{o.department}: {o.error}" for o in failed)
+        if unknown:
+            line_zh += f"; 登记表中没有这些乡镇: {', '.join(unknown)}"
+            line_en += f"; not in the registers: {', '.join(unknown)}"
+        self.step(name, ExitCode.DELIVERY if failed else ExitCode.OK, line_zh, line_en,
+                  outcomes=[{"recipient": o.department, "outcome": o.outcome, "target": o.target, "rows": o.rows,
+                             "receipt": o.receipt, "error": o.error} for o in outcomes])
+
+    def _record(self) -> None:
+        record = self.pending if self.complete and self.report.status != "failed" else self._record_of(None)
+        record.status, record.exit_code = self.report.status, self.report.exit_code
+        record.ended = datetime.now().astimezone()
+        if record.status == "failed":
+            record.note = "; ".join(s.en for s in self.report.steps if s.failed)[:500] or "failed"
+        self.history.record(record)
+        if record.status == "failed":
+            self.step("history", ExitCode.OK, "历史: 本次运行失败, 已记录, 不计入比较和进度",
+                      "history: this run failed; recorded, left out of the diff and the burn-down")
+            return
+        diff = self.history.diff()
+        if diff.from_run is None:
+            self.step("history", ExitCode.OK, "历史: 第一次运行, 之后每次与上次比较", "history: the first run; later runs compare with the one before")
+            return
+        self.step("history", ExitCode.OK,
+                  f"与上次({diff.from_run})相比: 新增 {len(diff.new)}, 已解决 {len(diff.resolved)}, 仍未解决 {len(diff.open)}, 复发 {len(diff.reopened)}",
+                  f"since {diff.from_run}: {len(diff.new)} new, {len(diff.resolved)} resolved, {len(diff.open)} still open, {len(diff.reopened)} reopened")
+
+    def _record_of(self, result: AuditResult | None) -> RunRecord:
+        """The history's record of this run (status and end time are set when it is written)."""
+        record = RunRecord(self.run_id, self.started, self.started, "failed", 0, day=self.as_of)
+        if result is not None:
+            record.day = result.as_of
+            record.inputs = result.input_digests
+            record.ruleset = {"name": result.ruleset.name, "version": result.ruleset.version, "sha256": result.ruleset.sha256}
+            record.findings = findings_from_gaps(result.gaps)
+            record.status = "findings" if result.gaps else "ok"
+        return record
+
+    def _retention(self) -> None:
+        days = self.config.retention_days
+        cutoff = datetime.now().astimezone() - timedelta(days=days)
+        folders = _prune(self.config.out, cutoff, keep=self.run_id, suffix="")
+        logs = _prune(self.config.state / LOG_DIR, cutoff, keep=self.run_id, suffix=".jsonl")
+        pruned = self.history.prune_findings(cutoff, keep=[self.run_id])
+        self.step("retention", ExitCode.OK,
+                  f"保留 {days} 天: 删除旧运行目录 {folders} 个, 日志 {logs} 个, 历史中 {pruned} 次运行只保留计数",
+                  f"retention {days} days: {folders} old run folders and {logs} logs deleted, {pruned} runs reduced to counts in the history")
+
+    # -- helpers --
+
+    @functools.cached_property
+    def township_lists(self) -> dict[str, list[Gap]]:
+        """Every township of the registers with its gaps (none for a township that is clear:
+        it still gets its list, now empty, so it knows it is done)."""
+        from exitcheck.report.gaps_out import township_gaps
+
+        assert self.result is not None
+        grouped = township_gaps(self.result)
+        names = self.result.frames["township"]["township"].dropna().astype(str)
+        return {name: grouped.get(name, []) for name in sorted(set(names) | set(grouped))}
+
+    def _names_in_use(self) -> set[str]:
+        """Run ids already taken by a folder or a log (a run killed before it was recorded)."""
+        names = {p.name for p in self.config.out.iterdir()} if self.config.out.is_dir() else set()
+        logs = self.config.state / LOG_DIR
+        if logs.is_dir():
+            names |= {p.stem for p in logs.iterdir()}
+        return names
+
+    def _recover(self) -> str | None:
+        """A holder file left behind means its run was killed: record that run as failed."""
+        path = self.config.state / HOLDER_NAME
+        try:
+            holder = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        killed = str(holder.get("run") or "")
+        if RUN_ID.match(killed) and not self.history.has(killed):
+            started = datetime.fromisoformat(holder["started"]) if holder.get("started") else self.started
+            self.history.record(RunRecord(killed, started, self.started, "failed", int(ExitCode.INTERNAL),
+                                          note=f"interrupted: pid {holder.get('pid')} ended without finishing (killed?)"))
+        path.unlink(missing_ok=True)
+        return killed or None
+
+
+def _file_safe(name: str) -> str:
+    """A township name as a file or folder name (Windows' forbidden characters removed)."""
+    return "".join(ch for ch in name if ch not in '\\/:*?"<>|\0').strip(" .") or "township"
+
+
+def _gaps_digest(gaps: list[Gap]) -> str:
+    """sha256 of a township's gaps, sorted, without the date: a new night alone is not a new list."""
+    from exitcheck.bands import canonical_json
+
+    rows = sorted((gap.to_dict() for gap in gaps), key=lambda g: (g["rule"], g["household_id"] or "", g["village"] or ""))
+    return hashlib.sha256(canonical_json(rows)).hexdigest()
+
+
+def _prune(folder: Path, cutoff: datetime, *, keep: str, suffix: str) -> int:
+    """Delete run folders (suffix "") or logs (".jsonl") named by a run id older than `cutoff`.
+    Only names that are run ids: nothing else a user keeps in out/ is ever touched."""
+    if not folder.is_dir():
+        return 0
+    limit = cutoff.replace(tzinfo=None)  # run ids are local times
+    removed = 0
+    for path in folder.iterdir():
+        stem = path.name.removesuffix(suffix) if suffix else path.name
+        match = RUN_ID.match(stem)
+        if not match or stem == keep or (suffix and not path.name.endswith(suffix)) or path.is_symlink():
+            continue
+        if datetime.strptime(match.group(1), "%Y%m%d-%H%M%S") >= limit:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed += 1
+    return removed

@@ -1,0 +1,156 @@
+"""`exitcheck init DIR`: a ready workspace for the nightly run.
+
+It writes a commented exitcheck.yaml (with the crontab line for this machine), a copy of the
+default rule set under rules/, and the sample county register under data/, so that
+`exitcheck run` works at once and the county replaces the sample with its own registers.
+
+Running it again fills in what is missing and never touches a file that exists: a file the
+user changed stays as the user left it, a file left as written is already right.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from exitcheck.report.files import write_bytes
+
+CONFIG_NAME = "exitcheck.yaml"
+RULES_DIR = "rules"
+DATA_FILE = "data/registers.xlsx"
+SAMPLE_HOUSEHOLDS = 300
+SAMPLE_SEED = 2020
+
+Action = Literal["created", "kept"]
+
+
+@dataclass(frozen=True)
+class InitStep:
+    path: Path
+    action: Action  # created now, or kept as found (never overwritten)
+
+
+def crontab_line(folder: Path) -> str:
+    """Every night at 02:00, from the workspace folder, errors only (cron mails what is printed)."""
+    found = shutil.which("exitcheck")
+    beside = Path(sys.executable).parent / "exitcheck"
+    if beside.exists():
+        command = shlex.quote(str(beside))
+    elif found:
+        command = shlex.quote(found)
+    else:
+        command = f"{shlex.quote(sys.executable)} -m exitcheck"
+    return f"0 2 * * * cd {shlex.quote(str(folder))} && {command} run --quiet"
+
+
+CONFIG_TEMPLATE = """\
+# exitcheck workspace: what `exitcheck run` does every night.
+# Paths are relative to this file. Secrets never go in this file: name environment variables.
+#
+# Run it every night at 02:00 (add this line with `crontab -e`; cron mails anything printed,
+# and with --quiet that is errors only):
+#   @CRONTAB@
+#
+# Exit codes: 0 nothing found, 1 gaps found, 3 an input unreadable (nothing delivered),
+# 4 this file or the rules invalid, 5 a delivery failed, 75 another run still going.
+
+# The county's registers: a workbook, a folder of workbooks, or a list of them.
+registers: @REGISTERS@
+# The rule set (a copy of the default; edit it, then check it with `exitcheck rules check`).
+rules: @RULES@
+# Each run writes its gap lists and band lists to out/<run-id>/ (e.g. out/20200630-020000/).
+out: out
+# History (history.sqlite), delivery ledger (deliveries.sqlite), lock and logs (logs/).
+state: state
+# Run folders and logs hold personal data: they are deleted after this many days.
+# The history keeps its counts for the burn-down.
+retention_days: 60
+# Output files are readable by their owner only.
+file_mode: "0600"
+# The reference date of the audit (ages, school ages). Leave it unset for a nightly run: each
+# run is then audited as of the day it runs, and the ages in `exitcheck diff` count real days.
+# as_of: 2020-06-30
+
+# Income-band lists for the departments that act on them (`exitcheck bands --push-to all`,
+# and every night with `exitcheck run`). Each department gets only its bands and its columns.
+departments:
+  civil-affairs:
+    name: 民政局
+    bands: [below_4200, 4200_4500, 4500_5000]
+    columns: [household_id, township, village, head_name, household_size, income_per_capita, special]
+    deliver: {type: dir, path: outbox/civil-affairs}
+  agriculture-rural:
+    name: 农业农村局
+    bands: [below_4200, 4200_4500, 4500_5000]
+    deliver: {type: dir, path: outbox/agriculture-rural}
+    # deliver: {type: http, url: "https://inbox.example/exitcheck", token_env: EXITCHECK_TOKEN_AGRI}
+  human-resources:
+    name: 人社局
+    bands: [below_4200, 4200_4500]
+    where: labour_unemployed > 0
+    deliver: {type: dir, path: outbox/human-resources}
+    # deliver: {type: email, host: smtp.example, port: 587, starttls: true, from: exitcheck@example.org,
+    #           to: [renshe@example.org], username_env: EXITCHECK_SMTP_USER, password_env: EXITCHECK_SMTP_PASSWORD}
+
+# Each township's own gap workbook, through the same kinds of delivery and the same ledger.
+# `deliver` serves every township (a folder gets a sub-folder per township); `each` gives a
+# township its own target; `only` limits the townships served.
+townships:
+  deliver: {type: dir, path: outbox/townships}
+  # each:
+  #   越城镇: {type: email, host: smtp.example, from: exitcheck@example.org, to: [yuecheng@example.org]}
+  # only: [越城镇, 中所镇]
+"""
+
+
+def config_text(folder: Path, registers: str, rules: str) -> str:
+    return (CONFIG_TEMPLATE.replace("@CRONTAB@", crontab_line(folder))
+            .replace("@REGISTERS@", registers).replace("@RULES@", rules))
+
+
+def init_workspace(folder: Path) -> list[InitStep]:
+    """Create (or complete) a workspace in `folder`; returns what was created and what kept."""
+    from exitcheck.rules.model import default_rules_path
+
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    rules_source = default_rules_path()
+    rules_target = folder / RULES_DIR / rules_source.name
+    steps = [
+        _ensure(rules_target, lambda path: write_bytes(path, rules_source.read_bytes(), 0o644)),
+        _ensure(folder / DATA_FILE, _write_sample),
+        _ensure(folder / CONFIG_NAME, lambda path: write_bytes(
+            path, config_text(folder, DATA_FILE, f"{RULES_DIR}/{rules_source.name}").encode("utf-8"), 0o644)),
+    ]
+    # The state folder holds the history and the lock: create it private from the start.
+    (folder / "state").mkdir(mode=0o700, exist_ok=True)
+    return steps
+
+
+def _ensure(path: Path, write: Callable[[Path], object]) -> InitStep:
+    """Write `path` only when it does not exist: a file already there is the user's."""
+    if path.exists():
+        return InitStep(path, "kept")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path)
+    return InitStep(path, "created")
+
+
+def _write_sample(path: Path) -> None:
+    """The sample county register (exitcheck.sample); written to a temporary name and renamed,
+    so an interrupted init leaves no half workbook that a re-run would then keep."""
+    from exitcheck.report.files import atomic_path
+
+    try:
+        from exitcheck.sample import write_sample
+    except ImportError:  # a build without the generator: the bundled copy
+        bundled = Path(__file__).resolve().parents[2] / "sample_data" / "registers.xlsx"
+        write_bytes(path, bundled.read_bytes(), 0o644)
+        return
+    with atomic_path(path, 0o644) as temp:
+        write_sample(temp, households=SAMPLE_HOUSEHOLDS, seed=SAMPLE_SEED)

@@ -1,0 +1,473 @@
+"""Nightly operation through the real CLI against real workspaces: exitcheck init, run, history
+and diff; fingerprints that survive moved rows; the lock; killed and failed runs; retention."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builders import County, base_county
+
+IDS = [f"51343400{n:04d}" for n in range(1, 7)]  # the household ids of base_county()
+
+CONFIG = """\
+registers: data/registers.xlsx
+out: out
+state: state
+departments:
+  civil-affairs:
+    name: 民政局
+    bands: [below_4200, 4200_4500]
+    deliver: {type: dir, path: outbox/civil-affairs}
+townships:
+  deliver: {type: dir, path: outbox/townships}
+"""
+
+
+# ---- helpers ----
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    folder = tmp_path / "ws"
+    (folder / "data").mkdir(parents=True)
+    (folder / "exitcheck.yaml").write_text(CONFIG, encoding="utf-8")
+    return folder
+
+
+def write_county(folder: Path, county: County, name: str = "registers.xlsx") -> Path:
+    return county.write(folder / "data" / name)
+
+
+def broken(*indexes: int, income: object = 3000) -> County:
+    county = base_county()
+    for i in indexes:
+        county.households[i]["人均纯收入"] = income
+    return county
+
+
+def diff_json(run_cli, folder: Path, *runs: str) -> dict:
+    result = run_cli("diff", *runs, "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def keys(entries: list[dict]) -> set[tuple[str, str]]:
+    return {(e["rule"], e["household_id"]) for e in entries}
+
+
+def history(run_cli, folder: Path) -> list[dict]:
+    result = run_cli("history", "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schema"] == "exitcheck/history@1"
+    return document["runs"]
+
+
+def run_ids(folder: Path) -> list[str]:
+    return sorted(p.name for p in (folder / "out").iterdir() if p.name[:1].isdigit())
+
+
+def nightly(run_cli, folder: Path, as_of: str, *extra: str, expect: int = 1) -> str:
+    """One `exitcheck run`; returns the new run's id."""
+    before = set(run_ids(folder)) if (folder / "out").is_dir() else set()
+    result = run_cli("run", "--as-of", as_of, *extra, cwd=folder)
+    assert result.returncode == expect, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    new = sorted(set(run_ids(folder)) - before) if (folder / "out").is_dir() else []
+    return new[-1] if new else ""
+
+
+def gap_keys(folder: Path, run_id: str) -> set[tuple[str, str]]:
+    gaps = json.loads((folder / "out" / run_id / "gaps.json").read_text(encoding="utf-8"))["gaps"]
+    return {(g["rule"], g["household_id"]) for g in gaps}
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---- new, resolved, open with ages, reopened ----
+
+def test_two_runs_diff_lists_exactly_the_fixed_and_the_broken(workspace, run_cli):
+    write_county(workspace, broken(0, 1, 2, 3))
+    first = nightly(run_cli, workspace, "2020-06-01")
+    assert diff_json(run_cli, workspace) == {"schema": "exitcheck/diff@1", "from": None, "to": first,
+                                             "new": [], "resolved": [], "open": [], "reopened": []}
+
+    # Between the nights: households 1 and 2 fixed, 3 still broken, 4's income now blank (its
+    # income finding turns from fail to unknown: still open), 5 loses safe water, 6 its income.
+    county = broken(2, 3)
+    county.households[3]["人均纯收入"] = None
+    county.households[4]["安全饮水"] = "否"
+    county.households[5]["人均纯收入"] = 3500
+    write_county(workspace, county)
+    second = nightly(run_cli, workspace, "2020-06-08")
+
+    diff = diff_json(run_cli, workspace)
+    assert (diff["schema"], diff["from"], diff["to"]) == ("exitcheck/diff@1", first, second)
+    h1, h2, h3, h4, h5, h6 = IDS
+    assert keys(diff["resolved"]) == {("income", h1), ("risk_wrong_exit", h1), ("income", h2), ("risk_wrong_exit", h2)}
+    assert keys(diff["new"]) == {("water", h5), ("risk_wrong_exit", h5), ("income", h6), ("risk_wrong_exit", h6),
+                                 ("info_accuracy", h4)}  # the blank income is itself a data gap
+    assert keys(diff["open"]) == {("income", h3), ("risk_wrong_exit", h3), ("income", h4), ("risk_wrong_exit", h4)}
+    assert diff["reopened"] == []
+    # The same sets follow from the two nights' own gap lists.
+    a, b = gap_keys(workspace, first), gap_keys(workspace, second)
+    assert (keys(diff["resolved"]), keys(diff["new"]), keys(diff["open"])) == (a - b, b - a, a & b)
+    # Ages: calendar days between the runs' reference dates, from the night first seen open.
+    assert {e["age_days"] for e in diff["open"]} == {7}
+    assert {e["age_days"] for e in diff["new"]} == {0}
+    entry = diff["open"][0]
+    assert set(entry) == {"fingerprint", "level", "rule", "household_id", "township", "village", "age_days"}
+    assert entry["township"] and entry["village"] and len(entry["fingerprint"]) == 64
+
+    # Night three: household 1 broken again (reopened); ages go on counting from night one.
+    county.households[0]["人均纯收入"] = 3000
+    write_county(workspace, county)
+    third = nightly(run_cli, workspace, "2020-06-10")
+    diff = diff_json(run_cli, workspace)
+    assert keys(diff["reopened"]) == {("income", h1), ("risk_wrong_exit", h1)}
+    assert diff["new"] == [] and diff["resolved"] == []
+    ages = {(e["rule"], e["household_id"]): e["age_days"] for e in diff["open"]}
+    assert ages[("income", h3)] == 9 and ages[("income", h4)] == 9 and ages[("water", h5)] == 2
+    # RUN_A alone compares with the latest run; both given, exactly those two.
+    since_first = diff_json(run_cli, workspace, first)
+    assert (since_first["from"], since_first["to"]) == (first, third)
+    # Household 1 was open on night one too, but closed in between: reopened, not "still open".
+    assert keys(since_first["reopened"]) == {("income", h1), ("risk_wrong_exit", h1)}
+    assert ("income", h3) in keys(since_first["open"])
+    assert diff_json(run_cli, workspace, first, second)["to"] == second
+
+    # The people's view: a summary line and a table by township and rule.
+    shown = run_cli("diff", cwd=workspace)
+    assert shown.returncode == 0 and second in shown.stdout and "risk_wrong_exit" in shown.stdout
+    listed = history(run_cli, workspace)
+    assert [r["id"] for r in listed] == [first, second, third]
+    assert [r["status"] for r in listed] == ["findings"] * 3
+    assert listed[0]["by_rule"] == {"income": 4, "risk_wrong_exit": 4}
+    assert listed[1]["ruleset"]["version"] and listed[1]["inputs"][0]["sha256"]
+    table = run_cli("history", cwd=workspace)
+    assert table.returncode == 0 and "risk_wrong_exit" in table.stdout
+
+
+def test_moved_rows_and_an_unrelated_column_change_no_fingerprint(workspace, run_cli):
+    county = broken(0, 4)
+    county.households[2]["安全饮水"] = "否"
+    write_county(workspace, county)
+    first = nightly(run_cli, workspace, "2020-06-01")
+    moved = county.copy()
+    moved.households.reverse()
+    moved.members = moved.members[5:] + moved.members[:5]
+    moved.villages.reverse()
+    for row in moved.households:
+        row["备用列"] = "与核查无关"
+    write_county(workspace, moved)
+    second = nightly(run_cli, workspace, "2020-06-02")
+    diff = diff_json(run_cli, workspace)
+    assert (diff["from"], diff["to"]) == (first, second)
+    assert diff["new"] == diff["resolved"] == diff["reopened"] == []
+    assert keys(diff["open"]) == gap_keys(workspace, first) == gap_keys(workspace, second)
+    assert {e["age_days"] for e in diff["open"]} == {1}
+
+
+def test_id_numbers_are_masked_in_history_and_logs(workspace, run_cli):
+    """A county that uses the head's ID number as household id: stored masked, same identity."""
+    county = broken(0)
+    id_number = county.members[0]["证件号码"]
+    for row in (county.households[0], *[m for m in county.members if m["户编号"] == IDS[0]]):
+        row["户编号"] = id_number
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-01")
+    nightly(run_cli, workspace, "2020-06-02")
+    diff = diff_json(run_cli, workspace)
+    masked = {e["household_id"] for e in diff["open"]}
+    assert masked == {id_number[:6] + "********" + id_number[-4:]}
+    stored = [workspace / "state" / "history.sqlite", *sorted((workspace / "state" / "logs").iterdir())]
+    every_id = [m["证件号码"] for m in county.members]
+    for path in stored:
+        data = path.read_bytes()
+        assert not any(number.encode() in data for number in every_id), path
+    assert oct((workspace / "state" / "history.sqlite").stat().st_mode & 0o777) == "0o600"
+
+
+# ---- the lock, a killed run, a failed run ----
+
+class SlowInbox:
+    """An HTTP inbox on 127.0.0.1 that holds each POST until released: keeps a run busy."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        inbox = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                inbox.arrived.set()
+                inbox.release.wait(60)
+                body = b'{"id": "r1"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/inbox"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+
+
+@pytest.fixture
+def slow_workspace(workspace: Path) -> Iterator[tuple[Path, SlowInbox]]:
+    inbox = SlowInbox()
+    config = CONFIG.replace("townships:", f"""  slow-office:
+    bands: [below_4200]
+    deliver: {{type: http, url: "{inbox.url}", timeout: 60, retries: 1}}
+townships:""")
+    (workspace / "exitcheck.yaml").write_text(config, encoding="utf-8")
+    write_county(workspace, broken(0, 1))
+    yield workspace, inbox
+    inbox.close()
+
+
+def start_run(folder: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    return subprocess.Popen([sys.executable, "-m", "exitcheck", "run", "--as-of", "2020-06-01"], cwd=folder, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+
+
+def holder(folder: Path) -> dict:
+    return json.loads((folder / "state" / "run.lock.json").read_text(encoding="utf-8"))
+
+
+def test_two_runs_started_together_one_exits_75(slow_workspace):
+    folder, inbox = slow_workspace
+    runs = [start_run(folder), start_run(folder)]
+    # One of them takes the lock; the other is refused at once, before any work.
+    finished = None
+    deadline = time.monotonic() + 60
+    while finished is None and time.monotonic() < deadline:
+        finished = next((p for p in runs if p.poll() is not None), None)
+        time.sleep(0.05)
+    assert finished is not None, "neither run ended: the second should have been refused at once"
+    out, err = finished.communicate()
+    assert finished.returncode == 75, out + err
+    assert inbox.arrived.wait(60)
+    first = holder(folder)
+    assert first["run"] in err and str(first["pid"]) in err and first["started"] in err
+    other = runs[1 - runs.index(finished)]
+    assert other.pid == first["pid"]
+    inbox.release.set()
+    out, err = other.communicate(timeout=120)
+    assert other.returncode == 1, out + err
+    assert not (folder / "state" / "run.lock.json").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_a_killed_run_does_not_block_the_next(slow_workspace, run_cli, sig):
+    folder, inbox = slow_workspace
+    victim = start_run(folder)
+    assert inbox.arrived.wait(60)
+    killed = holder(folder)["run"]
+    victim.send_signal(sig)
+    assert victim.wait(30) in (-signal.SIGKILL, 130)
+    inbox.release.set()
+    again = run_cli("run", "--as-of", "2020-06-02", cwd=folder)
+    assert again.returncode == 1, again.stdout + again.stderr
+    runs = history(run_cli, folder)
+    assert runs[0]["id"] == killed and runs[0]["status"] == "failed" and "interrupted" in runs[0]["note"]
+    assert runs[1]["status"] == "findings"
+    # The killed run is left out: one good run, nothing to compare yet.
+    assert diff_json(run_cli, folder)["from"] is None
+    second_run = run_cli("run", "--as-of", "2020-06-03", cwd=folder)
+    assert second_run.returncode == 1
+    diff = diff_json(run_cli, folder)
+    assert diff["from"] == runs[1]["id"] and len(diff["open"]) == 4
+    refused = run_cli("diff", killed, cwd=folder)
+    assert refused.returncode == 2 and killed in refused.stderr
+
+
+def test_a_run_that_fails_half_way_leaves_history_and_earlier_outputs_intact(workspace, run_cli):
+    write_county(workspace, broken(0, 1))
+    first = nightly(run_cli, workspace, "2020-06-01")
+    kept = tree_digest(workspace / "out" / first)
+    outbox = tree_digest(workspace / "outbox")
+
+    # A second register file that cannot be read: the other is audited, nothing is delivered,
+    # the run is recorded as failed and left out of the comparison.
+    write_county(workspace, broken(0, 1, 2, 3, 4, 5, income=2000))
+    (workspace / "data" / "more.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    config = (workspace / "exitcheck.yaml").read_text(encoding="utf-8")
+    (workspace / "exitcheck.yaml").write_text(config.replace("registers: data/registers.xlsx",
+                                                             "registers: [data/registers.xlsx, data/more.xlsx]"), encoding="utf-8")
+    result = run_cli("run", "--as-of", "2020-06-02", cwd=workspace)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "more.xlsx" in result.stderr and "Traceback" not in result.stderr
+    assert tree_digest(workspace / "outbox") == outbox  # no list with households missing
+    # A register that cannot be read at all: exit 3 at once, no outputs, still recorded.
+    (workspace / "exitcheck.yaml").write_text(config.replace("data/registers.xlsx", "data/more.xlsx"), encoding="utf-8")
+    result = run_cli("run", "--as-of", "2020-06-03", cwd=workspace)
+    assert result.returncode == 3 and "more.xlsx" in result.stderr
+
+    runs = history(run_cli, workspace)
+    assert [r["status"] for r in runs] == ["findings", "failed", "failed"]
+    assert runs[1]["total"] == 0 and runs[1]["exit_code"] == 3 and runs[2]["as_of"] == "2020-06-03"
+    assert tree_digest(workspace / "out" / first) == kept
+    assert diff_json(run_cli, workspace)["from"] is None
+
+    # Back to a readable register: compared with the last good run, the failed ones skipped.
+    (workspace / "exitcheck.yaml").write_text(config, encoding="utf-8")
+    write_county(workspace, broken(1))
+    last = nightly(run_cli, workspace, "2020-06-04")
+    diff = diff_json(run_cli, workspace)
+    assert (diff["from"], diff["to"]) == (first, last)
+    assert keys(diff["resolved"]) == {("income", IDS[0]), ("risk_wrong_exit", IDS[0])}
+    assert {e["age_days"] for e in diff["open"]} == {3}
+    with sqlite3.connect(workspace / "state" / "history.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM findings WHERE run_id IN (SELECT id FROM runs WHERE status = 'failed')").fetchone() == (0,)
+
+
+def test_a_broken_config_exits_4_and_an_unknown_run_exits_2(workspace, run_cli):
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "retention_dayz: 3\n", encoding="utf-8")
+    result = run_cli("run", cwd=workspace)
+    assert result.returncode == 4 and "retention_days" in result.stderr
+    (workspace / "exitcheck.yaml").write_text(CONFIG, encoding="utf-8")
+    assert diff_json(run_cli, workspace) == {"schema": "exitcheck/diff@1", "from": None, "to": None,
+                                             "new": [], "resolved": [], "open": [], "reopened": []}
+    unknown = run_cli("diff", "20200101-020000", "--json", cwd=workspace)
+    assert unknown.returncode == 2 and "20200101-020000" in unknown.stderr
+
+
+# ---- outputs, deliveries, retention ----
+
+def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_cli):
+    import openpyxl
+
+    write_county(workspace, broken(0, 3))
+    first = nightly(run_cli, workspace, "2020-06-01")
+    county = broken(0, 5)
+    county.households[4]["安全饮水"] = "否"
+    write_county(workspace, county)
+    result = run_cli("run", "--as-of", "2020-06-05", cwd=workspace)
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    for word in ("读取登记表", "核查", "输出", "分档", "部门名单", "乡镇问题清单", "与上次", "保留"):
+        assert sum(word in line for line in lines) == 1, (word, result.stdout)
+    second = run_ids(workspace)[-1]
+    folder = workspace / "out" / second
+    assert {p.name for p in folder.iterdir()} >= {"gaps.xlsx", "gaps.json", "bands.json", "bands.xlsx", "run.json", "townships"}
+    assert json.loads((folder / "run.json").read_text(encoding="utf-8"))["exit_code"] == 1
+
+    book = openpyxl.load_workbook(folder / "gaps.xlsx")
+    sheet = book["进度"]
+    rows = [r for r in sheet.iter_rows(values_only=True) if any(v is not None for v in r)]
+    assert rows[1][:4] == ("运行", "基准日", "中所镇", "越城镇")
+    assert rows[2][:5] == (first, "2020-06-01", 2, 2, 4)
+    assert rows[3][:5] == (second, "2020-06-05", 4, 2, 6)
+    oldest = {r[0]: r[2] for r in rows[5:]}
+    assert oldest == {"中所镇": 0, "越城镇": 4}
+    assert len(sheet._charts) == 1 and sheet._charts[0].tagname == "lineChart"
+
+    # Each township's own book went through the ledger to its own folder: again only when its
+    # list changed (越城镇's did not, 中所镇's did), never for the date alone.
+    def delivered(township: str) -> int:
+        return len(list((workspace / "outbox" / "townships" / township).glob("*.xlsx")))
+
+    assert (delivered("越城镇"), delivered("中所镇")) == (1, 2)
+    unchanged = run_cli("run", "--as-of", "2020-06-06", cwd=workspace)
+    assert unchanged.returncode == 1
+    assert (delivered("越城镇"), delivered("中所镇")) == (1, 2)
+    ledger = run_cli("deliveries", "--json", cwd=workspace)
+    recipients = {a["department"] for a in json.loads(ledger.stdout)["attempts"]}
+    assert {"township:越城镇", "township:中所镇", "civil-affairs"} <= recipients
+
+    log = [json.loads(line) for line in (workspace / "state" / "logs" / f"{second}.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert log[0]["event"] == "start" and log[-1] == {**log[-1], "event": "end", "exit_code": 1}
+    assert {e.get("step") for e in log} >= {"load", "audit", "outputs", "bands", "departments", "townships", "history", "retention"}
+
+    quiet = run_cli("run", "--quiet", "--as-of", "2020-06-07", cwd=workspace)
+    assert quiet.returncode == 1 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def test_retention_prunes_old_run_folders_and_logs_but_keeps_counts(workspace, run_cli):
+    write_county(workspace, broken(0))
+    first = nightly(run_cli, workspace, "2020-06-01")
+    second = nightly(run_cli, workspace, "2020-06-02")
+    old = workspace / "out" / "20200101-020000"
+    (old / "townships").mkdir(parents=True)
+    (old / "gaps.json").write_text("{}", encoding="utf-8")
+    (workspace / "state" / "logs" / "20200101-020000.jsonl").write_text("{}\n", encoding="utf-8")
+    mine = workspace / "out" / "notes-2020"
+    mine.mkdir()
+    # The first run started long ago, as far as the history knows.
+    with sqlite3.connect(workspace / "state" / "history.sqlite") as db:
+        db.execute("UPDATE runs SET started = '2019-01-01T02:00:00+08:00' WHERE id = ?", (first,))
+    result = run_cli("run", "--as-of", "2020-06-03", cwd=workspace)
+    assert result.returncode == 1
+    assert not old.exists() and not (workspace / "state" / "logs" / "20200101-020000.jsonl").exists()
+    assert mine.exists() and (workspace / "out" / first).exists()  # only run folders, by their id's date
+    runs = {r["id"]: r for r in history(run_cli, workspace)}
+    assert runs[first]["findings_pruned"] and runs[first]["total"] == 2  # counts kept
+    assert not runs[second]["findings_pruned"]
+    refused = run_cli("diff", first, "--json", cwd=workspace)
+    assert refused.returncode == 2
+    assert len(diff_json(run_cli, workspace)["open"]) == 2
+
+
+# ---- init ----
+
+def test_init_makes_a_ready_workspace_and_never_overwrites(tmp_path, run_cli):
+    made = run_cli("init", "county")
+    assert made.returncode == 0, made.stderr
+    folder = tmp_path / "county"
+    config = folder / "exitcheck.yaml"
+    text = config.read_text(encoding="utf-8")
+    assert "run --quiet" in text and "0 2 * * *" in text and str(folder) in text
+    assert (folder / "rules" / "sichuan-2020.yaml").is_file() and (folder / "data" / "registers.xlsx").is_file()
+    assert "0 2 * * *" in made.stdout
+
+    config.write_text(text + "# my own note\n", encoding="utf-8")
+    (folder / "rules" / "sichuan-2020.yaml").unlink()
+    sample = (folder / "data" / "registers.xlsx").read_bytes()
+    again = run_cli("init", "county")
+    assert again.returncode == 0
+    assert config.read_text(encoding="utf-8").endswith("# my own note\n")
+    assert (folder / "data" / "registers.xlsx").read_bytes() == sample
+    assert (folder / "rules" / "sichuan-2020.yaml").is_file()
+    assert "exitcheck.yaml" in again.stdout
+
+    # Ready as it is: the nightly run works on the sample county straight away.
+    run = run_cli("run", "--as-of", "2020-06-30", cwd=folder)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert any((folder / "outbox" / "townships").iterdir())
+
+
+def test_run_ids_are_unique_even_within_one_second(workspace, run_cli):
+    """Ids are the start time to the second; when that id is taken the run gets a suffix."""
+    write_county(workspace, base_county())
+    now = time.time()
+    for offset in range(120):  # every id of the next two minutes already has a folder
+        (workspace / "out" / time.strftime("%Y%m%d-%H%M%S", time.localtime(now + offset))).mkdir(parents=True)
+    run_id = nightly(run_cli, workspace, "2020-06-01", expect=0)
+    assert re.fullmatch(r"\d{8}-\d{6}-02", run_id), run_id
+    assert [r["id"] for r in history(run_cli, workspace)] == [run_id]
