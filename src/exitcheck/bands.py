@@ -17,7 +17,6 @@ objects only when they are written out.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import io
 import json
@@ -32,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from exitcheck.errors import ConfigError
-from exitcheck.i18n import pick
+from exitcheck.i18n import did_you_mean, pick
 from exitcheck.registers.schema import field_names, field_spec
 from exitcheck.report.files import DEFAULT_MODE, atomic_path
 from exitcheck.report.sheets import WORKBOOK_OPTIONS, open_workbook, write_table
@@ -385,8 +384,7 @@ def department_list(
     wanted = spec.bands or list(known)
     for band_id in wanted:
         if band_id not in known:
-            near = difflib.get_close_matches(band_id, list(known), n=1)
-            hint_zh, hint_en = (f"; 是否指 {near[0]}?", f"; did you mean {near[0]!r}?") if near else ("", "")
+            hint_zh, hint_en = did_you_mean(band_id, known)
             raise ConfigError(f"{at('bands')}: 没有收入分档 {band_id!r}{hint_zh}", f"{at('bands')}: no band {band_id!r}{hint_en}")
     chosen = [known[band_id] for band_id in dict.fromkeys(wanted)]
     frame = banded.frame

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from exitcheck.errors import ExitcheckError, ExitCode, InputError, worst
+from exitcheck.i18n import did_you_mean
 
 app = typer.Typer(
     help="exitcheck: 脱贫退出验收 register audit. Check county registers against the exit indicators.",
@@ -208,10 +209,7 @@ def explain(
     from exitcheck.issues import explain as explain_code
 
     if code not in CATALOGUE:
-        import difflib
-
-        near = difflib.get_close_matches(code, CATALOGUE, n=1)
-        hint = ui.t(f"; 是否指 {near[0]}?", f"; did you mean {near[0]}?") if near else ""
+        hint = ui.t(*did_you_mean(code, CATALOGUE))
         ui.error(ui.t(f"没有这个问题代码: {code}{hint}", f"no such issue code: {code}{hint}"))
         return int(ExitCode.USAGE)
     print(explain_code(code, ui.lang))
@@ -353,10 +351,7 @@ def rules_explain(
     try:
         rule = ruleset.rule(rule_id)
     except KeyError:
-        import difflib
-
-        near = difflib.get_close_matches(rule_id, [r.id for r in ruleset.rules], n=1)
-        hint = ui.t(f"; 是否指 {near[0]}?", f"; did you mean {near[0]}?") if near else ""
+        hint = ui.t(*did_you_mean(rule_id, [r.id for r in ruleset.rules]))
         ui.error(ui.t(f"没有这条规则: {rule_id}{hint}", f"no such rule: {rule_id}{hint}"))
         return int(ExitCode.USAGE)
     en = ui.lang == "en"

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from exitcheck.errors import UsageError
+from exitcheck.i18n import did_you_mean
 from exitcheck.idcard import mask_text
 
 DB_NAME = "history.sqlite"
@@ -375,11 +376,7 @@ class History:
         runs = {r.id: r for r in self.runs(counts=False)}
         if run_id in runs:
             return runs[run_id]
-        import difflib
-
-        near = difflib.get_close_matches(run_id, list(runs), n=1)
-        zh_hint = f"; 是否指 {near[0]}?" if near else ""
-        en_hint = f"; did you mean {near[0]}?" if near else ""
+        zh_hint, en_hint = did_you_mean(run_id, runs)
         raise UsageError(f"没有这次运行: {run_id}{zh_hint}", f"no such run: {run_id}{en_hint}")
 
     def _findings(self, run_id: str) -> dict[str, tuple[Any, ...]]:

@@ -10,7 +10,6 @@ file and the line. Secrets never live in the file: it names environment variable
 
 from __future__ import annotations
 
-import difflib
 import re
 from datetime import date
 from pathlib import Path
@@ -30,6 +29,7 @@ from pydantic import (
 )
 
 from exitcheck.errors import ConfigError
+from exitcheck.i18n import did_you_mean
 from exitcheck.registers.limits import Limits
 from exitcheck.registers.schema import REGISTERS, field_names
 
@@ -88,8 +88,7 @@ def check_header_map(data: object, where: str) -> dict[str, dict[str, str]]:
         known = field_names(register)
         for name in mapping.values():
             if name not in known:
-                near = difflib.get_close_matches(str(name), known, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
+                hint = did_you_mean(str(name), known)[1]
                 raise ConfigError(f"{where}: headers.{register}: 字段 {name!r} 不存在{hint}", f"{where}: headers.{register}: no field {name!r}{hint}")
         out[register] = {str(k): str(v) for k, v in mapping.items()}
     return out
@@ -180,8 +179,7 @@ class Department(_Strict):
         known = list_columns()
         for name in columns:
             if name not in known:
-                near = difflib.get_close_matches(name, known, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
+                hint = did_you_mean(name, known)[1]
                 raise ValueError(f"unknown column {name!r}{hint}")
         if len(set(columns)) != len(columns):
             raise ValueError("a column is listed twice")
@@ -361,8 +359,7 @@ def _config_error(path: Path, text: str, exc: ValidationError) -> ConfigError:
         )
     if first["type"] == "extra_forbidden":
         known = _known_keys(location[:-1])
-        near = difflib.get_close_matches(str(location[-1]), known, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
+        hint = did_you_mean(str(location[-1]), known)[1]
         return ConfigError(f"{where}: {dotted}: 未知的设置项{hint}", f"{where}: {dotted}: unknown setting{hint}")
     return ConfigError(f"{where}: {dotted}: {message}", f"{where}: {dotted}: {message}")
 
