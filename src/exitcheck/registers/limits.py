@@ -12,27 +12,37 @@ What is checked, in order, for an .xlsx/.xlsm (a zip package):
 3. the central directory, as Apache POI's ZipSecureFile does: each part's declared size
    (`max_part_bytes`), the sum (`max_total_bytes`) and each part's inflate ratio
    (`max_inflate_ratio`);
-4. the parts themselves, inflated as a stream and thrown away (`scan_package`): a part that
-   inflates past its declared size, its ratio or the limits is refused there, whatever its
-   headers said; an XML part with a DTD (entity bomb) or not in UTF-8 is refused; and the
-   extent of each sheet (its last row and column, and so the grid a reader lays out) is
-   measured from the cell references, so a sheet over `max_rows`, `max_columns` or
-   `max_cells` is refused before python-calamine allocates it.
+4. the XML parts themselves, inflated as a stream and thrown away (`scan_package`): zipfile
+   stops a part at its declared size and its CRC then fails, whatever the data said (a
+   "lying" zip bomb); a part whose prolog declares a DTD (entity bomb) or that holds a text
+   over `max_cell_chars` is refused; and the grid of each sheet (its last row and column, what
+   calamine lays out densely) is measured from the cell references, never the <dimension>,
+   so a sheet over `max_rows`, `max_columns` or `max_cells` is refused before python-calamine
+   allocates it. When the quick count cannot bound a sheet or finds it over a limit,
+   `value_extent` parses it to count only the cells holding a value (formatting is free).
+   Sheets are scanned in a background thread while calamine opens the workbook; each is
+   waited for (`PackageScan.wait_sheet`) before calamine reads it.
 
-Only then does calamine read the file. For .xls, .xlsb and .ods, which are not scanned, the
+Only then does calamine read a sheet. For .xls, .xlsb and .ods, which are not scanned, the
 sheet's extent is checked as soon as calamine reports it (`check_shape`), before its cells are
 turned into Python objects; calamine itself refuses a sheet of more than 100 million cells.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import html
 import re
 import struct
+import threading
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from exitcheck.errors import InputError
 
 MIB = 1024 * 1024
+UNBOUNDED = 1 << 40
 #: Parts this small are not held to the inflate ratio (POI's grace): tiny XML compresses well.
 RATIO_GRACE_BYTES = MIB
 CHUNK = 4 * MIB
@@ -200,9 +211,10 @@ def check_shape(shown: str, sheet: str, rows: int, columns: int, limits: Limits)
 
 # ---- streaming scan of a package's parts ---------------------------------------------------
 
-#: A cell or row reference attribute: r="AB12" (cell) or r="12" (row).
-_REF = re.compile(rb'\sr="([A-Z]{0,3}[0-9]{1,10})"')
-_SELF_CLOSED_FORMULA = re.compile(rb"<f\b[^>]*/></c>")
+#: A cell reference attribute, r="AB12". No whitespace is required before it, so that an
+#: attribute after a newline or tab is seen too; an attribute whose name merely ends in r and
+#: whose value looks like a reference can only make the bound larger, never smaller.
+_REF = re.compile(rb'r="([A-Z]{1,3}[0-9]{1,10})"')
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 
 
@@ -212,161 +224,319 @@ class PartScan:
 
     name: str
     size: int = 0
-    max_row: int = 0  # largest row number referenced (1-based), cells and rows
-    max_column: int = 0  # largest column referenced (1-based)
-    row_elements: int = 0
+    max_row: int = 0  # largest row number of a cell reference (1-based)
+    max_column: int = 0  # largest column of a cell reference (1-based)
     cell_elements: int = 0
-    row_refs: int = 0
     cell_refs: int = 0
-    uncached_formulas: int = 0  # formula cells saved without a value
+    prefixed: bool = False  # elements carry a namespace prefix (<x:c>): bound by value_extent
+    in_sheet_data: bool = False
 
     def grid(self) -> tuple[int, int]:
-        """A bound on the grid a reader lays out: rows and cells without a reference follow
-        the last one, so they can push the grid out by at most their number."""
-        rows = self.max_row + max(0, self.row_elements - self.row_refs)
-        columns = self.max_column + max(0, self.cell_elements - self.cell_refs)
-        return rows, columns
+        """A bound on the grid a reader lays out, from the cell references (calamine places a
+        cell by its own reference, whatever its row element or the <dimension> says). Cells
+        without a reference are placed by counting, and prefixed element names escape the
+        counts: for those no quick bound is given, and value_extent measures the part."""
+        if self.prefixed or self.cell_elements > self.cell_refs:
+            return UNBOUNDED, UNBOUNDED
+        return self.max_row, self.max_column
+
+
+class _Cancelled(Exception):
+    """The reading stopped (an error elsewhere): the background scan gives up."""
 
 
 @dataclass
 class PackageScan:
-    """The result of scanning an xlsx/xlsm/xlsb/ods package before a reader touches it."""
+    """The result of scanning an xlsx/xlsm/xlsb/ods package before a reader touches it.
 
-    kind: str  # "xlsx" (also .xlsm), "xlsb" or "ods"
+    Sheet parts may still be being scanned in a background thread (`scan_package(...,
+    background=True)`): `wait_sheet(name)` returns once that sheet's part has passed, or raises
+    its InputError, and must be called before the reader lays the sheet out. `close()` stops a
+    scan still running.
+    """
+
+    kind: str  # "xlsx" (also .xlsm), "xlsb", "ods", or "unknown" (left to the reader)
+    names: set[str] = field(default_factory=set)
     sheets: dict[str, str] = field(default_factory=dict)  # sheet name -> part name (xlsx)
     parts: dict[str, PartScan] = field(default_factory=dict)
+    encrypted: bool = False  # an ODS whose manifest says its parts are encrypted
+    pending: dict[str, Future[None]] = field(default_factory=dict, repr=False)
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    executor: ThreadPoolExecutor | None = field(default=None, repr=False)
 
-    def sheet_scan(self, sheet: str) -> PartScan | None:
+    def wait_sheet(self, sheet: str) -> None:
+        """Block until the part of `sheet` is scanned (every pending part when its part is not
+        known); raise what the scan found."""
         part = self.sheets.get(sheet)
-        return self.parts.get(part) if part else None
+        futures = [self.pending[part]] if part in self.pending else list(self.pending.values())
+        for future in futures:
+            future.result()
+
+    def close(self) -> None:
+        self.cancel.set()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+            self.executor = None
 
 
-def package_kind(names: set[str], mimetype: bytes) -> str | None:
-    if "xl/workbook.xml" in names:
-        return "xlsx"
-    if "xl/workbook.bin" in names:
+def _part_key(name: str) -> str:
+    """Part names as readers match them: some writers use backslashes (calamine issue 530)."""
+    return name.replace("\\", "/").lstrip("/").lower()
+
+
+def package_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
+    """What a zip holds, from its parts: the main part named by _rels/.rels, else the usual
+    names. "unknown" when nothing says (the reader then gets its chance)."""
+    keys = {_part_key(n): n for n in names}
+    if "mimetype" in keys:
+        with archive.open(keys["mimetype"]) as stream:
+            if stream.read(100).startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+                return "ods"
+    main = None
+    if "_rels/.rels" in keys and archive.getinfo(keys["_rels/.rels"]).file_size < MIB:
+        found = re.search(rb'Type="[^"]*/officeDocument"[^>]*?Target="([^"]+)"|Target="([^"]+)"[^>]*?Type="[^"]*/officeDocument"',
+                          archive.read(keys["_rels/.rels"]))
+        if found:
+            main = _part_key((found.group(1) or found.group(2)).decode("utf-8", "replace"))
+    if main and main.endswith(".bin") or "xl/workbook.bin" in keys:
         return "xlsb"
-    if "content.xml" in names and mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
-        return "ods"
-    return None
+    if main and main.endswith(".xml") or "xl/workbook.xml" in keys:
+        return "xlsx"
+    return "unknown"
 
 
-def scan_package(path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: Limits) -> PackageScan:
+def scan_package(path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: Limits, *, background: bool = False) -> PackageScan:
     """Inflate every XML part as a stream (nothing is kept) and check what it really holds.
 
     This catches what the central directory cannot: a part whose headers understate its size
     (a "lying" zip bomb: zipfile stops at the declared size and the CRC then fails), an XML
     entity bomb, and a sheet whose cell references reach far beyond the data (two cells at A1
-    and ALL60000 make a 60-million-cell grid in a 2 KB file). It costs about a fifth of
-    calamine's own read time (docs/limits.md).
+    and ALL60000 make a 60-million-cell grid in a 2 KB file).
+
+    Every part but the sheets is scanned before this returns: the reader parses them when it
+    opens the workbook. With `background`, the sheets are scanned in a thread while the reader
+    opens the workbook and parses the sheets already passed (python-calamine lets go of the
+    GIL), which hides most of the cost; the caller must `wait_sheet` before reading a sheet
+    and `close` when done. docs/limits.md has the measured costs.
     """
     names = {info.filename for info in infos}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            mimetype = archive.read("mimetype")[:100] if "mimetype" in names else b""
-            kind = package_kind(names, mimetype)
-            if kind is None:
-                raise _not_a_workbook_zip(shown, names)
-            scan = PackageScan(kind)
-            for info in infos:
-                # Binary parts (xlsb records, pictures) are left to the reader: zipfile and
-                # calamine's zip crate both stop a member at its declared, checked size.
-                if info.filename.lower().endswith(_XML_SUFFIXES):
-                    scan.parts[info.filename] = _scan_part(archive, info, shown)
-            if kind == "xlsx":
-                scan.sheets = _sheet_parts(archive, names)
-            if kind == "xlsx":
-                by_part = {part: sheet for sheet, part in scan.sheets.items()}
-                for name, part in scan.parts.items():
-                    if name in by_part or name.startswith("xl/worksheets/"):
-                        rows, columns = part.grid()
-                        if rows > limits.max_rows or columns > limits.max_columns or rows * columns > limits.max_cells:
-                            # the quick bound counts cells that only carry a style; measure
-                            # the cells that hold values before refusing
-                            rows, columns = value_extent(archive, name)
-                            check_shape(shown, by_part.get(name, name), rows, columns, limits)
-    except InputError:
-        raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, ET.ParseError) as exc:
-        raise _corrupt_zip(shown, exc) from None
+    with _zip_errors(shown), zipfile.ZipFile(path) as archive:
+        scan = PackageScan(package_kind(archive, names), names)
+        xml = [info for info in infos if info.filename.lower().endswith(_XML_SUFFIXES)]
+        # Binary parts (xlsb records, pictures) are left to the reader: zipfile and calamine's
+        # zip crate both stop a member at its declared, checked size.
+        if scan.kind == "xlsx":
+            workbook = [info for info in xml if _part_key(info.filename) in _workbook_keys(names)]
+            for info in workbook:
+                scan.parts[info.filename] = _scan_part(archive, info, shown, limits, scan.cancel)
+            scan.sheets = _sheet_parts(archive, names)
+        if scan.kind == "ods":
+            manifest = next((n for n in names if _part_key(n) == "meta-inf/manifest.xml"), None)
+            if manifest and archive.getinfo(manifest).file_size < 16 * MIB:
+                scan.encrypted = b"encryption-data" in archive.read(manifest)
+        sheet_parts = set(scan.sheets.values())
+        later = [i for i in xml if i.filename in sheet_parts or "worksheets/" in _part_key(i.filename)]
+        for info in xml:
+            if info.filename not in scan.parts and info not in later:
+                part = _scan_part(archive, info, shown, limits, scan.cancel)
+                scan.parts[info.filename] = part
+                _check_grid(archive, part, info.filename, shown, limits)
+    by_part = {part: sheet for sheet, part in scan.sheets.items()}
+    if background and later:
+        scan.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-scan")
+        for info in later:
+            scan.pending[info.filename] = scan.executor.submit(_scan_sheet, path, info, by_part.get(info.filename, info.filename), shown, limits, scan)
+    else:
+        for info in later:
+            _scan_sheet(path, info, by_part.get(info.filename, info.filename), shown, limits, scan)
     return scan
 
 
-def _scan_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str) -> PartScan:
+def _scan_sheet(path: Path, info: zipfile.ZipInfo, label: str, shown: str, limits: Limits, scan: PackageScan) -> None:
+    with _zip_errors(shown), zipfile.ZipFile(path) as archive:
+        part = _scan_part(archive, info, shown, limits, scan.cancel)
+        scan.parts[info.filename] = part
+        _check_grid(archive, part, label, shown, limits)
+
+
+def _check_grid(archive: zipfile.ZipFile, part: PartScan, label: str, shown: str, limits: Limits) -> None:
+    rows, columns = part.grid()
+    if rows > limits.max_rows or columns > limits.max_columns or rows * columns > limits.max_cells:
+        # the quick bound counts cells that only carry a style; measure the cells that hold
+        # values before refusing
+        rows, columns = value_extent(archive, part.name)
+        check_shape(shown, label, rows, columns, limits)
+
+
+@contextlib.contextmanager
+def _zip_errors(shown: str) -> Iterator[None]:
+    """Errors of a damaged package, as the InputError a user gets."""
+    try:
+        yield
+    except (InputError, _Cancelled):
+        raise
+    except zipfile.BadZipFile as exc:
+        if "CRC" in str(exc):  # also what a part inflating past its declared size ends in
+            raise InputError(
+                shown,
+                f"文件内部件与其声明的大小或校验和不符, 文件被篡改或已损坏({exc}); 请重新导出或重新拷贝",
+                f"a part does not match its declared size or checksum: the file is tampered with or corrupt ({exc}); export or copy it again",
+            ) from None
+        raise _corrupt_zip(shown, exc) from None
+    except (OSError, EOFError, ValueError, zlib.error, ET.ParseError) as exc:
+        raise _corrupt_zip(shown, exc) from None
+
+
+def _workbook_keys(names: set[str]) -> set[str]:
+    """The workbook part and its relationships part (lower-case keys)."""
+    keys = {_part_key(n) for n in names}
+    workbook = "xl/workbook.xml" if "xl/workbook.xml" in keys else next((k for k in sorted(keys) if k.endswith("workbook.xml")), None)
+    if workbook is None:
+        return set()
+    folder = workbook.rpartition("/")[0]
+    return {workbook, f"{folder}/_rels/workbook.xml.rels".lstrip("/")}
+
+
+def _scan_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo, shown: str, limits: Limits, cancel: threading.Event) -> PartScan:
     part = PartScan(info.filename)
     tail = b""
     with archive.open(info) as stream:
         while True:
+            if cancel.is_set():
+                raise _Cancelled
             chunk = stream.read(CHUNK)
             if not chunk:
                 break
             if not part.size:
-                _check_xml_start(shown, info.filename, chunk)
+                if not _is_utf8_xml(chunk):
+                    # UTF-16 customXml parts are legitimate; calamine reads sheets as UTF-8
+                    # only (a UTF-16 sheet comes out empty), so a part it cannot read needs no
+                    # scan.
+                    return part
+                _check_prolog(part, chunk, shown)
             part.size += len(chunk)
-            data = tail + chunk
-            # cut at the last '<' so that no tag straddles two chunks (text holds no '<')
+            data = tail + chunk if tail else chunk
+            # stop at the last '<' so that no tag straddles two stretches (text holds no '<')
             cut = data.rfind(b"<")
             if cut <= 0 or len(data) - cut > 4096:
                 cut = len(data)
-            _scan_xml(part, data[:cut], shown)
+            _scan_xml(part, data, cut, shown, limits)
             tail = data[cut:]
     if tail:
-        _scan_xml(part, tail, shown)
+        _scan_xml(part, tail, len(tail), shown, limits)
     return part
 
 
-def _check_xml_start(shown: str, name: str, chunk: bytes) -> None:
-    head = chunk[:4096]
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
-        raise InputError(
-            shown,
-            f"文件内部件 {name} 不是 UTF-8 编码的 XML(Excel 和 WPS 从不这样保存), 已拒绝读取",
-            f"part {name} is not UTF-8 XML (Excel and WPS never save it so); refused",
-        )
-
-
-def _scan_xml(part: PartScan, data: bytes, shown: str) -> None:
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+def _check_prolog(part: PartScan, chunk: bytes, shown: str) -> None:
+    """No DTD: entities can only be declared in a DOCTYPE, which stands before the root
+    element, and no xlsx part has one. (calamine does not expand declared entities either:
+    this refuses the file with a clear cause instead of a parse error.)"""
+    root = _ROOT.search(chunk)
+    prolog = chunk[: root.start()] if root else chunk
+    if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
         raise InputError(
             shown,
             f"文件内部件 {part.name} 含有 DTD/实体声明(xlsx 中从不出现), 疑似 XML 实体炸弹, 已拒绝读取",
             f"part {part.name} declares a DTD or entities, which no xlsx has (an XML entity bomb?); refused",
         )
-    part.row_elements += data.count(b"<row") + data.count(b":row ")
-    part.cell_elements += (
-        data.count(b"<c ") + data.count(b"<c>") + data.count(b"<c/>")
-        + data.count(b":c ") + data.count(b":c>") + data.count(b":c/>")
-    )
-    part.uncached_formulas += data.count(b"</f></c>")
-    if b"/></c>" in data:
-        part.uncached_formulas += len(_SELF_CLOSED_FORMULA.findall(data))
-    refs = _REF.findall(data)
-    if not refs:
+    name = root.group(1) if root else b""
+    if b":" in name and name.rpartition(b":")[2] in (b"worksheet", b"dialogsheet", b"macrosheet"):
+        part.prefixed = True  # <x:worksheet>: its cells are not counted here; value_extent is
+
+
+#: The root element: the first '<' that opens an element (not <?, <!).
+_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+
+
+def _is_utf8_xml(chunk: bytes) -> bool:
+    head = chunk[:4096]
+    return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" not in head
+
+
+@functools.lru_cache(maxsize=8)
+def _long_text(max_chars: int) -> re.Pattern[bytes]:
+    """Cell text (<t> or <v>) of more than `max_chars` bytes: a candidate over the limit.
+    Characters are at most bytes, so nothing over the limit is missed."""
+    return re.compile(rb"<(?:\w+:)?[tv](?:\s[^>]*)?>([^<]{%d,})" % (max_chars + 1))
+
+
+def _scan_xml(part: PartScan, data: bytes, cut: int, shown: str, limits: Limits) -> None:
+    """data[:cut], a stretch of a part with no tag cut in two. Each test is one C-speed pass:
+    the scan must cost a small fraction of calamine's read, so nothing here loops per cell."""
+    _check_long_text(part, data, cut, shown, limits)
+    # Cells are the elements starting "<c" inside <sheetData>, whose start and end tags toggle
+    # the count (cols, cfRule and the like stand outside it). Rich text runs inside a cell
+    # (<color>) count too: the bound only gets larger.
+    position = 0
+    while position < cut:
+        edge = data.find(b"sheetData", position, cut)
+        stop = cut if edge < 0 else edge
+        if part.in_sheet_data:
+            part.cell_elements += data.count(b"<c", position, stop)
+        if edge < 0:
+            break
+        part.in_sheet_data = not part.in_sheet_data
+        position = edge + len(b"sheetData")
+    refs = _REF.findall(data, 0, cut)
+    if refs:
+        max_row, max_column = refs_extent(refs)
+        part.max_row = max(part.max_row, max_row)
+        part.max_column = max(part.max_column, max_column)
+        part.cell_refs += len(refs)
+
+
+def _check_long_text(part: PartScan, data: bytes, cut: int, shown: str, limits: Limits) -> None:
+    """A text over `max_cell_chars` before any reader holds it. A run of that many bytes with
+    no '<' covers a whole aligned window of half that size; only then is the regex run."""
+    window = max(1, (limits.max_cell_chars + 1) // 2)
+    if all(data.find(b"<", start, start + window) >= 0 for start in range(0, cut - window + 1, window)):
         return
-    max_row, max_column, cell_refs = refs_extent(refs)
-    part.max_row = max(part.max_row, max_row)
-    part.max_column = max(part.max_column, max_column)
-    part.cell_refs += cell_refs
-    part.row_refs += len(refs) - cell_refs
+    for text in _long_text(limits.max_cell_chars).findall(data, 0, cut):
+        chars = len(html.unescape(text.decode("utf-8", "replace")))
+        if chars > limits.max_cell_chars:
+            zh, en = _raise_hint("max_cell_chars")
+            raise InputError(
+                shown,
+                f"文件内部件 {part.name} 中有长达 {chars} 个字符的文本, 超过单元格上限 {limits.max_cell_chars}(Excel 本身的上限); {zh}",
+                f"part {part.name} holds a text of {chars} characters, over the cell limit of {limits.max_cell_chars} (Excel's own); {en}",
+            )
 
 
-def refs_extent(refs: list[bytes]) -> tuple[int, int, int]:
-    """(largest row, largest column, number of cell references) of refs like b"AB12" / b"12".
+def refs_extent(refs: list[bytes]) -> tuple[int, int]:
+    """(largest row, largest column) of cell references like b"AB12".
 
-    Vectorised: a few numpy operations over an n x 13 byte matrix instead of parsing each
-    reference in Python, which would cost more than calamine's whole read.
+    Vectorised over an n x 13 byte matrix instead of parsing each reference in Python, which
+    would cost more than calamine's whole read. Among references with the same number of
+    letters (digits), bytes compare as the numbers do: the largest is found by keeping, place
+    by place, the rows holding the largest byte, with no per-reference arithmetic.
     """
-    matrix = np.array(refs, dtype="S13").view(np.uint8).reshape(len(refs), 13).astype(np.int64)
-    letters = (matrix >= 65) & (matrix <= 90)
-    digits = (matrix >= 48) & (matrix <= 57)
-    n_letters = letters.sum(axis=1)
-    n_digits = digits.sum(axis=1)
-    position = np.arange(13)
-    letter_power = np.where(letters, n_letters[:, None] - 1 - position, 0)
-    columns = np.where(letters, (matrix - 64) * np.power(26, letter_power), 0).sum(axis=1)
-    digit_power = np.where(digits, (n_letters + n_digits)[:, None] - 1 - position, 0)
-    rows = np.where(digits, (matrix - 48) * np.power(10, digit_power), 0).sum(axis=1)
-    return int(rows.max()), int(columns.max()), int((n_letters > 0).sum())
+    array = np.array(refs, dtype="S13")
+    matrix = array.view(np.uint8).reshape(len(refs), 13)
+    second = matrix[:, 1] >= 65  # 1 to 3 letters come first; digits and padding are < 65
+    third = matrix[:, 2] >= 65
+    letters = second.view(np.int8) + third.view(np.int8) + np.int8(1)
+    digits = np.char.str_len(array).astype(np.int8) - letters
+    most_letters = int(letters.max())
+    max_column = 0
+    for letter in _largest(matrix[letters == most_letters, :most_letters]).decode():
+        max_column = max_column * 26 + ord(letter) - 64
+    most_digits = int(digits.max())
+    max_row = 0
+    for count in (1, 2, 3):
+        chosen = (digits == most_digits) & (letters == count)
+        if chosen.any():
+            max_row = max(max_row, int(_largest(matrix[chosen, count : count + most_digits])))
+    return max_row, max_column
+
+
+def _largest(rows: np.ndarray) -> bytes:
+    """The lexicographically largest row of a byte matrix (all rows the same length)."""
+    for place in range(rows.shape[1]):
+        column = rows[:, place]
+        rows = rows[column == column.max()]
+        if len(rows) == 1:
+            break
+    return rows[0].tobytes()
 
 
 def value_extent(archive: zipfile.ZipFile, part: str) -> tuple[int, int]:
@@ -427,23 +597,30 @@ def _parse_ref(reference: str | None, row: int, column: int) -> tuple[int, int]:
 
 
 def _sheet_parts(archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
-    """Sheet name -> part, from xl/workbook.xml and its relationships (for messages)."""
+    """Sheet name -> part name, from the workbook part and its relationships (for messages)."""
+    keys = {_part_key(n): n for n in names}
+    found = sorted(_workbook_keys(names), key=len)
+    if not found:
+        return {}
+    workbook_key, rels_key = found
+    folder = workbook_key.rpartition("/")[0]
     # Both parts have been scanned: no DTD, so no entity can expand (what defusedxml guards).
     # They are a few KB in any real workbook; a huge one is left unmapped, not read whole.
-    rels_name = "xl/_rels/workbook.xml.rels"
-    if any(archive.getinfo(n).file_size > 16 * MIB for n in ("xl/workbook.xml", rels_name) if n in names):
+    if any(archive.getinfo(keys[k]).file_size > 16 * MIB for k in (workbook_key, rels_key) if k in keys):
         return {}
     try:
-        workbook = ET.fromstring(archive.read("xl/workbook.xml"))  # noqa: S314
-        rels = ET.fromstring(archive.read(rels_name)) if rels_name in names else None  # noqa: S314
+        workbook = ET.fromstring(archive.read(keys[workbook_key]))  # noqa: S314
+        rels = ET.fromstring(archive.read(keys[rels_key])) if rels_key in keys else None  # noqa: S314
     except (ET.ParseError, KeyError):
         return {}
     targets = {}
     for rel in rels.iter() if rels is not None else ():
         if rel.tag.endswith("Relationship") and rel.get("Id") and rel.get("Target"):
-            target = rel.get("Target", "")
-            resolved = target.lstrip("/") if target.startswith("/") else str(PurePosixPath("xl") / target)
-            targets[rel.get("Id")] = _normalise_part(resolved)
+            target = rel.get("Target", "").replace("\\", "/")
+            resolved = _normalise_part(target.lstrip("/") if target.startswith("/") else f"{folder}/{target}")
+            part = keys.get(resolved.lower())
+            if part:
+                targets[rel.get("Id")] = part
     out = {}
     for sheet in workbook.iter():
         if sheet.tag.endswith("}sheet") or sheet.tag == "sheet":
@@ -464,7 +641,7 @@ def _normalise_part(name: str) -> str:
     return "/".join(parts)
 
 
-def _not_a_workbook_zip(shown: str, names: set[str]) -> InputError:
+def not_a_workbook_zip(shown: str, names: set[str]) -> InputError:
     if "word/document.xml" in names:
         what_zh, what_en = "这是 Word 文档(.docx)", "this is a Word document (.docx)"
     elif "ppt/presentation.xml" in names:
@@ -476,3 +653,32 @@ def _not_a_workbook_zip(shown: str, names: set[str]) -> InputError:
         f"{what_zh}, 不是 Excel 工作簿; 请提供 .xlsx 文件(压缩包请先解压)",
         f"{what_en}, not an Excel workbook; give the .xlsx itself (unzip an archive first)",
     )
+
+
+_UNCACHED_FORMULA = re.compile(rb"</(?:\w+:)?f></(?:\w+:)?c>|<(?:\w+:)?f\b[^>]*/></(?:\w+:)?c>")
+
+
+def uncached_formulas(path: Path) -> int:
+    """Formula cells saved without a value in an xlsx's sheets (a reader sees them blank).
+
+    Asked only when a workbook yields no data: generator libraries write formulas and leave the
+    calculation to Excel, and such a file must be opened and saved once before it can be read.
+    The package has passed `scan_package`, so its parts are known to be of bounded size.
+    """
+    count = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if "worksheets/" not in _part_key(info.filename) or not info.filename.endswith(".xml"):
+                    continue
+                tail = b""
+                with archive.open(info) as stream:
+                    while chunk := stream.read(CHUNK):
+                        data = tail + chunk
+                        cut = max(0, len(data) - 256)
+                        count += len(_UNCACHED_FORMULA.findall(data, 0, cut))
+                        tail = data[cut:]
+                count += len(_UNCACHED_FORMULA.findall(tail))
+    except (zipfile.BadZipFile, OSError, zlib.error):
+        return count
+    return count

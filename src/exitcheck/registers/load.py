@@ -27,7 +27,9 @@ from exitcheck.registers.limits import (
     check_file_size,
     check_shape,
     check_zip,
+    not_a_workbook_zip,
     scan_package,
+    uncached_formulas,
 )
 from exitcheck.registers.model import ROW, SOURCE, ColumnInfo, Registers, SheetSource
 from exitcheck.registers.schema import (
@@ -43,6 +45,7 @@ from exitcheck.registers.schema import (
 SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv"}
 HEADER_SEARCH_ROWS = 10
 MIN_HEADER_MATCHES = 3
+MAX_HEADER_DEPTH = 3  # rows a merged header cell may span below the header row
 TOTAL_LABELS = {"合计", "总计", "小计"}
 
 HeaderMap = dict[str, dict[str, str]]  # register -> {header as typed: field}
@@ -65,14 +68,13 @@ class SheetRead:
     `merged` holds the merged ranges (first row, first column, last row, last column; 0-based,
     as indices into `rows`) that span several rows and start among the header rows: a two-level
     header whose first columns are merged down over both levels has its headers in the upper
-    row only. `uncached_formulas` counts formula cells saved without a value (read as blank).
+    row only.
     """
 
     name: str
     rows: list[list[object]]
     first_row: int  # Excel row number of rows[0]
     merged: tuple[tuple[int, int, int, int], ...] = ()
-    uncached_formulas: int = 0
 
     def header_cells(self, index: int) -> list[object]:
         """Row `index` with the cells hidden under a merge from above filled in, for header
@@ -91,6 +93,7 @@ class FileRead:
     sheets: list[SheetRead]
     notes: list[tuple[str, str]] = field(default_factory=list)
     decoded_as: str | None = None  # CSV: the encoding the text was decoded with
+    kind: str = ""  # what the content is: xlsx, xlsb, ods, xls or csv
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
@@ -231,15 +234,32 @@ def ole_stream_names(path: Path) -> set[str]:
 
 
 def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> FileRead:
+    scan: PackageScan | None = None
+    try:
+        if kind == "zip":
+            infos = check_zip(path, shown, limits)
+            # sheets are scanned in the background while calamine opens the workbook
+            scan = scan_package(path, shown, infos, limits, background=True)
+            return _read_with_calamine(path, shown, limits, scan)
+        return _read_with_calamine(path, shown, limits, None)
+    finally:
+        if scan is not None:
+            scan.close()
+
+
+def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageScan | None) -> FileRead:
     import python_calamine
 
     notes: list[tuple[str, str]] = []
-    scan: PackageScan | None = None
     not_a_workbook: InputError | None = None
-    if kind == "zip":
-        infos = check_zip(path, shown, limits)
-        scan = scan_package(path, shown, infos, limits)
+    if scan is not None:
+        if scan.encrypted:
+            raise _encrypted(shown)
         real = scan.kind
+        if real == "unknown":
+            # no main part found by name: let calamine try, and say what it is if it cannot
+            real = path.suffix.lower().lstrip(".") if path.suffix.lower() in {".xlsx", ".xlsm", ".xlsb", ".ods"} else "xlsx"
+            not_a_workbook = not_a_workbook_zip(shown, scan.names)
     else:
         names = {name.lower() for name in ole_stream_names(path)}
         if names & {"encryptioninfo", "encryptedpackage"}:
@@ -247,7 +267,7 @@ def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> FileRea
         real = "xls"
         if names and not names & {"workbook", "book"}:
             not_a_workbook = _ole_not_workbook(shown, names)
-    suffixes = {"xlsx": (".xlsx", ".xlsm"), "xlsb": (".xlsb",), "ods": (".ods",), "xls": (".xls",)}[real]
+    suffixes = {"xlsx": (".xlsx", ".xlsm"), "xlsm": (".xlsm",), "xlsb": (".xlsb",), "ods": (".ods",), "xls": (".xls",)}[real]
     try:
         if path.suffix.lower() in suffixes:
             workbook = python_calamine.CalamineWorkbook.from_path(str(path))
@@ -266,9 +286,11 @@ def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> FileRea
         for meta in workbook.sheets_metadata:
             if str(getattr(meta.typ, "name", meta.typ)).lower() not in {"worksheet", "sheettypeenum.worksheet"}:
                 continue
+            if scan is not None:
+                scan.wait_sheet(meta.name)  # its part has passed the limits: calamine may lay it out
             sheet = workbook.get_sheet_by_name(meta.name)
             end = sheet.end
-            # to_python(skip_empty_area=False) lays the grid out from A1: check it first.
+            # to_python(skip_empty_area=False) lays the grid out from A1: check that first.
             height, width = (end[0] + 1, end[1] + 1) if end else (0, 0)
             check_shape(shown, meta.name, height, width, limits)
             rows = sheet.to_python(skip_empty_area=False) if end else []
@@ -277,15 +299,14 @@ def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> FileRea
                 for (top, left), (bottom, right) in (sheet.merged_cell_ranges or ())
                 if bottom > top and top < HEADER_SEARCH_ROWS
             )
-            part = scan.sheet_scan(meta.name) if scan else None
-            sheets.append(SheetRead(meta.name, rows, 1, merged, part.uncached_formulas if part else 0))
+            sheets.append(SheetRead(meta.name, rows, 1, merged))
     except InputError:
         raise
     except Exception as exc:
         raise _unreadable(shown, exc) from None
     finally:
         workbook.close()
-    return FileRead(sheets, notes)
+    return FileRead(sheets, notes, kind=real)
 
 
 def _ole_not_workbook(shown: str, names: set[str]) -> InputError:
@@ -313,6 +334,12 @@ def _unreadable(shown: str, exc: Exception) -> InputError:
     lowered = reason.lower()
     if isinstance(exc, python_calamine.PasswordError) or "password" in lowered or "encrypt" in lowered:
         return _encrypted(shown)
+    if "cell limit exceeded" in lowered:  # calamine's own cap on one sheet's grid
+        return InputError(
+            shown,
+            f"工作表过大, 超过读取器的上限({reason}); 请删除多余的行列",
+            f"a sheet is too large for the reader ({reason}); delete the stray rows and columns",
+        )
     return InputError(
         shown,
         f"文件已损坏或格式不对, 无法读取({reason}); 请重新导出或重新拷贝",
@@ -370,7 +397,7 @@ def _read_csv(path: Path, shown: str, limits: Limits) -> FileRead:
         csv.field_size_limit(previous)
     rows = [row + [""] * (width - len(row)) for row in rows]
     decoded = None if encoding in ("utf-8-sig", "utf-16") else encoding
-    return FileRead([SheetRead(path.stem, rows, 1)], decoded_as=decoded)
+    return FileRead([SheetRead(path.stem, rows, 1)], decoded_as=decoded, kind="csv")
 
 
 def _read_file(path: Path, shown: str, limits: Limits) -> FileRead:
@@ -452,8 +479,18 @@ def find_header(
                 scores.append((len(found & distinct[register]), len(found), register))
         if scores:
             scores.sort(key=lambda item: (item[0], item[1]), reverse=True)
-            bottom = max((b for top, _l, b, _r in sheet.merged if top == index), default=index)
-            return scores[0][2], min(bottom, len(sheet.rows) - 1)
+            register = scores[0][2]
+            # Only header cells merged down a few rows move the header: a merge that runs on
+            # into the data (a notes column) must not swallow records.
+            bottom = max(
+                (
+                    b for top, left, b, _r in sheet.merged
+                    if top == index and b - top <= MAX_HEADER_DEPTH and left < len(row)
+                    and isinstance(row[left], str) and match_header(register, row[left], headers.get(register))
+                ),
+                default=index,
+            )
+            return register, min(bottom, len(sheet.rows) - 1)
     return None
 
 
@@ -603,13 +640,16 @@ def load_file(path: Path, shown: str, headers: HeaderMap, limits: Limits) -> Loa
         frame = _frame(sheet, header_index, columns, limits, shown)
         found.append((source, frame))
         notes.extend(_sheet_notes(shown, sheet, source, frame))
-    if found and all(frame.empty for _, frame in found) and any(s.uncached_formulas for s in sheets):
-        raise _formulas_error(shown, sum(s.uncached_formulas for s in sheets))
+    if found and all(frame.empty for _, frame in found) and read.kind == "xlsx":
+        formulas = uncached_formulas(path)
+        if formulas:
+            raise _formulas_error(shown, formulas)
     if missing_issues and not found:
         raise _missing_columns_error(shown, missing_issues)
     if not found:
-        if any(s.uncached_formulas for s in sheets):
-            raise _formulas_error(shown, sum(s.uncached_formulas for s in sheets))
+        formulas = uncached_formulas(path) if read.kind == "xlsx" else 0
+        if formulas:
+            raise _formulas_error(shown, formulas)
         zh = en = ""
         if read.decoded_as:  # a CSV in another language's encoding decodes, as gibberish
             zh = f"(按 {read.decoded_as.upper()} 编码读取; 如表头显示为乱码, 请另存为 UTF-8 编码)"
@@ -628,11 +668,6 @@ def _sheet_notes(shown: str, sheet: SheetRead, source: SheetSource, frame: pd.Da
         notes.append((
             f"{shown} 工作表「{sheet.name}」只有表头(第 {source.header_row} 行), 没有数据行",
             f"{shown} sheet '{sheet.name}' has a header (row {source.header_row}) but no data rows",
-        ))
-    if sheet.uncached_formulas:
-        notes.append((
-            f"{shown} 工作表「{sheet.name}」有 {sheet.uncached_formulas} 个公式单元格没有保存计算结果, 按空白读取; 请用 Excel 或 WPS 打开并保存后再核查",
-            f"{shown} sheet '{sheet.name}' has {sheet.uncached_formulas} formula cells saved without their values, read as blank; open and save the file in Excel or WPS first",
         ))
     return notes
 
