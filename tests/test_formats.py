@@ -206,3 +206,19 @@ def test_columns_command_shows_how_headers_were_read(tmp_path, run_cli):
     result = run_cli("columns", str(county.write(tmp_path / "c.xlsx")))
     assert result.returncode == 0
     assert "income_per_capita" in result.stdout and "自定义列" in result.stdout
+
+
+def test_workspace_headers_and_limits_reach_validate(tmp_path, run_cli):
+    county = base_county()
+    for row in county.households:
+        row["户主名字"] = row.pop("户主姓名")
+    path = county.write(tmp_path / "m.xlsx")
+    without = run_cli("validate", str(path), cwd=tmp_path)
+    assert without.returncode == 3  # 户主姓名 is required and 户主名字 means nothing by itself
+    (tmp_path / "exitcheck.yaml").write_text("headers:\n  households: {户主名字: head_name}\n", encoding="utf-8")
+    mapped = run_cli("validate", str(path), "--as-of", AS_OF.isoformat(), cwd=tmp_path)
+    assert mapped.returncode == 0, mapped.stderr
+    (tmp_path / "exitcheck.yaml").write_text(
+        "headers:\n  households: {户主名字: head_name}\nlimits: {max_rows: 3}\n", encoding="utf-8")
+    limited = run_cli("validate", str(path), cwd=tmp_path)
+    assert limited.returncode == 3 and "max_rows" in limited.stderr
