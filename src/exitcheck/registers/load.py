@@ -75,6 +75,7 @@ class SheetRead:
     rows: list[list[object]]
     first_row: int  # Excel row number of rows[0]
     merged: tuple[tuple[int, int, int, int], ...] = ()
+    lengths_checked: bool = False  # the package scan already refused any over-long text
 
     def header_cells(self, index: int) -> list[object]:
         """Row `index` with the cells hidden under a merge from above filled in, for header
@@ -299,7 +300,7 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
                 for (top, left), (bottom, right) in (sheet.merged_cell_ranges or ())
                 if bottom > top and top < HEADER_SEARCH_ROWS
             )
-            sheets.append(SheetRead(meta.name, rows, 1, merged))
+            sheets.append(SheetRead(meta.name, rows, 1, merged, lengths_checked=scan is not None and real in ("xlsx", "xlsm")))
     except InputError:
         raise
     except Exception as exc:
@@ -536,7 +537,8 @@ def _frame(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...],
     if len(cells.columns):
         keep &= ~_totals_rows(cells, blank)
     letters = {column.name: column.letter for column in columns}
-    _check_cell_lengths(cells[keep], frame[ROW], limits, shown, sheet.name, letters)
+    if not sheet.lengths_checked:  # an xlsx's XML was checked as it was inflated; others here
+        _check_cell_lengths(cells[keep], frame[ROW], limits, shown, sheet.name, letters)
     return frame[keep].reset_index(drop=True)
 
 
