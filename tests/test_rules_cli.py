@@ -62,3 +62,12 @@ def test_audit_with_invalid_rules_exits_4(tmp_path, run_cli):
     path = _broken(tmp_path, "check: safe_water", "check: safe_watr")
     result = run_cli("audit", str(registers), "--rules", str(path), "--out", str(tmp_path / "o"))
     assert result.returncode == 4 and "safe_water" in result.stderr
+
+
+def test_bad_option_values_are_usage_errors(tmp_path, run_cli):
+    from builders import base_county
+
+    path = base_county().write(tmp_path / "c.xlsx")
+    assert run_cli("audit", str(path), "--split-by", "village").returncode == 2
+    assert run_cli("audit", str(path), "--as-of", "2020-13-45").returncode == 2
+    assert run_cli("audit", str(path), "--format", "pdf").returncode == 2

@@ -9,7 +9,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -40,6 +40,7 @@ class Gap:
     values: dict[str, Any]
     kind: str = "indicator"
     priority: str | None = None
+    county: str | None = None  # set only when several counties are audited together
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -49,6 +50,8 @@ class Gap:
         }
         if self.priority:
             data["priority"] = self.priority
+        if self.county is not None:
+            data["county"] = self.county
         return data
 
 
@@ -63,6 +66,8 @@ class AuditResult:
     gaps: list[Gap]
     lang: str = "zh"
     input_digests: list[dict[str, str]] = field(default_factory=list)
+    #: One county's audit; exitcheck.province.ProvinceResult, read by the same writers, says True.
+    several_counties: ClassVar[bool] = False
 
     @property
     def data_issues(self) -> list[DataIssue]:

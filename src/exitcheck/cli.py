@@ -93,6 +93,9 @@ def guarded(func: Callable[..., int]) -> Callable[..., None]:
             code = int(error.exit_code)
         except typer.Exit:
             raise
+        except typer.BadParameter as error:  # a value typer could not check by itself
+            ui.error(str(error.format_message()))
+            code = int(ExitCode.USAGE)
         except KeyboardInterrupt:
             ui.error(ui.t("已中断", "interrupted"))
             code = 130
@@ -115,6 +118,8 @@ def guarded(func: Callable[..., int]) -> Callable[..., None]:
 def _load(ui: Ui, paths: list[Path], *, headers: Path | None = None, strict: bool = False, config: Any = None) -> Any:
     from exitcheck.registers.load import load
 
+    if config is None:
+        config = _workspace_nearby()
     header_map = _read_headers(headers) if headers else (config.headers if config else None)
     limits = config.limits if config else None
     with _progress(ui, ui.t("读取登记表", "Reading registers")):
@@ -124,6 +129,15 @@ def _load(ui: Ui, paths: list[Path], *, headers: Path | None = None, strict: boo
     for zh, en in registers.notes:
         ui.note(ui.t(zh, en))
     return registers
+
+
+def _workspace_nearby() -> Any:
+    """The workspace of the current folder, if any: its header mapping and input limits apply
+    to every command, also when input paths are given (a command needs none, though)."""
+    from exitcheck.workspace import find_config, load_config
+
+    found = find_config(Path.cwd())
+    return load_config(found) if found else None
 
 
 def _read_headers(path: Path) -> dict[str, dict[str, str]]:
@@ -265,6 +279,9 @@ def audit(
     split_by: Annotated[str | None, typer.Option("--split-by", help="township: one workbook per township too.")] = None,
     headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable file.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (default): one register in this process. dask: each PATH is a county, audited as a task on a Dask cluster.")] = "local",
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="With --engine dask: address of a running Dask scheduler (default: start a local cluster).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="With --engine dask and no --scheduler: workers of the local cluster (default: one per core).")] = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
@@ -280,6 +297,19 @@ def audit(
         raise typer.BadParameter(f"--format: unknown {', '.join(unknown)} (xlsx, json, csv)")
     if split_by not in (None, "township"):
         raise typer.BadParameter("--split-by takes only 'township'")
+    from exitcheck.errors import UsageError
+
+    if engine not in ("local", "dask"):
+        raise UsageError("--engine 只能是 local 或 dask", "--engine takes local or dask")
+    if engine == "local" and (scheduler or workers):
+        raise UsageError("--scheduler 和 --workers 需与 --engine dask 同用", "--scheduler and --workers go with --engine dask")
+    if scheduler and workers:
+        raise UsageError("--workers 设定本机集群的规模; 用 --scheduler 时由该集群决定", "--workers sizes a local cluster; with --scheduler the cluster has its own")
+    if engine == "dask":  # in its own module, so that the local engine never imports Dask
+        from exitcheck.cli_province import audit_on_dask
+
+        return audit_on_dask(ui, paths, rules=rules, as_of=_date(as_of), out=out, formats=formats, split_by=split_by,
+                             headers=headers, strict=strict, scheduler=scheduler, workers=workers)
     from exitcheck.validation import prepare
 
     ruleset = _ruleset(rules)

@@ -176,6 +176,23 @@ class DuplicateHousehold(IssueType):
     }
 
 
+class DuplicateHouseholdAcrossCounties(IssueType):
+    code = "duplicate_household_across_counties"
+    title = {"zh": "户编号在多个县重复", "en": "Household ID in several counties"}
+    description = {
+        "zh": "同一户编号出现在两个或多个县的登记表中。各县仍各自核查该户, 不合并; 户编号的前6位是县代码, 至少一处登记有误。",
+        "en": "The same household ID is in the registers of two or more counties. Each county still audits its own row; they are not merged. The first 6 digits of a household ID are the county code, so at least one entry is wrong.",
+    }
+    fix = {
+        "zh": "与相关县核实该户实际所在县, 更正户编号或删除错误的登记。",
+        "en": "Check with the other county where the household really lives, then correct the household ID or delete the wrong entry.",
+    }
+    template = {
+        "zh": "户编号「{value}」也登记在 {others}",
+        "en": "household ID '{value}' is also registered in {others}",
+    }
+
+
 class OrphanMember(IssueType):
     code = "orphan_member"
     title = {"zh": "成员所属户不存在", "en": "Member's household not found"}
@@ -248,8 +265,8 @@ CATALOGUE: dict[str, type[IssueType]] = {
     cls.code: cls
     for cls in (
         MissingColumn, MissingValue, BadValue, IdChecksum, IdPrecisionLost, IdBirthMismatch,
-        IdGenderMismatch, DuplicatePerson, DuplicateHousehold, OrphanMember, NoHead,
-        SizeMismatch, UnknownVillage, SharedHouse,
+        IdGenderMismatch, DuplicatePerson, DuplicateHousehold, DuplicateHouseholdAcrossCounties,
+        OrphanMember, NoHead, SizeMismatch, UnknownVillage, SharedHouse,
     )
 }
 
@@ -268,6 +285,7 @@ class DataIssue:
     value: str | None
     household_id: str | None
     params: dict[str, object] = field(default_factory=dict)
+    county: str | None = None  # set only when several counties are audited together
 
     @property
     def severity(self) -> Severity:
@@ -289,7 +307,10 @@ class DataIssue:
             data["message"] = mask_in_message(data["message"], self.value)
         keys = ("code", "severity", "file", "sheet", "row", "column", "header", "field",
                 "value", "household_id", "message")
-        return {key: data[key] for key in keys}
+        out = {key: data[key] for key in keys}
+        if self.county is not None:
+            out["county"] = self.county
+        return out
 
 
 ID_FIELDS = frozenset({"id_number", "head_id_number"})

@@ -118,10 +118,12 @@ def _others(keys: pd.Series, owners: pd.Series, mask: pd.Series) -> pd.Series:
     groups = owners[mask].groupby(keys[mask]).agg(lambda s: sorted(set(s.dropna())))
     listed = keys[mask].map(groups)
     own = owners[mask]
-    return pd.Series(
-        [{"others": "、".join(o for o in group if o != me) or str(me)} for group, me in zip(listed, own, strict=True)],
-        index=listed.index,
-    ).reindex(keys.index)
+    rows = []
+    for group, me in zip(listed, own, strict=True):
+        mine = None if pd.isna(me) else str(me)  # a row with no household id has no owner to leave out
+        others = [str(o) for o in group if str(o) != mine] if isinstance(group, list) else []
+        rows.append({"others": "、".join(others) or (mine or "")})
+    return pd.Series(rows, index=listed.index, dtype=object).reindex(keys.index)
 
 
 def check_duplicate_people(members: pd.DataFrame, sink: IssueSink) -> None:

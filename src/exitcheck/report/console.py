@@ -89,6 +89,8 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
     ))
     if incidence is not None:
         ui.out.print(t(f"全县贫困发生率 {incidence:.2%}", f"County poverty incidence {incidence:.2%}"))
+    if result.several_counties:
+        print_counties(ui, result)
     ui.out.print(t(f"有未达标指标的建档立卡户: {summary['households_with_gaps']}", f"Registered households with a failing indicator: {summary['households_with_gaps']}"))
     table = _table(t("按指标", "By indicator"), t("指标", "Indicator"), t("未达标", "Fail"), t("待核实", "Unknown"))
     for row in by_indicator(result).itertuples(index=False):
@@ -97,7 +99,7 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
     ui.out.print(table)
     table = _table(t("按乡镇", "By township"), t("乡镇", "Township"), t("有未达标的户", "Households with gaps"), t("未达标", "Fail"), t("待核实", "Unknown"))
     for row in by_township(result, result.gaps).itertuples(index=False):
-        table.add_row(str(row.township), str(row.households_with_gaps), str(row.fail), str(row.unknown))
+        table.add_row(_place(result, row, row.township), str(row.households_with_gaps), str(row.fail), str(row.unknown))
     ui.out.print(table)
     villages = result.frames.get("village")
     if villages is not None and len(villages):
@@ -105,7 +107,7 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
         table = _table(t("贫困发生率最高的村", "Villages with the highest incidence"), t("村", "Village"), t("贫困村", "Poor village"), t("发生率", "Incidence"))
         for row in worst.itertuples(index=False):
             poor = t("是", "yes") if bool(row.poverty_village is not pd.NA and row.poverty_village) else ""
-            table.add_row(f"{row.township}/{row.village}", poor, f"{row.incidence:.2%}")
+            table.add_row(_place(result, row, f"{row.township}/{row.village}"), poor, f"{row.incidence:.2%}")
         ui.out.print(table)
     for skipped in result.skipped:
         ui.note(t(skipped.zh, skipped.en))
@@ -115,3 +117,26 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
         ui.out.print(t(f"数据问题 {len(issues)} 个(错误 {errors} 个), 详见输出中的数据问题表", f"{len(issues)} data issues ({errors} errors); see the data issues sheet"))
     for path in written:
         ui.out.print(t(f"已写入 {path}", f"written: {path}"))
+
+
+def _place(result: Any, row: Any, name: Any) -> str:
+    """A township or village, after its county when several counties were audited."""
+    return f"{row.county} {name}" if result.several_counties else str(name)
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None or value is pd.NA or value != value else f"{value:.2%}"
+
+
+def print_counties(ui: Any, result: Any) -> None:
+    """The 县汇总 table: each county, then the roll-ups (ratios of summed counts)."""
+    from exitcheck.report.gaps_out import by_county
+
+    t = ui.t
+    table = _table(t("县汇总", "Counties"), t("县", "County"), t("户数", "Households"), t("有未达标的户", "With gaps"),
+                   t("未达标", "Fail"), t("待核实", "Unknown"), t("贫困发生率", "Incidence"), t("认可度", "Satisfaction"))
+    for row in by_county(result, result.gaps).to_dict("records"):
+        counts = [row.get(name) for name in ("households", "households_with_gaps", "fail", "unknown")]
+        table.add_row(str(row["county"]), *("" if c is None or c is pd.NA else str(c) for c in counts),
+                      _pct(row.get("incidence")), _pct(row.get("satisfaction_rate")))
+    ui.out.print(table)

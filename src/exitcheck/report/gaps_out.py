@@ -1,4 +1,9 @@
-"""Gap lists out: gaps.json (exitcheck/gaps@1), gaps.xlsx for printing, CSV, per-township books."""
+"""Gap lists out: gaps.json (exitcheck/gaps@1), gaps.xlsx for printing, CSV, per-township books.
+
+The same writers serve an audit of several counties together (exitcheck.province): there the
+gaps, data issues and unit frames carry a `county` column, every sheet leads with it, and the
+workbook gains a 县汇总 sheet. A single county's outputs have no county column at all.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ DEPARTMENTS = {
     "township": ("乡镇人民政府", "Township government"),
     "poverty-office": ("扶贫开发局", "Poverty-alleviation office"),
 }
+STATE_LABEL = {"audited": ("已核查", "audited"), "unreadable": ("无法读取", "unreadable")}
 STATUS_LABEL = {"fail": ("未达标", "fail"), "unknown": ("待核实", "unknown")}
 LEVEL_LABEL = {"member": ("成员", "member"), "household": ("户", "household"), "village": ("村", "village"),
                "township": ("乡镇", "township"), "county": ("县", "county")}
@@ -64,6 +70,43 @@ def rule_name(result: AuditResult, rule_id: str) -> str:
     return rule.name_en if result.lang == "en" and rule.name_en else rule.name
 
 
+# ---- several counties (exitcheck.province) ----
+
+def multi_county(result: AuditResult) -> bool:
+    """Whether the result covers several counties: its unit frames then name the county in a
+    `county` column (a single county's register may have a 县 column of its own: not that)."""
+    return result.several_counties
+
+
+def _county_column(result: AuditResult, counties: Sequence[str | None]) -> dict[str, list[str | None]]:
+    return {"county": list(counties)} if multi_county(result) else {}
+
+
+def _county_header(result: AuditResult) -> list[str]:
+    return [chooser(result.lang)("县", "County")] if multi_county(result) else []
+
+
+HouseholdKey = tuple[str | None, str]
+
+
+def household_key(unit: Gap | DataIssue) -> HouseholdKey:
+    """A household is named by its id within its county: the same id in two counties is two
+    households (and a data issue), never one."""
+    return unit.county, unit.household_id or ""
+
+
+def household_rows(result: AuditResult, keys: Sequence[HouseholdKey]) -> list[int]:
+    """The row position in the household frame of each household named, -1 when absent
+    (household ids are unique in the frame: within a county, the first row of a repeated id)."""
+    if not keys:
+        return []
+    households = result.frames["household"]
+    if multi_county(result):
+        index = pd.MultiIndex.from_arrays([households["county"].astype(object), households["household_id"].astype(object)])
+        return index.get_indexer(pd.MultiIndex.from_tuples(list(keys))).tolist()
+    return pd.Index(households["household_id"]).get_indexer([hid for _, hid in keys]).tolist()
+
+
 # ---- frames behind the sheets (shared by xlsx and csv) ----
 
 def household_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFrame, list[str]]:
@@ -72,27 +115,28 @@ def household_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFr
     lang = result.lang
     indicator_ids = [r.id for r in result.indicator_rules() if r.level in ("household", "member") and r.id in result.evaluation.outcomes]
     flagged = [g for g in gaps if g.level in ("household", "member") and g.kind == "indicator"]
-    per_household: dict[str, dict[str, Gap]] = {}
+    per_household: dict[HouseholdKey, dict[str, Gap]] = {}
     for gap in flagged:
-        per_household.setdefault(gap.household_id or "", {})[gap.rule] = gap
-    households = result.frames["household"].set_index("household_id", drop=False)
-    ids = [h for h in per_household if h in households.index]
-    base = households.loc[ids].reset_index(drop=True)
+        per_household.setdefault(household_key(gap), {})[gap.rule] = gap
+    found = dict(zip(per_household, household_rows(result, list(per_household)), strict=True))
+    keys = [k for k, row in found.items() if row >= 0]
+    base = result.frames["household"].iloc[[found[k] for k in keys]].reset_index(drop=True)
     extras = [e for e in result.registers.extra_columns("households") if e in base]
     frame = pd.DataFrame({
+        **_county_column(result, [county for county, _ in keys]),
         "township": base["township"], "village": base["village"], "household_id": base["household_id"],
         "head_name": base["head_name"], "category": base["category"], "status": base["status"],
     })
     for rule_id in indicator_ids:
-        frame[rule_id] = [_mark(per_household[h].get(rule_id)) for h in ids]
-    frame["reasons"] = ["; ".join(f"{rule_name(result, r)}: {g.message}" for r, g in per_household[h].items()) for h in ids]
+        frame[rule_id] = [_mark(per_household[k].get(rule_id)) for k in keys]
+    frame["reasons"] = ["; ".join(f"{rule_name(result, r)}: {g.message}" for r, g in per_household[k].items()) for k in keys]
     frame["helper_name"] = base["helper_name"]
     frame["helper_phone"] = base["helper_phone"]
     for extra in extras:
         frame[extra] = base[extra]
-    frame = frame.sort_values(["township", "village", "household_id"], na_position="last")
+    frame = frame.sort_values([*_county_column(result, []), "township", "village", "household_id"], na_position="last")
     t = chooser(lang)
-    headers = [t("乡镇", "Township"), t("行政村", "Village"), t("户编号", "Household ID"), t("户主姓名", "Head"),
+    headers = [*_county_header(result), t("乡镇", "Township"), t("行政村", "Village"), t("户编号", "Household ID"), t("户主姓名", "Head"),
                t("农户类别", "Category"), t("脱贫状态", "Status")]
     headers += [rule_name(result, r) for r in indicator_ids]
     headers += [t("原因(✗未达标 ?待核实)", "Reasons (✗ fail, ? unknown)"), t("帮扶责任人", "Helper"), t("联系电话", "Helper's phone")] + extras
@@ -112,6 +156,7 @@ def unit_sheet(result: AuditResult, gaps: Sequence[Gap], level: str) -> tuple[pd
     lang = result.lang
     rows = [g for g in gaps if g.level == level]
     frame = pd.DataFrame({
+        **_county_column(result, [g.county for g in rows]),
         "township": [g.township for g in rows],
         "village": [g.village for g in rows],
         "rule": [rule_name(result, g.rule) for g in rows],
@@ -120,36 +165,36 @@ def unit_sheet(result: AuditResult, gaps: Sequence[Gap], level: str) -> tuple[pd
         "department": [department_label(g.department, lang) for g in rows],
     })
     t = chooser(lang)
-    headers = [t("乡镇", "Township"), t("行政村", "Village"), t("指标", "Indicator"), t("状态", "Status"), t("说明", "Reason"), t("责任部门", "Department")]
-    if level != "village":
-        frame = frame.drop(columns=["village"])
-        headers.pop(1)
-    if level == "county":
-        frame = frame.drop(columns=["township"])
-        headers.pop(0)
-    sort = [c for c in ("township", "village") if c in frame]
+    headers = [*_county_header(result), t("乡镇", "Township"), t("行政村", "Village"), t("指标", "Indicator"), t("状态", "Status"),
+               t("说明", "Reason"), t("责任部门", "Department")]
+    dropped = ([] if level == "village" else ["village"]) + (["township"] if level == "county" else [])
+    headers = [h for h, column in zip(headers, frame.columns, strict=True) if column not in dropped]
+    frame = frame.drop(columns=dropped)
+    sort = [c for c in ("county", "township", "village") if c in frame]
     return (frame.sort_values(sort, na_position="last") if sort and len(frame) else frame), headers
 
 
 def risk_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFrame, list[str]]:
     lang = result.lang
     rows = [g for g in gaps if g.kind == "risk"]
-    households = result.frames["household"].set_index("household_id", drop=False)
-    heads = [households["head_name"].get(g.household_id) if g.household_id in households.index else None for g in rows]
+    names = result.frames["household"]["head_name"]
+    heads = [names.iloc[row] if row >= 0 else None for row in household_rows(result, [household_key(g) for g in rows])]
     frame = pd.DataFrame({
         "rule": [rule_name(result, g.rule) for g in rows],
         "priority": [("高" if lang != "en" else "high") if g.priority == "high" else "" for g in rows],
         "status": [_l(STATUS_LABEL[g.status], lang) for g in rows],
+        **_county_column(result, [g.county for g in rows]),
         "township": [g.township for g in rows], "village": [g.village for g in rows],
         "household_id": [g.household_id for g in rows], "head_name": heads,
         "message": [g.message for g in rows],
         "department": [department_label(g.department, lang) for g in rows],
     })
     t = chooser(lang)
-    headers = [t("风险", "Risk"), t("优先级", "Priority"), t("状态", "Status"), t("乡镇", "Township"), t("行政村", "Village"),
-               t("户编号", "Household ID"), t("户主姓名", "Head"), t("说明", "Reason"), t("责任部门", "Department")]
+    headers = [t("风险", "Risk"), t("优先级", "Priority"), t("状态", "Status"), *_county_header(result), t("乡镇", "Township"),
+               t("行政村", "Village"), t("户编号", "Household ID"), t("户主姓名", "Head"), t("说明", "Reason"), t("责任部门", "Department")]
     if len(frame):
-        frame = frame.sort_values(["rule", "priority", "township", "village", "household_id"], ascending=[True, False, True, True, True])
+        places = [c for c in ("county", "township", "village", "household_id") if c in frame]
+        frame = frame.sort_values(["rule", "priority", *places], ascending=[True, False, *([True] * len(places))])
     return frame, headers
 
 
@@ -164,23 +209,63 @@ def by_indicator(result: AuditResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["rule", "name", "level", "fail", "unknown", "department"])
 
 
-def by_township(result: AuditResult, gaps: Sequence[Gap]) -> pd.DataFrame:
+def township_totals(result: AuditResult) -> pd.DataFrame:
+    """Households and registered households per township, and incidence where the villages are
+    known. Indexed by township; by county and township when several counties were audited,
+    whose townships each county counted for itself (names like 城关镇 recur across counties)."""
+    if multi_county(result):
+        return result.frames["township"].set_index(["county", "township"])
     households = result.frames["household"]
     from exitcheck.rules.figures import registered
 
     reg = registered(households)
     base = pd.DataFrame({"township": households["township"], "registered": reg})
     counts = base.groupby("township", dropna=False).agg(households=("registered", "size"), registered=("registered", "sum"))
-    hh_fail = pd.DataFrame([(g.township, g.household_id) for g in gaps if g.level in ("household", "member") and g.kind == "indicator" and g.status == "fail"],
-                           columns=["township", "household_id"]).drop_duplicates()
-    fails = pd.DataFrame([(g.township, g.status) for g in gaps if g.kind == "indicator"], columns=["township", "status"])
-    counts["households_with_gaps"] = hh_fail.groupby("township").size().reindex(counts.index).fillna(0).astype(int) if len(hh_fail) else 0
-    counts["fail"] = fails[fails["status"] == "fail"].groupby("township").size().reindex(counts.index).fillna(0).astype(int) if len(fails) else 0
-    counts["unknown"] = fails[fails["status"] == "unknown"].groupby("township").size().reindex(counts.index).fillna(0).astype(int) if len(fails) else 0
     townships = result.frames["township"]
     if "incidence" in townships:
         counts["incidence"] = townships.set_index("township")["incidence"].reindex(counts.index).astype("Float64")
+    return counts
+
+
+def gap_counts(gaps: Sequence[Gap], keys: Sequence[str], index: pd.Index) -> pd.DataFrame:
+    """Households with a failing indicator, fails and unknowns per unit, the unit named by the
+    Gap attributes `keys` (e.g. township, or county), on `index`."""
+
+    def tally(units: Sequence[tuple[Any, ...]]) -> pd.Series:
+        if not units:
+            return pd.Series(0, index=index, dtype=int)
+        return pd.DataFrame(units, columns=list(keys)).groupby(list(keys)).size().reindex(index).fillna(0).astype(int)
+
+    def unit(gap: Gap) -> tuple[Any, ...]:
+        return tuple(getattr(gap, key) for key in keys)
+
+    failing = {(*unit(g), g.household_id) for g in gaps if g.level in ("household", "member") and g.kind == "indicator" and g.status == "fail"}
+    indicators = [g for g in gaps if g.kind == "indicator"]
+    return pd.DataFrame({
+        "households_with_gaps": tally([key[:-1] for key in failing]),
+        "fail": tally([unit(g) for g in indicators if g.status == "fail"]),
+        "unknown": tally([unit(g) for g in indicators if g.status == "unknown"]),
+    }, index=index)
+
+
+def by_township(result: AuditResult, gaps: Sequence[Gap]) -> pd.DataFrame:
+    totals = township_totals(result)
+    counts = totals[["households", "registered"]].join(gap_counts(gaps, totals.index.names, totals.index))
+    if "incidence" in totals:
+        counts["incidence"] = totals["incidence"].astype("Float64")
     return counts.reset_index()
+
+
+def by_county(result: AuditResult, gaps: Sequence[Gap]) -> pd.DataFrame:
+    """The 县汇总 table: one row per county (an unreadable one too, with its reason), figures
+    from each county's own numerators, then a total line for each prefecture and province and
+    for everything audited, each computed from summed numerators and denominators."""
+    from exitcheck.province import rollup_rows
+
+    rows = result.county_table(gaps)  # type: ignore[attr-defined]
+    lines = rollup_rows(rows, result.lang)
+    rows["state"] = [_l(STATE_LABEL[state], result.lang) for state in rows["state"]]
+    return pd.concat([rows, lines], ignore_index=True)
 
 
 # ---- writers ----
@@ -195,19 +280,22 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
     issues = result.data_issues if issues is None else issues
     lang = result.lang
     t = chooser(lang)
+    lead = [10] if multi_county(result) else []  # the county column
     with atomic_path(path, mode) as temp:
         workbook = open_workbook(temp)
         _summary_sheet(workbook, result, gaps)
+        if lead and gaps is result.gaps:  # the whole book, not one township's
+            _counties_sheet(workbook, result, gaps)
         frame, headers = household_sheet(result, gaps)
         marks = sum(1 for column in frame.columns if column in result.evaluation.outcomes)
-        widths = [*HOUSEHOLD_WIDTHS, *([5] * marks), 48, 8, 12]
+        widths = [*lead, *HOUSEHOLD_WIDTHS, *([5] * marks), 48, 8, 12]
         write_table(workbook, t("户清单", "Households"), frame, headers, widths=widths,
-                    wrap_columns=[len(HOUSEHOLD_WIDTHS) + marks])
+                    wrap_columns=[len(lead) + len(HOUSEHOLD_WIDTHS) + marks])
         for level, name in (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County"))):
             frame, headers = unit_sheet(result, gaps, level)
             write_table(workbook, name, frame, headers)
         frame, headers = risk_sheet(result, gaps)
-        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, 10, 10, 22, 10, 40, 14])
+        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, 22, 10, 40, 14])
         if progress is not None:
             from exitcheck.report.progress_sheet import add_progress_sheet
 
@@ -232,7 +320,8 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
         (t("在世成员", "Living members"), summary["members"]),
         (t("村", "Villages"), summary["villages"]),
         (t("乡镇", "Townships"), summary["townships"]),
-        (t("全县贫困发生率", "County poverty incidence"), summary["incidence"].get("county")),
+        (t("全县贫困发生率", "County poverty incidence"), summary["incidence"].get("county")) if not multi_county(result)
+        else (t("合计贫困发生率(各县贫困人口之和/户籍人口之和)", "Poverty incidence, all counties (summed)"), summary["incidence"].get("all")),
         (t("认可度", "Satisfaction"), summary["satisfaction_rate"]),
     ]
     for row, (label, value) in enumerate(facts, start=2):
@@ -263,15 +352,17 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
         sheet.insert_chart(2, 8, chart)
     top2 = top + len(indicators) + 2
     towns = by_township(result, gaps)
-    headers2 = [t("乡镇", "Township"), t("户数", "Households"), t("建档立卡户", "Registered"), t("有未达标的户", "With gaps"), t("未达标", "Fail"), t("待核实", "Unknown")]
+    headers2 = [*_county_header(result), t("乡镇", "Township"), t("户数", "Households"), t("建档立卡户", "Registered"),
+                t("有未达标的户", "With gaps"), t("未达标", "Fail"), t("待核实", "Unknown")]
+    counted = len(headers2)
     if "incidence" in towns:
         headers2.append(t("贫困发生率", "Incidence"))
     sheet.write_row(top2, 0, headers2, fmt["header"])
     for offset, row in enumerate(towns.itertuples(index=False), start=1):
         values = [neutralise_cell(v) for v in row]
-        write_cells(workbook, sheet, top2 + offset, values[:6])
-        if len(values) > 6 and values[6] is not None:
-            sheet.write_number(top2 + offset, 6, float(values[6]), fmt["pct"])
+        write_cells(workbook, sheet, top2 + offset, values[:counted])
+        if len(values) > counted and values[counted] is not None:
+            sheet.write_number(top2 + offset, counted, float(values[counted]), fmt["pct"])
     skipped = summary["skipped_rules"]
     if skipped:
         top3 = top2 + len(towns) + 2
@@ -285,6 +376,28 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     sheet.set_landscape()
     sheet.set_paper(9)
     sheet.fit_to_pages(1, 0)
+
+
+COUNTY_COLUMNS = (
+    ("county", ("县", "County"), 14), ("code", ("县代码", "Code"), 8), ("state", ("状态", "State"), 10),
+    ("households", ("户数", "Households"), 9), ("registered_households", ("建档立卡户", "Registered"), 9),
+    ("households_with_gaps", ("有未达标的户", "With gaps"), 9), ("fail", ("未达标", "Fail"), 8),
+    ("unknown", ("待核实", "Unknown"), 8), ("poor_people", ("贫困人口", "Poor people"), 9),
+    ("population", ("户籍人口", "Population"), 10), ("incidence", ("贫困发生率", "Incidence"), 9),
+    ("satisfied", ("满意户", "Satisfied"), 8), ("answered", ("作答户", "Answered"), 8),
+    ("satisfaction_rate", ("认可度", "Satisfaction"), 9),
+)
+
+
+def _counties_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> None:
+    """县汇总: one row per county, then the roll-ups; the numerators beside each ratio so that
+    anyone can check that a total is a ratio of sums, not an average of the counties' ratios."""
+    table = by_county(result, gaps)
+    names = [name for name, _, _ in COUNTY_COLUMNS]
+    frame = table.reindex(columns=names)
+    pct = [names.index("incidence"), names.index("satisfaction_rate")]
+    write_table(workbook, chooser(result.lang)("县汇总", "Counties"), frame, [_l(label, result.lang) for _, label, _ in COUNTY_COLUMNS],
+                widths=[width for _, _, width in COUNTY_COLUMNS], pct_columns=pct)
 
 
 def neutralise_cell(value: Any) -> Any:
@@ -327,25 +440,40 @@ def write_outputs(out: Path, result: AuditResult, formats_: Sequence[str], split
     return written
 
 
-def township_gaps(result: AuditResult) -> dict[str, list[Gap]]:
-    grouped: dict[str, list[Gap]] = {}
+def county_township_gaps(result: AuditResult) -> dict[tuple[str | None, str], list[Gap]]:
+    """Gaps per (county, township); the county is None for a single county's audit."""
+    grouped: dict[tuple[str | None, str], list[Gap]] = {}
     for gap in result.gaps:
         if gap.township:
-            grouped.setdefault(gap.township, []).append(gap)
+            grouped.setdefault((gap.county, gap.township), []).append(gap)
     return grouped
 
 
-def township_issues(result: AuditResult, township: str) -> list[DataIssue]:
+def township_gaps(result: AuditResult) -> dict[str, list[Gap]]:
+    """Gaps per township of a single county's audit."""
+    return {township: gaps for (_, township), gaps in county_township_gaps(result).items()}
+
+
+def township_issues(result: AuditResult, township: str, county: str | None = None) -> list[DataIssue]:
     """The data issues of one township's households (a township fixes its own rows)."""
     households = result.frames["household"]
-    ids = set(households.loc[households["township"] == township, "household_id"].dropna())
-    return [issue for issue in result.data_issues if issue.household_id in ids]
+    here = households["township"] == township
+    if county is not None:
+        here &= households["county"] == county
+    ids = set(households.loc[here, "household_id"].dropna())
+    return [issue for issue in result.data_issues if issue.household_id in ids and issue.county == county]
+
+
+def _safe_name(text: str, default: str) -> str:
+    return "".join(ch for ch in text if ch not in '\\/:*?"<>|').strip() or default
 
 
 def write_township_books(folder: Path, result: AuditResult, mode: int = DEFAULT_MODE) -> list[Path]:
-    """One gap workbook per township, for distribution: its own gaps and data issues only."""
+    """One gap workbook per township, for distribution: its own gaps and data issues only.
+    Several counties: one folder per county (township names recur across counties)."""
     written = []
-    for township, gaps in sorted(township_gaps(result).items()):
-        safe = "".join(ch for ch in township if ch not in '\\/:*?"<>|').strip() or "township"
-        written.append(write_gaps_xlsx(folder / f"{safe}.xlsx", result, gaps, mode, issues=township_issues(result, township)))
+    for (county, township), gaps in sorted(county_township_gaps(result).items()):
+        where = folder / _safe_name(county, "county") if county is not None else folder
+        written.append(write_gaps_xlsx(where / f"{_safe_name(township, 'township')}.xlsx", result, gaps, mode,
+                                       issues=township_issues(result, township, county)))
     return written

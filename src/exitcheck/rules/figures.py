@@ -80,15 +80,22 @@ def township_frame(townships: pd.DataFrame | None, villages: pd.DataFrame | None
     return frame
 
 
+def satisfaction_counts(households: pd.DataFrame) -> tuple[int, int]:
+    """(satisfied, answered) among registered households: the numerator and denominator of the
+    satisfaction rate, kept apart so that several counties' rates can be combined exactly."""
+    answered = registered(households) & households["satisfaction"].notna()
+    satisfied = answered & households["satisfaction"].isin(SATISFIED).fillna(False).astype(bool)
+    return int(satisfied.sum()), int(answered.sum())
+
+
 def county_frame(households: pd.DataFrame, villages: pd.DataFrame | None) -> pd.DataFrame:
     reg = registered(households)
-    answered = reg & households["satisfaction"].notna()
-    satisfied = answered & households["satisfaction"].isin(SATISFIED).fillna(False).astype(bool)
+    satisfied, answered = satisfaction_counts(households)
     row: dict[str, object] = {
         "households": len(households),
         "registered_households": int(reg.sum()),
         "poor_people": int(poor_people(households).sum()),
-        "satisfaction_rate": (satisfied.sum() / answered.sum()) if answered.sum() else pd.NA,
+        "satisfaction_rate": (satisfied / answered) if answered else pd.NA,
     }
     if villages is not None:
         population = villages["population"].sum()
