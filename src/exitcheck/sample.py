@@ -1380,6 +1380,7 @@ def _write_sheet(
     sheet.write_row(header_row - 1, 0, list(frame.columns), header_format)
     sheet.freeze_panes(header_row, 1)
     last = header_row
+    # xlsxwriter's constant_memory mode takes rows in order, one call a row
     for excel_row, row in zip(
         frame.index.tolist(), frame.itertuples(index=False, name=None), strict=True
     ):

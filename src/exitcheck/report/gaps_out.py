@@ -421,7 +421,7 @@ def _write_csv(path: Path, frame: pd.DataFrame, headers: list[str], mode: int) -
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(headers)
-    for row in frame.astype(object).itertuples(index=False):
+    for row in frame.astype(object).itertuples(index=False):  # a writer emits row by row
         writer.writerow(["" if v is None or (isinstance(v, float) and v != v) or v is pd.NA else neutralise(v) for v in row])
     return write_bytes(path, ("\ufeff" + buffer.getvalue()).encode("utf-8"), mode)
 
