@@ -290,7 +290,7 @@ def test_a_killed_run_does_not_block_the_next(slow_workspace, run_cli, sig):
     assert inbox.arrived.wait(60)
     killed = holder(folder)["run"]
     victim.send_signal(sig)
-    assert victim.wait(30) in (-signal.SIGKILL, 130)
+    assert victim.wait(120) in (-signal.SIGKILL, 130)  # generous: CI machines can be busy
     inbox.release.set()
     again = run_cli("run", "--as-of", "2020-06-02", cwd=folder)
     assert again.returncode == 1, again.stdout + again.stderr
