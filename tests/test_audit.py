@@ -230,3 +230,62 @@ def test_township_books_hold_only_their_township(tmp_path, run_cli):
     assert towns == {"中所镇"}
     issue_households = {row[10].value for row in book["数据问题"].iter_rows(min_row=2)}
     assert issue_households <= {H[3], H[4], H[5], None}
+
+
+# Each yes/no indicator: '否' on one unit fails exactly that rule for that unit; '是' passes.
+YES_NO_RULES = [
+    ("water", "households", 0, "安全饮水", H[0]),
+    ("electricity", "households", 1, "生活用电", H[1]),
+    ("broadcast_tv", "households", 2, "广播电视", H[2]),
+    ("policy_awareness", "households", 3, "政策知晓", H[3]),
+    ("living_environment", "households", 4, "人居环境达标", H[4]),
+    ("gratitude_bag", "households", 0, "感恩袋", H[0]),
+    ("village_paved_road", "villages", 0, "通硬化路", "瓦曲村"),
+    ("village_clinic", "villages", 2, "卫生室", "新民村"),
+    ("village_culture_room", "villages", 0, "文化室", "瓦曲村"),
+    ("village_telecom", "villages", 2, "通信网络", "新民村"),
+    ("village_safe_water", "villages", 0, "安全饮水", "瓦曲村"),
+    ("village_electricity", "villages", 2, "生活用电", "新民村"),
+    ("village_broadcast_tv", "villages", 0, "广播电视", "瓦曲村"),
+    ("township_central_school", "townships", 0, "标准中心校", "越城镇"),
+    ("township_health_center", "townships", 1, "达标卫生院", "中所镇"),
+    ("township_service_center", "townships", 0, "便民服务中心", "越城镇"),
+]
+
+
+@pytest.mark.parametrize(("rule", "sheet", "index", "header", "unit"), YES_NO_RULES, ids=[r[0] for r in YES_NO_RULES])
+def test_each_yes_no_indicator_fails_on_no(tmp_path, rule, sheet, index, header, unit):
+    county = base_county()
+    getattr(county, sheet)[index][header] = "否"
+    res = audit(exitcheck.load([county.write(tmp_path / "y.xlsx")]), as_of=AS_OF)
+    assert _gaps(res) == {(rule, "fail", unit)} | ({("risk_wrong_exit", "fail", unit)} if rule == "water" else set())
+
+
+def test_a_yes_no_indicator_of_a_non_poor_village_is_not_checked(tmp_path):
+    county = base_county()
+    county.villages[1]["通硬化路"] = "否"  # 马拖村 is not a poor village
+    res = audit(exitcheck.load([county.write(tmp_path / "n.xlsx")]), as_of=AS_OF)
+    assert _gaps(res) == set()
+
+
+def test_county_incidence_fails_at_3_percent(tmp_path):
+    county = base_county()
+    for row in county.households:
+        row["脱贫状态"] = "未脱贫"  # 18 poor people
+    for row in county.villages:
+        row["户籍人口"] = 200  # 600 in all: 3.0%, not below 3%
+    res = audit(exitcheck.load([county.write(tmp_path / "c.xlsx")]), as_of=AS_OF)
+    rules = {g.rule for g in res.gaps}
+    assert "county_incidence" in rules
+    assert res.summary()["incidence"]["county"] == pytest.approx(0.03)
+    county.villages[0]["户籍人口"] = 201  # 18/601, just below 3%
+    res = audit(exitcheck.load([county.write(tmp_path / "d.xlsx")]), as_of=AS_OF)
+    assert "county_incidence" not in {g.rule for g in res.gaps}
+
+
+def test_income_boundary_4200_passes(tmp_path):
+    county = base_county()
+    county.households[0]["人均纯收入"] = 4200
+    county.households[1]["人均纯收入"] = "4,199.99元"
+    res = audit(exitcheck.load([county.write(tmp_path / "i.xlsx")]), as_of=AS_OF)
+    assert {g.household_id for g in res.gaps if g.rule == "income"} == {H[1]}
