@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from builders import County, base_county, excel_row, header_row  # noqa: E402
+from exitcheck.registers.load import column_letter
 
 GIB = 1024**3
 Generator = Callable[[Path], Path]
@@ -433,13 +434,7 @@ def wide_16384(folder: Path) -> Path:
     return zip_parts(folder / "wide_16384.xlsx", parts)
 
 
-def _letters(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
+_letters = column_letter  # the loader's own: the corpus writes what the loader must read
 
 
 @case("sparse_far_cell")
