@@ -170,8 +170,7 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], rule
     flagged = outcome.status.isin([FAIL, UNKNOWN])
     if not flagged.any():
         return []
-    exprs = engine.compile_rule(rule, ruleset)
-    check = exprs["check"]
+    check = outcome.exprs.get("check")  # compiled once, by the evaluation
     used = sorted(check.fields) if check is not None else []
     _, _, labels = engine.names_for(rule.level, ruleset, engine.ok_columns(ruleset))
     template = rule.message_en if lang == "en" and rule.message_en else rule.message

@@ -13,7 +13,6 @@ from datetime import date
 
 import pandas as pd
 
-from exitcheck import idcard
 from exitcheck.issues import DataIssue
 from exitcheck.registers import normalise
 from exitcheck.registers.model import ROW, SOURCE, Registers
@@ -238,7 +237,3 @@ def _derive_household_fields(households: pd.DataFrame, registers: Registers) -> 
         households["housing_grade"] = households["housing_grade"].mask(
             safe & households["housing_grade"].isna(), "A"
         )
-
-
-def id_analysis(values: pd.Series, as_of: date) -> pd.DataFrame:
-    return idcard.analyse(values, as_of)

@@ -76,6 +76,7 @@ class Outcome:
     status: pd.Series  # pass / fail / unknown / na
     high: pd.Series | None = None
     member_status: pd.Series | None = None  # for member rules, per living member
+    exprs: dict[str, Expression | None] = field(default_factory=dict)  # as compiled for the run
 
 
 @dataclass
@@ -204,6 +205,7 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
             ))
             continue
         outcome = _evaluate_rule(rule, exprs, frames, caches)
+        outcome.exprs = exprs
         evaluation.outcomes[rule.id] = outcome
         if rule.level in ("household", "member"):
             ok = outcome.status.map({PASS: True, FAIL: False}).astype("boolean")
