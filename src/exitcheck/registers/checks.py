@@ -107,6 +107,12 @@ def check_ids(registers: Registers, parsed: Parsed, sink: IssueSink, register: R
     frame["age"] = idcard.age_on(frame["birth_from_id"], parsed.as_of)
 
 
+def _distinct(values: pd.Series) -> pd.Series:
+    """The distinct non-blank values, to test membership with isin: handing isin a Python set
+    of strings converts it value by value; a column of the same dtype is matched in C++."""
+    return values.dropna().drop_duplicates()
+
+
 def _per_row(mask: pd.Series, make: Callable[[Any], dict[str, object]]) -> pd.Series:
     """Message params for the flagged rows only (few), keyed by their index."""
     flagged = mask.index[mask.to_numpy()]
@@ -147,9 +153,8 @@ def check_duplicate_households(households: pd.DataFrame, sink: IssueSink) -> Non
 
 
 def check_orphans(households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
-    known = set(households["household_id"].dropna())
     ids = members["household_id"]
-    orphan = (ids.notna() & ~ids.isin(known)).fillna(False).astype(bool)
+    orphan = (ids.notna() & ~ids.isin(_distinct(households["household_id"]))).fillna(False).astype(bool)
     sink.add("members", members, orphan, "orphan_member", "household_id", values=ids, household=ids)
 
 
@@ -164,22 +169,24 @@ def check_heads_and_sizes(registers: Registers, households: pd.DataFrame, member
     ids = households["household_id"]
     if "relation" in registers.present_fields("members"):
         heads = members.loc[members["living"] & members["relation"].eq(HEAD).fillna(False), "household_id"]
-        no_head = first & ~ids.isin(set(heads.dropna()))
+        no_head = first & ~ids.isin(_distinct(heads))
         sink.add("households", households, no_head.astype(bool), "no_head", "household_id", values=ids, household=ids)
     count = living_counts(households, members)
     households["living_members"] = count
     size = households["household_size"]
     mismatch = (first & size.notna() & (size != count)).fillna(False).astype(bool)
-    expected = pd.Series([{"expected": int(c)} for c in count], index=households.index)
+    expected = _per_row(mismatch, lambda i: {"expected": int(count[i])})
     sink.add("households", households, mismatch, "size_mismatch", "household_size", values=size,
              household=ids, params=expected)
 
 
 def check_villages(households: pd.DataFrame, villages: pd.DataFrame, sink: IssueSink) -> None:
-    known = set(zip(villages["township"], villages["village"], strict=True))
-    pairs = pd.Series(list(zip(households["township"], households["village"], strict=True)), index=households.index)
-    complete = households["township"].notna() & households["village"].notna()
-    unknown = (complete & ~pairs.isin(known)).fillna(False).astype(bool)
+    def place(frame: pd.DataFrame) -> pd.Series:
+        # one string per township/village pair (\x1f is never typed into a cell)
+        return frame["township"].astype("string") + "\x1f" + frame["village"].astype("string")
+
+    pairs = place(households)
+    unknown = (pairs.notna() & ~pairs.isin(_distinct(place(villages)))).fillna(False).astype(bool)
     label = households["township"].astype("string") + "/" + households["village"].astype("string")
     sink.add("households", households, unknown, "unknown_village", "village", values=label,
              household=households["household_id"])
@@ -200,7 +207,7 @@ def check_indicator_blanks(registers: Registers, parsed: Parsed, sink: IssueSink
     tables = parsed.tables
     households = tables["households"]
     scope: dict[RegisterName, pd.Series] = {"households": registered(households)}
-    reg_ids = set(households.loc[scope["households"], "household_id"].dropna())
+    reg_ids = _distinct(households.loc[scope["households"], "household_id"])
     members = tables["members"]
     scope["members"] = members["living"] & members["household_id"].isin(reg_ids)
     if "villages" in tables:

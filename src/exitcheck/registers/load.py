@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from exitcheck.errors import InputError
@@ -532,26 +533,62 @@ def _frame(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...],
     frame.columns = [column.name for column in columns[: frame.shape[1]]]
     frame[ROW] = range(sheet.first_row + header_index + 1, sheet.first_row + header_index + 1 + len(body))
     cells = frame.drop(columns=[ROW])
-    blank = cells.isna() | cells.eq("")  # calamine gives '' for an empty cell
-    keep = ~blank.all(axis=1)
-    if len(cells.columns):
-        keep &= ~_totals_rows(cells, blank)
+    keep = ~(_blank_rows(cells) | _totals_rows(cells))
     letters = {column.name: column.letter for column in columns}
     if not sheet.lengths_checked:  # an xlsx's XML was checked as it was inflated; others here
         _check_cell_lengths(cells[keep], frame[ROW], limits, shown, sheet.name, letters)
     return frame[keep].reset_index(drop=True)
 
 
-def _totals_rows(cells: pd.DataFrame, blank: pd.DataFrame) -> pd.Series:
-    """Rows whose first non-blank cell among the first three is 合计, 总计 or 小计."""
-    first = pd.Series(None, index=cells.index, dtype=object)
-    for position in range(min(3, cells.shape[1]) - 1, -1, -1):
-        first = cells.iloc[:, position].where(~blank.iloc[:, position], first)
-    labels = {label: True for label in TOTAL_LABELS}
-    # Spaces inside the label ('合 计') are typed too; few rows get that far.
-    candidates = first[first.map(type).eq(str)]
-    hits = candidates.map(lambda text: "".join(text.split()) in labels)
-    return hits.reindex(first.index, fill_value=False).astype(bool)
+def _blank_cells(column: pd.Series) -> np.ndarray:
+    """None or '' (calamine's empty cell), as a bool array."""
+    values = column.to_numpy(dtype=object)
+    return pd.isna(values) | (values == "")
+
+
+def _blank_rows(cells: pd.DataFrame) -> np.ndarray:
+    """Rows with nothing in any cell. Only rows blank in the first column can be: the rest
+    of the row is looked at for those alone (few, in a register)."""
+    if not len(cells.columns):
+        return np.ones(len(cells), dtype=bool)
+    blank = _blank_cells(cells.iloc[:, 0])
+    for position in range(1, cells.shape[1]):
+        rows = np.flatnonzero(blank)
+        if not len(rows):
+            break
+        blank[rows] = _blank_cells(cells.iloc[rows, position])
+    return blank
+
+
+def _totals_rows(cells: pd.DataFrame) -> np.ndarray:
+    """Rows whose first non-blank cell among the first three is 合计, 总计 or 小计 (spaces
+    inside, '合 计', are typed too). Each column's distinct cells are looked at once."""
+    totals = np.zeros(len(cells), dtype=bool)
+    left_blank = np.ones(len(cells), dtype=bool)  # every cell to the left is blank
+    for position in range(min(3, cells.shape[1])):
+        codes, distinct = pd.factorize(cells.iloc[:, position].to_numpy(dtype=object))
+        present = codes >= 0
+        at = codes[present]
+        totals[present] |= left_blank[present] & _total_labels(distinct)[at]
+        blank = ~present
+        blank[present] = (distinct == "")[at]
+        left_blank &= blank
+    return totals
+
+
+def _total_labels(distinct: np.ndarray) -> np.ndarray:
+    """Which distinct cells are a totals label: a text holding 计 is looked at closely."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pd.api.types.infer_dtype(distinct, skipna=True) == "string":  # the usual column: in C++
+        texts = pa.array(distinct, type=pa.string())
+        candidates = np.flatnonzero(pc.match_substring(texts, "计").to_numpy(zero_copy_only=False))
+    else:
+        candidates = np.array([i for i, v in enumerate(distinct) if type(v) is str and "计" in v], dtype=np.int64)
+    labels = np.zeros(len(distinct), dtype=bool)
+    labels[candidates] = ["".join(str(v).split()) in TOTAL_LABELS for v in distinct[candidates]]
+    return labels
 
 
 def _check_cell_lengths(cells: pd.DataFrame, rows: pd.Series, limits: Limits, shown: str, sheet: str, letters: dict[str, str]) -> None:
