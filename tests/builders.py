@@ -161,4 +161,19 @@ def base_county() -> County:
     return county
 
 
+def recode(county: County, code: str, town_prefix: str = "") -> County:
+    """The county under another county code: household ids, house ids and ID numbers (so that
+    nobody is registered in two counties), optionally its townships renamed."""
+    for row in county.households:
+        row["户编号"] = code + row["户编号"][6:]
+        row["住房编号"] = "F" + row["户编号"]
+    for row in county.members:
+        row["户编号"] = code + row["户编号"][6:]
+        body = code + row["证件号码"][6:17]
+        row["证件号码"] = body + check_digit(body)
+    for row in [*county.households, *county.villages, *county.townships]:
+        row["乡镇"] = town_prefix + row["乡镇"]
+    return county
+
+
 AS_OF = date(2020, 6, 30)

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 import exitcheck
-from builders import AS_OF, County, base_county, excel_row
+from builders import AS_OF, base_county, excel_row, recode
 from exitcheck.audit import audit
-from exitcheck.idcard import check_digit
 from exitcheck.rules.model import load_ruleset
 
 distributed = pytest.importorskip("distributed")
@@ -24,21 +23,6 @@ from exitcheck.province import audit_counties  # noqa: E402
 pytestmark = pytest.mark.timeout(120)
 AS_OF_TEXT = AS_OF.isoformat()
 HH = "户表"
-
-
-def recode(county: County, code: str, town_prefix: str = "") -> County:
-    """The county under another county code: household ids, house ids and ID numbers (so that
-    nobody is registered in two counties), optionally its townships renamed."""
-    for row in county.households:
-        row["户编号"] = code + row["户编号"][6:]
-        row["住房编号"] = "F" + row["户编号"]
-    for row in county.members:
-        row["户编号"] = code + row["户编号"][6:]
-        body = code + row["证件号码"][6:17]
-        row["证件号码"] = body + check_digit(body)
-    for row in [*county.households, *county.villages, *county.townships]:
-        row["乡镇"] = town_prefix + row["乡镇"]
-    return county
 
 
 def three_counties(folder: Path) -> list[Path]:
