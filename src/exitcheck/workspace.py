@@ -42,6 +42,8 @@ SECRET_KEYS = {"token": "token_env", "password": "password_env", "username": "us
                "user": "username_env", "secret": "token_env"}
 
 EnvName = Annotated[str, Field(pattern=ENV_NAME)]
+#: A Dask scheduler's address: tcp://10.0.0.5:8786, tls://host:8786, or host:port.
+SCHEDULER = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?/?")
 
 
 class _Loader(yaml.SafeLoader):
@@ -215,8 +217,12 @@ class WorkspaceConfig(_Strict):
     # For the nightly run (issue 5): accepted and kept, used by `exitcheck run`.
     townships: Townships | None = None
     retention_days: int = Field(60, ge=1)
-    engine: Any = None
-    scheduler: Any = None
+    # How `exitcheck run` audits (issue 8): `local` reads every register as one county in this
+    # process; `dask` audits each entry of `registers` as a county, one task each, on the Dask
+    # scheduler at `scheduler`, or on a local cluster of `workers` processes.
+    engine: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+    workers: int | None = Field(None, ge=1, strict=True)
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
@@ -234,6 +240,29 @@ class WorkspaceConfig(_Strict):
         if isinstance(value, str):
             return read_header_map(_resolve(Path(value), _root(info)))
         return check_header_map(value, "headers")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("engine", "dask") != "dask":
+            raise ValueError("only with engine: dask")
+        value = value.strip()
+        if not SCHEDULER.fullmatch(value):
+            raise ValueError("expected the address of a Dask scheduler, such as tcp://10.0.0.5:8786")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return None
+        if info.data.get("engine", "dask") != "dask":
+            raise ValueError("only with engine: dask")
+        if info.data.get("scheduler"):
+            raise ValueError("sizes the local cluster only; the cluster at scheduler: has its own workers")
+        return value
 
     @field_validator("file_mode", mode="before")
     @classmethod

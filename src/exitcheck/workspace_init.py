@@ -76,6 +76,15 @@ file_mode: "0600"
 # run is then audited as of the day it runs, and the ages in `exitcheck diff` count real days.
 # as_of: 2020-06-30
 
+# How the registers are audited. `local` (the default): everything under `registers` is one
+# county, audited in this process. `dask` (pip install 'exitcheck[dask]'): each entry of
+# `registers` is one county (a workbook or a folder), audited as a task on a Dask cluster: the
+# scheduler at `scheduler`, or else a local cluster of `workers` processes (default: one per
+# core). Township books and `townships:` names then read "<county>-<township>".
+engine: local
+# scheduler: tcp://10.0.0.5:8786
+# workers: 2
+
 # Income-band lists for the departments that act on them (`exitcheck bands --push-to all`,
 # and every night with `exitcheck run`). Each department gets only its bands and its columns.
 departments:
