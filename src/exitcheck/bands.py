@@ -12,7 +12,9 @@ sha256 of a canonical JSON of exactly that content, never of a file or a date, s
 delivery ledger can tell "changed" from "already delivered".
 
 Everything here is column-wise over the household frame of an audit; rows become Python
-objects only when they are written out.
+objects only when they are written out. Counties audited on a Dask cluster (exitcheck.province)
+band their own households on the workers (`in_bands`) and send back those rows only; `bands()`
+then reads them from the merged result, each row naming its county.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ _LABELS: dict[str, tuple[str, str]] = {
     "id_number": ("户主证件号码", "Head's ID number"),
     "band": ("收入档", "Income band"),
 }
+#: Column of a band row holding the head's ID number, worked out where the members are (on a
+#: Dask worker) and only when a department lists `id_number`.
+HEAD_ID = "_head_id_number"
 _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -163,6 +168,19 @@ class Banded:
     def counts(self) -> dict[str, int]:
         return band_counts(self.frame, self.bands)
 
+    @property
+    def several_counties(self) -> bool:
+        """Whether the rows come from several counties (a `county` column then names each)."""
+        return bool(getattr(self.result, "several_counties", False))
+
+    def head_ids(self, rows: pd.DataFrame) -> pd.Series:
+        """The head's ID number of each of `rows` (a part of `frame`)."""
+        if HEAD_ID in rows:
+            return rows[HEAD_ID].astype("string")
+        if self.several_counties:  # the members stayed on the workers
+            raise ValueError("the counties were banded without the heads' ID numbers (id_numbers=True)")
+        return head_id_numbers(self.result, rows["household_id"])
+
 
 def band_counts(frame: pd.DataFrame, bands: Sequence[Band]) -> dict[str, int]:
     """Households per band id, every band present (zero when empty), in the bands' order."""
@@ -170,38 +188,61 @@ def band_counts(frame: pd.DataFrame, bands: Sequence[Band]) -> dict[str, int]:
     return {band.id: int(present.get(band.id, 0)) for band in bands}
 
 
-def bands(result: AuditResult, *, lang: str | None = None) -> Banded:
-    """Put every household of the audit in its income band, with its special groups."""
-    lang = lang or result.lang
-    ruleset_bands = list(result.ruleset.bands)
-    check_bands(ruleset_bands, result.ruleset.path)
-    households = result.frames["household"]
-    band = assign_bands(households["income_per_capita"], ruleset_bands)
+def in_bands(households: pd.DataFrame, bands: Sequence[Band]) -> pd.DataFrame:
+    """The households whose income falls in one of `bands`, every column kept, with `band`."""
+    band = assign_bands(households["income_per_capita"], bands)
     chosen = band.notna().to_numpy(dtype=bool)
     frame = households[chosen].copy()
     frame["band"] = band[chosen]
+    return frame
+
+
+def bands(result: AuditResult, *, lang: str | None = None) -> Banded:
+    """Put every household of the audit in its income band, with its special groups.
+
+    For several counties audited on a cluster (exitcheck.province.ProvinceResult) the rows were
+    banded on the workers; here they are only labelled and sorted, county first."""
+    lang = lang or result.lang
+    ruleset_bands = list(result.ruleset.bands)
+    check_bands(ruleset_bands, result.ruleset.path)
+    order = ["township", "village", "household_id"]
+    if result.several_counties:
+        rows = result.band_rows  # type: ignore[attr-defined]
+        if rows is None:
+            raise ValueError("the counties were audited without their band rows (bands=True)")
+        frame, blank, order = rows.copy(), int(result.blank_income), ["county", *order]  # type: ignore[attr-defined]
+    else:
+        households = result.frames["household"]
+        frame = in_bands(households, ruleset_bands)
+        blank = int(households["income_per_capita"].isna().sum())
     frame["special"] = special_groups(frame, lang)
-    frame = frame.sort_values(["township", "village", "household_id"], kind="stable")
-    blank = int(households["income_per_capita"].isna().sum())
+    frame = frame.sort_values(order, kind="stable")
     return Banded(result.as_of, ruleset_bands, frame, lang, blank, result)
 
 
-def count_table(frame: pd.DataFrame, bands: Sequence[Band], lang: str, *, by_township: bool = True) -> pd.DataFrame:
-    """Households by township (rows) and band (columns), with totals: the summary sheet."""
+def count_table(frame: pd.DataFrame, bands: Sequence[Band], lang: str, *, by_township: bool = True,
+                by_county: bool = False) -> pd.DataFrame:
+    """Households by township (rows) and band (columns), with totals: the summary sheet.
+    `by_county`: by county and township (township names recur across counties)."""
     total = pick(lang, "合计", "Total")
+    blank = pick(lang, "(空)", "(blank)")
     labels = [band_label(band, lang) for band in bands]
     categories = pd.Categorical(frame["band"].astype(object), categories=[band.id for band in bands])
-    if by_township:
-        townships = frame["township"].astype(object).fillna(pick(lang, "(空)", "(blank)"))
-        table = pd.crosstab(townships, categories, dropna=False)
+    places = (["county"] if by_county else []) + (["township"] if by_township else [])
+    if places:
+        keys = [frame[name].astype(object).fillna(blank).rename(name) for name in places]
+        table = pd.crosstab(keys if len(keys) > 1 else keys[0], categories, dropna=False)
+        if len(keys) > 1:  # crosstab pairs every county with every township: keep the real ones
+            table = table.reindex(pd.MultiIndex.from_arrays(keys).unique().sort_values(), fill_value=0)
     else:
         table = pd.crosstab(pd.Series(total, index=frame.index), categories, dropna=False)
     table = table.reindex(columns=[band.id for band in bands], fill_value=0)
     table.columns = labels
-    if by_township:
-        table.loc[total] = table.sum()
+    if places:
+        table.loc[(total, "") if len(places) > 1 else total, :] = table.sum()
     table[total] = table.sum(axis=1)
-    table.index.name = pick(lang, "乡镇", "Township") if by_township else ""
+    names = {"county": pick(lang, "县", "County"), "township": pick(lang, "乡镇", "Township")}
+    table.index.names = [names[name] for name in places] if places else [""]
     return table.reset_index()
 
 
@@ -242,13 +283,16 @@ def _document(as_of: date, bands: Sequence[Band], frame: pd.DataFrame, columns: 
 
 
 def bands_document(banded: Banded) -> dict[str, Any]:
-    """bands.json (exitcheck/bands@1): as_of, and per band its bounds and households."""
-    return _document(banded.as_of, banded.bands, banded.frame, DOCUMENT_KEYS, banded.lang)
+    """bands.json (exitcheck/bands@1): as_of, and per band its bounds and households (each
+    with its `county` first when several counties were audited together)."""
+    keys = ("county", *DOCUMENT_KEYS) if banded.several_counties else DOCUMENT_KEYS
+    return _document(banded.as_of, banded.bands, banded.frame, keys, banded.lang)
 
 
-def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, columns: Sequence[str], lang: str, title: str) -> None:
+def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, columns: Sequence[str], lang: str, title: str,
+                *, by_county: bool = False) -> None:
     """A summary sheet, then one sheet per band with its households."""
-    summary = count_table(frame, bands, lang, by_township="township" in columns)
+    summary = count_table(frame, bands, lang, by_township="township" in columns, by_county=by_county)
     write_table(workbook, pick(lang, "汇总", "Summary"), summary, [str(c) for c in summary.columns], title=title)
     headers = [column_label(column, lang) for column in columns]
     used = {pick(lang, "汇总", "Summary")}
@@ -273,7 +317,9 @@ def write_bands_xlsx(path: Path, banded: Banded, mode: int = DEFAULT_MODE) -> Pa
     title = pick(banded.lang, f"低收入户分档名单(基准日 {banded.as_of.isoformat()})", f"Low-income households by band (as of {banded.as_of.isoformat()})")
     with atomic_path(path, mode) as temp:
         workbook = open_workbook(temp)
-        _write_book(workbook, banded.bands, banded.frame, WORKBOOK_KEYS, banded.lang, title)
+        several = banded.several_counties
+        _write_book(workbook, banded.bands, banded.frame, ("county", *WORKBOOK_KEYS) if several else WORKBOOK_KEYS,
+                    banded.lang, title, by_county=several)
         workbook.close()
     return path
 
@@ -296,6 +342,7 @@ class DepartmentList:
     columns: list[str]
     frame: pd.DataFrame
     digest: str
+    by_county: bool = False  # the summary by county and township (several counties, `county` listed)
 
     @property
     def rows(self) -> int:
@@ -332,7 +379,7 @@ class DepartmentList:
         workbook = xlsxwriter.Workbook(buffer, {**WORKBOOK_OPTIONS, "in_memory": True})
         title = pick(self.lang, f"{self.name or self.department} 低收入户名单(基准日 {self.as_of.isoformat()})",
                      f"{self.name or self.department}: low-income households (as of {self.as_of.isoformat()})")
-        _write_book(workbook, self.bands, self.frame, self.columns, self.lang, title)
+        _write_book(workbook, self.bands, self.frame, self.columns, self.lang, title, by_county=self.by_county)
         workbook.close()
         return buffer.getvalue()
 
@@ -395,12 +442,13 @@ def department_list(
     columns = list(spec.columns or DOCUMENT_KEYS)
     out = rows.reindex(columns=[c for c in columns if c != "id_number"])
     if "id_number" in columns:  # asked for by name: the head's, and only then
-        out["id_number"] = head_id_numbers(banded.result, rows["household_id"])
+        out["id_number"] = banded.head_ids(rows)
     out = out.reindex(columns=columns)
     out["band"] = rows["band"]
     out.index = pd.Index(rows["household_id"].astype(object), name="household_id")
     digest = content_digest(out, columns, chosen)
-    return DepartmentList(department_id, spec.name, banded.as_of, banded.lang, chosen, columns, out, digest)
+    return DepartmentList(department_id, spec.name, banded.as_of, banded.lang, chosen, columns, out, digest,
+                          by_county=banded.several_counties and "county" in columns)
 
 
 def _where(text: str, frame: pd.DataFrame, ruleset: RuleSet, at: str) -> pd.Series:

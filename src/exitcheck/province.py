@@ -3,7 +3,8 @@
 Each county (a workbook or a folder of them) is audited exactly as `exitcheck audit` audits it
 on its own — load, validate, evaluate — as one task of a dask.distributed cluster. The task
 sends back plain data only: its gaps and data issues as dicts, the households the gap lists
-show, and the counts behind every ratio. The client merges them: gaps carry their county, the
+show, and the counts behind every ratio; for the nightly run also its households in an income
+band (banded on the worker: the members never leave it). The client merges them: gaps carry their county, the
 same household id in two counties becomes a data issue (never a merge), and the figures above
 county level (prefecture, province, everything audited) are ratios of summed numerators and
 denominators, never averages of the counties' ratios. The result reads like an AuditResult, so
@@ -46,12 +47,13 @@ RETRIES = 2
 SUMMED = ("households", "registered_households", "households_with_gaps", "fail", "unknown", "poor_people", "satisfied", "answered")
 
 
-def import_distributed() -> Any:
-    """dask.distributed, or ConfigError (exit 4) with the install line when it is missing."""
+def import_distributed(asked_by: str = "--engine dask") -> Any:
+    """dask.distributed, or ConfigError (exit 4) with the install line when it is missing;
+    `asked_by` names what asked for Dask (an option, or the line of exitcheck.yaml)."""
     try:
         import distributed
     except ImportError:
-        raise ConfigError(f"--engine dask 需要 Dask, 请安装: {INSTALL}", f"--engine dask needs Dask; install it with: {INSTALL}") from None
+        raise ConfigError(f"{asked_by} 需要 Dask, 请安装: {INSTALL}", f"{asked_by} needs Dask; install it with: {INSTALL}") from None
     return distributed
 
 
@@ -119,6 +121,9 @@ class CountyAudit:
     digests: list[dict[str, str]]
     failures: list[CountyFailure] = field(default_factory=list)  # files of it that were unreadable
     notes: list[tuple[str, str]] = field(default_factory=list)
+    township_names: list[str] = field(default_factory=list)  # its townships, as a single county's audit has them
+    bands: pd.DataFrame | None = None  # its households in an income band, every column (when asked for)
+    blank_income: int = 0  # households in no band because their income is blank
 
 
 def audit_county(
@@ -129,8 +134,11 @@ def audit_county(
     headers: dict[str, dict[str, str]] | None = None,
     limits: Limits | None = None,
     strict: bool = False,
+    bands: bool = False,
+    id_numbers: bool = False,
 ) -> CountyAudit | CountyFailure:
-    """The cluster task: load, validate and evaluate one county, as `exitcheck audit` does.
+    """The cluster task: load, validate and evaluate one county, as `exitcheck audit` does;
+    with `bands`, also its households in an income band (`id_numbers`: with the heads' IDs).
 
     Pure and retry-safe: it reads its files and writes nothing, so running it twice (a retry, or
     a worker lost half-way) gives the same answer. An unreadable county is an answer too (a
@@ -144,10 +152,10 @@ def audit_county(
         result = audit(registers, ruleset, as_of=as_of, lang=lang)
     except ExitcheckError as error:
         return CountyFailure(county.name, error.zh, error.en, int(error.exit_code))
-    return county_audit(county.name, result)
+    return county_audit(county.name, result, bands=bands, id_numbers=id_numbers)
 
 
-def county_audit(name: str, result: AuditResult) -> CountyAudit:
+def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numbers: bool = False) -> CountyAudit:
     """The plain-data form of one county's audit."""
     from exitcheck.report.gaps_out import township_totals
     from exitcheck.rules.figures import satisfaction_counts
@@ -184,7 +192,23 @@ def county_audit(name: str, result: AuditResult) -> CountyAudit:
         digests=result.input_digests,
         failures=[CountyFailure(name, f.zh, f.en, int(f.exit_code)) for f in result.registers.failures],
         notes=list(result.registers.notes),
+        township_names=[str(t) for t in frames["township"]["township"].dropna().unique()],
+        bands=county_bands(result, id_numbers) if bands else None,
+        blank_income=int(households["income_per_capita"].isna().sum()),
     )
+
+
+def county_bands(result: AuditResult, id_numbers: bool = False) -> pd.DataFrame:
+    """The county's households in an income band: every household column (a department's
+    `where` and `columns` may name any), the band, and with `id_numbers` the head's ID number
+    (from the members, which stay here). The special groups are labelled on the client."""
+    from exitcheck.bands import HEAD_ID, head_id_numbers, in_bands
+
+    rows = in_bands(result.frames["household"], result.ruleset.bands)
+    rows = rows.drop(columns=[c for c in ("_src", "_row") if c in rows]).reset_index(drop=True)
+    if id_numbers:
+        rows[HEAD_ID] = head_id_numbers(result, rows["household_id"]).to_numpy()
+    return rows
 
 
 def county_codes(ids: pd.Series) -> dict[str, int]:
@@ -253,6 +277,12 @@ class ProvinceResult:
     registers: ProvinceInputs
     input_digests: list[dict[str, str]]
     notes: list[tuple[str, str]] = field(default_factory=list)
+    #: Each county's townships, as a single county's audit lists them (frames["township"]).
+    township_names: dict[str, list[str]] = field(default_factory=dict)
+    #: The counties' households in an income band, with their county (exitcheck.bands.bands
+    #: reads them); None when the counties were audited without.
+    band_rows: pd.DataFrame | None = None
+    blank_income: int = 0
     several_counties: ClassVar[bool] = True
 
     @property
@@ -375,7 +405,24 @@ def merge(counties: Sequence[CountyInput], outcomes: dict[str, CountyAudit | Cou
         as_of=as_of, ruleset=ruleset, lang=lang, counties=list(counties), gaps=gaps, issues=issues, frames=frames,
         evaluation=RulesRun(outcomes={r.id: None for r in ruleset.rules if r.id in evaluated}, skipped=skipped),
         registers=ProvinceInputs(extras, failures), input_digests=[d for a in audits for d in a.digests], notes=notes,
+        township_names={a.name: a.township_names for a in audits},
+        band_rows=_band_rows(audits) if audits and all(a.bands is not None for a in audits) else None,
+        blank_income=sum(a.blank_income for a in audits),
     )
+
+
+def _band_rows(audits: Sequence[CountyAudit]) -> pd.DataFrame:
+    """The counties' band rows one under the other, each with its county. A column that some
+    county lacks (an unknown column of its own, a rule skipped there) keeps its type."""
+    parts = [(a.name, a.bands) for a in audits if a.bands is not None]
+    stacked = _stack(parts, ["county", "household_id", "band"])
+    for column in stacked.columns:
+        kinds = {str(frame[column].dtype) for _, frame in parts if column in frame}
+        if len(kinds) == 1 and str(stacked[column].dtype) not in kinds:
+            kind = next(iter(kinds))
+            with contextlib.suppress(TypeError, ValueError):
+                stacked[column] = stacked[column].astype(kind)
+    return stacked
 
 
 def _failures_of(outcome: CountyAudit | CountyFailure) -> list[CountyFailure]:
@@ -525,11 +572,15 @@ def audit_counties(
     headers: dict[str, dict[str, str]] | None = None,
     limits: Limits | None = None,
     on_county: Callable[[CountyAudit | CountyFailure, int, int], None] | None = None,
+    bands: bool = False,
+    id_numbers: bool = False,
 ) -> ProvinceResult:
     """Audit each county (a list of workbooks or folders) as one task on a Dask cluster.
 
     A county that cannot be read is reported in `failures` and the others complete, unless
-    `strict`. Raises ClusterError when a county's task never comes back, so that no output is
+    `strict`. With `bands` each county also bands its households on its worker, so that
+    exitcheck.bands.bands() and the department lists work on the result; `id_numbers` adds the
+    heads' ID numbers, for a department that lists `id_number`. Raises ClusterError when a county's task never comes back, so that no output is
     written without every county accounted for. `on_county(outcome, done, total)` is called as
     each county comes back. The files must be readable at the same paths on the workers.
     """
@@ -543,7 +594,7 @@ def audit_counties(
     with cluster_client(scheduler, workers, tasks=len(counties)) as client:
         run = uuid.uuid4().hex[:12]  # fresh keys: a long-lived scheduler must not hand back last night's answer
         futures = {
-            client.submit(audit_county, county, ruleset, as_of, lang, headers, limits, strict,
+            client.submit(audit_county, county, ruleset, as_of, lang, headers, limits, strict, bands, id_numbers,
                           key=f"exitcheck-county-{run}-{index}", retries=RETRIES): county
             for index, county in enumerate(counties)
         }
