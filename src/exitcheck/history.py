@@ -12,6 +12,14 @@ Ages are counted in calendar days between the runs' *days*: a run's day is its r
 finding carries the run that began its current open streak (`open_since`), carried forward from
 the previous good run, so an age never needs old rows and survives retention.
 
+Several counties audited together (`engine: dask`) repeat township and village names and each
+has its county rules: their findings above household level are keyed by county too, and their
+township is labelled "<county>-<township>", as their township books are (a county rule's
+finding: the county's name, where a single county's is "county"). A household keeps its
+id alone as its key (ids carry the county code), so its findings keep their age when a
+workspace moves from the local engine to Dask; the same id in two counties (itself a data issue)
+is then one finding.
+
 A failed run (unreadable input, crash, killed) is recorded with its status and nothing else: it
 is left out of streaks, the diff and the burn-down, because half-read registers would make
 households "resolved" that were merely not read. A run is written in one transaction.
@@ -87,15 +95,28 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 
 # ---- fingerprints and findings ----
 
-def unit_key(level: str, household_id: str | None, township: str | None, village: str | None) -> str:
-    """What a finding is about, independent of where the row sits in the workbook."""
+def unit_key(level: str, household_id: str | None, township: str | None, village: str | None,
+             county: str | None = None) -> str:
+    """What a finding is about, independent of where the row sits in the workbook. `county`
+    is set only when several counties were audited together."""
     if level in HOUSEHOLD_LEVELS:
         return household_id or ""
     if level == "village":
-        return f"{township or ''}/{village or ''}"
-    if level == "township":
-        return township or ""
-    return COUNTY
+        key = f"{township or ''}/{village or ''}"
+    elif level == "township":
+        key = township or ""
+    else:
+        key = COUNTY
+    return key if county is None else f"{county}//{key}"
+
+
+def place_label(county: str | None, township: str | None) -> str | None:
+    """A township as the history (and the nightly run's township books) name it: its name, or
+    "<county>-<township>" when several counties were audited together; then a finding with no
+    township (a county rule) is labelled with its county, so that the diff says which."""
+    if county is None:
+        return township
+    return county if township is None else f"{county}-{township}"
 
 
 def fingerprint(rule: str, level: str, key: str) -> str:
@@ -124,12 +145,13 @@ def findings_from_gaps(gaps: Iterable[Any]) -> list[Finding]:
     """
     chosen: dict[str, Finding] = {}
     for gap in gaps:
-        key = unit_key(gap.level, gap.household_id, gap.township, gap.village)
+        county = getattr(gap, "county", None)
+        key = unit_key(gap.level, gap.household_id, gap.township, gap.village, county)
         print_ = fingerprint(gap.rule, gap.level, key)
         if print_ in chosen and chosen[print_].status == "fail":
             continue
         chosen[print_] = Finding(print_, gap.level, gap.rule, gap.status, _masked(gap.household_id),
-                                 _masked(gap.township), _masked(gap.village))
+                                 _masked(place_label(county, gap.township)), _masked(gap.village))
     return list(chosen.values())
 
 
