@@ -8,6 +8,12 @@ them. Gaps (exit 1) do not stop deliveries. An unreadable input (exit 3) does: h
 the unread file would vanish from the lists and the departments would drop them; such a run is
 "failed" in the history and left out of the diff and the burn-down for the same reason.
 
+With `engine: dask` each entry of `registers` is a county, audited as one task on a Dask
+cluster (exitcheck.province); the county bands its own households on its worker, so the bands
+and department lists come out as the local engine's over the same registers. Township books and
+deliveries are then per county and township, named "<county>-<township>" (township names recur
+across counties). A county that cannot be read counts as an unreadable input.
+
 The lock is filelock's OS lock on state/run.lock: the kernel drops it when the holder dies, so
 a run killed with SIGKILL never blocks the next one. Who holds it (run id, pid, start time) is
 kept in state/run.lock.json for the message a second run prints; the next run that finds that
@@ -40,6 +46,8 @@ from exitcheck.report.files import write_json
 if TYPE_CHECKING:
     from exitcheck.audit import AuditResult, Gap
     from exitcheck.delivery.push import DeliveryOutcome
+    from exitcheck.province import ProvinceResult
+    from exitcheck.rules.model import RuleSet
     from exitcheck.workspace import WorkspaceConfig
 
 LOCK_NAME = "run.lock"
@@ -171,7 +179,7 @@ class _Night:
         self.as_of = as_of or config.as_of
         self.started = datetime.now().astimezone()
         self.history = History(config.state)
-        self.result: AuditResult | None = None
+        self.result: AuditResult | ProvinceResult | None = None
         self.banded: Any = None
         self.complete = False  # the audit read every input and its outputs are written
         self.inputs_failed = False
@@ -249,6 +257,10 @@ class _Night:
             where = self.config.position("registers")
             raise ConfigError(f"{where}: 没有写明登记表(registers)", f"{where}: no registers: named")
         ruleset = load_ruleset(self.config.rules)
+        if self.config.engine == "dask":
+            self.result = self._audit_counties(ruleset)
+            self._audited()
+            return
         try:
             registers = load(self.config.registers, headers=self.config.headers, limits=self.config.limits)
         except InputError as error:
@@ -264,9 +276,68 @@ class _Night:
             en += "; unreadable: " + "; ".join(f.en for f in registers.failures)
         self.step("load", ExitCode.INPUT if registers.failures else ExitCode.OK, zh, en, counts=counts)
         try:
-            self.result = result = audit(registers, ruleset, as_of=self.as_of, lang=self.lang)
+            self.result = audit(registers, ruleset, as_of=self.as_of, lang=self.lang)
         except ExpressionError as error:  # a rule that does not compile is the rule file's fault
             raise ConfigError(f"{ruleset.path}: {error}", f"{ruleset.path}: {error}") from None
+        self._audited()
+
+    def _audit_counties(self, ruleset: RuleSet) -> ProvinceResult:
+        """engine: dask. Each entry of `registers` a county, one task each; its step "load"
+        says what was read, as the local engine's does."""
+        from exitcheck.province import (
+            ClusterError,
+            CountyAudit,
+            CountyError,
+            audit_counties,
+            import_distributed,
+        )
+        from exitcheck.rules.engine import compile_rule
+        from exitcheck.rules.expr import ExpressionError
+
+        import_distributed(f"{self.config.position('engine')}: engine: dask")  # without Dask: exit 4 with the install line
+        for rule in ruleset.rules:  # on a worker a rule that does not compile would be a lost county
+            try:
+                compile_rule(rule, ruleset)
+            except ExpressionError as error:
+                raise ConfigError(f"{ruleset.path}: {error}", f"{ruleset.path}: {error}") from None
+        # The heads' ID numbers leave the workers only when a department asks for them.
+        id_numbers = any(spec.deliver is not None and "id_number" in (spec.columns or ())
+                         for spec in self.config.departments.values())
+
+        def came_back(outcome: Any, done: int, total: int) -> None:
+            if isinstance(outcome, CountyAudit):
+                self.log.event("county", county=outcome.name, state="audited", done=done, total=total)
+            else:
+                self.log.event("county", county=outcome.county, state="unreadable", done=done, total=total, message=outcome.en)
+
+        try:
+            result = audit_counties([[path] for path in self.config.registers], ruleset, as_of=self.as_of, lang=self.lang,
+                                    scheduler=self.config.scheduler, workers=self.config.workers, headers=self.config.headers,
+                                    limits=self.config.limits, on_county=came_back, bands=True, id_numbers=id_numbers)
+        except CountyError as error:  # not one county could be read
+            self.inputs_failed = True
+            self.step("load", error.exit_code, f"读取登记表失败: {error.zh}", f"reading the registers failed: {error.en}")
+            raise _Stop from None
+        except ClusterError as error:  # a county's task never came back: nothing is written
+            self.step("audit", error.exit_code, error.zh, error.en)
+            raise _Stop from None
+        summary = result.summary()
+        counties, read = len(result.counties), sum(row["state"] == "audited" for row in summary["counties"])
+        of_zh, of_en = (f"{read}/{counties}", f"{read} of {counties}") if read != counties else (str(read), str(read))
+        zh = f"读取登记表: {of_zh} 个县, {summary['households']} 户, {summary['members']} 名成员"
+        en = f"registers read: {of_en} count{'ies' if counties != 1 else 'y'}, {summary['households']} households, {summary['members']} members"
+        if result.failures:
+            self.inputs_failed = True
+            zh += "; 无法读取: " + "; ".join(f.message("zh") for f in result.failures)
+            en += "; unreadable: " + "; ".join(f.message("en") for f in result.failures)
+        self.step("load", ExitCode.INPUT if result.failures else ExitCode.OK, zh, en,
+                  counts={"counties": counties, "read": read, "households": summary["households"], "members": summary["members"]})
+        return result
+
+    def _audited(self) -> None:
+        """The step "audit": what the audit found, whichever engine ran it."""
+        result = self.result
+        assert result is not None
         summary = result.summary()
         fails = sum(1 for g in result.gaps if g.status == "fail")
         unknown = len(result.gaps) - fails
@@ -276,7 +347,7 @@ class _Night:
                   by_rule=summary["by_rule"])
 
     def _outputs(self) -> None:
-        from exitcheck.report.gaps_out import write_gaps_xlsx, write_outputs
+        from exitcheck.report.gaps_out import township_issues, write_gaps_xlsx, write_outputs
         from exitcheck.report.progress_sheet import township_progress
 
         assert self.result is not None
@@ -285,8 +356,10 @@ class _Night:
         written = write_outputs(self.folder, self.result, ["xlsx", "json"], mode=self.config.file_mode, progress=progress)
         self.books: dict[str, Path] = {}
         for township, gaps in self.township_lists.items():
+            county, name = self.township_places[township]
             path = self.folder / "townships" / f"{_file_safe(township)}.xlsx"
-            self.books[township] = write_gaps_xlsx(path, self.result, gaps, self.config.file_mode, township_progress(progress, township))
+            self.books[township] = write_gaps_xlsx(path, self.result, gaps, self.config.file_mode, township_progress(progress, township),
+                                                   issues=township_issues(self.result, name, county))
         self.report.folder = self.folder
         self.step("outputs", ExitCode.OK,
                   f"输出: {self.folder}({', '.join(p.name for p in written)}, 乡镇工作簿 {len(self.books)} 个)",
@@ -386,9 +459,12 @@ class _Night:
 
         assert self.result is not None
         as_of = self.result.as_of.isoformat()
+        county, name = self.township_places[township]
         document = {"schema": "exitcheck/township-gaps@1", "as_of": as_of, "township": township, "digest": digest,
                     "ruleset": {"name": self.result.ruleset.name, "version": self.result.ruleset.version},
                     "gaps": [gap.to_dict() for gap in gaps]}
+        if county is not None:  # several counties: the label names the county, these say which is which
+            document.update(county=county, township=name, label=township)
         fails = sum(1 for g in gaps if g.status == "fail")
         return Parcel(
             recipient=TOWNSHIP_PREFIX + township, stem=f"{_file_safe(township)}-{as_of}-{digest[:12]}", digest=digest,
@@ -463,15 +539,29 @@ class _Night:
     # -- helpers --
 
     @functools.cached_property
+    def township_places(self) -> dict[str, tuple[str | None, str]]:
+        """Every township of the registers by its label (its name; "<county>-<township>" when
+        several counties were audited together), with its county (None for one county) and name."""
+        from exitcheck.report.gaps_out import county_township_gaps
+
+        result = self.result
+        assert result is not None
+        if result.several_counties:
+            places = {(county, name) for county, names in result.township_names.items() for name in names}  # type: ignore[union-attr]
+        else:
+            places = {(None, str(name)) for name in result.frames["township"]["township"].dropna()}
+        places |= set(county_township_gaps(result))
+        return {township_label(county, name): (county, name) for county, name in sorted(places, key=lambda p: (p[0] or "", p[1]))}
+
+    @functools.cached_property
     def township_lists(self) -> dict[str, list[Gap]]:
         """Every township of the registers with its gaps (none for a township that is clear:
-        it still gets its list, now empty, so it knows it is done)."""
-        from exitcheck.report.gaps_out import township_gaps
+        it still gets its list, now empty, so it knows it is done), by its label."""
+        from exitcheck.report.gaps_out import county_township_gaps
 
         assert self.result is not None
-        grouped = township_gaps(self.result)
-        names = self.result.frames["township"]["township"].dropna().astype(str)
-        return {name: grouped.get(name, []) for name in sorted(set(names) | set(grouped))}
+        grouped = county_township_gaps(self.result)
+        return {label: grouped.get(place, []) for label, place in self.township_places.items()}
 
     def _names_in_use(self) -> set[str]:
         """Run ids already taken by a folder or a log (a run killed before it was recorded)."""
@@ -495,6 +585,13 @@ class _Night:
                                           note=f"interrupted: pid {holder.get('pid')} ended without finishing (killed?)"))
         path.unlink(missing_ok=True)
         return killed or None
+
+
+def township_label(county: str | None, township: str) -> str:
+    """How the nightly run names a township: its name, or "<county>-<township>" when several
+    counties are audited together (the same name recurs across counties). The history labels
+    its findings the same way (exitcheck.history.place_label)."""
+    return township if county is None else f"{county}-{township}"
 
 
 def _file_safe(name: str) -> str:
