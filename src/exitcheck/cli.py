@@ -297,14 +297,9 @@ def audit(
         raise typer.BadParameter(f"--format: unknown {', '.join(unknown)} (xlsx, json, csv)")
     if split_by not in (None, "township"):
         raise typer.BadParameter("--split-by takes only 'township'")
-    from exitcheck.errors import UsageError
+    from exitcheck.cli_bands import check_engine
 
-    if engine not in ("local", "dask"):
-        raise UsageError("--engine 只能是 local 或 dask", "--engine takes local or dask")
-    if engine == "local" and (scheduler or workers):
-        raise UsageError("--scheduler 和 --workers 需与 --engine dask 同用", "--scheduler and --workers go with --engine dask")
-    if scheduler and workers:
-        raise UsageError("--workers 设定本机集群的规模; 用 --scheduler 时由该集群决定", "--workers sizes a local cluster; with --scheduler the cluster has its own")
+    check_engine(engine, scheduler, workers)
     if engine == "dask":  # in its own module, so that the local engine never imports Dask
         from exitcheck.cli_province import audit_on_dask
 

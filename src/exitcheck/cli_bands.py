@@ -20,7 +20,6 @@ from exitcheck.cli import (
     Quiet,
     Ui,
     _date,
-    _failures_code,
     _load,
     _progress,
     _ruleset,
@@ -59,17 +58,20 @@ def bands(
     rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: the workspace's, else rules/sichuan-2020.yaml).")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: the workspace's, else today).")] = None,
     headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="local (default): one register in this process. dask: each PATH (or each entry of registers:) is a county, banded as a task on a Dask cluster.")] = "local",
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="With --engine dask: address of a running Dask scheduler (default: start a local cluster).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="With --engine dask and no --scheduler: workers of the local cluster (default: one per core).")] = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
     """List low-income households by income band and push each department its list."""
-    from exitcheck.audit import audit as run_audit
     from exitcheck.bands import bands as band_households
     from exitcheck.bands import bands_document, department_lists, json_default, write_bands_xlsx
     from exitcheck.delivery import resolve_departments
     from exitcheck.report.files import DEFAULT_MODE, write_bytes
 
+    check_engine(engine, scheduler, workers)
     settings = workspace(config, required=bool(push_to))
     chosen = resolve_departments(settings, push_to) if push_to else []
     if (dry_run or force) and not push_to:
@@ -79,10 +81,19 @@ def bands(
         raise UsageError("请给出登记表路径, 或在 exitcheck.yaml 的 registers 中写明",
                          "give the registers' paths, or name them under registers: in exitcheck.yaml")
     ruleset = _ruleset(rules or (settings.rules if settings else None))
-    registers = _load(ui, inputs, headers=headers, config=settings)
     reference = _date(as_of) or (settings.as_of if settings else None)
+    if engine == "dask":
+        id_numbers = any("id_number" in (settings.department(d).columns or ()) for d in chosen)
+        result = _counties(ui, inputs, ruleset, reference, headers, settings, scheduler, workers, id_numbers)
+        failures = result.failures
+    else:
+        from exitcheck.audit import audit as run_audit
+
+        registers = _load(ui, inputs, headers=headers, config=settings)
+        failures = registers.failures
+        with _progress(ui, ui.t("核查中", "Auditing")):
+            result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
     with _progress(ui, ui.t("分档中", "Banding")):
-        result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
         banded = band_households(result, lang=ui.lang)
         lists = department_lists(banded, settings, chosen, ruleset) if chosen else {}
     document = bands_document(banded)
@@ -94,19 +105,53 @@ def bands(
         print(text)
     else:
         _print_bands(ui, banded, written)
+    unread = int(ExitCode.INPUT) if failures else 0
     if not chosen:
-        return _failures_code(registers)
-    if registers.failures:  # households of the unread file would vanish from the lists
+        return unread
+    if failures:  # households of the unread file would vanish from the lists
         ui.error(ui.t("有输入文件无法读取, 名单可能不全: 本次不投递", "an input could not be read and the lists may be incomplete: nothing delivered"))
-        return _failures_code(registers)
-    return worst(_push(ui, settings, result, banded, chosen, force=force, dry_run=dry_run, lists=lists, to_stderr=json_out), _failures_code(registers))
+        return unread
+    return worst(_push(ui, settings, result, banded, chosen, force=force, dry_run=dry_run, lists=lists, to_stderr=json_out), unread)
+
+
+def check_engine(engine: str, scheduler: str | None, workers: int | None) -> None:
+    """--engine, --scheduler and --workers that go together, else a UsageError (exit 2)."""
+    if engine not in ("local", "dask"):
+        raise UsageError("--engine 只能是 local 或 dask", "--engine takes local or dask")
+    if engine == "local" and (scheduler or workers):
+        raise UsageError("--scheduler 和 --workers 需与 --engine dask 同用", "--scheduler and --workers go with --engine dask")
+    if scheduler and workers:
+        raise UsageError("--workers 设定本机集群的规模; 用 --scheduler 时由该集群决定", "--workers sizes a local cluster; with --scheduler the cluster has its own")
+
+
+def _counties(ui: Ui, paths: list[Path], ruleset: Any, as_of: Any, headers: Path | None, settings: Any,
+              scheduler: str | None, workers: int | None, id_numbers: bool) -> Any:
+    """--engine dask: each path a county, audited and banded on its worker; the unreadable
+    ones reported. Kept here so that the local engine never imports Dask."""
+    from exitcheck.cli import _read_headers
+    from exitcheck.province import CountyFailure, audit_counties, import_distributed
+
+    import_distributed()  # before any work: without Dask, say how to install it (exit 4)
+    header_map = _read_headers(headers) if headers else (settings.headers if settings else None)
+
+    def came_back(outcome: Any, done: int, total: int) -> None:
+        for failure in [outcome] if isinstance(outcome, CountyFailure) else outcome.failures:
+            ui.error(failure.message(ui.lang))
+
+    with _progress(ui, ui.t("各县核查中", "Auditing the counties")):
+        result = audit_counties([[path] for path in paths], ruleset, as_of=as_of, lang=ui.lang, scheduler=scheduler,
+                                workers=workers, headers=header_map, limits=settings.limits if settings else None,
+                                on_county=came_back, bands=True, id_numbers=id_numbers)
+    for zh, en in result.notes:
+        ui.note(ui.t(zh, en))
+    return result
 
 
 def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
     from exitcheck.bands import count_table
     from exitcheck.report.console import _table
 
-    table_frame = count_table(banded.frame, banded.bands, ui.lang)
+    table_frame = count_table(banded.frame, banded.bands, ui.lang, by_county=banded.several_counties)
     table = _table(ui.t(f"低收入户分档(基准日 {banded.as_of.isoformat()})", f"Low-income households by band (as of {banded.as_of.isoformat()})"),
                    *[str(c) for c in table_frame.columns])
     for row in table_frame.itertuples(index=False):  # townships, a few dozen at most
