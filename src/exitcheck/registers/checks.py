@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from exitcheck import idcard
+from exitcheck.fastpaths import member_of
 from exitcheck.registers.model import ROW, Registers
 from exitcheck.registers.parse import IssueSink, Parsed
 from exitcheck.registers.schema import RegisterName
@@ -107,12 +108,6 @@ def check_ids(registers: Registers, parsed: Parsed, sink: IssueSink, register: R
     frame["age"] = idcard.age_on(frame["birth_from_id"], parsed.as_of)
 
 
-def _distinct(values: pd.Series) -> pd.Series:
-    """The distinct non-blank values, to test membership with isin: handing isin a Python set
-    of strings converts it value by value; a column of the same dtype is matched in C++."""
-    return values.dropna().drop_duplicates()
-
-
 def _per_row(mask: pd.Series, make: Callable[[Any], dict[str, object]]) -> pd.Series:
     """Message params for the flagged rows only (few), keyed by their index."""
     flagged = mask.index[mask.to_numpy()]
@@ -154,7 +149,7 @@ def check_duplicate_households(households: pd.DataFrame, sink: IssueSink) -> Non
 
 def check_orphans(households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
     ids = members["household_id"]
-    orphan = (ids.notna() & ~ids.isin(_distinct(households["household_id"]))).fillna(False).astype(bool)
+    orphan = ids.notna().fillna(False).astype(bool) & ~member_of(ids, households["household_id"])
     sink.add("members", members, orphan, "orphan_member", "household_id", values=ids, household=ids)
 
 
@@ -169,7 +164,7 @@ def check_heads_and_sizes(registers: Registers, households: pd.DataFrame, member
     ids = households["household_id"]
     if "relation" in registers.present_fields("members"):
         heads = members.loc[members["living"] & members["relation"].eq(HEAD).fillna(False), "household_id"]
-        no_head = first & ~ids.isin(_distinct(heads))
+        no_head = first & ~member_of(ids, heads)
         sink.add("households", households, no_head.astype(bool), "no_head", "household_id", values=ids, household=ids)
     count = living_counts(households, members)
     households["living_members"] = count
@@ -186,7 +181,7 @@ def check_villages(households: pd.DataFrame, villages: pd.DataFrame, sink: Issue
         return frame["township"].astype("string") + "\x1f" + frame["village"].astype("string")
 
     pairs = place(households)
-    unknown = (pairs.notna() & ~pairs.isin(_distinct(place(villages)))).fillna(False).astype(bool)
+    unknown = pairs.notna().fillna(False).astype(bool) & ~member_of(pairs, place(villages))
     label = households["township"].astype("string") + "/" + households["village"].astype("string")
     sink.add("households", households, unknown, "unknown_village", "village", values=label,
              household=households["household_id"])
@@ -207,9 +202,9 @@ def check_indicator_blanks(registers: Registers, parsed: Parsed, sink: IssueSink
     tables = parsed.tables
     households = tables["households"]
     scope: dict[RegisterName, pd.Series] = {"households": registered(households)}
-    reg_ids = _distinct(households.loc[scope["households"], "household_id"])
     members = tables["members"]
-    scope["members"] = members["living"] & members["household_id"].isin(reg_ids)
+    registered_ids = households.loc[scope["households"], "household_id"]
+    scope["members"] = members["living"] & member_of(members["household_id"], registered_ids)
     if "villages" in tables:
         villages = tables["villages"]
         scope["villages"] = villages["poverty_village"].eq(True).fillna(False).astype(bool)
