@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from builders import County, base_county, excel_row, header_row  # noqa: E402
-from exitcheck.registers.load import column_letter
+from exitcheck.registers.read import column_letter
 
 GIB = 1024**3
 Generator = Callable[[Path], Path]

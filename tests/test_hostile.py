@@ -35,7 +35,8 @@ from corpus_build import (
 )
 from exitcheck.errors import InputError
 from exitcheck.registers.limits import Limits, refs_extent, zip_entry_count
-from exitcheck.registers.load import SheetRead, find_header, load, ole_stream_names, read_sheets
+from exitcheck.registers.load import find_header, load
+from exitcheck.registers.read import SheetRead, ole_stream_names, read_sheets
 from exitcheck.rules.expr import ExpressionError
 
 SECONDS = 20.0

@@ -1,0 +1,404 @@
+"""Files to cells: what a file really is, the checks before parsing, and one read of each sheet.
+
+Nothing here needs pandas. Reading goes through python-calamine: it reads .xlsx, .xlsm,
+.xlsb, .xls and .ods in Rust and hands back each cell with its type (text, number, date),
+which the checks need: an ID number typed into a number cell has lost digits, and the "value
+as typed" of a number keeps its repr. fastexcel is faster still but turns every cell into
+text, losing exactly that distinction.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exitcheck.errors import InputError
+from exitcheck.registers.limits import (
+    Limits,
+    PackageScan,
+    check_file_size,
+    check_shape,
+    check_zip,
+    not_a_workbook_zip,
+    scan_package,
+)
+
+SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv"}
+HEADER_SEARCH_ROWS = 10
+
+
+def column_letter(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+@dataclass
+class SheetRead:
+    """The cells of one sheet: rows as python-calamine gives them, and the first Excel row.
+
+    `merged` holds the merged ranges (first row, first column, last row, last column; 0-based,
+    as indices into `rows`) that span several rows and start among the header rows: a two-level
+    header whose first columns are merged down over both levels has its headers in the upper
+    row only.
+    """
+
+    name: str
+    rows: list[list[object]]
+    first_row: int  # Excel row number of rows[0]
+    merged: tuple[tuple[int, int, int, int], ...] = ()
+    lengths_checked: bool = False  # the package scan already refused any over-long text
+
+    def header_cells(self, index: int) -> list[object]:
+        """Row `index` with the cells hidden under a merge from above filled in, for header
+        matching only: data rows are never filled."""
+        row = list(self.rows[index])
+        for top, left, bottom, _right in self.merged:
+            if top < index <= bottom and left < len(row) and row[left] in ("", None):
+                row[left] = self.rows[top][left] if left < len(self.rows[top]) else row[left]
+        return row
+
+
+@dataclass
+class FileRead:
+    """One file as read: its sheets, and what the reading has to say about it."""
+
+    sheets: list[SheetRead]
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    decoded_as: str | None = None  # CSV: the encoding the text was decoded with
+    kind: str = ""  # what the content is: xlsx, xlsb, ods, xls or csv
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """Files to read, each with the path as the user gave it (folders give their spreadsheets)."""
+    out: list[tuple[Path, str]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if (
+                    child.is_file()
+                    and child.suffix.lower() in SPREADSHEET_SUFFIXES
+                    and not child.name.startswith(("~$", "."))
+                ):
+                    out.append((child, str(child)))
+        else:
+            out.append((path, str(given)))
+    return out
+
+
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _sniff(path: Path, shown: str) -> str:
+    """What the file really is, from its first bytes, whatever its name says: zip, ole or csv."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        raise InputError(shown, "文件是空的(0 字节)", "the file is empty (0 bytes)")
+    if head.startswith(b"PK"):
+        return "zip"
+    if head.startswith(OLE_MAGIC):
+        return "ole"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if b"urn:schemas-microsoft-com:office:spreadsheet" in text or b'progid="excel.sheet"' in text:
+        raise InputError(
+            shown,
+            "这是 Excel 2003 XML 表格, 不是 xlsx; 请用 Excel 或 WPS 打开后另存为 .xlsx",
+            "this is an Excel 2003 XML spreadsheet, not an xlsx; open it in Excel or WPS and save it as .xlsx",
+        )
+    if text.startswith((b"<html", b"<!doctype html", b"<table", b"<meta", b"<head", b"<body")) or (
+        text.startswith(b"<") and path.suffix.lower() != ".csv"
+    ):
+        raise InputError(
+            shown,
+            "这是网页(HTML)文件, 只是扩展名为 Excel; 请用 Excel 或 WPS 打开后另存为 .xlsx",
+            "this is an HTML page with an Excel name (a web system's 'export to Excel'); open it in Excel or WPS and save it as .xlsx",
+        )
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    if _looks_like_text(head):
+        if path.suffix.lower() in SPREADSHEET_SUFFIXES:
+            raise InputError(
+                shown,
+                "这是文本(CSV)文件, 只是扩展名为 Excel; 请把扩展名改为 .csv, 或用 Excel 另存为 .xlsx",
+                "this is a text (CSV) file with an Excel name; rename it to .csv or save it as .xlsx from Excel",
+            )
+        raise InputError(shown, "这是文本文件, 不是电子表格", "this is a text file, not a spreadsheet")
+    raise InputError(
+        shown,
+        "不是可识别的电子表格(文件内容既不是 xlsx/xls 也不是 csv), 可能已损坏",
+        "not a spreadsheet (the content is neither xlsx/xls nor csv); it may be corrupt",
+    )
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    if b"\x00" in head:
+        return False
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            head.decode(encoding)
+            return True
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 4:  # a character cut at the end of the sample
+                return True
+            continue
+    return False
+
+
+_CFB_END = 0xFFFFFFFA  # sector numbers at or above this are markers (end of chain, free, ...)
+
+
+def ole_stream_names(path: Path) -> set[str]:
+    """Names in an OLE compound file's directory (MS-CFB), read without reading the streams.
+
+    An encrypted xlsx is an OLE file holding 'EncryptionInfo' and 'EncryptedPackage'; an .xls
+    holds 'Workbook' (or 'Book'). Bounded: at most 100,000 directory sectors, cycles cut. An
+    unreadable directory gives what was read so far; calamine has the last word on it.
+    """
+    names: set[str] = set()
+    with path.open("rb") as handle:
+        header = handle.read(512)
+        if len(header) < 512:
+            return names
+        shift = struct.unpack_from("<H", header, 30)[0]
+        if shift not in (9, 12):
+            return names
+        size = 1 << shift
+        n_fat, first_dir = struct.unpack_from("<II", header, 44)
+        next_difat, n_difat = struct.unpack_from("<II", header, 68)
+        fat_sectors = [s for s in struct.unpack_from("<109I", header, 76) if s < _CFB_END]
+        seen: set[int] = set()
+        while next_difat < _CFB_END and len(fat_sectors) < n_fat and next_difat not in seen and len(seen) <= n_difat:
+            seen.add(next_difat)
+            handle.seek((next_difat + 1) * size)
+            block = handle.read(size)
+            if len(block) < size:
+                break
+            ids = struct.unpack(f"<{size // 4}I", block)
+            fat_sectors += [s for s in ids[:-1] if s < _CFB_END]
+            next_difat = ids[-1]
+        per_sector = size // 4
+
+        def next_sector(sector: int) -> int:
+            index, offset = divmod(sector, per_sector)
+            if index >= len(fat_sectors):
+                return _CFB_END
+            handle.seek((fat_sectors[index] + 1) * size + offset * 4)
+            raw = handle.read(4)
+            return struct.unpack("<I", raw)[0] if len(raw) == 4 else _CFB_END
+
+        sector = first_dir
+        visited: set[int] = set()
+        while sector < _CFB_END and sector not in visited and len(visited) < 100_000:
+            visited.add(sector)
+            handle.seek((sector + 1) * size)
+            block = handle.read(size)
+            if len(block) < size:
+                break
+            for at in range(0, size, 128):
+                length, kind = struct.unpack_from("<HB", block, at + 64)
+                if kind in (1, 2, 5) and 2 <= length <= 64 and length % 2 == 0:
+                    names.add(block[at : at + length - 2].decode("utf-16-le", "replace"))
+            sector = next_sector(sector)
+    return names
+
+
+def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> FileRead:
+    scan: PackageScan | None = None
+    try:
+        if kind == "zip":
+            infos = check_zip(path, shown, limits)
+            # sheets are scanned in the background while calamine opens the workbook
+            scan = scan_package(path, shown, infos, limits, background=True)
+            return _read_with_calamine(path, shown, limits, scan)
+        return _read_with_calamine(path, shown, limits, None)
+    finally:
+        if scan is not None:
+            scan.close()
+
+
+def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageScan | None) -> FileRead:
+    import python_calamine
+
+    notes: list[tuple[str, str]] = []
+    not_a_workbook: InputError | None = None
+    if scan is not None:
+        if scan.encrypted:
+            raise _encrypted(shown)
+        real = scan.kind
+        if real == "unknown":
+            # no main part found by name: let calamine try, and say what it is if it cannot
+            real = path.suffix.lower().lstrip(".") if path.suffix.lower() in {".xlsx", ".xlsm", ".xlsb", ".ods"} else "xlsx"
+            not_a_workbook = not_a_workbook_zip(shown, scan.names)
+    else:
+        names = {name.lower() for name in ole_stream_names(path)}
+        if names & {"encryptioninfo", "encryptedpackage"}:
+            raise _encrypted(shown)
+        real = "xls"
+        if names and not names & {"workbook", "book"}:
+            not_a_workbook = _ole_not_workbook(shown, names)
+    suffixes = {"xlsx": (".xlsx", ".xlsm"), "xlsm": (".xlsm",), "xlsb": (".xlsb",), "ods": (".ods",), "xls": (".xls",)}[real]
+    try:
+        if path.suffix.lower() in suffixes:
+            workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+        else:
+            # calamine picks its reader from the extension; handed the bytes it sniffs them
+            with path.open("rb") as handle:
+                workbook = python_calamine.CalamineWorkbook.from_filelike(handle)
+            notes.append((
+                f"{shown}: 文件实际是 .{real} 格式(扩展名不符), 已按 .{real} 读取",
+                f"{shown}: the file is really .{real} (its extension says otherwise); read as .{real}",
+            ))
+    except Exception as exc:  # calamine raises its own error types for every bad file
+        raise (not_a_workbook or _unreadable(shown, exc)) from None
+    sheets: list[SheetRead] = []
+    try:
+        for meta in workbook.sheets_metadata:
+            if str(getattr(meta.typ, "name", meta.typ)).lower() not in {"worksheet", "sheettypeenum.worksheet"}:
+                continue
+            if scan is not None:
+                scan.wait_sheet(meta.name)  # its part has passed the limits: calamine may lay it out
+            sheet = workbook.get_sheet_by_name(meta.name)
+            end = sheet.end
+            # to_python(skip_empty_area=False) lays the grid out from A1: check that first.
+            height, width = (end[0] + 1, end[1] + 1) if end else (0, 0)
+            check_shape(shown, meta.name, height, width, limits)
+            rows = sheet.to_python(skip_empty_area=False) if end else []
+            merged = tuple(
+                (top, left, bottom, right)
+                for (top, left), (bottom, right) in (sheet.merged_cell_ranges or ())
+                if bottom > top and top < HEADER_SEARCH_ROWS
+            )
+            sheets.append(SheetRead(meta.name, rows, 1, merged, lengths_checked=scan is not None and real in ("xlsx", "xlsm")))
+    except InputError:
+        raise
+    except Exception as exc:
+        raise _unreadable(shown, exc) from None
+    finally:
+        workbook.close()
+    return FileRead(sheets, notes, kind=real)
+
+
+def _ole_not_workbook(shown: str, names: set[str]) -> InputError:
+    if "worddocument" in names:
+        what = ("这是 Word 文档(.doc)", "this is a Word document (.doc)")
+    elif "powerpoint document" in names:
+        what = ("这是 PowerPoint 演示文稿(.ppt)", "this is a PowerPoint presentation (.ppt)")
+    else:
+        what = ("这是 Office 文件, 但不含工作表", "this is an Office file with no workbook in it")
+    return InputError(shown, f"{what[0]}, 不是 Excel 工作簿", f"{what[1]}, not an Excel workbook")
+
+
+def _encrypted(shown: str) -> InputError:
+    return InputError(
+        shown,
+        "工作簿设有打开密码(已加密), 无法读取; 请在 Excel 中取消密码后另存",
+        "the workbook is password-protected (encrypted); remove the password in Excel and save it again",
+    )
+
+
+def _unreadable(shown: str, exc: Exception) -> InputError:
+    import python_calamine
+
+    reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    lowered = reason.lower()
+    if isinstance(exc, python_calamine.PasswordError) or "password" in lowered or "encrypt" in lowered:
+        return _encrypted(shown)
+    if "cell limit exceeded" in lowered:  # calamine's own cap on one sheet's grid
+        return InputError(
+            shown,
+            f"工作表过大, 超过读取器的上限({reason}); 请删除多余的行列",
+            f"a sheet is too large for the reader ({reason}); delete the stray rows and columns",
+        )
+    return InputError(
+        shown,
+        f"文件已损坏或格式不对, 无法读取({reason}); 请重新导出或重新拷贝",
+        f"the file is corrupt or not a spreadsheet ({reason}); export or copy it again",
+    )
+
+
+def _decode_csv(data: bytes, shown: str) -> tuple[str, str]:
+    """The text of a CSV file and the encoding it was read with.
+
+    UTF-16 with a byte-order mark is what Excel's "Unicode text" export writes; otherwise UTF-8
+    (with or without BOM), then GB18030, which is what Chinese Windows and WPS write.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates: tuple[str, ...] = ("utf-16",)
+    else:
+        candidates = ("utf-8-sig", "gb18030")
+    for encoding in candidates:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise InputError(
+        shown,
+        "CSV 文件的编码既不是 UTF-8 也不是 GB18030(可能是其他语言的编码); 请另存为 UTF-8 编码",
+        "the CSV file is neither UTF-8 nor GB18030 (another language's encoding?); save it as UTF-8",
+    )
+
+
+def _read_csv(path: Path, shown: str, limits: Limits) -> FileRead:
+    text, encoding = _decode_csv(path.read_bytes(), shown)
+    if "\x00" in text:
+        raise InputError(shown, "CSV 文件含有二进制内容, 不是文本文件", "the CSV file holds binary data, not text")
+    first_line = text[: text.find("\n")] if "\n" in text else text
+    delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
+    rows: list[list[object]] = []
+    width = 0
+    previous = csv.field_size_limit(limits.max_cell_chars)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            rows.append(list(row))
+            width = max(width, len(row))
+            if len(rows) > limits.max_rows or width > limits.max_columns or len(rows) * width > limits.max_cells:
+                check_shape(shown, path.name, len(rows), width, limits)
+    except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise InputError(
+                shown,
+                f"第 {reader.line_num} 行有单元格超过 {limits.max_cell_chars} 个字符的上限",
+                f"line {reader.line_num} has a cell over the limit of {limits.max_cell_chars} characters",
+            ) from None
+        raise InputError(shown, f"CSV 文件格式错误({exc})", f"malformed CSV ({exc})") from None
+    finally:
+        csv.field_size_limit(previous)
+    rows = [row + [""] * (width - len(row)) for row in rows]
+    decoded = None if encoding in ("utf-8-sig", "utf-16") else encoding
+    return FileRead([SheetRead(path.stem, rows, 1)], decoded_as=decoded, kind="csv")
+
+
+def read_file(path: Path, shown: str, limits: Limits) -> FileRead:
+    """Every worksheet of a file, with what the reading has to say about it (read_sheets)."""
+    if not path.exists():
+        raise InputError(shown, "文件不存在", "no such file")
+    if not path.is_file():
+        raise InputError(shown, "不是文件", "not a file")
+    check_file_size(path, shown, limits)
+    kind = _sniff(path, shown)
+    if kind == "csv":
+        return _read_csv(path, shown, limits)
+    return _read_workbook(path, shown, kind, limits)
+
+
+def read_sheets(path: Path, shown: str, limits: Limits) -> list[SheetRead]:
+    """Every worksheet of a file, read once, after the checks that must come before parsing.
+
+    Raises InputError for a file that is missing, not a spreadsheet, encrypted, corrupt or
+    over one of `limits` (registers/limits.py says what is checked, in which order).
+    """
+    return read_file(path, shown, limits).sheets
