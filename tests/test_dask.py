@@ -148,6 +148,45 @@ def test_a_worker_killed_mid_task_is_retried_and_the_result_is_complete(tmp_path
     assert [row["state"] for row in result.summary()["counties"]] == ["audited"] * 3
 
 
+class DieOnEveryTry(distributed.WorkerPlugin):
+    """Kills its worker process whenever the task of county `index` starts: that county never
+    comes back, as when its register makes every worker run out of memory."""
+
+    def __init__(self, index: int) -> None:
+        self.suffix = f"-{index}"
+
+    def transition(self, key, start, finish, **kwargs):
+        if finish == "executing" and str(key).startswith("exitcheck-county") and str(key).endswith(self.suffix):
+            os._exit(1)
+
+
+def test_a_county_that_never_comes_back_writes_nothing_and_exits_70(tmp_path, run_cli):
+    paths = three_counties(tmp_path / "in")
+    out = tmp_path / "out"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+        client.register_plugin(DieOnEveryTry(1))
+        done = run_cli("audit", *map(str, paths), "--engine", "dask", "--scheduler", cluster.scheduler_address,
+                       "--as-of", AS_OF_TEXT, "--out", str(out), "--lang", "en")
+    assert done.returncode == 70, done.stderr
+    assert "喜德县" in done.stderr and "nothing was written" in done.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_unreachable_scheduler_is_a_configuration_error(tmp_path, run_cli):
+    import socket
+
+    with socket.socket() as probe:  # a port on which nothing listens once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = base_county().write(tmp_path / "越西县.xlsx")
+    done = run_cli("audit", str(path), "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}",
+                   "--out", str(tmp_path / "out"), "--lang", "en")
+    assert done.returncode == 4, done.stderr
+    assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_unreadable_county_is_reported_and_the_others_complete(tmp_path, run_cli, scheduler):
     paths = three_counties(tmp_path / "in")
     bad = tmp_path / "in" / "坏县.xlsx"
