@@ -250,9 +250,19 @@ townships:""")
     inbox.close()
 
 
+#: `python -m exitcheck`, with Ctrl-C raising KeyboardInterrupt as in a terminal: a process
+#: started in the background by a non-interactive shell (a CI script's `cmd &`) inherits
+#: SIGINT ignored, and Python then leaves it ignored.
+EXITCHECK_AS_IN_A_TERMINAL = [
+    sys.executable, "-c",
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('exitcheck', run_name='__main__', alter_sys=True)",
+]
+
+
 def start_run(folder: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.Popen([sys.executable, "-m", "exitcheck", "run", "--as-of", "2020-06-01"], cwd=folder, env=env,
+    return subprocess.Popen([*EXITCHECK_AS_IN_A_TERMINAL, "run", "--as-of", "2020-06-01"], cwd=folder, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
 
 
