@@ -258,11 +258,16 @@ class PackageScan:
     kind: str  # "xlsx" (also .xlsm), "xlsb", "ods", or "unknown" (left to the reader)
     names: set[str] = field(default_factory=set)
     sheets: dict[str, str] = field(default_factory=dict)  # sheet name -> part name (xlsx)
+    part_bytes: dict[str, int] = field(default_factory=dict)  # part name -> declared size
     parts: dict[str, PartScan] = field(default_factory=dict)
     encrypted: bool = False  # an ODS whose manifest says its parts are encrypted
     pending: dict[str, Future[None]] = field(default_factory=dict, repr=False)
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    def sheet_bytes(self, sheet: str) -> int:
+        """The uncompressed size of a sheet's part, as declared (0 when not known)."""
+        return self.part_bytes.get(self.sheets.get(sheet, ""), 0)
 
     def wait_sheet(self, sheet: str) -> None:
         """Block until the part of `sheet` is scanned (every pending part when its part is not
@@ -322,6 +327,7 @@ def scan_package(path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: L
     names = {info.filename for info in infos}
     with _zip_errors(shown), zipfile.ZipFile(path) as archive:
         scan = PackageScan(package_kind(archive, names), names)
+        scan.part_bytes = {info.filename: info.file_size for info in infos}
         xml = [info for info in infos if info.filename.lower().endswith(_XML_SUFFIXES)]
         # Binary parts (xlsb records, pictures) are left to the reader: zipfile and calamine's
         # zip crate both stop a member at its declared, checked size.
@@ -343,8 +349,11 @@ def scan_package(path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: L
                 _check_grid(archive, part, info.filename, shown, limits)
     by_part = {part: sheet for sheet, part in scan.sheets.items()}
     if background and later:
+        # The largest sheet first: the reader reads it in a lane of its own (read.py), and it is
+        # the one the reading waits for longest. One thread: the scan holds the GIL, a second
+        # scanning thread only takes turns with the first.
         scan.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-scan")
-        for info in later:
+        for info in sorted(later, key=lambda i: i.file_size, reverse=True):
             scan.pending[info.filename] = scan.executor.submit(_scan_sheet, path, info, by_part.get(info.filename, info.filename), shown, limits, scan)
     else:
         for info in later:

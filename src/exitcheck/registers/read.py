@@ -12,10 +12,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from exitcheck.errors import InputError
 from exitcheck.registers.limits import (
@@ -250,45 +253,130 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
         if names and not names & {"workbook", "book"}:
             not_a_workbook = _ole_not_workbook(shown, names)
     suffixes = {"xlsx": (".xlsx", ".xlsm"), "xlsm": (".xlsm",), "xlsb": (".xlsb",), "ods": (".ods",), "xls": (".xls",)}[real]
+    renamed = path.suffix.lower() not in suffixes
+
+    def open_workbook() -> Any:
+        if not renamed:
+            return python_calamine.CalamineWorkbook.from_path(str(path))
+        # calamine picks its reader from the extension; handed the bytes it sniffs them
+        with path.open("rb") as handle:
+            return python_calamine.CalamineWorkbook.from_filelike(handle)
+
     try:
-        if path.suffix.lower() in suffixes:
-            workbook = python_calamine.CalamineWorkbook.from_path(str(path))
-        else:
-            # calamine picks its reader from the extension; handed the bytes it sniffs them
-            with path.open("rb") as handle:
-                workbook = python_calamine.CalamineWorkbook.from_filelike(handle)
-            notes.append((
-                f"{shown}: 文件实际是 .{real} 格式(扩展名不符), 已按 .{real} 读取",
-                f"{shown}: the file is really .{real} (its extension says otherwise); read as .{real}",
-            ))
+        workbook = open_workbook()
     except Exception as exc:  # calamine raises its own error types for every bad file
         raise (not_a_workbook or _unreadable(shown, exc)) from None
-    sheets: list[SheetRead] = []
+    if renamed:
+        notes.append((
+            f"{shown}: 文件实际是 .{real} 格式(扩展名不符), 已按 .{real} 读取",
+            f"{shown}: the file is really .{real} (its extension says otherwise); read as .{real}",
+        ))
     try:
-        for meta in workbook.sheets_metadata:
-            if str(getattr(meta.typ, "name", meta.typ)).lower() not in {"worksheet", "sheettypeenum.worksheet"}:
-                continue
-            if scan is not None:
-                scan.wait_sheet(meta.name)  # its part has passed the limits: calamine may lay it out
-            sheet = workbook.get_sheet_by_name(meta.name)
-            end = sheet.end
-            # to_python(skip_empty_area=False) lays the grid out from A1: check that first.
-            height, width = (end[0] + 1, end[1] + 1) if end else (0, 0)
-            check_shape(shown, meta.name, height, width, limits)
-            rows = sheet.to_python(skip_empty_area=False) if end else []
-            merged = tuple(
-                (top, left, bottom, right)
-                for (top, left), (bottom, right) in (sheet.merged_cell_ranges or ())
-                if bottom > top and top < HEADER_SEARCH_ROWS
-            )
-            sheets.append(SheetRead(meta.name, rows, 1, merged, lengths_checked=scan is not None and real in ("xlsx", "xlsm")))
-    except InputError:
-        raise
+        worksheets = [meta.name for meta in workbook.sheets_metadata
+                      if str(getattr(meta.typ, "name", meta.typ)).lower() in {"worksheet", "sheettypeenum.worksheet"}]
     except Exception as exc:
-        raise _unreadable(shown, exc) from None
-    finally:
         workbook.close()
+        raise _unreadable(shown, exc) from None
+    reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"))
+    sheets = reader.read_all(workbook, open_workbook, worksheets)
     return FileRead(sheets, notes, kind=real)
+
+
+@dataclass
+class _SheetReader:
+    """Reads the worksheets of one workbook, on two cores when there are two.
+
+    python-calamine lets go of the GIL while it parses a sheet, and one workbook handle
+    parses one sheet at a time: a second handle in a second thread reads the other sheets
+    while the first reads the largest. Each sheet's part is waited for in the package scan
+    before calamine lays it out, in either lane, and the scan takes the largest part first.
+    The county benchmark's four sheets: 1.22 s in a row and 0.88 s in two lanes unscanned;
+    1.43 s and 1.33 s with the scan, which holds the GIL and gates the member sheet.
+    An error is raised after both lanes end, for the first failing sheet in workbook order,
+    so that the message does not depend on which lane met its sheet first.
+    """
+
+    shown: str
+    limits: Limits
+    scan: PackageScan | None
+    lengths_checked: bool
+
+    def read_all(self, workbook: Any, open_workbook: Callable[[], Any], names: list[str]) -> list[SheetRead]:
+        lanes = self._lanes(names)
+        outcome: dict[str, SheetRead | Exception] = {}
+        try:
+            if len(lanes) == 1:
+                outcome.update(self._read_lane(workbook, lanes[0]))
+            else:
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-read") as pool:
+                    other = pool.submit(self._read_lane_own_handle, open_workbook, lanes[1])
+                    outcome.update(self._read_lane(workbook, lanes[0]))
+                    outcome.update(other.result())
+        finally:
+            workbook.close()
+        # the first failing sheet in workbook order decides, whichever lane met it first
+        for name in names:
+            if isinstance(outcome[name], Exception):
+                raise outcome[name]
+        return [outcome[name] for name in names]  # type: ignore[misc]
+
+    def _lanes(self, names: list[str]) -> list[list[str]]:
+        """The largest sheet first in one lane, the others in the second, balanced by size."""
+        if len(names) < 2 or _cores() < 2:
+            return [names]
+        size = (lambda name: self.scan.sheet_bytes(name)) if self.scan is not None else (lambda name: 0)
+        lanes: list[list[str]] = [[], []]
+        loads = [0, 0]
+        for name in sorted(names, key=size, reverse=True):
+            lane = loads.index(min(loads))
+            lanes[lane].append(name)
+            loads[lane] += max(size(name), 1)
+        return lanes
+
+    def _read_lane_own_handle(self, open_workbook: Callable[[], Any], names: list[str]) -> dict[str, SheetRead | Exception]:
+        try:
+            workbook = open_workbook()
+        except Exception as exc:
+            return dict.fromkeys(names, _unreadable(self.shown, exc))
+        try:
+            return self._read_lane(workbook, names)
+        finally:
+            workbook.close()
+
+    def _read_lane(self, workbook: Any, names: list[str]) -> dict[str, SheetRead | Exception]:
+        outcome: dict[str, SheetRead | Exception] = {}
+        for name in names:
+            try:
+                outcome[name] = self._read_sheet(workbook, name)
+            except InputError as error:
+                outcome[name] = error
+            except Exception as exc:  # calamine's own error types
+                outcome[name] = _unreadable(self.shown, exc)
+        return outcome
+
+    def _read_sheet(self, workbook: Any, name: str) -> SheetRead:
+        if self.scan is not None:
+            self.scan.wait_sheet(name)  # its part has passed the limits: calamine may lay it out
+        sheet = workbook.get_sheet_by_name(name)
+        end = sheet.end
+        # to_python(skip_empty_area=False) lays the grid out from A1: check that first.
+        height, width = (end[0] + 1, end[1] + 1) if end else (0, 0)
+        check_shape(self.shown, name, height, width, self.limits)
+        rows = sheet.to_python(skip_empty_area=False) if end else []
+        merged = tuple(
+            (top, left, bottom, right)
+            for (top, left), (bottom, right) in (sheet.merged_cell_ranges or ())
+            if bottom > top and top < HEADER_SEARCH_ROWS
+        )
+        return SheetRead(name, rows, 1, merged, lengths_checked=self.lengths_checked)
+
+
+def _cores() -> int:
+    """Cores this process may run on (a container or taskset may allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _ole_not_workbook(shown: str, names: set[str]) -> InputError:
