@@ -280,7 +280,7 @@ class PackageScan:
     def close(self) -> None:
         self.cancel.set()
         if self.executor is not None:
-            self.executor.shutdown(wait=True)
+            self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
 
 
@@ -310,7 +310,9 @@ def package_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
     return "unknown"
 
 
-def scan_package(path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: Limits, *, background: bool = False) -> PackageScan:
+def scan_package(
+    path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: Limits, *, background: bool = False, largest_first: bool = False
+) -> PackageScan:
     """Inflate every XML part as a stream (nothing is kept) and check what it really holds.
 
     This catches what the central directory cannot: a part whose headers understate its size
@@ -322,7 +324,10 @@ def scan_package(path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: L
     opens the workbook. With `background`, the sheets are scanned in a thread while the reader
     opens the workbook and parses the sheets already passed (python-calamine lets go of the
     GIL), which hides most of the cost; the caller must `wait_sheet` before reading a sheet
-    and `close` when done. docs/limits.md has the measured costs.
+    and `close` when done. With `largest_first`, the background scan takes the largest sheet
+    first: a reader with two lanes reads it in a lane of its own (read.py), and it is the sheet
+    the reading waits for longest; one lane reads in workbook order, and so should the scan.
+    docs/limits.md has the measured costs.
     """
     names = {info.filename for info in infos}
     with _zip_errors(shown), zipfile.ZipFile(path) as archive:
@@ -349,11 +354,9 @@ def scan_package(path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: L
                 _check_grid(archive, part, info.filename, shown, limits)
     by_part = {part: sheet for sheet, part in scan.sheets.items()}
     if background and later:
-        # The largest sheet first: the reader reads it in a lane of its own (read.py), and it is
-        # the one the reading waits for longest. One thread: the scan holds the GIL, a second
-        # scanning thread only takes turns with the first.
+        # One thread: the scan holds the GIL, a second scanning thread only takes turns.
         scan.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-scan")
-        for info in sorted(later, key=lambda i: i.file_size, reverse=True):
+        for info in sorted(later, key=lambda i: i.file_size, reverse=True) if largest_first else later:
             scan.pending[info.filename] = scan.executor.submit(_scan_sheet, path, info, by_part.get(info.filename, info.filename), shown, limits, scan)
     else:
         for info in later:

@@ -14,11 +14,12 @@ import csv
 import io
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from exitcheck.errors import InputError
 from exitcheck.registers.limits import (
@@ -224,7 +225,7 @@ def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> FileRea
         if kind == "zip":
             infos = check_zip(path, shown, limits)
             # sheets are scanned in the background while calamine opens the workbook
-            scan = scan_package(path, shown, infos, limits, background=True)
+            scan = scan_package(path, shown, infos, limits, background=True, largest_first=_cores() >= 2)
             return _read_with_calamine(path, shown, limits, scan)
         return _read_with_calamine(path, shown, limits, None)
     finally:
@@ -277,52 +278,79 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
     except Exception as exc:
         workbook.close()
         raise _unreadable(shown, exc) from None
-    reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"))
+    reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"),
+                          two_lanes=two_lanes_possible(real))
     sheets = reader.read_all(workbook, open_workbook, worksheets)
     return FileRead(sheets, notes, kind=real)
 
 
+#: Formats whose reader parses a sheet only when asked for it, so that a second handle reads
+#: other sheets. calamine parses every sheet of an .xls or .ods when it opens the file: a
+#: second handle would parse it all twice (0.15 -> 0.23 s for an .xls, 0.34 -> 0.54 s for an
+#: .ods) and hold it twice. .xlsb is left in one lane until it is measured.
+LAZY_KINDS = frozenset({"xlsx", "xlsm"})
+
+
+def two_lanes_possible(kind: str) -> bool:
+    """Whether a workbook of this kind is read in two lanes on this machine."""
+    return kind in LAZY_KINDS and _cores() >= 2
+
+
 @dataclass
 class _SheetReader:
-    """Reads the worksheets of one workbook, on two cores when there are two.
+    """Reads the worksheets of one workbook, in two lanes when it pays.
 
     python-calamine lets go of the GIL while it parses a sheet, and one workbook handle
     parses one sheet at a time: a second handle in a second thread reads the other sheets
-    while the first reads the largest. Each sheet's part is waited for in the package scan
-    before calamine lays it out, in either lane, and the scan takes the largest part first.
-    The county benchmark's four sheets: 1.22 s in a row and 0.88 s in two lanes unscanned;
-    1.43 s and 1.33 s with the scan, which holds the GIL and gates the member sheet.
+    while the first reads the largest (docs/speed.md has the figures). Each sheet's part is
+    waited for in the package scan before calamine lays it out, in either lane.
+
     An error is raised after both lanes end, for the first failing sheet in workbook order,
-    so that the message does not depend on which lane met its sheet first.
+    so that the message does not depend on which lane met its sheet first; sheets after a
+    failing one are not read. An interrupt (Ctrl-C) or an error of our own stops the other
+    lane and the scan at their next sheet or chunk.
     """
 
     shown: str
     limits: Limits
     scan: PackageScan | None
     lengths_checked: bool
+    two_lanes: bool
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _first_failure: int = field(default=1 << 30, init=False)  # workbook index of the earliest failed sheet
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def read_all(self, workbook: Any, open_workbook: Callable[[], Any], names: list[str]) -> list[SheetRead]:
-        lanes = self._lanes(names)
-        outcome: dict[str, SheetRead | Exception] = {}
+        order = {name: index for index, name in enumerate(names)}
+        outcome: dict[str, SheetRead | InputError] = {}
+        pool: ThreadPoolExecutor | None = None
         try:
-            if len(lanes) == 1:
-                outcome.update(self._read_lane(workbook, lanes[0]))
-            else:
-                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-read") as pool:
-                    other = pool.submit(self._read_lane_own_handle, open_workbook, lanes[1])
-                    outcome.update(self._read_lane(workbook, lanes[0]))
-                    outcome.update(other.result())
+            lanes = self._lanes(names)
+            if len(lanes) == 2:
+                pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-read")
+                other = pool.submit(self._read_lane_own_handle, open_workbook, lanes[1], order)
+            outcome.update(self._read_lane(workbook, lanes[0], order))
+            if pool is not None:
+                outcome.update(other.result())
+        except BaseException:
+            self._stop.set()
+            if self.scan is not None:
+                self.scan.cancel.set()
+            raise
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             workbook.close()
-        # the first failing sheet in workbook order decides, whichever lane met it first
+        # the first failing sheet in workbook order decides, whichever lane met it first; the
+        # sheets left unread all come after it
         for name in names:
-            if isinstance(outcome[name], Exception):
+            if isinstance(outcome.get(name), InputError):
                 raise outcome[name]
-        return [outcome[name] for name in names]  # type: ignore[misc]
+        return [cast(SheetRead, outcome[name]) for name in names]
 
     def _lanes(self, names: list[str]) -> list[list[str]]:
         """The largest sheet first in one lane, the others in the second, balanced by size."""
-        if len(names) < 2 or _cores() < 2:
+        if not self.two_lanes or len(names) < 2:
             return [names]
         size = (lambda name: self.scan.sheet_bytes(name)) if self.scan is not None else (lambda name: 0)
         lanes: list[list[str]] = [[], []]
@@ -333,26 +361,40 @@ class _SheetReader:
             loads[lane] += max(size(name), 1)
         return lanes
 
-    def _read_lane_own_handle(self, open_workbook: Callable[[], Any], names: list[str]) -> dict[str, SheetRead | Exception]:
+    def _read_lane_own_handle(self, open_workbook: Callable[[], Any], names: list[str], order: dict[str, int]) -> dict[str, SheetRead | InputError]:
         try:
             workbook = open_workbook()
         except Exception as exc:
-            return dict.fromkeys(names, _unreadable(self.shown, exc))
+            first = min(names, key=order.__getitem__)
+            self._failed(order[first])
+            return {first: _unreadable(self.shown, exc)}
         try:
-            return self._read_lane(workbook, names)
+            return self._read_lane(workbook, names, order)
         finally:
             workbook.close()
 
-    def _read_lane(self, workbook: Any, names: list[str]) -> dict[str, SheetRead | Exception]:
-        outcome: dict[str, SheetRead | Exception] = {}
+    def _read_lane(self, workbook: Any, names: list[str], order: dict[str, int]) -> dict[str, SheetRead | InputError]:
+        outcome: dict[str, SheetRead | InputError] = {}
         for name in names:
+            if self._stop.is_set():
+                break
+            if order[name] > self._first_failure:
+                continue  # a sheet before this one has failed: its message is the one given
             try:
                 outcome[name] = self._read_sheet(workbook, name)
             except InputError as error:
                 outcome[name] = error
-            except Exception as exc:  # calamine's own error types
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # calamine's errors, and a Rust panic (pyo3's PanicException)
                 outcome[name] = _unreadable(self.shown, exc)
+            if isinstance(outcome[name], InputError):
+                self._failed(order[name])
         return outcome
+
+    def _failed(self, index: int) -> None:
+        with self._lock:
+            self._first_failure = min(self._first_failure, index)
 
     def _read_sheet(self, workbook: Any, name: str) -> SheetRead:
         if self.scan is not None:
@@ -397,7 +439,7 @@ def _encrypted(shown: str) -> InputError:
     )
 
 
-def _unreadable(shown: str, exc: Exception) -> InputError:
+def _unreadable(shown: str, exc: BaseException) -> InputError:
     import python_calamine
 
     reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
