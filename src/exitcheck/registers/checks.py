@@ -69,7 +69,7 @@ def check_ids(registers: Registers, parsed: Parsed, sink: IssueSink, register: R
     """The ID cascade: stored as number > shape/check digit > birth date > gender."""
     frame = parsed.tables[register]
     raw = registers.raw[register][name]
-    info = idcard.analyse(raw, parsed.as_of)
+    info = parsed.id_analyses[(register, name)]
     household = frame["household_id"]
     lost = info["precision_lost"].astype(bool)
     blank = info["id"].isna() & ~lost

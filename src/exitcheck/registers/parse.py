@@ -13,6 +13,7 @@ from datetime import date
 
 import pandas as pd
 
+from exitcheck import idcard
 from exitcheck.issues import DataIssue
 from exitcheck.registers import normalise
 from exitcheck.registers.model import ROW, SOURCE, Registers
@@ -30,6 +31,8 @@ class Parsed:
     as_of: date = field(default_factory=date.today)
     #: (register, field) -> numpy mask of blank cells, for the checks that need "blank, not bad"
     blanks: dict[tuple[str, str], object] = field(default_factory=dict)
+    #: (register, field) -> idcard.analyse of an ID number column, for the ID checks
+    id_analyses: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
 
     def table(self, register: RegisterName) -> pd.DataFrame | None:
         return self.tables.get(register)
@@ -158,9 +161,9 @@ def _below_minimum(spec: FieldSpec, values: pd.Series) -> pd.Series:
     return low.fillna(False).astype(bool)
 
 
-def parse_register(
-    register: RegisterName, registers: Registers, sink: IssueSink, as_of: date, blanks: dict[tuple[str, str], pd.Series]
-) -> pd.DataFrame:
+def parse_register(register: RegisterName, registers: Registers, sink: IssueSink, parsed: Parsed) -> pd.DataFrame:
+    """The typed frame of one register; blank masks and ID analyses are kept on `parsed`."""
+    as_of, blanks = parsed.as_of, parsed.blanks
     raw = registers.raw[register]
     present = registers.present_fields(register)
     out = pd.DataFrame(index=raw.index)
@@ -173,13 +176,17 @@ def parse_register(
             continue
         column = raw[spec.name]
         if spec.kind == "id_number":
-            out[spec.name] = normalise.text(column)
-            continue  # ID numbers have their own cascade of checks (checks.check_ids)
-        parsed = normalise.Parsed(household, pd.Series(False, index=raw.index)) if spec.name == "household_id" else parse_column(spec, column, as_of)
-        values = parsed.values
+            # ID numbers have their own cascade of checks (checks.check_ids), which reads this
+            # analysis: an ID column is analysed once, not normalised here and again there.
+            analysis = idcard.analyse(column, as_of)
+            parsed.id_analyses[(register, spec.name)] = analysis
+            out[spec.name] = analysis["id"]
+            continue
+        typed = normalise.Parsed(household, pd.Series(False, index=raw.index)) if spec.name == "household_id" else parse_column(spec, column, as_of)
+        values = typed.values
         # A parser gives NA for a blank cell and for a bad one: blank is NA and not bad.
-        blanks[(register, spec.name)] = values.isna().to_numpy() & ~parsed.bad.to_numpy()
-        bad = parsed.bad | (_below_minimum(spec, values) & values.notna())
+        blanks[(register, spec.name)] = values.isna().to_numpy() & ~typed.bad.to_numpy()
+        bad = typed.bad | (_below_minimum(spec, values) & values.notna())
         if spec.kind == "year":
             outside = (values < 1990) | (values > as_of.year)
             bad = bad | outside.fillna(False).astype(bool)
@@ -216,15 +223,12 @@ def _dtype(spec: FieldSpec) -> str:
 
 def parse(registers: Registers, as_of: date | None = None) -> Parsed:
     """Typed frames for every register present, and the value-level data issues."""
-    as_of = as_of or date.today()
     sink = IssueSink(registers)
-    tables: dict[RegisterName, pd.DataFrame] = {}
-    blanks: dict[tuple[str, str], object] = {}
+    parsed = Parsed(tables={}, issues=sink.issues, as_of=as_of or date.today())
     for register in registers.raw:
-        tables[register] = parse_register(register, registers, sink, as_of, blanks)  # type: ignore[arg-type]
-    households = tables["households"]
-    _derive_household_fields(households, registers)
-    return Parsed(tables=tables, issues=sink.issues, as_of=as_of, blanks=blanks)
+        parsed.tables[register] = parse_register(register, registers, sink, parsed)  # type: ignore[arg-type]
+    _derive_household_fields(parsed.tables["households"], registers)
+    return parsed
 
 
 def _derive_household_fields(households: pd.DataFrame, registers: Registers) -> None:
