@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, TypeVar
 
@@ -38,6 +39,7 @@ __all__ = [
     "date",
     "integer",
     "is_blank",
+    "multi_choice",
     "number",
     "raw_repr",
     "text",
@@ -522,6 +524,24 @@ def choice(raw: pd.Series, allowed: Mapping[str, str]) -> Parsed:
                 f" not {table[key]!r}"
             )
     return _lookup(raw, table, "string")
+
+
+_SEPARATORS = r"[,，、;；/]"
+
+
+@_per_distinct
+def multi_choice(raw: pd.Series, allowed: Mapping[str, str]) -> Parsed:
+    """Values like '残疾,长期慢性病' mean all of them; each part must be allowed (string dtype,
+    the canonical values joined by commas). Parts are split at , ， 、 ; ； and /."""
+    cells = text(raw)
+    mapping: dict[str, str | None] = {}
+    for value in cells.dropna().unique():
+        parts = [part.strip() for part in re.split(_SEPARATORS, value) if part.strip()]
+        canon = [allowed.get(part) for part in parts]
+        mapping[value] = None if (not canon or None in canon) else ",".join(dict.fromkeys(canon))  # type: ignore[arg-type]
+    values = cells.map(mapping).astype("string")
+    bad = cells.notna() & values.isna()
+    return Parsed(values, bad.astype(bool))
 
 
 # --------------------------------------------------------------------------

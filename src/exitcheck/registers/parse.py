@@ -7,7 +7,6 @@ it is required; this module only applies that, one whole column at a time. The r
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -18,8 +17,6 @@ from exitcheck.issues import DataIssue
 from exitcheck.registers import normalise
 from exitcheck.registers.model import ROW, SOURCE, Registers
 from exitcheck.registers.schema import FieldSpec, RegisterName, fields
-
-SEPARATORS = r"[,，、;；/]"
 
 
 @dataclass
@@ -120,19 +117,6 @@ def _expected(spec: FieldSpec) -> dict[str, str]:
     return {"zh": zh, "en": en}
 
 
-def _multi_choice(raw: pd.Series, allowed: dict[str, str]) -> normalise.Parsed:
-    """Values like '残疾,长期慢性病' mean all of them; each part must be allowed."""
-    text = normalise.text(raw)
-    mapping: dict[str, str | None] = {}
-    for value in text.dropna().unique():  # a column has a handful of distinct values
-        parts = [part.strip() for part in re.split(SEPARATORS, value) if part.strip()]
-        canon = [allowed.get(part) for part in parts]
-        mapping[value] = None if (not canon or None in canon) else ",".join(dict.fromkeys(canon))  # type: ignore[arg-type]
-    values = text.map(mapping).astype("string")
-    bad = text.notna() & values.isna()
-    return normalise.Parsed(values, bad.astype(bool))
-
-
 def parse_column(spec: FieldSpec, raw: pd.Series, as_of: date) -> normalise.Parsed:
     """The typed column for a field and the mask of cells that could not be read."""
     if spec.kind == "yes_no":
@@ -148,7 +132,7 @@ def parse_column(spec: FieldSpec, raw: pd.Series, as_of: date) -> normalise.Pars
     if spec.kind == "choice":
         return normalise.choice(raw, spec.allowed)
     if spec.kind == "multi_choice":
-        return _multi_choice(raw, spec.allowed)
+        return normalise.multi_choice(raw, spec.allowed)
     text = normalise.text(raw)
     return normalise.Parsed(text, pd.Series(False, index=raw.index))
 
