@@ -448,6 +448,28 @@ def sparse_far_cell(folder: Path) -> Path:
     return zip_parts(folder / "sparse_far_cell.xlsx", parts)
 
 
+@case("far_cell_in_a_second_reference")
+def far_cell_in_a_second_reference(folder: Path) -> Path:
+    """sparse_far_cell hidden in a second, single-quoted r attribute: calamine honours the last
+    r of a cell, a scan that reads only r="..." sees A1."""
+    parts = county_parts()
+    target = sheet_part(parts, "户表")
+    parts[target] = with_rows(parts[target], b'<row r="60000"><c r="A1" r=\'ALL60000\'><v>1</v></c></row>')
+    return zip_parts(folder / "far_cell_in_a_second_reference.xlsx", parts)
+
+
+@case("cells_after_the_word_sheetData")
+def cells_after_the_word_sheetdata(folder: Path) -> Path:
+    """A cell whose text is the word "sheetData", then a row of a thousand cells without
+    references at row 60,000: a scan that counts cells only between the words sheetData stops
+    counting at the text, and calamine places the cells by counting."""
+    parts = county_parts()
+    target = sheet_part(parts, "户表")
+    text = b'<row r="59999"><c r="A59999" t="inlineStr"><is><t>sheetData</t></is></c></row>'
+    parts[target] = with_rows(parts[target], text + b'<row r="60000">' + b"<c><v>1</v></c>" * 999 + b"</row>")
+    return zip_parts(folder / "cells_after_the_word_sheetData.xlsx", parts)
+
+
 @case("styled_to_xfd")
 def styled_to_xfd(folder: Path) -> Path:
     """A valid register whose header row and first rows are formatted out to column XFD (a

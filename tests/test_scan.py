@@ -1,0 +1,149 @@
+"""The package scan's promise: a sheet it lets through is never laid out by calamine beyond the
+limits. calamine itself is the judge: every generated sheet that passes the scan is opened with
+python-calamine and its grid measured.
+
+The sheets are hostile on purpose: references a writer would never produce but calamine
+honours (a second r attribute, spaced, single-quoted, prefixed, lower-case), cells without a
+reference placed by counting, prefixed cell elements, and text, comments and CDATA that spell
+tag names.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import python_calamine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exitcheck.errors import InputError
+from exitcheck.registers.limits import Limits, QuickBound, check_zip, scan_package
+from exitcheck.registers.read import column_letter
+
+#: Small limits, so that small sheets cross them; the quick bound is then 99 rows x 45 columns.
+LIMITS = Limits(max_rows=150, max_columns=50, max_cells=150 * 30)
+ROOT = (
+    b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    b'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" '
+    b'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+)
+PARTS = {
+    "[Content_Types].xml": b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    b'<Default Extension="xml" ContentType="application/xml"/>'
+    b'<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    b'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
+    "_rels/.rels": b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+    "xl/workbook.xml": b'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    b'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
+    "xl/_rels/workbook.xml.rels": b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+}
+
+
+def workbook(path: Path, sheet_data: bytes, before: bytes = b'<cols><col min="1" max="3" width="9"/></cols>') -> Path:
+    sheet = b'<?xml version="1.0" encoding="UTF-8"?>' + ROOT + before + b"<sheetData>" + sheet_data + b"</sheetData></worksheet>"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in {**PARTS, "xl/worksheets/sheet1.xml": sheet}.items():
+            archive.writestr(name, content)
+    return path
+
+
+def ref(row: int, column: int) -> str:
+    return f"{column_letter(column - 1)}{row}"
+
+
+#: How a cell carries its place: what calamine reads, in the forms the scan must not miss.
+FORMS = {
+    "plain": lambda r, c: f'<c r="{ref(r, c)}" s="1">',
+    "after style": lambda r, c: f'<c s="1" r="{ref(r, c)}">',
+    "none": lambda r, c: "<c>",
+    "spaced": lambda r, c: f'<c r = "{ref(r, c)}">',
+    "single quotes": lambda r, c: f"<c r='{ref(r, c)}'>",
+    "second r": lambda r, c: f'<c r="A1" s="1" r="{ref(r, c)}">',
+    "second r, single quotes": lambda r, c: f"<c r=\"A1\" r='{ref(r, c)}'>",
+    "second r, spaced": lambda r, c: f'<c r="A1" r ="{ref(r, c)}">',
+    "lower case": lambda r, c: f'<c r="{ref(r, c).lower()}">',
+    "newline before r": lambda r, c: f'<c\nr="{ref(r, c)}">',
+}
+cells = st.tuples(st.sampled_from(sorted(FORMS)), st.integers(1, 400), st.integers(1, 80), st.booleans())
+rows = st.lists(
+    st.tuples(st.one_of(st.none(), st.integers(1, 400)), st.lists(cells, max_size=6), st.sampled_from(["", "sheetData", "<!-- </sheetData> -->"])),
+    min_size=1, max_size=8,
+)
+
+
+def render(generated: list) -> bytes:
+    out = []
+    for row_number, row_cells, noise in generated:
+        out.append(f'<row r="{row_number}">' if row_number else "<row>")
+        for form, r, c, prefixed in row_cells:
+            tag = FORMS[form](r, c)
+            if prefixed:
+                tag = tag.replace("<c", "<x:c", 1)
+            end = "</x:c>" if prefixed else "</c>"
+            out.append(f"{tag}<v>1</v>{end}")
+        if noise == "sheetData":
+            out.append('<c r="A1" t="inlineStr"><is><t>sheetData</t></is></c>')
+        elif noise:
+            out.append(noise)
+        out.append("</row>")
+    return "".join(out).encode()
+
+
+def calamine_grid(path: Path) -> tuple[int, int] | None:
+    """The grid calamine lays the sheet out on (rows, columns), or None if it refuses the file."""
+    try:
+        end = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_name("S").end
+    except Exception:  # calamine refused the file: nothing was laid out
+        return None
+    return (end[0] + 1, end[1] + 1) if end else (0, 0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(generated=rows)
+def test_a_sheet_the_scan_passes_is_within_the_limits_in_calamine(tmp_path: Path, generated: list) -> None:
+    path = workbook(tmp_path / "s.xlsx", render(generated))
+    try:
+        scan_package(path, path.name, check_zip(path, path.name, LIMITS), LIMITS).close()
+    except InputError:
+        return  # refused before any reader touched it
+    grid = calamine_grid(path)
+    if grid is not None:
+        rows, columns = grid
+        assert rows <= LIMITS.max_rows and columns <= LIMITS.max_columns and rows * columns <= LIMITS.max_cells, grid
+
+
+@pytest.mark.parametrize("form", sorted(set(FORMS) - {"plain", "after style", "none"}))
+def test_a_far_cell_in_any_form_calamine_reads_is_refused(tmp_path: Path, form: str) -> None:
+    # A6000 and AX1 are inside the limits alone; together they make a 6000 x 50 grid
+    far = FORMS[form](6000, 1) + "<v>1</v></c>"
+    path = workbook(tmp_path / "far.xlsx", f'<row r="1"><c r="AX1"><v>1</v></c></row><row r="6000">{far}</row>'.encode())
+    with pytest.raises(InputError):
+        scan_package(path, path.name, check_zip(path, path.name, LIMITS), LIMITS).close()
+
+
+def test_the_quick_bound_is_inside_the_limits() -> None:
+    for limits in (Limits(), LIMITS, Limits(max_rows=10), Limits(max_cells=1000), Limits(max_columns=30)):
+        bound = QuickBound.within(limits)
+        if bound is not None:
+            assert bound.rows <= limits.max_rows and bound.columns <= limits.max_columns
+            assert bound.rows * bound.columns <= limits.max_cells
+    assert QuickBound.within(Limits()).rows == 999_999  # a prefecture's member sheet stays quick
+    assert QuickBound.within(Limits(max_cells=100)) is None
+
+
+def test_common_writers_take_the_quick_path() -> None:
+    bound = QuickBound.within(Limits())
+
+    def quick(tag: bytes) -> bool:
+        data = b'<cols><col min="1"/></cols><sheetData><row r="1">' + tag + b"</row></sheetData>"
+        return bound.bounds(data, len(data))
+
+    for tag in (b'<c r="A1" s="1" t="s">', b'<c r="B2" t="n">', b'<c r="AN90000" t="inlineStr">', b'<c r="C3"/>'):
+        assert quick(tag), tag
+    for tag in (b'<c r="AO1">', b'<c r="A1000000">', b'<c s="1" r="A1">', b"<c>", b'<x:c r="A1">', b'<c r="A1" r="B2">'):
+        assert not quick(tag), tag
