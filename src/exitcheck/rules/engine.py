@@ -22,6 +22,7 @@ from exitcheck.rules.expr import Expression, ExpressionError, compile_expression
 from exitcheck.rules.model import Level, Rule, RuleSet
 
 PASS, FAIL, UNKNOWN, NA = "pass", "fail", "unknown", "na"
+NO_MEMBER = -2  # the rank of a household no living member speaks for (below every status)
 UNIT_KEYS: dict[str, tuple[str, ...]] = {
     "member": ("household_id", "township", "village"),
     "household": ("household_id", "township", "village"),
@@ -160,14 +161,31 @@ def statuses(applies: pd.Series | None, ok: pd.Series) -> pd.Series:
     return pd.Series(result, index=ok.index)
 
 
-def roll_up(member_status: pd.Series, member_households: pd.Series, households: pd.DataFrame, applies: pd.Series | None) -> pd.Series:
+@dataclass(frozen=True)
+class Membership:
+    """Each living member's household and each household row coded alike: the ids are hashed
+    once per evaluation, not once per member rule (a groupby over 90,000 ids each time)."""
+
+    member_codes: np.ndarray  # per member, the code of its household id; -1 for none
+    household_codes: np.ndarray  # per household row, the code of its id; -1 for none
+    size: int  # number of distinct ids
+
+    @classmethod
+    def of(cls, members: pd.DataFrame, households: pd.DataFrame) -> Membership:
+        ids = pd.concat([members["household_id"], households["household_id"]], ignore_index=True)
+        codes, distinct = pd.factorize(ids)
+        return cls(codes[: len(members)], codes[len(members):], len(distinct))
+
+
+def roll_up(member_status: pd.Series, membership: Membership, households: pd.DataFrame, applies: pd.Series | None) -> pd.Series:
     """Household status from its living members: the worst of fail > unknown > pass."""
     codes = member_status.to_numpy()
     ranks = np.select([codes == FAIL, codes == UNKNOWN, codes == PASS], [2, 1, 0], default=-1)
-    rank = pd.Series(ranks, index=member_households.to_numpy())
-    worst = rank.groupby(level=0).max()
-    per_household = households["household_id"].map(worst).to_numpy(dtype="float64", na_value=np.nan)
-    # no living member (NaN) or none checked (-1): the household cannot be told
+    worst = np.full(membership.size, NO_MEMBER)
+    owned = membership.member_codes >= 0
+    np.maximum.at(worst, membership.member_codes[owned], ranks[owned])
+    per_household = np.where(membership.household_codes >= 0, worst[membership.household_codes], NO_MEMBER)
+    # no living member, none checked (-1) or one unknown: the household cannot be told
     result = np.select([per_household == 2, per_household == 0], [FAIL, PASS], default=UNKNOWN)
     status = pd.Series(result, index=households.index)
     if applies is not None:
@@ -192,6 +210,7 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
     ordered = [r for r in ruleset.rules if r.kind == "indicator"] + [r for r in ruleset.rules if r.kind == "risk"]
     households = frames["household"]
     caches: dict[str, dict[tuple[str, str], pd.Series]] = {level: {} for level in frames}
+    membership = Membership.of(frames["member"], households) if "member" in frames else None
     for rule in ordered:
         exprs = compile_rule(rule, ruleset)
         absent = missing_inputs(rule, exprs, available[rule.level] | set(households.columns if rule.level == "member" else ()))
@@ -204,7 +223,7 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
                 f"the registers have no {', '.join(absent) or rule.level}; rule {rule.id} ({rule.name_en or rule.name}) not evaluated",
             ))
             continue
-        outcome = _evaluate_rule(rule, exprs, frames, caches)
+        outcome = _evaluate_rule(rule, exprs, frames, caches, membership)
         outcome.exprs = exprs
         evaluation.outcomes[rule.id] = outcome
         if rule.level in ("household", "member"):
@@ -216,10 +235,11 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
 
 
 def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame],
-                   caches: dict[str, dict[tuple[str, str], pd.Series]]) -> Outcome:
+                   caches: dict[str, dict[tuple[str, str], pd.Series]], membership: Membership | None) -> Outcome:
     applies_expr, check_expr, high_expr = exprs["applies_to"], exprs["check"], exprs["high_when"]
     assert check_expr is not None
     if rule.level == "member":
+        assert membership is not None  # a member rule runs only when there is a member frame
         members, cache = frames["member"], caches["member"]
         applies = applies_expr.evaluate_bool(members, cache) if applies_expr else None
         member_status = statuses(applies, check_expr.evaluate_bool(members, cache))
@@ -228,7 +248,7 @@ def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict
             household_applies = applies_expr.evaluate_bool(households, caches["household"]) if applies_expr else None
         except ExpressionError:
             household_applies = None
-        status = roll_up(member_status, members["household_id"], households, household_applies)
+        status = roll_up(member_status, membership, households, household_applies)
         return Outcome(rule, status, member_status=member_status)
     frame, cache = frames[rule.level], caches[rule.level]
     applies = applies_expr.evaluate_bool(frame, cache) if applies_expr else None
