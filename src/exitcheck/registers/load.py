@@ -183,17 +183,20 @@ def _blank_rows(cells: pd.DataFrame) -> np.ndarray:
 
 def _totals_rows(cells: pd.DataFrame) -> np.ndarray:
     """Rows whose first non-blank cell among the first three is 合计, 总计 or 小计 (spaces
-    inside, '合 计', are typed too). Each column's distinct cells are looked at once."""
+    inside, '合 计', are typed too). Each column's distinct cells are looked at once, and a
+    column only in the rows whose cells to its left are all blank (few, after the first)."""
     totals = np.zeros(len(cells), dtype=bool)
-    left_blank = np.ones(len(cells), dtype=bool)  # every cell to the left is blank
+    rows = np.arange(len(cells))  # rows whose every cell to the left is blank
     for position in range(min(3, cells.shape[1])):
-        codes, distinct = pd.factorize(cells.iloc[:, position].to_numpy(dtype=object))
+        codes, distinct = pd.factorize(cells.iloc[rows, position].to_numpy(dtype=object))
         present = codes >= 0
         at = codes[present]
-        totals[present] |= left_blank[present] & _total_labels(distinct)[at]
+        totals[rows[present]] = _total_labels(distinct)[at]
         blank = ~present
         blank[present] = (distinct == "")[at]
-        left_blank &= blank
+        rows = rows[blank]
+        if not len(rows):
+            break
     return totals
 
 
