@@ -8,6 +8,7 @@ configuration invalid; 5 delivery failed; 70 internal error; 75 another run hold
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import sys
 from collections.abc import Callable
@@ -124,6 +125,9 @@ def _load(ui: Ui, paths: list[Path], *, headers: Path | None = None, strict: boo
     limits = config.limits if config else None
     with _progress(ui, ui.t("读取登记表", "Reading registers")):
         registers = load(paths, headers=header_map, strict=strict, limits=limits)
+    # What is alive now (modules, the registers) lives to the end of the command: out of the
+    # collector's sight, a full collection during the audit no longer walks it (~30 ms each).
+    gc.freeze()
     for failure in registers.failures:
         ui.error(failure.message(ui.lang))
     for zh, en in registers.notes:
