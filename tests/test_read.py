@@ -172,7 +172,7 @@ def test_ctrl_c_in_one_lane_stops_the_other(tmp_path: Path, monkeypatch: pytest.
             assert inside.wait(10)
             raise KeyboardInterrupt
         inside.set()
-        assert self._stop.wait(10)  # set as the interrupt passes through read_all
+        assert self.stop.wait(10)  # set as the interrupt passes through read_all
         return real(self, workbook, name)
 
     monkeypatch.setattr(read._SheetReader, "_read_sheet", sheet)

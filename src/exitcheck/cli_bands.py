@@ -8,6 +8,7 @@ take `--config FILE`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from exitcheck.cli import (
     _date,
     _load,
     _progress,
+    _reading_ahead,
     _ruleset,
     app,
     guarded,
@@ -66,33 +68,36 @@ def bands(
     debug: Debug = False,
 ) -> int:
     """List low-income households by income band and push each department its list."""
-    from exitcheck.bands import bands as band_households
-    from exitcheck.bands import bands_document, department_lists, json_default, write_bands_xlsx
-    from exitcheck.delivery import resolve_departments
-    from exitcheck.report.files import DEFAULT_MODE, write_bytes
-
     check_engine(engine, scheduler, workers)
     settings = workspace(config, required=bool(push_to))
-    chosen = resolve_departments(settings, push_to) if push_to else []
     if (dry_run or force) and not push_to:
         ui.note(ui.t("--dry-run 和 --force 只在 --push-to 时有用", "--dry-run and --force only matter with --push-to"))
     inputs = list(paths or []) or (settings.registers if settings else [])
     if not inputs:
         raise UsageError("请给出登记表路径, 或在 exitcheck.yaml 的 registers 中写明",
                          "give the registers' paths, or name them under registers: in exitcheck.yaml")
-    ruleset = _ruleset(rules or (settings.rules if settings else None))
-    reference = _date(as_of) or (settings.as_of if settings else None)
-    if engine == "dask":
-        id_numbers = any("id_number" in (settings.department(d).columns or ()) for d in chosen)
-        result = _counties(ui, inputs, ruleset, reference, headers, settings, scheduler, workers, id_numbers)
-        failures = result.failures
-    else:
+    local = engine == "local"
+    with _reading_ahead(inputs, settings) if local else contextlib.nullcontext() as ahead:
+        from exitcheck.bands import bands as band_households
+        from exitcheck.bands import bands_document, department_lists, json_default, write_bands_xlsx
+        from exitcheck.delivery import resolve_departments
+        from exitcheck.report.files import DEFAULT_MODE, write_bytes
+
+        chosen = resolve_departments(settings, push_to) if push_to else []
+        ruleset = _ruleset(rules or (settings.rules if settings else None))
+        reference = _date(as_of) or (settings.as_of if settings else None)
+        if local:
+            registers = _load(ui, inputs, headers=headers, config=settings, ahead=ahead)
+    if local:
         from exitcheck.audit import audit as run_audit
 
-        registers = _load(ui, inputs, headers=headers, config=settings)
         failures = registers.failures
         with _progress(ui, ui.t("核查中", "Auditing")):
             result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
+    else:
+        id_numbers = any("id_number" in (settings.department(d).columns or ()) for d in chosen)
+        result = _counties(ui, inputs, ruleset, reference, headers, settings, scheduler, workers, id_numbers)
+        failures = result.failures
     with _progress(ui, ui.t("分档中", "Banding")):
         banded = band_households(result, lang=ui.lang)
         lists = department_lists(banded, settings, chosen, ruleset) if chosen else {}

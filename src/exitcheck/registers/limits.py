@@ -48,11 +48,14 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from exitcheck.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MIB = 1024 * 1024
 UNBOUNDED = 1 << 40
@@ -600,6 +603,8 @@ def refs_extent(refs: list[bytes]) -> tuple[int, int]:
     letters (digits), bytes compare as the numbers do: the largest is found by keeping, place
     by place, the rows holding the largest byte, with no per-reference arithmetic.
     """
+    import numpy as np  # here: the quick bound needs no numpy, and the reading starts before it loads
+
     array = np.array(refs, dtype="S13")
     matrix = array.view(np.uint8).reshape(len(refs), 13)
     second = matrix[:, 1] >= 65  # 1 to 3 letters come first; digits and padding are < 65

@@ -6,7 +6,7 @@ the register in each sheet and turns its cells into one frame per register, colu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from exitcheck.registers.limits import (
 from exitcheck.registers.model import ROW, SOURCE, ColumnInfo, Registers, SheetSource
 from exitcheck.registers.read import (
     HEADER_SEARCH_ROWS,
+    FileRead,
     SheetRead,
     column_letter,
     expand_paths,
@@ -266,9 +267,13 @@ def _missing_columns_error(shown: str, missing: list[DataIssue]) -> InputError:
     )
 
 
-def load_file(path: Path, shown: str, headers: HeaderMap, limits: Limits) -> LoadedFile:
+#: How a file's cells are got: read_file, or a read-ahead's answer for it (registers/ahead.py).
+FileReader = Callable[[Path, str, Limits], FileRead]
+
+
+def load_file(path: Path, shown: str, headers: HeaderMap, limits: Limits, reader: FileReader = read_file) -> LoadedFile:
     """The register sheets of one file. Raises InputError when the file yields none."""
-    read = read_file(path, shown, limits)
+    read = reader(path, shown, limits)
     sheets = read.sheets
     found: list[tuple[SheetSource, pd.DataFrame]] = []
     notes: list[tuple[str, str]] = list(read.notes)
@@ -349,12 +354,14 @@ def load(
     headers: HeaderMap | None = None,
     limits: Limits | None = None,
     strict: bool = False,
+    reader: FileReader | None = None,
 ) -> Registers:
     """Load registers from workbooks, CSV files or folders of them.
 
     One unreadable file is recorded in `Registers.failures` and the others are still read,
     unless `strict`, in which case its InputError is raised. When no file can be read, or the
     households or members register is missing from all of them, InputError is raised.
+    `reader` gets each file's cells (a ReadAhead's `read` hands over what it read already).
     """
     headers = headers or {}
     limits = limits or Limits()
@@ -369,7 +376,7 @@ def load(
     missing: list[DataIssue] = []
     for path, shown in files:
         try:
-            loaded = load_file(path, shown, headers, limits)
+            loaded = load_file(path, shown, headers, limits, reader or read_file)
         except InputError as error:
             if strict:
                 raise

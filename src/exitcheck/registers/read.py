@@ -219,21 +219,23 @@ def ole_stream_names(path: Path) -> set[str]:
     return names
 
 
-def _read_workbook(path: Path, shown: str, kind: str, limits: Limits) -> FileRead:
+def _read_workbook(path: Path, shown: str, kind: str, limits: Limits, control: ReadControl | None) -> FileRead:
     scan: PackageScan | None = None
     try:
         if kind == "zip":
             infos = check_zip(path, shown, limits)
             # sheets are scanned in the background while calamine opens the workbook
             scan = scan_package(path, shown, infos, limits, background=True, largest_first=_cores() >= 2)
-            return _read_with_calamine(path, shown, limits, scan)
-        return _read_with_calamine(path, shown, limits, None)
+            if control is not None:
+                control.link(scan.cancel)
+            return _read_with_calamine(path, shown, limits, scan, control)
+        return _read_with_calamine(path, shown, limits, None, control)
     finally:
         if scan is not None:
             scan.close()
 
 
-def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageScan | None) -> FileRead:
+def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageScan | None, control: ReadControl | None) -> FileRead:
     import python_calamine
 
     notes: list[tuple[str, str]] = []
@@ -280,8 +282,15 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
         raise _unreadable(shown, exc) from None
     reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"),
                           two_lanes=two_lanes_possible(real))
+    if control is not None:
+        control.link(reader.stop)
+        reader.parsing = control.parsing
     sheets = reader.read_all(workbook, open_workbook, worksheets)
     return FileRead(sheets, notes, kind=real)
+
+
+class ReadingStopped(Exception):
+    """The reading was stopped from outside (ReadControl.stop) before every sheet was read."""
 
 
 #: Formats whose reader parses a sheet only when asked for it, so that a second handle reads
@@ -316,7 +325,8 @@ class _SheetReader:
     scan: PackageScan | None
     lengths_checked: bool
     two_lanes: bool
-    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    stop: threading.Event = field(default_factory=threading.Event, init=False)
+    parsing: threading.Event | None = field(default=None, init=False)  # set as calamine starts on a sheet
     _first_failure: int = field(default=1 << 30, init=False)  # workbook index of the earliest failed sheet
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -333,7 +343,7 @@ class _SheetReader:
             if pool is not None:
                 outcome.update(other.result())
         except BaseException:
-            self._stop.set()
+            self.stop.set()
             if self.scan is not None:
                 self.scan.cancel.set()
             raise
@@ -341,6 +351,8 @@ class _SheetReader:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             workbook.close()
+        if self.stop.is_set():
+            raise ReadingStopped(self.shown)
         # the first failing sheet in workbook order decides, whichever lane met it first; the
         # sheets left unread all come after it
         for name in names:
@@ -376,7 +388,7 @@ class _SheetReader:
     def _read_lane(self, workbook: Any, names: list[str], order: dict[str, int]) -> dict[str, SheetRead | InputError]:
         outcome: dict[str, SheetRead | InputError] = {}
         for name in names:
-            if self._stop.is_set():
+            if self.stop.is_set():
                 break
             if order[name] > self._first_failure:
                 continue  # a sheet before this one has failed: its message is the one given
@@ -399,6 +411,8 @@ class _SheetReader:
     def _read_sheet(self, workbook: Any, name: str) -> SheetRead:
         if self.scan is not None:
             self.scan.wait_sheet(name)  # its part has passed the limits: calamine may lay it out
+        if self.parsing is not None:
+            self.parsing.set()
         sheet = workbook.get_sheet_by_name(name)
         end = sheet.end
         # to_python(skip_empty_area=False) lays the grid out from A1: check that first.
@@ -512,8 +526,44 @@ def _read_csv(path: Path, shown: str, limits: Limits) -> FileRead:
     return FileRead([SheetRead(path.stem, rows, 1)], decoded_as=decoded, kind="csv")
 
 
-def read_file(path: Path, shown: str, limits: Limits) -> FileRead:
+@dataclass
+class ReadControl:
+    """What the caller of a background read sees of it, and how it stops it.
+
+    `parsing` is set once calamine is laying out a sheet whose scan has passed (or the read
+    has ended); `stop()` stops the reading at the scan's next chunk and the reader's next sheet.
+    """
+
+    parsing: threading.Event = field(default_factory=threading.Event)
+    stopped: threading.Event = field(default_factory=threading.Event)
+    _linked: list[threading.Event] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def link(self, event: threading.Event) -> None:
+        """`event` is set when the reading is stopped (a file's scan and reader each have one,
+        so that ending one file's reading does not stop the next)."""
+        with self._lock:
+            self._linked.append(event)
+            if self.stopped.is_set():
+                event.set()
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped.set()
+            for event in self._linked:
+                event.set()
+
+
+def read_file(path: Path, shown: str, limits: Limits, control: ReadControl | None = None) -> FileRead:
     """Every worksheet of a file, with what the reading has to say about it (read_sheets)."""
+    try:
+        return _read_file(path, shown, limits, control)
+    finally:
+        if control is not None:
+            control.parsing.set()  # a file without a sheet to parse (CSV, an error) ends here
+
+
+def _read_file(path: Path, shown: str, limits: Limits, control: ReadControl | None) -> FileRead:
     if not path.exists():
         raise InputError(shown, "文件不存在", "no such file")
     if not path.is_file():
@@ -522,7 +572,7 @@ def read_file(path: Path, shown: str, limits: Limits) -> FileRead:
     kind = _sniff(path, shown)
     if kind == "csv":
         return _read_csv(path, shown, limits)
-    return _read_workbook(path, shown, kind, limits)
+    return _read_workbook(path, shown, kind, limits, control)
 
 
 def read_sheets(path: Path, shown: str, limits: Limits) -> list[SheetRead]:

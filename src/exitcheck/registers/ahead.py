@@ -1,0 +1,69 @@
+"""Reading the registers while the rest of exitcheck is still being imported.
+
+A county audit spends 0.4 s importing pandas, numpy, pyarrow and its own modules, and about
+a second in calamine, which parses a sheet without holding the GIL. Started first, the reading
+overlaps the two: `ReadAhead` reads the files in a background thread; the command waits until
+calamine is parsing (the package scan, which needs the GIL as much as an import does, has
+passed the largest sheet by then), imports what it needs, and the loader takes each file's
+read from `ReadAhead.read` instead of reading it itself.
+
+Nothing here imports pandas: that is the point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+from exitcheck.registers.limits import Limits
+from exitcheck.registers.read import FileRead, ReadControl, expand_paths, read_file
+
+#: How long a command waits for calamine to start before it imports anyway: the scan of a
+#: prefecture's member sheet takes a few seconds, and the imports then overlap the scan.
+PARSING_WAIT_SECONDS = 2.0
+
+
+class ReadAhead:
+    """The first file of `paths`, read in a background thread; the loader reads the others
+    itself, one at a time, as it always has (reading them all ahead would hold every file's
+    cells at once).
+
+    Use it as a context manager: leaving the block stops a reading still under way (Ctrl-C,
+    an error before the loader took the file) at the next sheet or chunk.
+    """
+
+    def __init__(self, paths: Iterable[str | Path], limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        files = expand_paths(paths)
+        self.first = files[0] if files else None
+        self._control = ReadControl()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-read-ahead")
+        self._read: Future[FileRead] | None = None
+        if self.first is None:
+            self._control.parsing.set()
+        else:
+            self._read = self._executor.submit(read_file, *self.first, self.limits, self._control)
+
+    def wait_until_parsing(self, timeout: float = PARSING_WAIT_SECONDS) -> None:
+        """Return once calamine parses the first file's first sheet, or the read has ended."""
+        self._control.parsing.wait(timeout)
+
+    def read(self, path: Path, shown: str, limits: Limits) -> FileRead:
+        """`read_file`'s answer for this file: the one read ahead (its InputError is raised
+        here), handed over once; any other file is read now."""
+        if self._read is None or (path, shown) != self.first or limits != self.limits:
+            return read_file(path, shown, limits)
+        future, self._read = self._read, None
+        return future.result()
+
+    def close(self) -> None:
+        self._control.stop()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.close()
