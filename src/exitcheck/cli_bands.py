@@ -153,6 +153,8 @@ def _counties(ui: Ui, paths: list[Path], ruleset: Any, as_of: Any, headers: Path
 
 
 def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
+    if ui.quiet:  # -q prints nothing, so nothing is counted for the table
+        return
     from exitcheck.bands import count_table
     from exitcheck.report.console import _table
 

