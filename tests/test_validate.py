@@ -178,6 +178,15 @@ def test_issues_xlsx_shows_ids_whole(tmp_path, run_cli):
     assert (out / "issues.xlsx").stat().st_mode & 0o077 == 0
 
 
+def test_out_writes_issues_json_as_json_prints_it(tmp_path, run_cli):
+    path = planted_county().write(tmp_path / "planted.xlsx")
+    out = tmp_path / "out"
+    run_cli("validate", str(path), "--out", str(out), "--as-of", AS_OF.isoformat())
+    printed = run_cli("validate", str(path), "--json", "--as-of", AS_OF.isoformat())
+    assert json.loads((out / "issues.json").read_text(encoding="utf-8")) == json.loads(printed.stdout)
+    assert (out / "issues.json").stat().st_mode & 0o077 == 0
+
+
 def test_english_messages(tmp_path, run_cli):
     path = planted_county().write(tmp_path / "planted.xlsx")
     result = run_cli("validate", str(path), "--json", "--lang", "en", "--as-of", AS_OF.isoformat())

@@ -219,14 +219,18 @@ def validate(
             raise
     with _progress(ui, ui.t("校验数据", "Validating")):
         issues = run_validate(registers, _date(as_of))
+    document = issues_document(issues, ui.lang, registers.counts()) if json_out or out else None
     if json_out:
-        print(json.dumps(issues_document(issues, ui.lang, registers.counts()), ensure_ascii=False, indent=2))
+        print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
         console.print_validation(ui, registers, issues)
     if out:
+        from exitcheck.report.files import write_json
+
         path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
+        write_json(out / "issues.json", document)  # what --json prints
         if not json_out:
-            ui.out.print(ui.t(f"问题清单已写入 {path}", f"issues written to {path}"))
+            ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
     found = int(ExitCode.FINDINGS) if any(i.severity == "error" for i in issues) else 0
     return worst(found, _failures_code(registers))
 
