@@ -470,6 +470,17 @@ def cells_after_the_word_sheetdata(folder: Path) -> Path:
     return zip_parts(folder / "cells_after_the_word_sheetData.xlsx", parts)
 
 
+@case("two_sheets_one_name")
+def two_sheets_one_name(folder: Path) -> Path:
+    """sparse_far_cell in the households sheet, and the villages sheet renamed 户表 too: calamine
+    reads the first sheet of a name, a scan that maps names to parts waited for the second."""
+    parts = county_parts()
+    target = sheet_part(parts, "户表")
+    parts[target] = with_rows(parts[target], b'<row r="60000"><c r="ALL60000"><v>1</v></c></row>')
+    parts["xl/workbook.xml"] = parts["xl/workbook.xml"].replace('name="村表"'.encode(), 'name="户表"'.encode())
+    return zip_parts(folder / "two_sheets_one_name.xlsx", parts)
+
+
 @case("styled_to_xfd")
 def styled_to_xfd(folder: Path) -> Path:
     """A valid register whose header row and first rows are formatted out to column XFD (a

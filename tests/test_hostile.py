@@ -69,6 +69,7 @@ EXPECTED: dict[str, Expect] = {
     "sparse_far_cell": Expect(3, ("60000 rows", "max_cells"), "a 60-million-cell grid under a lying <dimension>"),
     "far_cell_in_a_second_reference": Expect(3, ("corrupt",), "a cell with two r attributes is not XML; the scan sees the second"),
     "cells_after_the_word_sheetData": Expect(3, ("60000 rows", "max_cells"), "cells are counted wherever they stand"),
+    "two_sheets_one_name": Expect(3, ("60000 rows", "max_cells"), "each sheet waits for every part's scan when names repeat"),
     "styled_to_xfd": Expect(0, (), "cells that only carry a style are not counted: the exact pass finds 24 columns"),
     "wide_without_refs": Expect(3, ("20000 columns", "max_columns"), "cells without references, measured by parsing"),
     "million_formatted_rows": Expect(0, (), "rows that carry only a style are not data: the register reads as the control"),

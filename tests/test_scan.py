@@ -10,6 +10,10 @@ tag names.
 
 from __future__ import annotations
 
+import base64
+import os
+import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,11 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exitcheck.errors import InputError
-from exitcheck.registers.limits import Limits, QuickBound, check_zip, scan_package
-from exitcheck.registers.read import column_letter
+from exitcheck.registers.limits import CHUNK, Limits, QuickBound, check_zip, scan_package
+from exitcheck.registers.read import column_letter, read_file
 
 #: Small limits, so that small sheets cross them; the quick bound is then 99 rows x 45 columns.
 LIMITS = Limits(max_rows=150, max_columns=50, max_cells=150 * 30)
+DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
 ROOT = (
     b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
     b'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships" '
@@ -44,12 +49,34 @@ PARTS = {
 }
 
 
-def workbook(path: Path, sheet_data: bytes, before: bytes = b'<cols><col min="1" max="3" width="9"/></cols>') -> Path:
-    sheet = b'<?xml version="1.0" encoding="UTF-8"?>' + ROOT + before + b"<sheetData>" + sheet_data + b"</sheetData></worksheet>"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in {**PARTS, "xl/worksheets/sheet1.xml": sheet}.items():
+def package(path: Path, sheets: list[tuple[str, bytes]], names: list[str] | None = None, extra: tuple = ()) -> Path:
+    """An xlsx of `sheets` (part name under xl/, XML), named `names` (S, S2, ...), with `extra`
+    members (name, bytes) added as they are, duplicates included."""
+    names = names or ["S"] + [f"S{n}" for n in range(2, len(sheets) + 1)]
+    book = PARTS["xl/workbook.xml"].replace(
+        b'<sheet name="S" sheetId="1" r:id="rId1"/>',
+        b"".join(b'<sheet name="%s" sheetId="%d" r:id="rId%d"/>' % (name.encode(), n, n) for n, name in enumerate(names, 1)),
+    )
+    rels = PARTS["xl/_rels/workbook.xml.rels"].replace(
+        b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>',
+        b"".join(b'<Relationship Id="rId%d" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="%s"/>'
+                 % (n, target.encode()) for n, (target, _) in enumerate(sheets, 1)),
+    )
+    members = [*{**PARTS, "xl/workbook.xml": book, "xl/_rels/workbook.xml.rels": rels}.items(),
+               *((f"xl/{target}", xml) for target, xml in sheets), *extra]
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        warnings.simplefilter("ignore")  # a duplicate name is the point of one case
+        for name, content in members:
             archive.writestr(name, content)
     return path
+
+
+def sheet(data: bytes, before: bytes = b'<cols><col min="1" max="3" width="9"/></cols>', prefix: bytes = DECLARATION) -> bytes:
+    return prefix + ROOT + before + b"<sheetData>" + data + b"</sheetData></worksheet>"
+
+
+def workbook(path: Path, sheet_data: bytes) -> Path:
+    return package(path, [("worksheets/sheet1.xml", sheet(sheet_data))])
 
 
 def ref(row: int, column: int) -> str:
@@ -68,6 +95,9 @@ FORMS = {
     "second r, spaced": lambda r, c: f'<c r="A1" r ="{ref(r, c)}">',
     "lower case": lambda r, c: f'<c r="{ref(r, c).lower()}">',
     "newline before r": lambda r, c: f'<c\nr="{ref(r, c)}">',
+    "second r, no space": lambda r, c: f"<c r=\"A1\" t=\"n\"r='{ref(r, c)}'>",
+    "leading zeros": lambda r, c: f'<c r="{column_letter(c - 1)}{r:010d}">',
+    "no r, r= in another name": lambda r, c: '<c ar="A1">',
 }
 cells = st.tuples(st.sampled_from(sorted(FORMS)), st.integers(1, 400), st.integers(1, 80), st.booleans())
 rows = st.lists(
@@ -147,3 +177,83 @@ def test_common_writers_take_the_quick_path() -> None:
         assert quick(tag), tag
     for tag in (b'<c r="AO1">', b'<c r="A1000000">', b'<c s="1" r="A1">', b"<c>", b'<x:c r="A1">', b'<c r="A1" r="B2">'):
         assert not quick(tag), tag
+
+
+# ---- the ways past the scan a review found (each made calamine lay out 60 million cells) ------
+
+TOP = b'<row r="1"><c r="A1" t="inlineStr"><is><t>x</t></is></c></row>'
+FAR = b'<row r="6000"><c r="AX6000"><v>1</v></c></row>'  # 6000 x 50: over LIMITS, inside Limits()
+
+
+def split_at_chunk(before: bytes, after: bytes) -> bytes:
+    """A sheet whose first 4 MiB stretch ends with `before` (a long attribute value leaves no
+    '<' near the end) and whose next one starts with `after`."""
+    head = DECLARATION + ROOT + b"<sheetData>" + TOP + b'<row r="6000"><c r="A1" t="n" p="'
+    filler = base64.b64encode(os.urandom(CHUNK))[: CHUNK - len(head) - len(before)]
+    return head + filler + before + after + b"<v>1</v></c></row></sheetData></worksheet>"
+
+
+BYPASSES: dict[str, list[tuple[str, bytes]]] = {
+    "a UTF-16 mark before UTF-8 bytes": [("worksheets/sheet1.xml", sheet(TOP + FAR, prefix=b"\xff\xfe" + DECLARATION))],
+    "a NUL byte in a comment": [("worksheets/sheet1.xml", sheet(TOP + FAR, before=b"<!--\x00-->"))],
+    "leading zeros in a row": [("worksheets/sheet1.xml", sheet((TOP + FAR).replace(b'r="A1"', b'r="A0000000001"')))],
+    "r=\"A1\" in a text": [("worksheets/sheet1.xml", sheet(b'<row r="1"><c r="AX1"><v>1</v></c></row><row r="6000"><c t="inlineStr"><is><t>r="A1"</t></is></c></row>'))],
+    "a second r with no space": [("worksheets/sheet1.xml", sheet(TOP + FAR.replace(b'<c r="AX6000">', b"<c r=\"A1\" t=\"n\"r='AX6000'>")))],
+    "a chunk's end before r='..'": [("worksheets/sheet1.xml", split_at_chunk(b'" ', b"r='AX6000'>"))],
+    "a chunk's end between r and its value": [("worksheets/sheet1.xml", split_at_chunk(b'" r', b'="AX6000">'))],
+    "an empty string value": [("worksheets/sheet1.xml", sheet(TOP + FAR.replace(b"><v>1</v>", b' t="str"><v/>')))],
+    "an empty date value": [("worksheets/sheet1.xml", sheet(TOP + FAR.replace(b"><v>1</v>", b' t="d"><v></v>')))],
+    "a sheet part not named .xml": [("worksheets/sheet1.bin", sheet(TOP + FAR))],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BYPASSES))
+def test_a_crafted_sheet_is_refused_before_calamine(tmp_path: Path, case: str) -> None:
+    path = package(tmp_path / "crafted.xlsx", BYPASSES[case])
+    assert calamine_grid(path) not in (None, (0, 0))  # calamine reads it, far cell included
+    with pytest.raises(InputError):
+        scan_package(path, path.name, check_zip(path, path.name, LIMITS), LIMITS).close()
+
+
+def test_two_sheets_of_one_name_wait_for_every_part(tmp_path: Path) -> None:
+    # calamine reads the first sheet named S; a map by name pointed at the second (the hostile
+    # corpus runs this through the CLI under the memory cap: two_sheets_one_name)
+    from exitcheck.registers.limits import _sheet_parts
+
+    path = package(tmp_path / "twice.xlsx", [("worksheets/sheet1.xml", sheet(TOP + FAR)), ("worksheets/sheet2.xml", sheet(TOP))],
+                   names=["S", "S"])
+    with zipfile.ZipFile(path) as archive:
+        assert _sheet_parts(archive, set(archive.namelist())) == {}
+    with pytest.raises(InputError, match="6000 rows"):
+        read_file(path, path.name, LIMITS)
+
+
+def test_two_members_of_one_name_are_refused(tmp_path: Path) -> None:
+    path = package(tmp_path / "twice.xlsx", [("worksheets/sheet1.xml", sheet(TOP))],
+                   extra=(("xl/worksheets/sheet1.xml", sheet(TOP + FAR, before=b"<!--" + b"z" * 2000 + b"-->")),))
+    with pytest.raises(InputError, match="two members"):
+        check_zip(path, path.name, LIMITS)
+
+
+def test_a_long_text_across_a_chunk_end_is_measured(tmp_path: Path) -> None:
+    opening = b'<c r="A1" t="inlineStr"><is><t>'
+    head = DECLARATION + ROOT + b"<sheetData><row r=\"1\">"
+    filler = b"<!--" + b"x" * (CHUNK - 30_000 - len(head) - len(opening) - 7) + b"-->"
+    text = base64.b64encode(os.urandom(300_000))[:300_000]
+    path = package(tmp_path / "long.xlsx", [("worksheets/sheet1.xml", head + filler + opening + text + b"</t></is></c></row></sheetData></worksheet>")])
+    with pytest.raises(InputError, match="max_cell_chars"):
+        read_file(path, path.name, Limits())
+
+
+def test_a_compression_method_zipfile_lacks_is_an_input_error(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "deflate64.xlsx", TOP)
+    data = bytearray(path.read_bytes())
+    name, at = b"xl/workbook.xml", 0
+    while (at := data.find(name, at + 1)) > 0:  # method 9, Deflate64, in both headers
+        if data[at - 30 : at - 26] == b"PK\x03\x04":
+            struct.pack_into("<H", data, at - 22, 9)
+        if data[at - 46 : at - 42] == b"PK\x01\x02":
+            struct.pack_into("<H", data, at - 36, 9)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="corrupt"):
+        read_file(path, path.name, LIMITS)

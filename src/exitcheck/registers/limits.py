@@ -169,6 +169,11 @@ def check_zip(path: Path, shown: str, limits: Limits) -> list[zipfile.ZipInfo]:
         raise _corrupt_zip(shown, exc) from None
     if len(infos) > limits.max_zip_entries:  # an end record that lied about its count
         raise _corrupt_zip(shown, f"{len(infos)} members, the end record says {count}")
+    keys = [_part_key(info.filename) for info in infos]
+    if len(set(keys)) != len(keys):
+        # Two members of one name: the scan would pass one and a reader might read the other.
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise _corrupt_zip(shown, f"two members named {twice}")
     total = 0
     for info in infos:
         total += info.file_size
@@ -219,20 +224,16 @@ def check_shape(shown: str, sheet: str, rows: int, columns: int, limits: Limits)
 
 # ---- streaming scan of a package's parts ---------------------------------------------------
 
-#: A cell reference attribute, r="AB12", as almost every writer puts it. No whitespace is
-#: required before it, so that an attribute after a newline or tab is seen too; an attribute
-#: whose name merely ends in r and whose value looks like a reference can only make the bound
-#: larger, never smaller. References in any other form are _ODD_REFERENCE.
-_REF = re.compile(rb'r="([A-Z]{1,3}[0-9]{1,10})"')
-#: A cell element, <c> or <c r=..> (not <col>, <cfRule> and the like), and a prefixed one
+#: A cell in the plain form, its reference captured: the reference first, then only the other
+#: attributes CT_Cell has (s, t, cm, vm, ph). Excel, WPS, LibreOffice, openpyxl, xlsxwriter and
+#: POI all write cells so. Anything else calamine would still read (a second r, which calamine
+#: takes over the first; r = "..", r='..', lower case, leading zeros in the row, a character
+#: reference) is not plain, and a sheet with such a cell is measured by value_extent.
+_PLAIN_CELL = re.compile(rb'<c r="([A-Z]{1,3}[1-9][0-9]{0,9})"(?: (?:s|t|cm|vm|ph)="[^"<>]*")*/?>')
+#: Any cell element, <c> or <c r=..> (not <col>, <cfRule> and the like), and a prefixed one
 #: (<x:c/>). Each pattern starts with a literal, which the regex engine searches for at C speed.
 _CELL = re.compile(rb"<c[\s/>]")
 _PREFIXED_CELL = re.compile(rb":c[\s/>]")
-#: An r attribute calamine reads but _REF does not see: spaced (r = "A1"), single-quoted,
-#: lower-case, absolute ($A$1), with a character reference, or prefixed (x:r). calamine takes
-#: the last r of a cell, so a second r in such a form could place the cell anywhere.
-_ODD_REFERENCE = re.compile(rb'r(?<=\sr)(?!="[A-Z]{0,3}[0-9]{1,10}")\s*=')
-_PREFIXED_REFERENCE = re.compile(rb":r(?<!xmlns:r)\s*=")
 _XML_SUFFIXES = (".xml", ".rels", ".vml")
 
 
@@ -269,7 +270,7 @@ def _quick_bound(max_rows: int, max_columns: int, max_cells: int) -> QuickBound 
         rows = 10**digits - 1
         columns = min(max_columns, max_cells // rows, 702)
         if rows <= max_rows and columns >= 26:
-            reference = rb"(?:%s)[0-9]{1,%d}" % (_columns_up_to(columns), digits)
+            reference = rb"(?:%s)[1-9][0-9]{0,%d}" % (_columns_up_to(columns), digits - 1)
             plain = rb'<c(?![\w.:-])(?! r="%s"(?: (?:s|t|cm|vm|ph)="[^"<>]*")*/?>)' % reference
             return QuickBound(re.compile(plain), rows, columns)
     return None
@@ -297,15 +298,14 @@ class PartScan:
     cell_elements: int = 0
     cell_refs: int = 0
     prefixed: bool = False  # elements carry a namespace prefix (<x:c>): bound by value_extent
-    odd_references: bool = False  # an r attribute _REF does not read: bound by value_extent
     quick: bool = False  # some stretch was bounded by QuickBound, not by its references
 
     def grid(self) -> tuple[int, int]:
         """A bound on the grid a reader lays out, from the cell references (calamine places a
-        cell by its own reference, whatever its row element or the <dimension> says). Cells
-        without a reference are placed by counting, and prefixed element names escape the
-        counts: for those no quick bound is given, and value_extent measures the part."""
-        if self.prefixed or self.odd_references or self.cell_elements > self.cell_refs:
+        cell by its own reference, whatever its row element or the <dimension> says). A cell
+        not in the plain form (without a reference, placed by counting; with a second one;
+        prefixed) leaves the part unbounded, and value_extent measures it."""
+        if self.prefixed or self.cell_elements > self.cell_refs:
             return UNBOUNDED, UNBOUNDED
         return self.max_row, self.max_column
 
@@ -415,7 +415,10 @@ def scan_package(
             if manifest and archive.getinfo(manifest).file_size < 16 * MIB:
                 scan.encrypted = b"encryption-data" in archive.read(manifest)
         sheet_parts = set(scan.sheets.values())
-        later = [i for i in xml if i.filename in sheet_parts or "worksheets/" in _part_key(i.filename)]
+        # A sheet part of an xlsx is scanned whatever its name ends in: calamine reads the part
+        # the workbook's relationships point at (an xlsb's sheets are binary, left to calamine).
+        candidates = infos if scan.kind == "xlsx" else xml
+        later = [i for i in candidates if i.filename in sheet_parts or "worksheets/" in _part_key(i.filename)]
         for info in xml:
             if info.filename not in scan.parts and info not in later:
                 scan.parts[info.filename] = _measure_part(archive, info, info.filename, shown, limits, scan.cancel)
@@ -449,7 +452,7 @@ def _measure_part(
     if _over(part.grid(), limits):
         # the references count cells that only carry a style; measure the cells that hold
         # values before refusing
-        rows, columns = value_extent(archive, part.name)
+        rows, columns = value_extent(archive, part.name, cancel)
         check_shape(shown, label, rows, columns, limits)
     return part
 
@@ -474,7 +477,8 @@ def _zip_errors(shown: str) -> Iterator[None]:
                 f"a part does not match its declared size or checksum: the file is tampered with or corrupt ({exc}); export or copy it again",
             ) from None
         raise _corrupt_zip(shown, exc) from None
-    except (OSError, EOFError, ValueError, zlib.error, ET.ParseError) as exc:
+    except (OSError, EOFError, ValueError, zlib.error, ET.ParseError, NotImplementedError) as exc:
+        # NotImplementedError: a compression method zipfile lacks (Deflate64, say)
         raise _corrupt_zip(shown, exc) from None
 
 
@@ -502,17 +506,16 @@ def _scan_part(
             if not chunk:
                 break
             if not part.size:
-                if not _is_utf8_xml(chunk):
-                    # UTF-16 customXml parts are legitimate; calamine reads sheets as UTF-8
-                    # only (a UTF-16 sheet comes out empty), so a part it cannot read needs no
-                    # scan.
-                    return part
+                # No part is skipped, whatever its encoding: calamine reads a sheet's bytes as
+                # UTF-8 even after a UTF-16 mark or a NUL, and a UTF-16 part holds no '<c'.
                 _check_prolog(part, chunk, shown)
             part.size += len(chunk)
             data = tail + chunk if tail else chunk
-            # stop at the last '<' so that no tag straddles two stretches (text holds no '<')
+            # Stop at the last '<', so that no tag and no text run straddles two stretches: the
+            # tail carried over starts with its tag. When the only '<' is the first byte, the
+            # stretch is one tag and the text after it, and is taken whole.
             cut = data.rfind(b"<")
-            if cut <= 0 or len(data) - cut > 4096:
+            if cut <= 0:
                 cut = len(data)
             _scan_xml(part, data, cut, shown, limits, bound)
             tail = data[cut:]
@@ -542,11 +545,6 @@ def _check_prolog(part: PartScan, chunk: bytes, shown: str) -> None:
 _ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
 
 
-def _is_utf8_xml(chunk: bytes) -> bool:
-    head = chunk[:4096]
-    return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" not in head
-
-
 @functools.lru_cache(maxsize=8)
 def _long_text(max_chars: int) -> re.Pattern[bytes]:
     """Cell text (<t> or <v>) of more than `max_chars` bytes: a candidate over the limit.
@@ -565,12 +563,10 @@ def _scan_xml(part: PartScan, data: bytes, cut: int, shown: str, limits: Limits,
         return
     # Cells are counted wherever they stand, not only inside <sheetData>: a text, a comment or
     # a CDATA section can hold the word, and a count it switched off would miss the cells
-    # after it. (No real sheet has a cell element outside its sheetData.)
+    # after it. Every plain cell is a cell too, so the counts are equal only when every cell
+    # element is plain. (No real sheet has a cell element outside its sheetData.)
     part.cell_elements += len(_CELL.findall(data, 0, cut)) + len(_PREFIXED_CELL.findall(data, 0, cut))
-    part.odd_references = part.odd_references or any(
-        pattern.search(data, 0, cut) is not None for pattern in (_ODD_REFERENCE, _PREFIXED_REFERENCE)
-    )
-    refs = _REF.findall(data, 0, cut)
+    refs = _PLAIN_CELL.findall(data, 0, cut)
     if refs:
         max_row, max_column = refs_extent(refs)
         part.max_row = max(part.max_row, max_row)
@@ -634,12 +630,13 @@ def _largest(rows: np.ndarray) -> bytes:
     return rows[0].tobytes()
 
 
-def value_extent(archive: zipfile.ZipFile, part: str) -> tuple[int, int]:
+def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | None = None) -> tuple[int, int]:
     """The grid of the cells that hold a value (rows, columns), by parsing the sheet XML.
 
     The slow, exact pass, run only when the quick bound is over a limit: cells that carry only
     a style (a million formatted empty rows) take no room in the reader and should not count.
-    A cell counts when it has a non-empty <v> or an inline string, as calamine reads it.
+    A cell counts when it has a <v> (even an empty one: calamine keeps an empty string or
+    date) or an inline string.
     """
     parser = ET.XMLPullParser(events=("start", "end"))
     row = column = 0
@@ -649,6 +646,8 @@ def value_extent(archive: zipfile.ZipFile, part: str) -> tuple[int, int]:
     sheet_data: ET.Element | None = None
     with archive.open(part) as stream:
         while True:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
             chunk = stream.read(CHUNK)
             if not chunk:
                 break
@@ -666,9 +665,7 @@ def value_extent(archive: zipfile.ZipFile, part: str) -> tuple[int, int]:
                         has_value = False
                     elif tag == "sheetData":
                         sheet_data = element
-                elif tag == "v":
-                    has_value = has_value or bool(element.text)
-                elif tag == "is":
+                elif tag in ("v", "is"):
                     has_value = True
                 elif tag == "c" and has_value:
                     last_row = max(last_row, cell_row)
@@ -721,8 +718,13 @@ def _sheet_parts(archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
     for sheet in workbook.iter():
         if sheet.tag.endswith("}sheet") or sheet.tag == "sheet":
             rid = next((v for k, v in sheet.attrib.items() if k.endswith("}id")), None)
-            if rid in targets and sheet.get("name"):
-                out[sheet.get("name", "")] = targets[rid]
+            name = sheet.get("name", "")
+            if name.casefold() in {known.casefold() for known in out}:
+                # Excel forbids it; calamine reads the first of the two, this map would name
+                # the last: leave the map empty, and each sheet waits for every part's scan
+                return {}
+            if rid in targets and name:
+                out[name] = targets[rid]
     return out
 
 

@@ -380,7 +380,8 @@ def load(
         except InputError as error:
             if strict:
                 raise
-            failures.append(error)
+            # kept to the end of the run: without the traceback, whose frames hold the cells read
+            failures.append(error.with_traceback(None))
             continue
         notes.extend(loaded.notes)
         missing.extend(loaded.missing)

@@ -395,7 +395,8 @@ class _SheetReader:
             try:
                 outcome[name] = self._read_sheet(workbook, name)
             except InputError as error:
-                outcome[name] = error
+                # without its traceback, whose frames hold the refused sheet's grid
+                outcome[name] = error.with_traceback(None)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # calamine's errors, and a Rust panic (pyo3's PanicException)
