@@ -74,3 +74,25 @@ def test_only_the_first_file_is_read_ahead(tmp_path: Path) -> None:
         with pytest.raises(InputError, match="no such file"):
             ahead.read(second, str(second), Limits())
         assert ahead.read(first, str(first), Limits()).sheets
+
+
+def test_a_stopped_reading_scans_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stop that comes while the parts before the sheets are scanned (a huge sharedStrings)
+    # reaches that scan too, not only the sheets' scans after it.
+    from exitcheck.registers import limits
+    from exitcheck.registers.read import ReadControl, read_file
+
+    path = base_county().write(tmp_path / "county.xlsx")
+    scanned: list[str] = []
+    real = limits._scan_part
+
+    def spying(archive, info, *args, **kwargs):  # noqa: ANN001, ANN202
+        scanned.append(info.filename)
+        return real(archive, info, *args, **kwargs)
+
+    monkeypatch.setattr(limits, "_scan_part", spying)
+    control = ReadControl()
+    control.stop()
+    with pytest.raises(ReadingStopped):
+        read_file(path, path.name, Limits(), control)
+    assert len(scanned) <= 1  # the first part's scan sees the stop at its first chunk

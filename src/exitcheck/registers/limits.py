@@ -310,7 +310,7 @@ class PartScan:
         return self.max_row, self.max_column
 
 
-class _Cancelled(Exception):
+class ScanCancelled(Exception):
     """The reading stopped (an error elsewhere): the background scan gives up."""
 
 
@@ -380,7 +380,8 @@ def package_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
 
 
 def scan_package(
-    path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: Limits, *, background: bool = False, largest_first: bool = False
+    path: Path, shown: str, infos: list[zipfile.ZipInfo], limits: Limits, *, background: bool = False, largest_first: bool = False,
+    cancel: threading.Event | None = None,
 ) -> PackageScan:
     """Inflate every XML part as a stream (nothing is kept) and check what it really holds.
 
@@ -396,11 +397,12 @@ def scan_package(
     and `close` when done. With `largest_first`, the background scan takes the largest sheet
     first: a reader with two lanes reads it in a lane of its own (read.py), and it is the sheet
     the reading waits for longest; one lane reads in workbook order, and so should the scan.
+    Setting `cancel` stops the scan at its next chunk, the parts scanned before this returns too.
     docs/limits.md has the measured costs.
     """
     names = {info.filename for info in infos}
     with _zip_errors(shown), zipfile.ZipFile(path) as archive:
-        scan = PackageScan(package_kind(archive, names), names)
+        scan = PackageScan(package_kind(archive, names), names, cancel=cancel or threading.Event())
         scan.part_bytes = {info.filename: info.file_size for info in infos}
         xml = [info for info in infos if info.filename.lower().endswith(_XML_SUFFIXES)]
         # Binary parts (xlsb records, pictures) are left to the reader: zipfile and calamine's
@@ -467,7 +469,7 @@ def _zip_errors(shown: str) -> Iterator[None]:
     """Errors of a damaged package, as the InputError a user gets."""
     try:
         yield
-    except (InputError, _Cancelled):
+    except (InputError, ScanCancelled):
         raise
     except zipfile.BadZipFile as exc:
         if "CRC" in str(exc):  # also what a part inflating past its declared size ends in
@@ -501,7 +503,7 @@ def _scan_part(
     with archive.open(info) as stream:
         while True:
             if cancel.is_set():
-                raise _Cancelled
+                raise ScanCancelled
             chunk = stream.read(CHUNK)
             if not chunk:
                 break
@@ -647,7 +649,7 @@ def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | 
     with archive.open(part) as stream:
         while True:
             if cancel is not None and cancel.is_set():
-                raise _Cancelled
+                raise ScanCancelled
             chunk = stream.read(CHUNK)
             if not chunk:
                 break

@@ -25,6 +25,7 @@ from exitcheck.errors import InputError
 from exitcheck.registers.limits import (
     Limits,
     PackageScan,
+    ScanCancelled,
     check_file_size,
     check_shape,
     check_zip,
@@ -225,9 +226,13 @@ def _read_workbook(path: Path, shown: str, kind: str, limits: Limits, control: R
         if kind == "zip":
             infos = check_zip(path, shown, limits)
             # sheets are scanned in the background while calamine opens the workbook
-            scan = scan_package(path, shown, infos, limits, background=True, largest_first=_cores() >= 2)
+            cancel = threading.Event()
             if control is not None:
-                control.link(scan.cancel)
+                control.link(cancel)  # before the scan starts: a stop reaches its first part too
+            try:
+                scan = scan_package(path, shown, infos, limits, background=True, largest_first=_cores() >= 2, cancel=cancel)
+            except ScanCancelled:
+                raise ReadingStopped(shown) from None
             return _read_with_calamine(path, shown, limits, scan, control)
         return _read_with_calamine(path, shown, limits, None, control)
     finally:
