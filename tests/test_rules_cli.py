@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from builders import base_county
 from exitcheck.rules.model import default_rules_path
 
 
@@ -71,3 +76,27 @@ def test_bad_option_values_are_usage_errors(tmp_path, run_cli):
     assert run_cli("audit", str(path), "--split-by", "village").returncode == 2
     assert run_cli("audit", str(path), "--as-of", "2020-13-45").returncode == 2
     assert run_cli("audit", str(path), "--format", "pdf").returncode == 2
+
+
+SPY_ON_READING = """
+import sys
+from exitcheck.registers import ahead
+started = ahead.ReadAhead.__init__
+def spy(self, *args, **kwargs):
+    print("reading started", flush=True)
+    started(self, *args, **kwargs)
+ahead.ReadAhead.__init__ = spy
+from exitcheck.cli import main
+sys.argv = ["exitcheck", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("command", ["audit", "bands"])
+def test_a_broken_rule_set_is_refused_before_the_registers_are_read(tmp_path, command):
+    rules = _broken(tmp_path, "level: household", "level: hamlet")
+    county = base_county().write(tmp_path / "county.xlsx")
+    result = subprocess.run([sys.executable, "-c", SPY_ON_READING, command, str(county), "--rules", str(rules), "--out", str(tmp_path / "o")],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert result.returncode == 4 and "rules.yaml" in result.stderr
+    assert "reading started" not in result.stdout

@@ -339,6 +339,7 @@ def audit(
         return audit_on_dask(ui, paths, rules=rules, as_of=_date(as_of), out=out, formats=formats, split_by=split_by,
                              headers=headers, strict=strict, scheduler=scheduler, workers=workers)
     reference = _date(as_of)
+    rules_file = _rules_file(rules)
     config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:
         from exitcheck.audit import audit as run_audit
@@ -346,7 +347,7 @@ def audit(
         from exitcheck.report.gaps_out import write_outputs
         from exitcheck.validation import prepare
 
-        ruleset = _ruleset(rules)
+        ruleset = _compiled(rules_file)
         registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead)
     with _progress(ui, ui.t("校验数据", "Validating")):
         prepare(registers, reference)
@@ -359,12 +360,24 @@ def audit(
 
 
 def _ruleset(path: Path | None) -> Any:
+    """The rule set at `path` (the default one when None), read, validated and compiled."""
+    return _compiled(_rules_file(path))
+
+
+def _rules_file(path: Path | None) -> Any:
+    """The rule set read and validated, not compiled: this needs no pandas, so a command checks
+    it before it starts reading the registers."""
+    from exitcheck.rules.model import load_ruleset
+
+    return load_ruleset(path)
+
+
+def _compiled(ruleset: Any) -> Any:
+    """`ruleset` with every rule's expressions compiled once (ConfigError for a bad one)."""
     from exitcheck.errors import ConfigError
     from exitcheck.rules.engine import compile_rule
     from exitcheck.rules.expr import ExpressionError
-    from exitcheck.rules.model import load_ruleset
 
-    ruleset = load_ruleset(path)
     for rule in ruleset.rules:
         try:
             compile_rule(rule, ruleset)

@@ -20,11 +20,12 @@ from exitcheck.cli import (
     Lang,
     Quiet,
     Ui,
+    _compiled,
     _date,
     _load,
     _progress,
     _reading_ahead,
-    _ruleset,
+    _rules_file,
     app,
     guarded,
 )
@@ -76,6 +77,8 @@ def bands(
     if not inputs:
         raise UsageError("请给出登记表路径, 或在 exitcheck.yaml 的 registers 中写明",
                          "give the registers' paths, or name them under registers: in exitcheck.yaml")
+    rules_file = _rules_file(rules or (settings.rules if settings else None))
+    reference = _date(as_of) or (settings.as_of if settings else None)
     local = engine == "local"
     with _reading_ahead(inputs, settings) if local else contextlib.nullcontext() as ahead:
         from exitcheck.bands import bands as band_households
@@ -84,8 +87,7 @@ def bands(
         from exitcheck.report.files import DEFAULT_MODE, write_bytes
 
         chosen = resolve_departments(settings, push_to) if push_to else []
-        ruleset = _ruleset(rules or (settings.rules if settings else None))
-        reference = _date(as_of) or (settings.as_of if settings else None)
+        ruleset = _compiled(rules_file)
         if local:
             registers = _load(ui, inputs, headers=headers, config=settings, ahead=ahead)
     if local:
