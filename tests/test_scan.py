@@ -204,6 +204,16 @@ BYPASSES: dict[str, list[tuple[str, bytes]]] = {
     "an empty string value": [("worksheets/sheet1.xml", sheet(TOP + FAR.replace(b"><v>1</v>", b' t="str"><v/>')))],
     "an empty date value": [("worksheets/sheet1.xml", sheet(TOP + FAR.replace(b"><v>1</v>", b' t="d"><v></v>')))],
     "a sheet part not named .xml": [("worksheets/sheet1.bin", sheet(TOP + FAR))],
+    # value_extent must place cells as calamine does (a second review, helper-12)
+    "letters before a row's number": [("worksheets/sheet1.xml", sheet(TOP + b'<row r="A6000">' + b"<c><v>1</v></c>" * 40 + b"</row>"))],
+    "a row inside a formula": [("worksheets/sheet1.xml", sheet(b"".join(b"<row>" + b'<c><f><row r="1"/></f><v>1</v></c>' * 40 + b"</row>" for _ in range(200))))],
+    "a cell inside a formula": [("worksheets/sheet1.xml", sheet(TOP + b'<row r="6000"><c r="AX6000"><f><c r="A1"/></f><v>1</v></c></row>'))],
+    "a cell inside a value": [("worksheets/sheet1.xml", sheet(TOP + b'<row r="6000"><c r="AX6000"><v>1<c r="A1"/></v></c></row>'))],
+    # calamine opens "xl/" + Target as written: a reader that normalises it looks elsewhere
+    "a target through ./": [("./s.bin", sheet(TOP + FAR))],
+    "a target through ../": [("a/../s.bin", sheet(TOP + FAR))],
+    "a target through //": [("a//s.bin", sheet(TOP + FAR))],
+    "a target with an entity": [("s&amp;.bin", sheet(TOP + FAR))],
 }
 
 
@@ -257,3 +267,23 @@ def test_a_compression_method_zipfile_lacks_is_an_input_error(tmp_path: Path) ->
     path.write_bytes(bytes(data))
     with pytest.raises(InputError, match="corrupt"):
         read_file(path, path.name, LIMITS)
+
+
+def test_a_sheet_with_two_ids_waits_for_every_part(tmp_path: Path) -> None:
+    # <sheet o:id="rId1" r:id="rId2">: calamine follows r:id, a map might follow the other
+    path = package(tmp_path / "ids.xlsx", [("worksheets/sheet1.xml", sheet(TOP)), ("data.bin", sheet(TOP + FAR))], names=["S", "T"])
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["xl/workbook.xml"] = (members["xl/workbook.xml"].replace(b"<workbook ", b'<workbook xmlns:o="urn:x" ')
+                                  .replace(b'<sheet name="T" sheetId="2" r:id="rId2"/>', b"")
+                                  .replace(b'r:id="rId1"', b'o:id="rId1" r:id="rId2"'))
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    assert calamine_grid(path) == (6000, 50)
+    from exitcheck.registers.limits import _sheet_parts
+
+    with zipfile.ZipFile(path) as archive:
+        assert _sheet_parts(archive, set(archive.namelist())) == {}  # no name map to trust
+    with pytest.raises(InputError, match="6000 rows"):  # the part r:id leads to is scanned
+        scan_package(path, path.name, check_zip(path, path.name, LIMITS), LIMITS).close()

@@ -416,7 +416,7 @@ def scan_package(
             manifest = next((n for n in names if _part_key(n) == "meta-inf/manifest.xml"), None)
             if manifest and archive.getinfo(manifest).file_size < 16 * MIB:
                 scan.encrypted = b"encryption-data" in archive.read(manifest)
-        sheet_parts = set(scan.sheets.values())
+        sheet_parts = set(scan.sheets.values()) | (sheet_members(archive, names) if scan.kind == "xlsx" else set())
         # A sheet part of an xlsx is scanned whatever its name ends in: calamine reads the part
         # the workbook's relationships point at (an xlsb's sheets are binary, left to calamine).
         candidates = infos if scan.kind == "xlsx" else xml
@@ -645,6 +645,7 @@ def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | 
     last_row = last_column = 0
     cell_row = cell_column = 0
     has_value = False
+    cell_depth = 0
     sheet_data: ET.Element | None = None
     with archive.open(part) as stream:
         while True:
@@ -657,11 +658,14 @@ def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | 
             for event, element in parser.read_events():
                 tag = element.tag.rsplit("}", 1)[-1]
                 if event == "start":
+                    if tag in ("row", "c") and cell_depth:
+                        # calamine skips what a cell holds; this pass would place it
+                        raise ET.ParseError(f"a <{tag}> inside a cell")
                     if tag == "row":
-                        reference = element.get("r")
-                        row = int(reference) if reference and reference.isdigit() else row + 1
+                        row = _row_number(element.get("r"), row + 1)
                         column = 0
                     elif tag == "c":
+                        cell_depth += 1
                         cell_row, cell_column = _parse_ref(element.get("r"), row, column + 1)
                         column = cell_column
                         has_value = False
@@ -669,13 +673,21 @@ def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | 
                         sheet_data = element
                 elif tag in ("v", "is"):
                     has_value = True
-                elif tag == "c" and has_value:
-                    last_row = max(last_row, cell_row)
-                    last_column = max(last_column, cell_column)
+                elif tag == "c":
+                    cell_depth -= 1
+                    if has_value:
+                        last_row = max(last_row, cell_row)
+                        last_column = max(last_column, cell_column)
                 elif tag == "row" and sheet_data is not None:
                     sheet_data.clear()  # rows already measured: keep memory flat
         parser.close()
     return last_row, last_column
+
+
+def _row_number(reference: str | None, counted: int) -> int:
+    """A row's number as calamine reads its r: any letters before the digits are skipped."""
+    match = re.fullmatch(r"[A-Za-z]*([0-9]+)", reference or "")
+    return int(match.group(1)) if match else counted
 
 
 def _parse_ref(reference: str | None, row: int, column: int) -> tuple[int, int]:
@@ -719,7 +731,10 @@ def _sheet_parts(archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
     out = {}
     for sheet in workbook.iter():
         if sheet.tag.endswith("}sheet") or sheet.tag == "sheet":
-            rid = next((v for k, v in sheet.attrib.items() if k.endswith("}id")), None)
+            ids = [v for k, v in sheet.attrib.items() if k.endswith("}id")]
+            if len(ids) > 1:
+                return {}  # calamine takes the one written r:id, whatever its namespace
+            rid = ids[0] if ids else None
             name = sheet.get("name", "")
             if name.casefold() in {known.casefold() for known in out}:
                 # Excel forbids it; calamine reads the first of the two, this map would name
@@ -727,7 +742,43 @@ def _sheet_parts(archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
                 return {}
             if rid in targets and name:
                 out[name] = targets[rid]
+    if set(out.values()) != sheet_members(archive, names):
+        return {}  # a part calamine may read as a sheet that no sheet name leads to
     return out
+
+
+_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship\b[^>]*>")
+
+
+def _attribute(tag: bytes, name: bytes) -> str:
+    found = re.search(rb"\s%s\s*=\s*(?:\"([^\"]*)\"|'([^']*)')" % name, tag)
+    return (found.group(1) or found.group(2) or b"").decode("utf-8", "replace") if found else ""
+
+
+def sheet_members(archive: zipfile.ZipFile, names: set[str]) -> set[str]:
+    """The members calamine may open as a sheet: each sheet relationship's Target as calamine
+    takes it ("xl/" + Target, or Target without its leading "/": no "..", "./", "//" or
+    entity resolved), or as a normalising reader would; matched as written or by key.
+
+    All of them are scanned, whatever their names end in, and a sheet-name map that does not
+    lead to exactly these is not trusted."""
+    keys = {_part_key(n): n for n in names}
+    found = sorted(_workbook_keys(names), key=len)
+    if len(found) < 2 or found[1] not in keys or archive.getinfo(keys[found[1]]).file_size > 16 * MIB:
+        return set()
+    folder = found[0].rpartition("/")[0]
+    members = set()
+    for tag in _RELATIONSHIP.findall(archive.read(keys[found[1]])):
+        if not _attribute(tag, b"Type").lower().endswith("sheet"):
+            continue
+        target = _attribute(tag, b"Target")
+        for path in (target[1:] if target.startswith("/") else f"xl/{target}",
+                     _normalise_part(html.unescape(target).replace("\\", "/").lstrip("/") if target.startswith("/")
+                                     else f"{folder}/{html.unescape(target)}".replace("\\", "/"))):
+            member = path if path in names else keys.get(_part_key(path))
+            if member:
+                members.add(member)
+    return members
 
 
 def _normalise_part(name: str) -> str:
