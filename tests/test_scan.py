@@ -228,12 +228,12 @@ def test_a_crafted_sheet_is_refused_before_calamine(tmp_path: Path, case: str) -
 def test_two_sheets_of_one_name_wait_for_every_part(tmp_path: Path) -> None:
     # calamine reads the first sheet named S; a map by name pointed at the second (the hostile
     # corpus runs this through the CLI under the memory cap: two_sheets_one_name)
-    from exitcheck.registers.limits import _sheet_parts
+    from exitcheck.registers.limits import _sheet_parts, sheet_members
 
     path = package(tmp_path / "twice.xlsx", [("worksheets/sheet1.xml", sheet(TOP + FAR)), ("worksheets/sheet2.xml", sheet(TOP))],
                    names=["S", "S"])
     with zipfile.ZipFile(path) as archive:
-        assert _sheet_parts(archive, set(archive.namelist())) == {}
+        assert _sheet_parts(archive, set(archive.namelist()), sheet_members(archive, set(archive.namelist()))) == {}
     with pytest.raises(InputError, match="6000 rows"):
         read_file(path, path.name, LIMITS)
 
@@ -281,9 +281,9 @@ def test_a_sheet_with_two_ids_waits_for_every_part(tmp_path: Path) -> None:
         for name, content in members.items():
             archive.writestr(name, content)
     assert calamine_grid(path) == (6000, 50)
-    from exitcheck.registers.limits import _sheet_parts
+    from exitcheck.registers.limits import _sheet_parts, sheet_members
 
     with zipfile.ZipFile(path) as archive:
-        assert _sheet_parts(archive, set(archive.namelist())) == {}  # no name map to trust
+        assert _sheet_parts(archive, set(archive.namelist()), sheet_members(archive, set(archive.namelist()))) == {}  # no name map to trust
     with pytest.raises(InputError, match="6000 rows"):  # the part r:id leads to is scanned
         scan_package(path, path.name, check_zip(path, path.name, LIMITS), LIMITS).close()

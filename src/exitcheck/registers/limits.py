@@ -169,11 +169,13 @@ def check_zip(path: Path, shown: str, limits: Limits) -> list[zipfile.ZipInfo]:
         raise _corrupt_zip(shown, exc) from None
     if len(infos) > limits.max_zip_entries:  # an end record that lied about its count
         raise _corrupt_zip(shown, f"{len(infos)} members, the end record says {count}")
-    keys = [_part_key(info.filename) for info in infos]
-    if len(set(keys)) != len(keys):
-        # Two members of one name: the scan would pass one and a reader might read the other.
-        twice = next(key for key in keys if keys.count(key) > 1)
-        raise _corrupt_zip(shown, f"two members named {twice}")
+    seen: set[str] = set()
+    for info in infos:
+        key = _part_key(info.filename)
+        if key in seen:
+            # Two members of one name: the scan would pass one and a reader might read the other.
+            raise _corrupt_zip(shown, f"two members named {key}")
+        seen.add(key)
     total = 0
     for info in infos:
         total += info.file_size
@@ -407,16 +409,18 @@ def scan_package(
         xml = [info for info in infos if info.filename.lower().endswith(_XML_SUFFIXES)]
         # Binary parts (xlsb records, pictures) are left to the reader: zipfile and calamine's
         # zip crate both stop a member at its declared, checked size.
+        members: set[str] = set()  # what calamine may open as a sheet (xlsx only)
         if scan.kind == "xlsx":
             workbook = [info for info in xml if _part_key(info.filename) in _workbook_keys(names)]
             for info in workbook:
                 scan.parts[info.filename] = _scan_part(archive, info, shown, limits, scan.cancel)
-            scan.sheets = _sheet_parts(archive, names)
+            members = sheet_members(archive, names)
+            scan.sheets = _sheet_parts(archive, names, members)
         if scan.kind == "ods":
             manifest = next((n for n in names if _part_key(n) == "meta-inf/manifest.xml"), None)
             if manifest and archive.getinfo(manifest).file_size < 16 * MIB:
                 scan.encrypted = b"encryption-data" in archive.read(manifest)
-        sheet_parts = set(scan.sheets.values()) | (sheet_members(archive, names) if scan.kind == "xlsx" else set())
+        sheet_parts = set(scan.sheets.values()) | members
         # A sheet part of an xlsx is scanned whatever its name ends in: calamine reads the part
         # the workbook's relationships point at (an xlsb's sheets are binary, left to calamine).
         candidates = infos if scan.kind == "xlsx" else xml
@@ -703,8 +707,9 @@ def _parse_ref(reference: str | None, row: int, column: int) -> tuple[int, int]:
     return int(match.group(2)), value
 
 
-def _sheet_parts(archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
-    """Sheet name -> part name, from the workbook part and its relationships (for messages)."""
+def _sheet_parts(archive: zipfile.ZipFile, names: set[str], members: set[str]) -> dict[str, str]:
+    """Sheet name -> part name, from the workbook part and its relationships; empty unless it
+    leads to exactly `members`, the parts calamine may open as sheets (sheet_members)."""
     keys = {_part_key(n): n for n in names}
     found = sorted(_workbook_keys(names), key=len)
     if not found:
@@ -723,9 +728,7 @@ def _sheet_parts(archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
     targets = {}
     for rel in rels.iter() if rels is not None else ():
         if rel.tag.endswith("Relationship") and rel.get("Id") and rel.get("Target"):
-            target = rel.get("Target", "").replace("\\", "/")
-            resolved = _normalise_part(target.lstrip("/") if target.startswith("/") else f"{folder}/{target}")
-            part = keys.get(resolved.lower())
+            part = keys.get(_normalised_target(rel.get("Target", ""), folder).lower())
             if part:
                 targets[rel.get("Id")] = part
     out = {}
@@ -742,7 +745,7 @@ def _sheet_parts(archive: zipfile.ZipFile, names: set[str]) -> dict[str, str]:
                 return {}
             if rid in targets and name:
                 out[name] = targets[rid]
-    if set(out.values()) != sheet_members(archive, names):
+    if set(out.values()) != members:
         return {}  # a part calamine may read as a sheet that no sheet name leads to
     return out
 
@@ -772,13 +775,18 @@ def sheet_members(archive: zipfile.ZipFile, names: set[str]) -> set[str]:
         if not _attribute(tag, b"Type").lower().endswith("sheet"):
             continue
         target = _attribute(tag, b"Target")
-        for path in (target[1:] if target.startswith("/") else f"xl/{target}",
-                     _normalise_part(html.unescape(target).replace("\\", "/").lstrip("/") if target.startswith("/")
-                                     else f"{folder}/{html.unescape(target)}".replace("\\", "/"))):
+        for path in (target[1:] if target.startswith("/") else f"xl/{target}", _normalised_target(html.unescape(target), folder)):
             member = path if path in names else keys.get(_part_key(path))
             if member:
                 members.add(member)
     return members
+
+
+def _normalised_target(target: str, folder: str) -> str:
+    """A relationship's Target (entities decoded) as a normalising reader resolves it: from the
+    package root when it starts with '/', else from `folder`; backslashes, '.' and '..' resolved."""
+    target = target.replace("\\", "/")
+    return _normalise_part(target.lstrip("/") if target.startswith("/") else f"{folder}/{target}")
 
 
 def _normalise_part(name: str) -> str:
