@@ -97,7 +97,7 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
         print_counties(ui, result)
     ui.out.print(t(f"有未达标指标的建档立卡户: {summary['households_with_gaps']}", f"Registered households with a failing indicator: {summary['households_with_gaps']}"))
     table = _table(t("按指标", "By indicator"), t("指标", "Indicator"), t("未达标", "Fail"), t("待核实", "Unknown"))
-    for row in by_indicator(result).itertuples(index=False):
+    for row in by_indicator(result).itertuples(index=False):  # a dozen indicators, for the screen
         if row.fail or row.unknown:
             table.add_row(f"{row.rule} {row.name}", str(row.fail), str(row.unknown))
     ui.out.print(table)

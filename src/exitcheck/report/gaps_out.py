@@ -334,7 +334,7 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     indicators = by_indicator(result)
     headers = [t("规则", "Rule"), t("指标", "Indicator"), t("层级", "Level"), t("未达标", "Fail"), t("待核实", "Unknown"), t("责任部门", "Department")]
     sheet.write_row(top, 0, headers, fmt["header"])
-    for offset, row in enumerate(indicators.itertuples(index=False), start=1):
+    for offset, row in enumerate(indicators.itertuples(index=False), start=1):  # a dozen indicators
         write_cells(workbook, sheet, top + offset, [neutralise_cell(v) for v in row])
     if len(indicators):
         chart = workbook.add_chart({"type": "bar"})
@@ -358,7 +358,7 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     if "incidence" in towns:
         headers2.append(t("贫困发生率", "Incidence"))
     sheet.write_row(top2, 0, headers2, fmt["header"])
-    for offset, row in enumerate(towns.itertuples(index=False), start=1):
+    for offset, row in enumerate(towns.itertuples(index=False), start=1):  # a few dozen townships
         values = [neutralise_cell(v) for v in row]
         write_cells(workbook, sheet, top2 + offset, values[:counted])
         if len(values) > counted and values[counted] is not None:
