@@ -1,3 +1,3 @@
-from exitcheck.cli import main
+from exitcheck.launch import main
 
 main()

@@ -144,9 +144,10 @@ def _reading_ahead(paths: list[Path], config: Any) -> Iterator[Any]:
     """Start reading `paths` now, before the command imports pandas and the rest, and wait
     until calamine parses: the imports then run beside it (registers/ahead.py). Leaving the
     block stops a reading still under way."""
-    from exitcheck.registers.ahead import ReadAhead
+    from exitcheck.registers.ahead import ReadAhead, take_started
 
-    with _collector_paused(), ReadAhead(paths, config.limits if config else None) as ahead:
+    limits = config.limits if config else None
+    with _collector_paused(), take_started(paths, limits) or ReadAhead(paths, limits) as ahead:
         ahead.wait_until_parsing()
         yield ahead
 

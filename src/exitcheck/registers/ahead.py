@@ -58,6 +58,11 @@ class ReadAhead:
         future, self._read = self._read, None
         return future.result()
 
+    def reads(self, paths: Iterable[str | Path], limits: Limits | None) -> bool:
+        """Whether this is the reading a command over `paths` with `limits` would start."""
+        files = expand_paths(paths)
+        return self._read is not None and bool(files) and files[0] == self.first and (limits or Limits()) == self.limits
+
     def close(self) -> None:
         self._control.stop()
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -67,3 +72,18 @@ class ReadAhead:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
         self.close()
+
+
+#: A reading the program started before its command line was parsed (exitcheck/launch.py).
+started: ReadAhead | None = None
+
+
+def take_started(paths: Iterable[str | Path], limits: Limits | None) -> ReadAhead | None:
+    """The reading started early, if it is the one a command over `paths` with `limits` would
+    start: handed over once. Any other is stopped: its work would be wasted, or read twice."""
+    global started
+    early, started = started, None
+    if early is not None and not early.reads(paths, limits):
+        early.close()
+        early = None
+    return early

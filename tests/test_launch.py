@@ -1,0 +1,122 @@
+"""The program starts reading the register before it parses its command line (exitcheck/launch.py):
+the command takes that reading over instead of reading the file again, a reading it cannot use is
+stopped, and nothing the user sees changes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from builders import base_county
+from exitcheck import launch
+from exitcheck.registers import ahead
+from exitcheck.registers.ahead import ReadAhead, take_started
+from exitcheck.registers.limits import Limits
+
+
+def reading_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("exitcheck-")]
+
+
+@pytest.fixture
+def county(tmp_path: Path) -> Path:
+    return base_county().write(tmp_path / "county.xlsx")
+
+
+def test_the_file_right_after_a_reading_command_is_read_early(county: Path, tmp_path: Path) -> None:
+    for command in ("validate", "audit", "bands"):
+        assert launch.early_file([command, str(county), "--as-of", "2020-06-30", "-q"]) == county
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate"],
+        ["columns", "{county}"],  # not a command that takes a reading over
+        ["validate", "--as-of", "2020-06-30", "{county}"],  # an option first: not plain enough to guess
+        ["validate", "{folder}"],  # a folder: its first file is the command's business
+        ["validate", "{folder}/missing.xlsx"],
+        ["validate", "{county}", "--help"],
+        ["audit", "{county}", "--engine", "dask"],  # read by Dask workers, not here
+        ["audit", "{county}", "--engine=dask"],
+        ["bands", "{county}", "--config", "other.yaml"],  # limits from another workspace
+    ],
+)
+def test_no_early_reading_when_the_command_line_is_not_plain(args: list[str], county: Path) -> None:
+    filled = [a.format(county=county, folder=county.parent) for a in args]
+    assert launch.early_file(filled) is None
+
+
+def test_a_matching_reading_is_handed_over_once(county: Path) -> None:
+    ahead.started = ReadAhead([county])
+    try:
+        taken = take_started([county], Limits())
+        assert taken is not None
+        assert take_started([county], Limits()) is None  # handed over once
+        assert taken.read(county, str(county), Limits()).sheets
+    finally:
+        ahead.started = None
+        if taken is not None:
+            taken.close()
+
+
+def test_a_reading_the_command_cannot_use_is_stopped(county: Path, tmp_path: Path) -> None:
+    other = base_county().write(tmp_path / "other.xlsx")
+    for paths, limits in (([other], None), ([county], Limits(max_rows=5))):
+        early = ahead.started = ReadAhead([county])
+        assert take_started(paths, limits) is None
+        assert ahead.started is None
+        assert early._control.stopped.is_set()  # its work is abandoned, not left running
+    assert not reading_threads()
+
+
+def run_launch(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", ["exitcheck", *args])
+    with pytest.raises(SystemExit) as ended:
+        launch.main()
+    return int(ended.value.code or 0), capsys.readouterr().out
+
+
+def test_the_command_reads_the_file_once(county: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(county.parent)
+    reads: list[Path] = []
+    real = ahead.read_file
+
+    def counting(path, *rest):  # noqa: ANN001, ANN202
+        reads.append(path)
+        return real(path, *rest)
+
+    monkeypatch.setattr(ahead, "read_file", counting)
+    code, out = run_launch(monkeypatch, capsys, "validate", str(county), "--as-of", "2020-06-30", "--json")
+    assert code == 0
+    assert json.loads(out)["summary"]["records"]["households"] == 6
+    assert reads == [county]  # read early and taken over: not read again by the command
+    assert ahead.started is None and not reading_threads()
+
+
+def test_a_usage_error_still_ends_the_reading(county: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(county.parent)
+    code, _ = run_launch(monkeypatch, capsys, "audit", str(county), "--no-such-option")
+    assert code == 2
+    assert ahead.started is None and not reading_threads()
+
+
+def test_the_program_reports_what_it_always_did(county: Path, run_cli) -> None:  # noqa: ANN001
+    # through `python -m exitcheck`, which starts the early reading, against the CLI alone
+    from typer.testing import CliRunner
+
+    from exitcheck.cli import app
+
+    args = ["audit", str(county), "--as-of", "2020-06-30", "--format", "json", "--lang", "en"]
+    program = run_cli(*args, "--out", str(county.parent / "program"))
+    alone = CliRunner().invoke(app, [*args, "--out", str(county.parent / "alone")])
+    assert program.returncode == alone.exit_code == 0
+    gaps = [json.loads((county.parent / name / "gaps.json").read_text(encoding="utf-8")) for name in ("program", "alone")]
+    for document in gaps:
+        document.pop("generated_at", None)
+        document.pop("run", None)
+    assert gaps[0] == gaps[1]
