@@ -4,6 +4,7 @@ stopped, and nothing the user sees changes."""
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import threading
@@ -75,7 +76,10 @@ def test_a_reading_the_command_cannot_use_is_stopped(county: Path, tmp_path: Pat
 
 
 def run_launch(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from exitcheck import cli
+
     monkeypatch.setattr(sys, "argv", ["exitcheck", *args])
+    monkeypatch.setattr(cli, "whole_process", False)  # the program sets it; undone after the test
     with pytest.raises(SystemExit) as ended:
         launch.main()
     return int(ended.value.code or 0), capsys.readouterr().out
@@ -120,3 +124,16 @@ def test_the_program_reports_what_it_always_did(county: Path, run_cli) -> None: 
         document.pop("generated_at", None)
         document.pop("run", None)
     assert gaps[0] == gaps[1]
+
+
+def test_a_command_run_in_process_leaves_the_collector_as_it_was(county: Path) -> None:
+    # The program freezes what loading made, for a cheaper exit; a test or another program
+    # running commands in-process would keep every command's registers out of the collector.
+    from typer.testing import CliRunner
+
+    from exitcheck.cli import app
+
+    before = gc.get_freeze_count()
+    result = CliRunner().invoke(app, ["validate", str(county), "--as-of", "2020-06-30", "-q"])
+    assert result.exit_code == 0
+    assert gc.get_freeze_count() == before

@@ -143,19 +143,41 @@ class RustPanic(BaseException):
     """What pyo3 raises when Rust code panics: a BaseException, not an Exception."""
 
 
-def test_a_panic_in_a_sheet_is_that_sheets_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = xlsx(tmp_path / "book.xlsx", SHEETS)
-    real = read._SheetReader._read_sheet
+class PanickingBook:
+    """A real workbook handle whose calamine panics while laying out one sheet."""
 
-    def panicking(self: read._SheetReader, workbook: object, name: str) -> read.SheetRead:
-        if name == "medium":
+    def __init__(self, book: object, sheet: str) -> None:
+        self.book, self.sheet = book, sheet
+
+    def get_sheet_by_name(self, name: str) -> object:
+        if name == self.sheet:
             raise RustPanic("called `Option::unwrap()` on a `None` value")
-        return real(self, workbook, name)
+        return self.book.get_sheet_by_name(name)  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(read._SheetReader, "_read_sheet", panicking)
+    def close(self) -> None:
+        self.book.close()  # type: ignore[attr-defined]
+
+
+def test_a_panic_in_a_sheet_is_that_sheets_input_error(tmp_path: Path) -> None:
+    path = xlsx(tmp_path / "book.xlsx", SHEETS)
     with pytest.raises(InputError) as raised:
-        two_lane_reader(path).read_all(open_real(path)(), open_real(path), list(SHEETS))
+        two_lane_reader(path).read_all(PanickingBook(open_real(path)(), "medium"), open_real(path), list(SHEETS))
     assert "unwrap" in raised.value.message("en")
+
+
+def test_an_error_of_exitchecks_own_is_not_called_a_corrupt_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only what calamine raises is the file's fault: a bug of ours must reach the CLI as an
+    # internal error (exit 70), not as "export the file again" (exit 3).
+    path = xlsx(tmp_path / "book.xlsx", SHEETS)
+
+    def buggy(*args: object) -> None:
+        raise ZeroDivisionError("a bug of ours")
+
+    monkeypatch.setattr(read, "check_shape", buggy)
+    with pytest.raises(ZeroDivisionError):
+        two_lane_reader(path).read_all(open_real(path)(), open_real(path), list(SHEETS))
+    with pytest.raises(ZeroDivisionError):
+        read.read_sheets(path, path.name, Limits())
 
 
 def test_ctrl_c_in_one_lane_stops_the_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,6 +32,10 @@ app = typer.Typer(
 Lang = Annotated[str, typer.Option("--lang", help="zh (default) or en: messages, headers and workbooks.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show a traceback on an internal error.")]
+#: True when this process is the `exitcheck` program (launch.main), which ends with its command;
+#: False for a command run in-process (tests, other programs), which must leave the process as it was.
+whole_process = False
+
 Paths = Annotated[list[Path], typer.Argument(help="Workbooks (.xlsx .xlsm .xls .csv) or folders of them.")]
 
 
@@ -129,9 +133,11 @@ def _load(
     limits = config.limits if config else None
     with _collector_paused(), _progress(ui, ui.t("读取登记表", "Reading registers")):
         registers = load(paths, headers=header_map, strict=strict, limits=limits, reader=ahead.read if ahead else None)
-    # What is alive now (modules, the registers) lives to the end of the command: out of the
-    # collector's sight, a full collection during the audit no longer walks it (~30 ms each).
-    gc.freeze()
+    if whole_process:
+        # What is alive now (modules, the registers) lives to the end of the process: out of
+        # the collector's sight, a full collection during the audit (~30 ms each) and the one
+        # at exit no longer walk it. Never undone, so only when the process ends with the command.
+        gc.freeze()
     for failure in registers.failures:
         ui.error(failure.message(ui.lang))
     for zh, en in registers.notes:

@@ -72,9 +72,10 @@ def main() -> None:
         sys.stderr.write("exitcheck: 已中断 / interrupted\n")
         raise SystemExit(130) from None
     try:
-        from exitcheck.cli import main as run
+        from exitcheck import cli
 
-        run()
+        cli.whole_process = True
+        cli.main()
     finally:
         ahead.started = None
         if early is not None:  # closed already when the command took it over; again is harmless

@@ -10,12 +10,13 @@ text, losing exactly that distinction.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,20 +272,22 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
             return python_calamine.CalamineWorkbook.from_filelike(handle)
 
     try:
-        workbook = open_workbook()
-    except Exception as exc:  # calamine raises its own error types for every bad file
-        raise (not_a_workbook or _unreadable(shown, exc)) from None
+        with calamine_errors(shown):
+            workbook = open_workbook()
+    except InputError as error:
+        raise (not_a_workbook or error) from None
     if renamed:
         notes.append((
             f"{shown}: 文件实际是 .{real} 格式(扩展名不符), 已按 .{real} 读取",
             f"{shown}: the file is really .{real} (its extension says otherwise); read as .{real}",
         ))
     try:
-        worksheets = [meta.name for meta in workbook.sheets_metadata
-                      if str(getattr(meta.typ, "name", meta.typ)).lower() in {"worksheet", "sheettypeenum.worksheet"}]
-    except Exception as exc:
+        with calamine_errors(shown):
+            worksheets = [meta.name for meta in workbook.sheets_metadata
+                          if str(getattr(meta.typ, "name", meta.typ)).lower() in {"worksheet", "sheettypeenum.worksheet"}]
+    except InputError:
         workbook.close()
-        raise _unreadable(shown, exc) from None
+        raise
     reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"),
                           two_lanes=two_lanes_possible(real))
     if control is not None:
@@ -380,11 +383,12 @@ class _SheetReader:
 
     def _read_lane_own_handle(self, open_workbook: Callable[[], Any], names: list[str], order: dict[str, int]) -> dict[str, SheetRead | InputError]:
         try:
-            workbook = open_workbook()
-        except Exception as exc:
+            with calamine_errors(self.shown):
+                workbook = open_workbook()
+        except InputError as error:
             first = min(names, key=order.__getitem__)
             self._failed(order[first])
-            return {first: _unreadable(self.shown, exc)}
+            return {first: error.with_traceback(None)}
         try:
             return self._read_lane(workbook, names, order)
         finally:
@@ -399,13 +403,9 @@ class _SheetReader:
                 continue  # a sheet before this one has failed: its message is the one given
             try:
                 outcome[name] = self._read_sheet(workbook, name)
-            except InputError as error:
+            except InputError as error:  # the file's fault; an error of exitcheck's own goes up
                 # without its traceback, whose frames hold the refused sheet's grid
                 outcome[name] = error.with_traceback(None)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # calamine's errors, and a Rust panic (pyo3's PanicException)
-                outcome[name] = _unreadable(self.shown, exc)
             if isinstance(outcome[name], InputError):
                 self._failed(order[name])
         return outcome
@@ -419,15 +419,18 @@ class _SheetReader:
             self.scan.wait_sheet(name)  # its part has passed the limits: calamine may lay it out
         if self.parsing is not None:
             self.parsing.set()
-        sheet = workbook.get_sheet_by_name(name)
-        end = sheet.end
+        with calamine_errors(self.shown):
+            sheet = workbook.get_sheet_by_name(name)
+            end = sheet.end
         # to_python(skip_empty_area=False) lays the grid out from A1: check that first.
         height, width = (end[0] + 1, end[1] + 1) if end else (0, 0)
         check_shape(self.shown, name, height, width, self.limits)
-        rows = sheet.to_python(skip_empty_area=False) if end else []
+        with calamine_errors(self.shown):
+            rows = sheet.to_python(skip_empty_area=False) if end else []
+            ranges = sheet.merged_cell_ranges or ()
         merged = tuple(
             (top, left, bottom, right)
-            for (top, left), (bottom, right) in (sheet.merged_cell_ranges or ())
+            for (top, left), (bottom, right) in ranges
             if bottom > top and top < HEADER_SEARCH_ROWS
         )
         return SheetRead(name, rows, 1, merged, lengths_checked=self.lengths_checked)
@@ -457,6 +460,20 @@ def _encrypted(shown: str) -> InputError:
         "工作簿设有打开密码(已加密), 无法读取; 请在 Excel 中取消密码后另存",
         "the workbook is password-protected (encrypted); remove the password in Excel and save it again",
     )
+
+
+@contextlib.contextmanager
+def calamine_errors(shown: str) -> Iterator[None]:
+    """Around calls into python-calamine: what it raises is the file's fault (or calamine's), and
+    becomes the "corrupt file" InputError; a Rust panic arrives as pyo3's PanicException, a
+    BaseException. Only calamine's calls go in here: an error of exitcheck's own must stay an
+    internal error (exit 70), not send a clerk to export a good file again."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit, InputError):
+        raise
+    except BaseException as exc:
+        raise _unreadable(shown, exc) from None
 
 
 def _unreadable(shown: str, exc: BaseException) -> InputError:
