@@ -4,8 +4,11 @@ stops when the command ends early."""
 from __future__ import annotations
 
 import threading
+from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import xlsxwriter
 
@@ -14,7 +17,11 @@ from exitcheck.errors import InputError
 from exitcheck.registers.ahead import ReadAhead
 from exitcheck.registers.limits import Limits
 from exitcheck.registers.load import load
+from exitcheck.registers.model import Registers
+from exitcheck.registers.parse import Parsed
 from exitcheck.registers.read import ReadingStopped
+from exitcheck.sample import write_sample
+from exitcheck.validation import prepare
 
 
 def reading_threads() -> list[str]:
@@ -96,3 +103,78 @@ def test_a_stopped_reading_scans_nothing(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(ReadingStopped):
         read_file(path, path.name, Limits(), control)
     assert len(scanned) <= 1  # the first part's scan sees the stop at its first chunk
+
+
+AS_OF = date(2020, 6, 30)
+
+
+def parsed_alike(first: Parsed, second: Parsed) -> None:
+    assert first.issues == second.issues
+    assert first.tables.keys() == second.tables.keys()
+    for register, table in first.tables.items():
+        pd.testing.assert_frame_equal(table, second.tables[register])
+    assert first.blanks.keys() == second.blanks.keys()
+    for key, blanks in first.blanks.items():
+        assert np.array_equal(blanks, second.blanks[key]), key
+    assert first.id_analyses.keys() == second.id_analyses.keys()
+    for key, analysis in first.id_analyses.items():
+        pd.testing.assert_frame_equal(analysis, second.id_analyses[key])
+
+
+def load_ahead(paths: list[Path], parse_ahead: date) -> Registers:
+    with ReadAhead(paths) as ahead:
+        ahead.wait_until_parsing()
+        return load(paths, reader=ahead.read, parse_ahead=parse_ahead)
+
+
+def test_sheets_are_handed_over_in_workbook_order_as_they_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "book.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    for name, rows in (("small", 5), ("large", 20_000), ("tiny", 1)):
+        book.add_worksheet(name).write_column(0, 0, list(range(rows)))
+    book.close()
+    handed: list[tuple[str, str]] = []
+    with ReadAhead([path]) as ahead:
+        read = ahead.read(path, str(path), Limits(), on_sheet=lambda sheet: handed.append((sheet.name, threading.current_thread().name)))
+    assert [name for name, _ in handed] == [sheet.name for sheet in read.sheets] == ["small", "large", "tiny"]
+    assert {thread for _, thread in handed} == {threading.main_thread().name}  # the loader's own thread
+
+
+def test_columns_parsed_ahead_give_what_parsing_after_gives(tmp_path: Path) -> None:
+    # the sample county plants every kind of bad cell: blanks, typos, IDs typed as numbers
+    path = tmp_path / "county.xlsx"
+    write_sample(path, households=400, seed=7)
+    early = load_ahead([path], AS_OF)
+    assert {key for key in early.parsed if key.startswith("columns-ahead:")} >= {"columns-ahead:households", "columns-ahead:members"}
+    parsed_alike(prepare(load([path]), AS_OF), prepare(early, AS_OF))
+
+
+def test_columns_parsed_for_another_day_are_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "county.xlsx"
+    write_sample(path, households=200, seed=3)
+    later = date(2031, 1, 1)  # ages and 'after the reference date' differ
+    parsed_alike(prepare(load([path]), later), prepare(load_ahead([path], AS_OF), later))
+
+
+def test_a_register_of_several_sheets_is_parsed_whole(tmp_path: Path) -> None:
+    for n, seed in ((1, 5), (2, 6)):
+        write_sample(tmp_path / f"county-{n}.xlsx", households=150, seed=seed)
+    early = load_ahead([tmp_path], AS_OF)
+    assert not any(key.startswith("columns-ahead:") for key in early.parsed)  # two sheets each
+    parsed_alike(prepare(load([tmp_path]), AS_OF), prepare(early, AS_OF))
+
+
+def test_the_readings_error_comes_before_a_sheets_own(tmp_path: Path) -> None:
+    # A sheet loaded early may fail (a text over max_cell_chars in an .xls); the reading's own
+    # error, for an earlier sheet or the file, is still the one raised, as without reading ahead.
+    from exitcheck.registers.load import load_file
+    from exitcheck.registers.read import SheetRead
+
+    too_long = SheetRead("户表", [["户编号", "户主姓名", "家庭人口数"], ["1", "x" * 50, 3]], 1)
+
+    def reader(path: Path, shown: str, limits: Limits, *, on_sheet=None):  # noqa: ANN001, ANN202
+        on_sheet(too_long)
+        raise InputError(shown, "读取失败", "the reading failed")
+
+    with pytest.raises(InputError, match="the reading failed"):
+        load_file(tmp_path / "x.xls", "x.xls", {}, Limits(max_cell_chars=10), reader)

@@ -180,6 +180,31 @@ def test_an_error_of_exitchecks_own_is_not_called_a_corrupt_file(tmp_path: Path,
         read.read_sheets(path, path.name, Limits())
 
 
+class StoppedScan:
+    """A package scan that was stopped (ReadControl.stop) while a sheet waited for it."""
+
+    def __init__(self, reader: read._SheetReader) -> None:
+        self.reader = reader
+        self.cancel = threading.Event()
+
+    def wait_sheet(self, name: str) -> None:
+        from exitcheck.registers.limits import ScanCancelled
+
+        self.reader.stop.set()  # what ReadControl.stop sets, with the scan's cancel
+        raise ScanCancelled
+
+    def sheet_bytes(self, name: str) -> int:
+        return 1
+
+
+def test_a_sheet_waiting_for_a_stopped_scan_ends_the_reading_as_stopped(tmp_path: Path) -> None:
+    path = xlsx(tmp_path / "book.xlsx", SHEETS)
+    reader = two_lane_reader(path)
+    reader.scan = StoppedScan(reader)  # type: ignore[assignment]
+    with pytest.raises(read.ReadingStopped):  # not "the file is corrupt", not a stray ScanCancelled
+        reader.read_all(open_real(path)(), open_real(path), list(SHEETS))
+
+
 def test_ctrl_c_in_one_lane_stops_the_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The large lane is interrupted while the other lane is inside its first sheet; that lane
     # must read no further sheet, and the interrupt must reach the caller.

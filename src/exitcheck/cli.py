@@ -122,9 +122,14 @@ def guarded(func: Callable[..., int]) -> Callable[..., None]:
 
 
 def _load(
-    ui: Ui, paths: list[Path], *, headers: Path | None = None, strict: bool = False, config: Any = None, ahead: Any = None
+    ui: Ui, paths: list[Path], *, headers: Path | None = None, strict: bool = False, config: Any = None, ahead: Any = None,
+    as_of: Any = None,
 ) -> Any:
-    """The registers of `paths`, read by `ahead` (a ReadAhead of _reading_ahead) if given."""
+    """The registers of `paths`, read by `ahead` (a ReadAhead of _reading_ahead) if given. With
+    `ahead`, the sheets it has read are loaded, and parsed for `as_of` (default today), while it
+    reads the others."""
+    from datetime import date
+
     from exitcheck.registers.load import load
 
     if config is None:
@@ -132,7 +137,8 @@ def _load(
     header_map = _read_headers(headers) if headers else (config.headers if config else None)
     limits = config.limits if config else None
     with _collector_paused(), _progress(ui, ui.t("读取登记表", "Reading registers")):
-        registers = load(paths, headers=header_map, strict=strict, limits=limits, reader=ahead.read if ahead else None)
+        registers = load(paths, headers=header_map, strict=strict, limits=limits, reader=ahead.read if ahead else None,
+                         parse_ahead=(as_of or date.today()) if ahead else None)
     if whole_process:
         # What is alive now (modules, the registers) lives to the end of the process: out of
         # the collector's sight, a full collection during the audit (~30 ms each) and the one
@@ -212,6 +218,7 @@ def validate(
     debug: Debug = False,
 ) -> int:
     """Check the registers against the register format and list every data issue."""
+    reference = _date(as_of)
     config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:
         from exitcheck.report import console
@@ -219,13 +226,13 @@ def validate(
         from exitcheck.validation import validate as run_validate
 
         try:
-            registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead)
+            registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead, as_of=reference)
         except InputError as error:
             if json_out and error.issues:
                 print(json.dumps(issues_document(error.issues, ui.lang), ensure_ascii=False, indent=2))
             raise
     with _progress(ui, ui.t("校验数据", "Validating")):
-        issues = run_validate(registers, _date(as_of))
+        issues = run_validate(registers, reference)
     document = issues_document(issues, ui.lang, registers.counts()) if json_out or out else None
     if json_out:
         print(json.dumps(document, ensure_ascii=False, indent=2))
@@ -355,7 +362,7 @@ def audit(
         from exitcheck.validation import prepare
 
         ruleset = _compiled(rules_file)
-        registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead)
+        registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead, as_of=reference)
     with _progress(ui, ui.t("校验数据", "Validating")):
         prepare(registers, reference)
     with _progress(ui, ui.t("评估指标", "Evaluating the indicators")):

@@ -89,7 +89,7 @@ def bands(
         chosen = resolve_departments(settings, push_to) if push_to else []
         ruleset = _compiled(rules_file)
         if local:
-            registers = _load(ui, inputs, headers=headers, config=settings, ahead=ahead)
+            registers = _load(ui, inputs, headers=headers, config=settings, ahead=ahead, as_of=reference)
     if local:
         from exitcheck.audit import audit as run_audit
 

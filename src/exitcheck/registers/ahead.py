@@ -5,20 +5,25 @@ a second in calamine, which parses a sheet without holding the GIL. Started firs
 overlaps the two: `ReadAhead` reads the files in a background thread; the command waits until
 calamine is parsing (the package scan, which needs the GIL as much as an import does, has
 passed the largest sheet by then), imports what it needs, and the loader takes each file's
-read from `ReadAhead.read` instead of reading it itself.
+read from `ReadAhead.read` instead of reading it itself. While it waits there, the loader is
+handed each sheet already read (in workbook order) and makes its register and parses its
+columns at once: the household sheet is done while calamine is still on the members.
+
+The program may start the reading before its command line is even parsed (exitcheck/launch.py);
+the command then takes it over with `take_started`.
 
 Nothing here imports pandas: that is the point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
 from exitcheck.registers.limits import Limits
-from exitcheck.registers.read import FileRead, ReadControl, expand_paths, read_file
+from exitcheck.registers.read import FileRead, ReadControl, SheetRead, expand_paths, read_file
 
 #: How long a command waits for calamine to start before it imports anyway: the scan of a
 #: prefecture's member sheet takes a few seconds, and the imports then overlap the scan.
@@ -50,13 +55,30 @@ class ReadAhead:
         """Return once calamine parses the first file's first sheet, or the read has ended."""
         self._control.parsing.wait(timeout)
 
-    def read(self, path: Path, shown: str, limits: Limits) -> FileRead:
+    def read(self, path: Path, shown: str, limits: Limits, on_sheet: Callable[[SheetRead], None] | None = None) -> FileRead:
         """`read_file`'s answer for this file: the one read ahead (its InputError is raised
-        here), handed over once; any other file is read now."""
+        here), handed over once; any other file is read now.
+
+        While the reading ahead goes on, `on_sheet` is given each sheet as soon as it and every
+        sheet before it in the workbook have been read: the loader makes a register of the
+        household sheet while calamine is still on the members.
+        """
         if self._read is None or (path, shown) != self.first or limits != self.limits:
             return read_file(path, shown, limits)
         future, self._read = self._read, None
+        if on_sheet is not None:
+            self._hand_over(on_sheet)
         return future.result()
+
+    def _hand_over(self, on_sheet: Callable[[SheetRead], None]) -> None:
+        waiting: dict[int, SheetRead] = {}
+        following = 0  # the workbook index of the next sheet to hand over
+        while (arrived := self._control.arrived.get()) is not None:
+            index, sheet = arrived
+            waiting[index] = sheet
+            while following in waiting:
+                on_sheet(waiting.pop(following))
+                following += 1
 
     def reads(self, paths: Iterable[str | Path], limits: Limits | None) -> bool:
         """Whether this is the reading a command over `paths` with `limits` would start."""

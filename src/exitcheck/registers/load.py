@@ -7,8 +7,10 @@ the register in each sheet and turns its cells into one frame per register, colu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from exitcheck.registers.limits import (
     uncached_formulas,
 )
 from exitcheck.registers.model import ROW, SOURCE, ColumnInfo, Registers, SheetSource
+from exitcheck.registers.parse import ColumnsAhead, keep_columns_ahead, parse_columns
 from exitcheck.registers.read import (
     HEADER_SEARCH_ROWS,
     FileRead,
@@ -249,11 +252,13 @@ def _missing_required(source: SheetSource, register: RegisterName) -> list[str]:
 
 @dataclass
 class LoadedFile:
-    """What one file gave: register sheets, remarks, and sheets refused for a missing column."""
+    """What one file gave: register sheets, remarks, and sheets refused for a missing column.
+    `parsed_ahead` holds the columns parsed while later sheets were still being read."""
 
     found: list[tuple[SheetSource, pd.DataFrame]]
     notes: list[tuple[str, str]]
     missing: list[DataIssue]
+    parsed_ahead: list[ColumnsAhead] = field(default_factory=list)
 
 
 def _missing_columns_error(shown: str, missing: list[DataIssue]) -> InputError:
@@ -267,47 +272,100 @@ def _missing_columns_error(shown: str, missing: list[DataIssue]) -> InputError:
     )
 
 
-#: How a file's cells are got: read_file, or a read-ahead's answer for it (registers/ahead.py).
-FileReader = Callable[[Path, str, Limits], FileRead]
+class FileReader(Protocol):
+    """How a file's cells are got: read_file, or a read-ahead's answer for it (registers/ahead.py),
+    which gives `on_sheet` each sheet that is ready while it reads on."""
+
+    def __call__(self, path: Path, shown: str, limits: Limits, *, on_sheet: Callable[[SheetRead], None] | None = None) -> FileRead: ...
 
 
-def load_file(path: Path, shown: str, headers: HeaderMap, limits: Limits, reader: FileReader = read_file) -> LoadedFile:
-    """The register sheets of one file. Raises InputError when the file yields none."""
-    read = reader(path, shown, limits)
+def _read_now(path: Path, shown: str, limits: Limits, *, on_sheet: Callable[[SheetRead], None] | None = None) -> FileRead:
+    return read_file(path, shown, limits)
+
+
+@dataclass
+class _SheetLoad:
+    """What one sheet gave the loader."""
+
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    missing: list[DataIssue] = field(default_factory=list)
+    found: tuple[SheetSource, pd.DataFrame] | None = None
+    parsed_ahead: ColumnsAhead | None = None
+
+
+def _load_sheet(sheet: SheetRead, shown: str, headers: HeaderMap, limits: Limits) -> _SheetLoad:
+    """The register a sheet holds, as a frame; or why it holds none."""
+    out = _SheetLoad()
+    detected = find_header(sheet, headers)
+    if detected is None:
+        if sheet.rows and any(any(c not in ("", None) for c in row) for row in sheet.rows[:HEADER_SEARCH_ROWS]):
+            out.notes.append((
+                f"{shown} 工作表「{sheet.name}」: 前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头, 已跳过",
+                f"{shown} sheet '{sheet.name}': no recognisable header row in the first {HEADER_SEARCH_ROWS} rows; skipped",
+            ))
+        return out
+    register, header_index = detected
+    duplicates: list[tuple[str, str, str]] = []
+    columns = _columns(sheet.header_cells(header_index), register, headers, duplicates)
+    for header, letter, first in duplicates:
+        out.notes.append((
+            f"{shown} 工作表「{sheet.name}」: 第 {letter} 列「{header}」与第 {first} 列重复, 读取第 {first} 列, 第 {letter} 列原样保留",
+            f"{shown} sheet '{sheet.name}': column {letter} '{header}' repeats column {first}; column {first} is read, column {letter} is carried as is",
+        ))
+    source = SheetSource(shown, sheet.name, register, sheet.first_row + header_index, columns)
+    missing = _missing_required(source, register)
+    if missing:
+        for name in missing:
+            spec = next(s for s in fields(register) if s.name == name)
+            out.missing.append(
+                DataIssue("missing_column", shown, sheet.name, source.header_row, None, spec.header, name, None, None,
+                          params={"register": register})
+            )
+        return out
+    frame = _frame(sheet, header_index, columns, limits, shown)
+    out.found = (source, frame)
+    out.notes.extend(_sheet_notes(shown, sheet, source, frame))
+    return out
+
+
+def load_file(
+    path: Path, shown: str, headers: HeaderMap, limits: Limits, reader: FileReader = _read_now, parse_ahead: date | None = None
+) -> LoadedFile:
+    """The register sheets of one file. Raises InputError when the file yields none.
+
+    A sheet the reader hands over while it reads on is loaded at once, and with `parse_ahead`
+    its columns are parsed for that reference date too (parse.parse_columns): the work is then
+    done while calamine reads the later sheets. Errors still come in workbook order, after the
+    reading's own.
+    """
+    early: dict[str, _SheetLoad | InputError] = {}
+
+    def load_early(sheet: SheetRead) -> None:
+        try:
+            loaded = early[sheet.name] = _load_sheet(sheet, shown, headers, limits)
+        except InputError as error:
+            early[sheet.name] = error.with_traceback(None)
+            return
+        if parse_ahead is not None and loaded.found is not None:
+            source, frame = loaded.found
+            loaded.parsed_ahead = parse_columns(source.register, frame, parse_ahead)
+
+    read = reader(path, shown, limits, on_sheet=load_early)
     sheets = read.sheets
     found: list[tuple[SheetSource, pd.DataFrame]] = []
     notes: list[tuple[str, str]] = list(read.notes)
     missing_issues: list[DataIssue] = []
+    parsed_ahead: list[ColumnsAhead] = []
     for sheet in sheets:
-        detected = find_header(sheet, headers)
-        if detected is None:
-            if sheet.rows and any(any(c not in ("", None) for c in row) for row in sheet.rows[:HEADER_SEARCH_ROWS]):
-                notes.append((
-                    f"{shown} 工作表「{sheet.name}」: 前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头, 已跳过",
-                    f"{shown} sheet '{sheet.name}': no recognisable header row in the first {HEADER_SEARCH_ROWS} rows; skipped",
-                ))
-            continue
-        register, header_index = detected
-        duplicates: list[tuple[str, str, str]] = []
-        columns = _columns(sheet.header_cells(header_index), register, headers, duplicates)
-        for header, letter, first in duplicates:
-            notes.append((
-                f"{shown} 工作表「{sheet.name}」: 第 {letter} 列「{header}」与第 {first} 列重复, 读取第 {first} 列, 第 {letter} 列原样保留",
-                f"{shown} sheet '{sheet.name}': column {letter} '{header}' repeats column {first}; column {first} is read, column {letter} is carried as is",
-            ))
-        source = SheetSource(shown, sheet.name, register, sheet.first_row + header_index, columns)
-        missing = _missing_required(source, register)
-        if missing:
-            for name in missing:
-                spec = next(s for s in fields(register) if s.name == name)
-                missing_issues.append(
-                    DataIssue("missing_column", shown, sheet.name, source.header_row, None, spec.header, name, None, None,
-                              params={"register": register})
-                )
-            continue
-        frame = _frame(sheet, header_index, columns, limits, shown)
-        found.append((source, frame))
-        notes.extend(_sheet_notes(shown, sheet, source, frame))
+        loaded = early.pop(sheet.name, None) or _load_sheet(sheet, shown, headers, limits)
+        if isinstance(loaded, InputError):
+            raise loaded
+        notes.extend(loaded.notes)
+        missing_issues.extend(loaded.missing)
+        if loaded.found is not None:
+            found.append(loaded.found)
+        if loaded.parsed_ahead is not None:
+            parsed_ahead.append(loaded.parsed_ahead)
     if found and all(frame.empty for _, frame in found) and read.kind == "xlsx":
         formulas = uncached_formulas(path)
         if formulas:
@@ -327,7 +385,7 @@ def load_file(path: Path, shown: str, headers: HeaderMap, limits: Limits, reader
             f"没有可识别的登记表工作表(户表、成员表、村表、乡镇表): 前 10 行中找不到表头{zh}",
             f"no recognisable register sheet (households, members, villages, townships): no known header row in the first 10 rows{en}",
         )
-    return LoadedFile(found, notes, missing_issues)
+    return LoadedFile(found, notes, missing_issues, parsed_ahead)
 
 
 def _sheet_notes(shown: str, sheet: SheetRead, source: SheetSource, frame: pd.DataFrame) -> list[tuple[str, str]]:
@@ -355,6 +413,7 @@ def load(
     limits: Limits | None = None,
     strict: bool = False,
     reader: FileReader | None = None,
+    parse_ahead: date | None = None,
 ) -> Registers:
     """Load registers from workbooks, CSV files or folders of them.
 
@@ -362,6 +421,8 @@ def load(
     unless `strict`, in which case its InputError is raised. When no file can be read, or the
     households or members register is missing from all of them, InputError is raised.
     `reader` gets each file's cells (a ReadAhead's `read` hands over what it read already).
+    `parse_ahead` is the reference date the registers will be parsed for: sheets a reader hands
+    over while it reads on are parsed at once, and parse.parse takes those columns over.
     """
     headers = headers or {}
     limits = limits or Limits()
@@ -374,9 +435,10 @@ def load(
     failures: list[InputError] = []
     notes: list[tuple[str, str]] = []
     missing: list[DataIssue] = []
+    ahead: list[ColumnsAhead] = []
     for path, shown in files:
         try:
-            loaded = load_file(path, shown, headers, limits, reader or read_file)
+            loaded = load_file(path, shown, headers, limits, reader or _read_now, parse_ahead)
         except InputError as error:
             if strict:
                 raise
@@ -385,6 +447,7 @@ def load(
             continue
         notes.extend(loaded.notes)
         missing.extend(loaded.missing)
+        ahead.extend(loaded.parsed_ahead)
         if loaded.missing and strict:
             raise _missing_columns_error(shown, loaded.missing)
         for source, frame in loaded.found:
@@ -395,6 +458,8 @@ def load(
         raise failures[0] if len(failures) == 1 else _all_failed(failures)
     raw = {register: _concat(parts) for register, parts in frames.items()}
     registers = Registers(raw=raw, sources=sources, inputs=[shown for _, shown in files], failures=failures, notes=notes)
+    for columns in ahead:
+        keep_columns_ahead(registers, columns)
     for issue in missing:  # a refused sheet counts as an unreadable input (exit 3)
         registers.failures.append(_missing_columns_error(issue.file or "", [issue]))
     for register in REQUIRED_REGISTERS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import cast
 
 import pandas as pd
 
@@ -145,15 +146,69 @@ def _below_minimum(spec: FieldSpec, values: pd.Series) -> pd.Series:
     return low.fillna(False).astype(bool)
 
 
+@dataclass
+class ColumnsAhead:
+    """One register sheet's columns, parsed while the later sheets were still being read
+    (load.load_file). parse_register takes them over when the register is that sheet alone and
+    is parsed for the same reference date; otherwise they are not used."""
+
+    register: RegisterName
+    frame: pd.DataFrame
+    as_of: date
+    fields: dict[str, normalise.Parsed | pd.DataFrame]  # parse_column, or idcard.analyse for IDs
+    texts: dict[str, pd.Series]  # the household ids and the unknown columns, as text
+
+    def field(self, spec: FieldSpec, raw: pd.Series) -> normalise.Parsed | pd.DataFrame:
+        if spec.name in self.fields:
+            return self.fields[spec.name]
+        return idcard.analyse(raw, self.as_of) if spec.kind == "id_number" else parse_column(spec, raw, self.as_of)
+
+    def text(self, raw: pd.Series) -> pd.Series:
+        return self.texts[str(raw.name)] if raw.name in self.texts else normalise.text(raw)
+
+
+def parse_columns(register: RegisterName, frame: pd.DataFrame, as_of: date) -> ColumnsAhead:
+    """Every column of one register sheet, parsed as parse_register would parse it."""
+    known = {spec.name: spec for spec in fields(register)}
+    ahead = ColumnsAhead(register, frame, as_of, {}, {})
+    for name in frame.columns:
+        spec = known.get(name)
+        if name == ROW:
+            continue
+        if spec is None or name == "household_id":
+            ahead.texts[name] = normalise.text(frame[name])
+        else:
+            ahead.fields[name] = ahead.field(spec, frame[name])
+    return ahead
+
+
+def keep_columns_ahead(registers: Registers, ahead: ColumnsAhead) -> None:
+    """Keep `ahead` for parse_register, if its sheet is the whole of its register."""
+    if registers.raw.get(ahead.register) is ahead.frame:
+        registers.parsed[_AHEAD + ahead.register] = ahead
+
+
+_AHEAD = "columns-ahead:"  # + register: a key of Registers.parsed
+
+
+def _columns_ahead(registers: Registers, register: RegisterName, as_of: date) -> ColumnsAhead:
+    """The register's columns parsed ahead for `as_of`, or a ColumnsAhead that parses them now."""
+    ahead = registers.parsed.get(_AHEAD + register)
+    if isinstance(ahead, ColumnsAhead) and ahead.frame is registers.raw[register] and ahead.as_of == as_of:
+        return ahead
+    return ColumnsAhead(register, registers.raw[register], as_of, {}, {})
+
+
 def parse_register(register: RegisterName, registers: Registers, sink: IssueSink, parsed: Parsed) -> pd.DataFrame:
     """The typed frame of one register; blank masks and ID analyses are kept on `parsed`."""
     as_of, blanks = parsed.as_of, parsed.blanks
     raw = registers.raw[register]
+    ahead = _columns_ahead(registers, register, as_of)
     present = registers.present_fields(register)
     out = pd.DataFrame(index=raw.index)
     out[SOURCE] = raw[SOURCE].astype(int)
     out[ROW] = raw[ROW].astype(int)
-    household = normalise.text(raw["household_id"]) if "household_id" in raw else None
+    household = ahead.text(raw["household_id"]) if "household_id" in raw else None
     for spec in fields(register):
         if spec.name not in present:
             out[spec.name] = pd.Series(pd.NA, index=raw.index, dtype=_dtype(spec))
@@ -162,11 +217,11 @@ def parse_register(register: RegisterName, registers: Registers, sink: IssueSink
         if spec.kind == "id_number":
             # ID numbers have their own cascade of checks (checks.check_ids), which reads this
             # analysis: an ID column is analysed once, not normalised here and again there.
-            analysis = idcard.analyse(column, as_of)
+            analysis = cast(pd.DataFrame, ahead.field(spec, column))
             parsed.id_analyses[(register, spec.name)] = analysis
             out[spec.name] = analysis["id"]
             continue
-        typed = normalise.Parsed(household, pd.Series(False, index=raw.index)) if spec.name == "household_id" else parse_column(spec, column, as_of)
+        typed = normalise.Parsed(household, pd.Series(False, index=raw.index)) if spec.name == "household_id" else cast(normalise.Parsed, ahead.field(spec, column))
         values = typed.values
         # A parser gives NA for a blank cell and for a bad one: blank is NA and not bad.
         blanks[(register, spec.name)] = values.isna().to_numpy() & ~typed.bad.to_numpy()
@@ -182,7 +237,7 @@ def parse_register(register: RegisterName, registers: Registers, sink: IssueSink
             sink.add(register, raw, blank, "missing_value", spec.name, household=household)
     for name in registers.extra_columns(register):
         if name in raw:
-            out[name] = normalise.text(raw[name])
+            out[name] = ahead.text(raw[name])
     return out
 
 

@@ -14,10 +14,11 @@ import contextlib
 import csv
 import io
 import os
+import queue
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -292,7 +293,7 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
                           two_lanes=two_lanes_possible(real))
     if control is not None:
         control.link(reader.stop)
-        reader.parsing = control.parsing
+        reader.parsing, reader.arrived = control.parsing, control.arrived
     sheets = reader.read_all(workbook, open_workbook, worksheets)
     return FileRead(sheets, notes, kind=real)
 
@@ -335,6 +336,7 @@ class _SheetReader:
     two_lanes: bool
     stop: threading.Event = field(default_factory=threading.Event, init=False)
     parsing: threading.Event | None = field(default=None, init=False)  # set as calamine starts on a sheet
+    arrived: queue.SimpleQueue[tuple[int, SheetRead] | None] | None = field(default=None, init=False)  # each sheet read
     _first_failure: int = field(default=1 << 30, init=False)  # workbook index of the earliest failed sheet
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -403,11 +405,15 @@ class _SheetReader:
                 continue  # a sheet before this one has failed: its message is the one given
             try:
                 outcome[name] = self._read_sheet(workbook, name)
+            except (ScanCancelled, CancelledError):  # stopped while this sheet waited for its scan
+                break
             except InputError as error:  # the file's fault; an error of exitcheck's own goes up
                 # without its traceback, whose frames hold the refused sheet's grid
                 outcome[name] = error.with_traceback(None)
             if isinstance(outcome[name], InputError):
                 self._failed(order[name])
+            elif self.arrived is not None:
+                self.arrived.put((order[name], cast(SheetRead, outcome[name])))
         return outcome
 
     def _failed(self, index: int) -> None:
@@ -555,9 +561,12 @@ class ReadControl:
 
     `parsing` is set once calamine is laying out a sheet whose scan has passed (or the read
     has ended); `stop()` stops the reading at the scan's next chunk and the reader's next sheet.
+    `arrived` receives (index in the workbook, sheet) for each sheet as it is read, in whatever
+    order the lanes finish them, and None when the reading has ended, however it ended.
     """
 
     parsing: threading.Event = field(default_factory=threading.Event)
+    arrived: queue.SimpleQueue[tuple[int, SheetRead] | None] = field(default_factory=queue.SimpleQueue)
     stopped: threading.Event = field(default_factory=threading.Event)
     _linked: list[threading.Event] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -584,6 +593,7 @@ def read_file(path: Path, shown: str, limits: Limits, control: ReadControl | Non
     finally:
         if control is not None:
             control.parsing.set()  # a file without a sheet to parse (CSV, an error) ends here
+            control.arrived.put(None)
 
 
 def _read_file(path: Path, shown: str, limits: Limits, control: ReadControl | None) -> FileRead:
