@@ -50,3 +50,16 @@ def test_help_lists_every_command(run_cli):
     assert result.returncode == 0
     for command in ("validate", "audit", "explain", "columns", "rules", "sample"):
         assert command in result.stdout
+
+
+def test_help_imports_nothing_heavy() -> None:
+    # --help must stay instant: neither the reader (and pydantic with its limits) nor pandas
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "exitcheck", "--help"],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "exitcheck.cli" in imported
+    assert not imported & {"pandas", "pydantic", "numpy", "exitcheck.registers.read"}

@@ -40,11 +40,8 @@ def early_file(args: Sequence[str]) -> Path | None:
     return path if path.is_file() else None
 
 
-def start_reading(args: Sequence[str]) -> ReadAhead | None:
-    """A reading of the command line's first file, started now, or None."""
-    path = early_file(args)
-    if path is None:
-        return None
+def start_reading(path: Path) -> ReadAhead | None:
+    """A reading of `path`, started now and parsing, or None when the workspace is in doubt."""
     try:
         from exitcheck.errors import ExitcheckError
         from exitcheck.registers.ahead import ReadAhead
@@ -64,19 +61,22 @@ def start_reading(args: Sequence[str]) -> ReadAhead | None:
 
 
 def main() -> None:
-    from exitcheck.registers import ahead
+    path = early_file(sys.argv[1:])
+    early = None
+    if path is not None:  # nothing else imports the reader: --help stays instant
+        from exitcheck.registers import ahead
 
-    try:
-        early = ahead.started = start_reading(sys.argv[1:])
-    except KeyboardInterrupt:
-        sys.stderr.write("exitcheck: 已中断 / interrupted\n")
-        raise SystemExit(130) from None
+        try:
+            early = ahead.started = start_reading(path)
+        except KeyboardInterrupt:
+            sys.stderr.write("exitcheck: 已中断 / interrupted\n")
+            raise SystemExit(130) from None
     try:
         from exitcheck import cli
 
         cli.whole_process = True
         cli.main()
     finally:
-        ahead.started = None
         if early is not None:  # closed already when the command took it over; again is harmless
+            ahead.started = None
             early.close()
