@@ -287,3 +287,39 @@ def test_a_sheet_with_two_ids_waits_for_every_part(tmp_path: Path) -> None:
         assert _sheet_parts(archive, set(archive.namelist()), sheet_members(archive, set(archive.namelist()))) == {}  # no name map to trust
     with pytest.raises(InputError, match="6000 rows"):  # the part r:id leads to is scanned
         scan_package(path, path.name, check_zip(path, path.name, LIMITS), LIMITS).close()
+
+
+@pytest.mark.parametrize("where", ["outside sheetData", "inside an element in sheetData"])
+def test_the_exact_pass_holds_only_the_open_elements(tmp_path: Path, where: str) -> None:
+    # The exact pass (value_extent) runs on a sheet over the quick bound; rows it kept once
+    # measured (those not directly under sheetData) would fill memory on a crafted sheet.
+    import tracemalloc
+
+    from exitcheck.registers.limits import value_extent
+
+    many = b'<row r="1"><c r="A1"><v>1</v></c></row>' * 60_000
+    far = b'<row r="6000"><c r="AX6000"><v>1</v></c></row>'  # over LIMITS: the exact pass runs
+    body = ROOT + (many + b"<sheetData>" + far + b"</sheetData>" if where == "outside sheetData"
+                   else b"<sheetData><x>" + many + b"</x>" + far + b"</sheetData>") + b"</worksheet>"
+    path = package(tmp_path / "book.xlsx", [("worksheets/sheet1.xml", DECLARATION + body)])
+    with zipfile.ZipFile(path) as archive:
+        tracemalloc.start()
+        try:
+            extent = value_extent(archive, "xl/worksheets/sheet1.xml")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert extent == (6000, 50)
+    assert peak < 8 * 2**20  # 60,000 rows of kept elements took ~60 MiB
+
+
+def test_a_sheet_nested_too_deep_for_the_exact_pass_is_refused(tmp_path: Path) -> None:
+    # A cell not in the plain form sends the sheet to the exact pass, whose parser holds every
+    # open element: millions of levels would fill memory before the first cell.
+    deep = b"<x>" * 200 + b"</x>" * 200
+    cell = b'<row r="1"><c t="n" r="A1"><v>1</v></c></row>'
+    path = package(tmp_path / "book.xlsx", [("worksheets/sheet1.xml", sheet(deep + cell))])
+    with pytest.raises(InputError, match="nested over 64"):
+        scan_package(path, path.name, check_zip(path, path.name, LIMITS), LIMITS)
+    shallow = package(tmp_path / "shallow.xlsx", [("worksheets/sheet1.xml", sheet(b"<x>" * 20 + b"</x>" * 20 + cell))])
+    scan_package(shallow, shallow.name, check_zip(shallow, shallow.name, LIMITS), LIMITS)

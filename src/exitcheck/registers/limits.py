@@ -636,13 +636,23 @@ def _largest(rows: np.ndarray) -> bytes:
     return rows[0].tobytes()
 
 
+#: What the exact pass feeds its parser at a time: every element of a piece lives until the
+#: piece's events are read, ~20 bytes of objects for each byte of XML.
+_EXACT_PIECE = 64 * 1024
+
+#: How deep a sheet's XML may nest in the exact pass: a real one is seven deep (worksheet,
+#: sheetData, row, c, is, r, t); a crafted one of millions of levels would fill memory.
+MAX_XML_DEPTH = 64
+
+
 def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | None = None) -> tuple[int, int]:
     """The grid of the cells that hold a value (rows, columns), by parsing the sheet XML.
 
     The slow, exact pass, run only when the quick bound is over a limit: cells that carry only
     a style (a million formatted empty rows) take no room in the reader and should not count.
     A cell counts when it has a <v> (even an empty one: calamine keeps an empty string or
-    date) or an inline string.
+    date) or an inline string. Only the elements still open are held: each is dropped from
+    its parent as it ends, wherever it sits, so that memory stays flat whatever the part holds.
     """
     parser = ET.XMLPullParser(events=("start", "end"))
     row = column = 0
@@ -650,18 +660,21 @@ def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | 
     cell_row = cell_column = 0
     has_value = False
     cell_depth = 0
-    sheet_data: ET.Element | None = None
+    open_elements: list[ET.Element] = []
     with archive.open(part) as stream:
         while True:
             if cancel is not None and cancel.is_set():
                 raise ScanCancelled
-            chunk = stream.read(CHUNK)
+            chunk = stream.read(_EXACT_PIECE)
             if not chunk:
                 break
             parser.feed(chunk)
             for event, element in parser.read_events():
                 tag = element.tag.rsplit("}", 1)[-1]
                 if event == "start":
+                    open_elements.append(element)
+                    if len(open_elements) > MAX_XML_DEPTH:
+                        raise ET.ParseError(f"elements nested over {MAX_XML_DEPTH} deep")
                     if tag in ("row", "c") and cell_depth:
                         # calamine skips what a cell holds; this pass would place it
                         raise ET.ParseError(f"a <{tag}> inside a cell")
@@ -673,17 +686,17 @@ def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | 
                         cell_row, cell_column = _parse_ref(element.get("r"), row, column + 1)
                         column = cell_column
                         has_value = False
-                    elif tag == "sheetData":
-                        sheet_data = element
-                elif tag in ("v", "is"):
+                    continue
+                open_elements.pop()
+                if open_elements:
+                    open_elements[-1].remove(element)  # its only child: removed at once
+                if tag in ("v", "is"):
                     has_value = True
                 elif tag == "c":
                     cell_depth -= 1
                     if has_value:
                         last_row = max(last_row, cell_row)
                         last_column = max(last_column, cell_column)
-                elif tag == "row" and sheet_data is not None:
-                    sheet_data.clear()  # rows already measured: keep memory flat
         parser.close()
     return last_row, last_column
 
