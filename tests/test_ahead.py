@@ -178,3 +178,35 @@ def test_the_readings_error_comes_before_a_sheets_own(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="the reading failed"):
         load_file(tmp_path / "x.xls", "x.xls", {}, Limits(max_cell_chars=10), reader)
+
+
+def test_only_the_first_sheet_of_a_register_is_parsed_ahead(tmp_path: Path) -> None:
+    # a workbook with a household sheet per township: parsing the second ahead would be
+    # wasted (the register is both sheets) and done again after the reading
+    from exitcheck.registers.load import load_file
+    from exitcheck.registers.read import FileRead, SheetRead
+
+    header = ["户编号", "乡镇", "行政村", "户主姓名", "农户类别", "家庭人口数", "人均纯收入", "住房安全等级"]
+    sheets = [SheetRead(name, [header, [f"{n}01", town, "新民村", "甲", "建档立卡户", 3, 5000, "A"]], 1)
+              for n, (name, town) in enumerate((("户表甲镇", "甲镇"), ("户表乙镇", "乙镇")), 1)]
+
+    def reader(path: Path, shown: str, limits: Limits, *, on_sheet=None):  # noqa: ANN001, ANN202
+        for sheet in sheets:
+            on_sheet(sheet)
+        return FileRead(sheets, kind="xlsx")
+
+    loaded = load_file(tmp_path / "x.xlsx", "x.xlsx", {}, Limits(), reader, AS_OF)
+    assert len(loaded.found) == 2
+    assert [ahead.frame is loaded.found[0][1] for ahead in loaded.parsed_ahead] == [True]
+
+
+def test_a_folder_of_files_is_not_parsed_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exitcheck.registers import load as loader
+
+    for n, seed in ((1, 5), (2, 6)):
+        write_sample(tmp_path / f"county-{n}.xlsx", households=60, seed=seed)
+    parsed: list[str] = []
+    real = loader.parse_columns
+    monkeypatch.setattr(loader, "parse_columns", lambda register, *rest: parsed.append(register) or real(register, *rest))
+    load_ahead([tmp_path], AS_OF)
+    assert parsed == []

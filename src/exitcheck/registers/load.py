@@ -339,6 +339,7 @@ def load_file(
     reading's own.
     """
     early: dict[str, _SheetLoad | InputError] = {}
+    registers_seen: set[str] = set()
 
     def load_early(sheet: SheetRead) -> None:
         try:
@@ -346,9 +347,14 @@ def load_file(
         except InputError as error:
             early[sheet.name] = error.with_traceback(None)
             return
-        if parse_ahead is not None and loaded.found is not None:
-            source, frame = loaded.found
+        if loaded.found is None:
+            return
+        source, frame = loaded.found
+        # columns parsed ahead serve a register of one sheet: a second sheet of it is not
+        # parsed ahead (the first was, in time the loader would have spent waiting)
+        if parse_ahead is not None and source.register not in registers_seen:
             loaded.parsed_ahead = parse_columns(source.register, frame, parse_ahead)
+        registers_seen.add(source.register)
 
     read = reader(path, shown, limits, on_sheet=load_early)
     sheets = read.sheets
@@ -438,7 +444,8 @@ def load(
     ahead: list[ColumnsAhead] = []
     for path, shown in files:
         try:
-            loaded = load_file(path, shown, headers, limits, reader or _read_now, parse_ahead)
+            # with several files a register has several sheets: nothing to parse ahead
+            loaded = load_file(path, shown, headers, limits, reader or _read_now, parse_ahead if len(files) == 1 else None)
         except InputError as error:
             if strict:
                 raise
