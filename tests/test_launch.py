@@ -75,14 +75,15 @@ def test_a_reading_the_command_cannot_use_is_stopped(county: Path, tmp_path: Pat
     assert not reading_threads()
 
 
-def run_launch(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+def run_launch(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     from exitcheck import cli
 
     monkeypatch.setattr(sys, "argv", ["exitcheck", *args])
     monkeypatch.setattr(cli, "whole_process", False)  # the program sets it; undone after the test
     with pytest.raises(SystemExit) as ended:
         launch.main()
-    return int(ended.value.code or 0), capsys.readouterr().out
+    captured = capsys.readouterr()
+    return int(ended.value.code or 0), captured.out, captured.err
 
 
 def test_the_command_reads_the_file_once(county: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,7 +96,7 @@ def test_the_command_reads_the_file_once(county: Path, monkeypatch: pytest.Monke
         return real(path, *rest)
 
     monkeypatch.setattr(ahead, "read_file", counting)
-    code, out = run_launch(monkeypatch, capsys, "validate", str(county), "--as-of", "2020-06-30", "--json")
+    code, out, _ = run_launch(monkeypatch, capsys, "validate", str(county), "--as-of", "2020-06-30", "--json")
     assert code == 0
     assert json.loads(out)["summary"]["records"]["households"] == 6
     assert reads == [county]  # read early and taken over: not read again by the command
@@ -104,7 +105,7 @@ def test_the_command_reads_the_file_once(county: Path, monkeypatch: pytest.Monke
 
 def test_a_usage_error_still_ends_the_reading(county: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(county.parent)
-    code, _ = run_launch(monkeypatch, capsys, "audit", str(county), "--no-such-option")
+    code, _, _ = run_launch(monkeypatch, capsys, "audit", str(county), "--no-such-option")
     assert code == 2
     assert ahead.started is None and not reading_threads()
 
@@ -137,3 +138,12 @@ def test_a_command_run_in_process_leaves_the_collector_as_it_was(county: Path) -
     result = CliRunner().invoke(app, ["validate", str(county), "--as-of", "2020-06-30", "-q"])
     assert result.exit_code == 0
     assert gc.get_freeze_count() == before
+
+
+def test_a_bad_workspace_is_reported_by_the_command(county: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (county.parent / "exitcheck.yaml").write_text("limits: [not, a, mapping\n", encoding="utf-8")
+    monkeypatch.chdir(county.parent)
+    code, _, err = run_launch(monkeypatch, capsys, "validate", str(county), "--lang", "en")
+    assert code == 4  # the configuration's exit code, with its message; no early reading left
+    assert "exitcheck.yaml" in err
+    assert ahead.started is None and not reading_threads()

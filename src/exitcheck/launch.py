@@ -43,14 +43,13 @@ def early_file(args: Sequence[str]) -> Path | None:
 def start_reading(path: Path) -> ReadAhead | None:
     """A reading of `path`, started now and parsing, or None when the workspace is in doubt."""
     try:
-        from exitcheck.errors import ExitcheckError
         from exitcheck.registers.ahead import ReadAhead
         from exitcheck.workspace import find_config, load_config
 
         found = find_config(Path.cwd())
         config = load_config(found) if found else None
         ahead = ReadAhead([path], config.limits if config else None)
-    except (ExitcheckError, OSError):  # the command reports it, in its own words
+    except Exception:  # a bad workspace, say: the command meets it again and reports it
         return None
     try:
         ahead.wait_until_parsing()
