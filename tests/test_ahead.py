@@ -210,3 +210,19 @@ def test_a_folder_of_files_is_not_parsed_ahead(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(loader, "parse_columns", lambda register, *rest: parsed.append(register) or real(register, *rest))
     load_ahead([tmp_path], AS_OF)
     assert parsed == []
+
+
+def test_a_column_headed_like_a_bookkeeping_column_is_carried_as_unknown(tmp_path: Path) -> None:
+    # a sheet's own '_src' or '_row' column must neither take the place of the loader's
+    # bookkeeping (which file and row each record came from) nor be lost
+    county = base_county()
+    for n, row in enumerate(county.households):
+        row["_src"] = f"note{n}"
+    for row in county.members:
+        row["_row"] = "x"
+    path = county.write(tmp_path / "county.xlsx")
+    plain = load([path])
+    assert any(name.startswith("_src(") for name in plain.raw["households"].columns)
+    assert any(name.startswith("_row(") for name in plain.raw["members"].columns)
+    parsed_alike(prepare(plain, AS_OF), prepare(load_ahead([path], AS_OF), AS_OF))
+    assert prepare(plain, AS_OF).tables["households"]["_src"].tolist() == [0] * len(county.households)

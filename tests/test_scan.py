@@ -323,3 +323,19 @@ def test_a_sheet_nested_too_deep_for_the_exact_pass_is_refused(tmp_path: Path) -
         scan_package(path, path.name, check_zip(path, path.name, LIMITS), LIMITS)
     shallow = package(tmp_path / "shallow.xlsx", [("worksheets/sheet1.xml", sheet(b"<x>" * 20 + b"</x>" * 20 + cell))])
     scan_package(shallow, shallow.name, check_zip(shallow, shallow.name, LIMITS), LIMITS)
+
+
+def test_a_sheet_member_flagged_as_encrypted_is_an_encrypted_workbook(tmp_path: Path) -> None:
+    # zipfile raises RuntimeError for a member with the encryption flag (in the background
+    # scan of the sheets): the clerk is told the workbook has a password, not an internal error
+    path = workbook(tmp_path / "book.xlsx", b'<row r="1"><c r="A1"><v>1</v></c></row>')
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")  # the central directory
+    while at >= 0:
+        length = struct.unpack_from("<H", data, at + 28)[0]
+        if bytes(data[at + 46: at + 46 + length]) == b"xl/worksheets/sheet1.xml":
+            struct.pack_into("<H", data, at + 8, struct.unpack_from("<H", data, at + 8)[0] | 1)
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="password-protected"):
+        read_file(path, path.name, Limits())

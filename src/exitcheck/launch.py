@@ -11,7 +11,9 @@ stopped and the command reads as it always has. A guess that misses costs a litt
 a wrong result.
 
 The price: a mistyped option or a bad rule set is reported once the scan has passed the largest
-sheet (at most ahead.PARSING_WAIT_SECONDS later), and the reading is then stopped.
+sheet (at most ahead.PARSING_WAIT_SECONDS later), and the process then ends when calamine has
+finished the sheet it is parsing (it cannot be interrupted): a second or two on a county, the
+member sheet's parse on a prefecture.
 """
 
 from __future__ import annotations
@@ -62,19 +64,18 @@ def start_reading(path: Path) -> ReadAhead | None:
 def main() -> None:
     path = early_file(sys.argv[1:])
     early = None
-    if path is not None:  # nothing else imports the reader: --help stays instant
-        from exitcheck.registers import ahead
-
-        try:
-            early = ahead.started = start_reading(path)
-        except KeyboardInterrupt:
-            sys.stderr.write("exitcheck: 已中断 / interrupted\n")
-            raise SystemExit(130) from None
     try:
+        if path is not None:  # nothing else imports the reader: --help stays instant
+            from exitcheck.registers import ahead
+
+            early = ahead.started = start_reading(path)
         from exitcheck import cli
 
         cli.whole_process = True
         cli.main()
+    except KeyboardInterrupt:  # before a command runs (a command reports its own)
+        sys.stderr.write("exitcheck: 已中断 / interrupted\n")
+        raise SystemExit(130) from None
     finally:
         if early is not None:  # closed already when the command took it over; again is harmless
             ahead.started = None

@@ -66,7 +66,7 @@ class ReadAhead:
         if self._read is None or (path, shown) != self.first or limits != self.limits:
             return read_file(path, shown, limits)
         future, self._read = self._read, None
-        if on_sheet is not None:
+        if on_sheet is not None and not future.cancelled():  # a cancelled reading sends no end mark
             self._hand_over(on_sheet)
         return future.result()
 

@@ -468,6 +468,14 @@ def _over(grid: tuple[int, int], limits: Limits) -> bool:
     return rows > limits.max_rows or columns > limits.max_columns or rows * columns > limits.max_cells
 
 
+def encrypted_workbook(shown: str) -> InputError:
+    return InputError(
+        shown,
+        "工作簿设有打开密码(已加密), 无法读取; 请在 Excel 中取消密码后另存",
+        "the workbook is password-protected (encrypted); remove the password in Excel and save it again",
+    )
+
+
 @contextlib.contextmanager
 def _zip_errors(shown: str) -> Iterator[None]:
     """Errors of a damaged package, as the InputError a user gets."""
@@ -482,6 +490,10 @@ def _zip_errors(shown: str) -> Iterator[None]:
                 f"文件内部件与其声明的大小或校验和不符, 文件被篡改或已损坏({exc}); 请重新导出或重新拷贝",
                 f"a part does not match its declared size or checksum: the file is tampered with or corrupt ({exc}); export or copy it again",
             ) from None
+        raise _corrupt_zip(shown, exc) from None
+    except RuntimeError as exc:
+        if "encrypted" in str(exc):  # zipfile's word for a member flagged as encrypted
+            raise encrypted_workbook(shown) from None
         raise _corrupt_zip(shown, exc) from None
     except (OSError, EOFError, ValueError, zlib.error, ET.ParseError, NotImplementedError) as exc:
         # NotImplementedError: a compression method zipfile lacks (Deflate64, say)

@@ -128,7 +128,7 @@ def _columns(
     is carried as an unknown column, not read; it is listed in `duplicates` as
     (header, its column letter, the letter of the column that is read)."""
     columns: list[ColumnInfo] = []
-    used: set[str] = set()
+    used: set[str] = {ROW, SOURCE}  # an unknown column headed _row or _src must not take their place
     for index, cell in enumerate(header_row):
         letter = column_letter(index)
         header = "" if cell is None else str(cell).strip()

@@ -173,7 +173,7 @@ def parse_columns(register: RegisterName, frame: pd.DataFrame, as_of: date) -> C
     ahead = ColumnsAhead(register, frame, as_of, {}, {})
     for name in frame.columns:
         spec = known.get(name)
-        if name == ROW:
+        if name in (ROW, SOURCE):
             continue
         if spec is None or name == "household_id":
             ahead.texts[name] = normalise.text(frame[name])
@@ -193,7 +193,7 @@ _AHEAD = "columns-ahead:"  # + register: a key of Registers.parsed
 
 def _columns_ahead(registers: Registers, register: RegisterName, as_of: date) -> ColumnsAhead:
     """The register's columns parsed ahead for `as_of`, or a ColumnsAhead that parses them now."""
-    ahead = registers.parsed.get(_AHEAD + register)
+    ahead = registers.parsed.pop(_AHEAD + register, None)  # used once: not kept to the end
     if isinstance(ahead, ColumnsAhead) and ahead.frame is registers.raw[register] and ahead.as_of == as_of:
         return ahead
     return ColumnsAhead(register, registers.raw[register], as_of, {}, {})

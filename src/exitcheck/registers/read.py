@@ -31,6 +31,7 @@ from exitcheck.registers.limits import (
     check_file_size,
     check_shape,
     check_zip,
+    encrypted_workbook,
     not_a_workbook_zip,
     scan_package,
 )
@@ -249,7 +250,7 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
     not_a_workbook: InputError | None = None
     if scan is not None:
         if scan.encrypted:
-            raise _encrypted(shown)
+            raise encrypted_workbook(shown)
         real = scan.kind
         if real == "unknown":
             # no main part found by name: let calamine try, and say what it is if it cannot
@@ -258,7 +259,7 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
     else:
         names = {name.lower() for name in ole_stream_names(path)}
         if names & {"encryptioninfo", "encryptedpackage"}:
-            raise _encrypted(shown)
+            raise encrypted_workbook(shown)
         real = "xls"
         if names and not names & {"workbook", "book"}:
             not_a_workbook = _ole_not_workbook(shown, names)
@@ -406,6 +407,7 @@ class _SheetReader:
             try:
                 outcome[name] = self._read_sheet(workbook, name)
             except (ScanCancelled, CancelledError):  # stopped while this sheet waited for its scan
+                self.stop.set()  # read_all then raises ReadingStopped, whichever event came first
                 break
             except InputError as error:  # the file's fault; an error of exitcheck's own goes up
                 # without its traceback, whose frames hold the refused sheet's grid
@@ -460,14 +462,6 @@ def _ole_not_workbook(shown: str, names: set[str]) -> InputError:
     return InputError(shown, f"{what[0]}, 不是 Excel 工作簿", f"{what[1]}, not an Excel workbook")
 
 
-def _encrypted(shown: str) -> InputError:
-    return InputError(
-        shown,
-        "工作簿设有打开密码(已加密), 无法读取; 请在 Excel 中取消密码后另存",
-        "the workbook is password-protected (encrypted); remove the password in Excel and save it again",
-    )
-
-
 @contextlib.contextmanager
 def calamine_errors(shown: str) -> Iterator[None]:
     """Around calls into python-calamine: what it raises is the file's fault (or calamine's), and
@@ -488,7 +482,7 @@ def _unreadable(shown: str, exc: BaseException) -> InputError:
     reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     lowered = reason.lower()
     if isinstance(exc, python_calamine.PasswordError) or "password" in lowered or "encrypt" in lowered:
-        return _encrypted(shown)
+        return encrypted_workbook(shown)
     if "cell limit exceeded" in lowered:  # calamine's own cap on one sheet's grid
         return InputError(
             shown,
