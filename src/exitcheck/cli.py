@@ -180,10 +180,9 @@ def _collector_paused() -> Iterator[None]:
 def _workspace_nearby() -> Any:
     """The workspace of the current folder, if any: its header mapping and input limits apply
     to every command, also when input paths are given (a command needs none, though)."""
-    from exitcheck.workspace import find_config, load_config
+    from exitcheck.workspace import nearby_config
 
-    found = find_config(Path.cwd())
-    return load_config(found) if found else None
+    return nearby_config()
 
 
 def _read_headers(path: Path) -> dict[str, dict[str, str]]:

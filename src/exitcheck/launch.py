@@ -46,10 +46,9 @@ def start_reading(path: Path) -> ReadAhead | None:
     """A reading of `path`, started now and parsing, or None when the workspace is in doubt."""
     try:
         from exitcheck.registers.ahead import ReadAhead
-        from exitcheck.workspace import find_config, load_config
+        from exitcheck.workspace import nearby_config
 
-        found = find_config(Path.cwd())
-        config = load_config(found) if found else None
+        config = nearby_config()  # what the command's _workspace_nearby will find
         ahead = ReadAhead([path], config.limits if config else None)
     except Exception:  # a bad workspace, say: the command meets it again and reports it
         return None

@@ -335,6 +335,12 @@ def find_config(start: Path) -> Path | None:
     return None
 
 
+def nearby_config() -> WorkspaceConfig | None:
+    """The workspace of the current folder (or the nearest parent with an exitcheck.yaml), if any."""
+    found = find_config(Path.cwd())
+    return load_config(found) if found else None
+
+
 def load_config(path: Path) -> WorkspaceConfig:
     """Read and validate exitcheck.yaml; paths in it resolve against its folder."""
     path = path.resolve()
