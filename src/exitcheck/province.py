@@ -548,7 +548,10 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None, *, 
     distributed = import_distributed()
     if scheduler:
         try:
-            client = distributed.Client(scheduler, timeout="20s")
+            # No timeout of our own: Dask's (distributed.comm.timeouts.connect, 30 s unless the
+            # Dask configuration or DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT says otherwise) is
+            # where a site that starts its scheduler slowly, or wants to fail fast, sets it.
+            client = distributed.Client(scheduler)
         except (OSError, TimeoutError) as error:
             raise ConfigError(f"无法连接 Dask 调度器 {scheduler}: {error}", f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
         with client:
