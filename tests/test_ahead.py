@@ -66,7 +66,7 @@ def test_leaving_the_block_stops_the_reading(tmp_path: Path) -> None:
     book.close()
     with pytest.raises(KeyboardInterrupt), ReadAhead([path]) as ahead:
         ahead.wait_until_parsing()
-        future = ahead._read
+        future = ahead._task.future
         raise KeyboardInterrupt  # Ctrl-C while the command imports
     assert not reading_threads()  # the reading threads have ended: nothing keeps the process up
     with pytest.raises(ReadingStopped):  # stopped between sheets, not read to the end

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import gc
 import json
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -107,7 +109,41 @@ def test_a_usage_error_still_ends_the_reading(county: Path, monkeypatch: pytest.
     monkeypatch.chdir(county.parent)
     code, _, _ = run_launch(monkeypatch, capsys, "audit", str(county), "--no-such-option")
     assert code == 2
-    assert ahead.started is None and not reading_threads()
+    assert ahead.started is None
+    # the program does not wait for it, but the reading stops at its next sheet
+    deadline = time.monotonic() + 30
+    while reading_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not reading_threads()
+
+
+# A sheet that calamine takes 60 s over (it cannot be interrupted): the reading thread sleeps
+# after each sheet, holding no lock, as it does inside calamine's parse.
+SLOW_SHEETS = """
+import sys, time
+from exitcheck.registers import read
+real = read._SheetReader._read_sheet
+def slow(self, workbook, name):
+    sheet = real(self, workbook, name)
+    time.sleep(60)
+    return sheet
+read._SheetReader._read_sheet = slow
+from exitcheck import launch
+sys.argv = ["exitcheck", *sys.argv[1:]]
+launch.main()
+"""
+
+
+@pytest.mark.parametrize("mistake", [["--no-such-option"], ["--rules", "bad-rules.yaml"]], ids=["usage", "rule set"])
+def test_an_error_after_the_early_reading_started_ends_the_program_at_once(county: Path, mistake: list[str]) -> None:
+    (county.parent / "bad-rules.yaml").write_text("rules: [", encoding="utf-8")
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", SLOW_SHEETS, "audit", str(county), *mistake, "--lang", "en"],
+                          capture_output=True, text=True, cwd=county.parent, timeout=120)
+    seconds = time.monotonic() - began
+    assert done.returncode in (2, 4), done.stderr  # a usage error; a rule-set error
+    assert "Traceback" not in done.stderr
+    assert seconds < 30, f"the program waited {seconds:.0f} s for a sheet no one would use"
 
 
 def test_the_program_reports_what_it_always_did(county: Path, run_cli) -> None:  # noqa: ANN001

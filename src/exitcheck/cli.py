@@ -159,9 +159,17 @@ def _reading_ahead(paths: list[Path], config: Any) -> Iterator[Any]:
     from exitcheck.registers.ahead import ReadAhead, take_started
 
     limits = config.limits if config else None
-    with _collector_paused(), take_started(paths, limits) or ReadAhead(paths, limits) as ahead:
-        ahead.wait_until_parsing()
-        yield ahead
+    ahead = take_started(paths, limits) or ReadAhead(paths, limits)
+    with _collector_paused():
+        try:
+            ahead.wait_until_parsing()
+            yield ahead
+        except BaseException:
+            # The program ends on this error: it need not wait for calamine to finish a sheet
+            # no one will use. Run in-process (tests, other programs), it waits as ever.
+            ahead.close(wait=not whole_process)
+            raise
+        ahead.close()
 
 
 @contextlib.contextmanager

@@ -11,9 +11,8 @@ stopped and the command reads as it always has. A guess that misses costs a litt
 a wrong result.
 
 The price: a mistyped option or a bad rule set is reported once the scan has passed the largest
-sheet (at most ahead.PARSING_WAIT_SECONDS later), and the process then ends when calamine has
-finished the sheet it is parsing (it cannot be interrupted): a second or two on a county, the
-member sheet's parse on a prefecture.
+sheet (at most ahead.PARSING_WAIT_SECONDS later). The process then ends at once: the reading
+runs on daemon threads (read.Background), so exit does not wait for calamine to finish a sheet.
 """
 
 from __future__ import annotations
@@ -78,4 +77,4 @@ def main() -> None:
     finally:
         if early is not None:  # closed already when the command took it over; again is harmless
             ahead.started = None
-            early.close()
+            early.close(wait=False)  # the program ends here: no waiting for calamine

@@ -18,12 +18,18 @@ Nothing here imports pandas: that is the point.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
 from exitcheck.registers.limits import Limits
-from exitcheck.registers.read import FileRead, ReadControl, SheetRead, expand_paths, read_file
+from exitcheck.registers.read import (
+    Background,
+    FileRead,
+    ReadControl,
+    SheetRead,
+    expand_paths,
+    read_file,
+)
 
 #: How long a command waits for calamine to start before it imports anyway: the scan of a
 #: prefecture's member sheet takes a few seconds, and the imports then overlap the scan.
@@ -44,12 +50,12 @@ class ReadAhead:
         files = expand_paths(paths)
         self.first = files[0] if files else None
         self._control = ReadControl()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-read-ahead")
-        self._read: Future[FileRead] | None = None
+        self._task: Background[FileRead] | None = None
+        self._taken = False
         if self.first is None:
             self._control.parsing.set()
         else:
-            self._read = self._executor.submit(read_file, *self.first, self.limits, self._control)
+            self._task = Background("exitcheck-read-ahead", read_file, *self.first, self.limits, self._control)
 
     def wait_until_parsing(self, timeout: float = PARSING_WAIT_SECONDS) -> None:
         """Return once calamine parses the first file's first sheet, or the read has ended."""
@@ -63,12 +69,12 @@ class ReadAhead:
         sheet before it in the workbook have been read: the loader makes a register of the
         household sheet while calamine is still on the members.
         """
-        if self._read is None or (path, shown) != self.first or limits != self.limits:
+        if self._task is None or self._taken or (path, shown) != self.first or limits != self.limits:
             return read_file(path, shown, limits)
-        future, self._read = self._read, None
-        if on_sheet is not None and not future.cancelled():  # a cancelled reading sends no end mark
+        self._taken = True
+        if on_sheet is not None:
             self._hand_over(on_sheet)
-        return future.result()
+        return self._task.future.result()
 
     def _hand_over(self, on_sheet: Callable[[SheetRead], None]) -> None:
         waiting: dict[int, SheetRead] = {}
@@ -83,11 +89,15 @@ class ReadAhead:
     def reads(self, paths: Iterable[str | Path], limits: Limits | None) -> bool:
         """Whether this is the reading a command over `paths` with `limits` would start."""
         files = expand_paths(paths)
-        return self._read is not None and bool(files) and files[0] == self.first and (limits or Limits()) == self.limits
+        return self._task is not None and not self._taken and bool(files) and files[0] == self.first and (limits or Limits()) == self.limits
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the reading at its next sheet or chunk; with `wait`, return once it has ended.
+        Only a program about to exit passes False: it need not wait for calamine to finish a
+        sheet (its threads are daemons)."""
         self._control.stop()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if wait and self._task is not None:
+            self._task.join()
 
     def __enter__(self) -> ReadAhead:
         return self

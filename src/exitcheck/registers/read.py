@@ -18,10 +18,10 @@ import queue
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from exitcheck.errors import InputError
 from exitcheck.registers.limits import (
@@ -303,6 +303,36 @@ class ReadingStopped(Exception):
     """The reading was stopped from outside (ReadControl.stop) before every sheet was read."""
 
 
+_T = TypeVar("_T")
+
+
+class Background(Generic[_T]):
+    """`work(*args)` run at once on a daemon thread; its outcome in `future`.
+
+    Not a ThreadPoolExecutor: the interpreter joins an executor's threads before it exits, and
+    calamine cannot be interrupted inside a sheet. A program that ends on an error (a mistyped
+    option, a bad rule set) would wait seconds for a sheet no one will use; a daemon thread
+    lets it go. Callers that stay alive (tests, other programs) `join` as before.
+    """
+
+    def __init__(self, name: str, work: Callable[..., _T], *args: object) -> None:
+        self.future: Future[_T] = Future()
+        self.future.set_running_or_notify_cancel()  # running from the start: nothing to cancel
+        self._thread = threading.Thread(target=self._run, args=(work, args), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[..., _T], args: tuple[object, ...]) -> None:
+        try:
+            result = work(*args)
+        except BaseException as error:  # handed to whoever asks for the result, as an executor does
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(result)
+
+    def join(self) -> None:
+        self._thread.join()
+
+
 #: Formats whose reader parses a sheet only when asked for it, so that a second handle reads
 #: other sheets. calamine parses every sheet of an .xls or .ods when it opens the file: a
 #: second handle would parse it all twice (0.15 -> 0.23 s for an .xls, 0.34 -> 0.54 s for an
@@ -344,23 +374,22 @@ class _SheetReader:
     def read_all(self, workbook: Any, open_workbook: Callable[[], Any], names: list[str]) -> list[SheetRead]:
         order = {name: index for index, name in enumerate(names)}
         outcome: dict[str, SheetRead | InputError] = {}
-        pool: ThreadPoolExecutor | None = None
+        other: Background[dict[str, SheetRead | InputError]] | None = None
         try:
             lanes = self._lanes(names)
             if len(lanes) == 2:
-                pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exitcheck-read")
-                other = pool.submit(self._read_lane_own_handle, open_workbook, lanes[1], order)
+                other = Background("exitcheck-read", self._read_lane_own_handle, open_workbook, lanes[1], order)
             outcome.update(self._read_lane(workbook, lanes[0], order))
-            if pool is not None:
-                outcome.update(other.result())
+            if other is not None:
+                outcome.update(other.future.result())
         except BaseException:
             self.stop.set()
             if self.scan is not None:
                 self.scan.cancel.set()
             raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            if other is not None:
+                other.join()
             workbook.close()
         if self.stop.is_set():
             raise ReadingStopped(self.shown)
