@@ -126,10 +126,8 @@ def _load(
     as_of: Any = None,
 ) -> Any:
     """The registers of `paths`, read by `ahead` (a ReadAhead of _reading_ahead) if given. With
-    `ahead`, the sheets it has read are loaded, and parsed for `as_of` (default today), while it
+    `ahead` and `as_of`, the sheets it has read are loaded, and parsed for `as_of`, while it
     reads the others."""
-    from datetime import date
-
     from exitcheck.registers.load import load
 
     if config is None:
@@ -138,7 +136,7 @@ def _load(
     limits = config.limits if config else None
     with _collector_paused(), _progress(ui, ui.t("读取登记表", "Reading registers")):
         registers = load(paths, headers=header_map, strict=strict, limits=limits, reader=ahead.read if ahead else None,
-                         parse_ahead=(as_of or date.today()) if ahead else None)
+                         parse_ahead=as_of if ahead else None)
     if whole_process:
         # What is alive now (modules, the registers) lives to the end of the process: out of
         # the collector's sight, a full collection during the audit (~30 ms each) and the one
@@ -225,7 +223,7 @@ def validate(
     debug: Debug = False,
 ) -> int:
     """Check the registers against the register format and list every data issue."""
-    reference = _date(as_of)
+    reference = _reference_date(as_of)
     config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:
         from exitcheck.report import console
@@ -254,6 +252,15 @@ def validate(
             ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
     found = int(ExitCode.FINDINGS) if any(i.severity == "error" for i in issues) else 0
     return worst(found, _failures_code(registers))
+
+
+def _reference_date(text: str | None, configured: Any = None) -> Any:
+    """The day a command judges the registers by: --as-of, else the workspace's as_of, else
+    today. Fixed once, so that a run crossing midnight (and the sheets parsed while it still
+    reads) judges every register by one day."""
+    from datetime import date
+
+    return _date(text) or configured or date.today()
 
 
 def _date(text: str | None) -> Any:
@@ -359,7 +366,7 @@ def audit(
 
         return audit_on_dask(ui, paths, rules=rules, as_of=_date(as_of), out=out, formats=formats, split_by=split_by,
                              headers=headers, strict=strict, scheduler=scheduler, workers=workers)
-    reference = _date(as_of)
+    reference = _reference_date(as_of)
     rules_file = _rules_file(rules)
     config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:

@@ -21,10 +21,10 @@ from exitcheck.cli import (
     Quiet,
     Ui,
     _compiled,
-    _date,
     _load,
     _progress,
     _reading_ahead,
+    _reference_date,
     _rules_file,
     app,
     guarded,
@@ -78,7 +78,7 @@ def bands(
         raise UsageError("请给出登记表路径, 或在 exitcheck.yaml 的 registers 中写明",
                          "give the registers' paths, or name them under registers: in exitcheck.yaml")
     rules_file = _rules_file(rules or (settings.rules if settings else None))
-    reference = _date(as_of) or (settings.as_of if settings else None)
+    reference = _reference_date(as_of, settings.as_of if settings else None)
     local = engine == "local"
     with _reading_ahead(inputs, settings) if local else contextlib.nullcontext() as ahead:
         from exitcheck.bands import bands as band_households
