@@ -255,9 +255,9 @@ def validate(
 
 
 def _reference_date(text: str | None, configured: Any = None) -> Any:
-    """The day a command judges the registers by: --as-of, else the workspace's as_of, else
-    today. Fixed once, so that a run crossing midnight (and the sheets parsed while it still
-    reads) judges every register by one day."""
+    """The day a command judges the registers by: --as-of, else `configured` (the workspace's
+    as_of, for the commands that honour it), else today. Fixed once, so that a run crossing
+    midnight (and the sheets parsed while it still reads) judges every register by one day."""
     from datetime import date
 
     return _date(text) or configured or date.today()

@@ -53,8 +53,8 @@ def start_reading(path: Path) -> ReadAhead | None:
         return None
     try:
         ahead.wait_until_parsing()
-    except BaseException:  # Ctrl-C: the reading thread must not keep the process up
-        ahead.close()
+    except BaseException:  # Ctrl-C: the program ends; the reading must not keep it up
+        ahead.close(wait=False)
         raise
     return ahead
 
