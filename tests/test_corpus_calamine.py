@@ -30,7 +30,10 @@ SECONDS = 20.0
 PEAK_BYTES = int(1.5 * 1024**3)
 REAL_CLI = ["pass_protected.xlsx", "OOM_alloc3.xls", "issue_594_dos.ods", "issue252.xlsx", "issue_530.xlsx", "merge_cells.xlsx", "README.md"]
 
-pytestmark = pytest.mark.skipif(not FILES, reason=f"calamine corpus not found at {CORPUS} (CI has ../shared beside the clone)")
+pytestmark = [
+    pytest.mark.skipif(not FILES, reason=f"calamine corpus not found at {CORPUS} (CI has ../shared beside the clone)"),
+    pytest.mark.xdist_group("calamine-corpus"),  # corpus_results runs every file: once, on one worker
+]
 
 WORKER = r"""
 import json, resource, sys, time, traceback

@@ -20,7 +20,7 @@ from exitcheck.rules.model import load_ruleset
 distributed = pytest.importorskip("distributed")
 from exitcheck.province import audit_counties  # noqa: E402
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("dask")]  # one LocalCluster, one worker
 AS_OF_TEXT = AS_OF.isoformat()
 HH = "户表"
 
@@ -176,14 +176,14 @@ def test_a_county_that_never_comes_back_writes_nothing_and_exits_70(tmp_path, ru
 def test_an_unreachable_scheduler_is_a_configuration_error(tmp_path, run_cli):
     import socket
 
-    with socket.socket() as probe:  # a port on which nothing listens once the probe is closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     path = base_county().write(tmp_path / "越西县.xlsx")
-    # Dask's own setting bounds the wait (30 s by default), so the test need not sit through it.
-    done = run_cli("audit", str(path), "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}",
-                   "--out", str(tmp_path / "out"), "--lang", "en",
-                   env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
+    with socket.socket() as held:  # bound, not listening: refused, and no other test takes it meanwhile
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        # Dask's own setting bounds the wait (30 s by default), so the test need not sit through it.
+        done = run_cli("audit", str(path), "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}",
+                       "--out", str(tmp_path / "out"), "--lang", "en",
+                       env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
     assert done.returncode == 4, done.stderr
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in done.stderr
     assert not (tmp_path / "out").exists()

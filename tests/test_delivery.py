@@ -4,6 +4,7 @@ anywhere it could leak."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import io
@@ -86,10 +87,19 @@ class HttpServer:
 
 
 def free_port() -> int:
-    """A port nothing listens on (yet): the test starts its server there, or leaves it down."""
+    """A port nothing listens on (yet): the test starts its server there at once."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def port_down() -> Iterator[int]:
+    """A port bound but not listening: a connection is refused, and no other test (another
+    xdist worker) can take it while the server is meant to be down."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 @pytest.fixture
@@ -323,9 +333,9 @@ def test_the_same_push_twice_delivers_once_and_a_changed_income_delivers_again(w
 
 
 def test_a_server_down_fails_alone_and_the_next_run_delivers_the_missed_list_once(tmp_path, run_cli, inbox, mailbox, smtp_port, certificate):
-    port = free_port()  # nothing listens there tonight
-    root = make_workspace(tmp_path, http_port=port, smtp_port=smtp_port, certificate=certificate)
-    down = push(run_cli, root)
+    with port_down() as port:  # nothing listens there tonight
+        root = make_workspace(tmp_path, http_port=port, smtp_port=smtp_port, certificate=certificate)
+        down = push(run_cli, root)
     assert down.returncode == 5
     assert "agriculture-rural" in down.stderr and "cannot connect" in down.stderr
     assert len(outbox(root)) == 2 and len(mailbox.messages) == 1  # the others went out
@@ -400,17 +410,18 @@ def test_a_dry_run_sends_and_records_nothing(workspace, run_cli, inbox, mailbox)
 
 
 def test_deliveries_warns_about_a_department_failing_run_after_run(tmp_path, run_cli, smtp_port, certificate):
-    root = make_workspace(tmp_path, http_port=free_port(), smtp_port=smtp_port, certificate=certificate)
-    for _ in range(3):
-        assert push(run_cli, root).returncode == 5
-    listing = run_cli("deliveries", cwd=root)
-    assert listing.returncode == 0 and "agriculture-rural" in listing.stdout
-    assert "连续 3 次" in listing.stderr
-    document = ledger(run_cli, root)
-    assert document["failing"] == [{"department": "agriculture-rural", "failed_runs": 3}]
-    assert len(document["attempts"]) == 9
-    fourth = push(run_cli, root)
-    assert "连续 4 次" in fourth.stderr
+    with port_down() as port:  # nothing listens there
+        root = make_workspace(tmp_path, http_port=port, smtp_port=smtp_port, certificate=certificate)
+        for _ in range(3):
+            assert push(run_cli, root).returncode == 5
+        listing = run_cli("deliveries", cwd=root)
+        assert listing.returncode == 0 and "agriculture-rural" in listing.stdout
+        assert "连续 3 次" in listing.stderr
+        document = ledger(run_cli, root)
+        assert document["failing"] == [{"department": "agriculture-rural", "failed_runs": 3}]
+        assert len(document["attempts"]) == 9
+        fourth = push(run_cli, root)
+        assert "连续 4 次" in fourth.stderr
 
 
 def test_tls_is_verified_unless_the_config_says_otherwise(tmp_path, run_cli, inbox, smtp_port, certificate):
@@ -433,10 +444,11 @@ def test_email_refuses_a_certificate_it_cannot_verify(tmp_path, run_cli, mailbox
     other = tmp_path_factory.mktemp("other-ca") / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(other.with_suffix(".key")),
                     "-out", str(other), "-days", "2", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
-    root = make_workspace(tmp_path, http_port=free_port(), smtp_port=smtp_port, certificate=(other, other))
-    done = run_cli("bands", "--push-to", "human-resources", cwd=root, env=ENV)
-    assert done.returncode == 5 and mailbox.messages == [] and mailbox.logins == []
-    assert "human-resources" in done.stderr
+    with port_down() as port:  # nothing listens there
+        root = make_workspace(tmp_path, http_port=port, smtp_port=smtp_port, certificate=(other, other))
+        done = run_cli("bands", "--push-to", "human-resources", cwd=root, env=ENV)
+        assert done.returncode == 5 and mailbox.messages == [] and mailbox.logins == []
+        assert "human-resources" in done.stderr
 
 
 def test_push_needs_a_workspace_and_a_known_department(tmp_path, tmp_path_factory, run_cli, workspace):

@@ -20,7 +20,7 @@ from builders import County, base_county, recode
 
 distributed = pytest.importorskip("distributed")
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("nightly-dask")]  # one cluster, one worker
 AS_OF = "2020-06-30"
 COUNTIES = ("甲县", "乙县")  # both with townships 越城镇 and 中所镇, and a village 瓦曲村 in 越城镇
 
