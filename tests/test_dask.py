@@ -3,11 +3,14 @@ same findings as each county audited alone, and province figures from summed cou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from exitcheck.audit import audit
 from exitcheck.rules.model import load_ruleset
 
 distributed = pytest.importorskip("distributed")
-from exitcheck.province import audit_counties  # noqa: E402
+from exitcheck.province import LOCAL_SCHEDULER, audit_counties, cluster_client  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.xdist_group("dask")]  # one LocalCluster, one worker
 AS_OF_TEXT = AS_OF.isoformat()
@@ -71,7 +74,7 @@ def alone(paths: list[Path]) -> set[tuple]:
 def scheduler():
     """A small cluster in this process (threads) on TCP, so that a CLI subprocess can use it."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+                                  dashboard_address=None, scheduler_kwargs=LOCAL_SCHEDULER, silence_logs=logging.ERROR) as cluster:
         yield cluster.scheduler_address
 
 
@@ -134,11 +137,23 @@ class DieOnce(distributed.WorkerPlugin):
             os._exit(1)
 
 
+def test_a_local_cluster_leaves_dasks_default_port_alone() -> None:
+    # An office may run its own Dask dashboard on 8787; a second cluster there also warns.
+    with socket.socket() as taken:
+        with contextlib.suppress(OSError):  # if something else holds it, just as well
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        with warnings.catch_warnings(record=True) as caught, cluster_client(workers=1) as client:
+            warnings.simplefilter("always")
+            assert client.submit(sum, [1, 2]).result() == 3
+    assert not [w for w in caught if "8787" in str(w.message)]
+
+
 def test_a_worker_killed_mid_task_is_retried_and_the_result_is_complete(tmp_path):
     paths = three_counties(tmp_path / "in")
     marker = tmp_path / "killed"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+                                  scheduler_kwargs=LOCAL_SCHEDULER, silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
         before = set(client.run(os.getpid).values())
         client.register_plugin(DieOnce(str(marker)))
         result = audit_counties([[p] for p in paths], load_ruleset(), as_of=AS_OF, scheduler=cluster.scheduler_address)
@@ -164,7 +179,7 @@ def test_a_county_that_never_comes_back_writes_nothing_and_exits_70(tmp_path, ru
     paths = three_counties(tmp_path / "in")
     out = tmp_path / "out"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+                                  scheduler_kwargs=LOCAL_SCHEDULER, silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
         client.register_plugin(DieOnEveryTry(1))
         done = run_cli("audit", *map(str, paths), "--engine", "dask", "--scheduler", cluster.scheduler_address,
                        "--as-of", AS_OF_TEXT, "--out", str(out), "--lang", "en")
@@ -174,8 +189,6 @@ def test_a_county_that_never_comes_back_writes_nothing_and_exits_70(tmp_path, ru
 
 
 def test_an_unreachable_scheduler_is_a_configuration_error(tmp_path, run_cli):
-    import socket
-
     path = base_county().write(tmp_path / "越西县.xlsx")
     with socket.socket() as held:  # bound, not listening: refused, and no other test takes it meanwhile
         held.bind(("127.0.0.1", 0))

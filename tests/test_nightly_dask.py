@@ -20,6 +20,8 @@ from builders import County, base_county, recode
 
 distributed = pytest.importorskip("distributed")
 
+from exitcheck.province import LOCAL_SCHEDULER  # noqa: E402
+
 pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("nightly-dask")]  # one cluster, one worker
 AS_OF = "2020-06-30"
 COUNTIES = ("甲县", "乙县")  # both with townships 越城镇 and 中所镇, and a village 瓦曲村 in 越城镇
@@ -116,7 +118,7 @@ def issue_rows(book: Path) -> list[list]:
 def scheduler():
     """A small cluster in this process (threads) on TCP, for the CLI subprocesses to use."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
-                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+                                  dashboard_address=None, scheduler_kwargs=LOCAL_SCHEDULER, silence_logs=logging.ERROR) as cluster:
         yield cluster.scheduler_address
 
 

@@ -538,6 +538,12 @@ class CountyError(ExitcheckError):
         self.exit_code = ExitCode(worst(*(f.exit_code for f in failures)))
 
 
+#: A LocalCluster's scheduler serves HTTP (health, metrics) even with its dashboard off. On Dask's
+#: default 8787 it would take the port of an office's own Dask dashboard, or warn when another
+#: cluster runs on the machine: a free port, on this machine only.
+LOCAL_SCHEDULER = {"dashboard_address": "127.0.0.1:0"}
+
+
 @contextlib.contextmanager
 def cluster_client(scheduler: str | None = None, workers: int | None = None, *, tasks: int | None = None) -> Iterator[Any]:
     """A Client of the scheduler at `scheduler`, or of a LocalCluster started (and stopped) here.
@@ -559,7 +565,7 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None, *, 
         return
     count = workers or min(os.cpu_count() or 1, tasks or os.cpu_count() or 1)
     with distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+                                  scheduler_kwargs=LOCAL_SCHEDULER, silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
         yield client
 
 
