@@ -12,6 +12,10 @@ benchmarks/.cache), then times, alternating so that machine noise spreads evenly
                  12 household indicators: what county offices run today (county only)
 Each figure is the median wall time of whole processes, its ratio to (a) measured in the
 same run, and the peak resident memory. Results are printed and written as JSON.
+
+The ratio of medians moves with a machine whose speed drifts during the run; each round also
+gives a paired ratio (the case over the read of the same round, a few seconds apart), whose
+median and range are reported beside it: the range says how far one figure can be trusted.
 """
 
 from __future__ import annotations
@@ -125,9 +129,12 @@ def measure(scale: str, repeat: int) -> dict[str, object]:
     report = {}
     for name, samples in runs.items():
         median = statistics.median(t for t, _, _ in samples)
+        paired = [t / read for (t, _, _), (read, _, _) in zip(samples, runs["read"], strict=False)]
         report[name] = {
             "median_s": round(median, 3),
             "ratio_to_read": round(median / base, 2),
+            "paired_ratio": round(statistics.median(paired), 2),
+            "paired_range": [round(min(paired), 2), round(max(paired), 2)],
             "peak_mib": max(m for _, m, _ in samples),
             "exit_codes": sorted({c for _, _, c in samples}),
             "runs": len(samples),
@@ -160,9 +167,11 @@ def main() -> None:
     for scale in scales:
         data = result[scale]
         print(f"\n{scale}: {data['households']} households, {data['workbook_mib']} MiB")  # type: ignore[index]
-        print(f"{'case':<10} {'median s':>9} {'x read':>7} {'peak MiB':>9}")
+        print(f"{'case':<10} {'median s':>9} {'x read':>7} {'paired':>7} {'range':>12} {'peak MiB':>9}")
         for name, row in data["cases"].items():  # type: ignore[index]
-            print(f"{name:<10} {row['median_s']:>9.2f} {row['ratio_to_read']:>7.2f} {row['peak_mib']:>9}")
+            low, high = row["paired_range"]
+            print(f"{name:<10} {row['median_s']:>9.2f} {row['ratio_to_read']:>7.2f} {row['paired_ratio']:>7.2f}"
+                  f" {f'{low:.2f}-{high:.2f}':>12} {row['peak_mib']:>9}")
     print(f"\nwritten to {args.out}")
 
 
