@@ -157,8 +157,8 @@ def _reading_ahead(paths: list[Path], config: Any) -> Iterator[Any]:
     from exitcheck.registers.ahead import ReadAhead, take_started
 
     limits = config.limits if config else None
-    ahead = take_started(paths, limits) or ReadAhead(paths, limits)
     with _collector_paused():
+        ahead = take_started(paths, limits) or ReadAhead(paths, limits)
         try:
             ahead.wait_until_parsing()
             yield ahead
