@@ -19,6 +19,7 @@ import exitcheck
 from builders import AS_OF, base_county, excel_row, recode
 from exitcheck.audit import audit
 from exitcheck.rules.model import load_ruleset
+from ports import port_down
 
 distributed = pytest.importorskip("distributed")
 from exitcheck.province import LOCAL_SCHEDULER, audit_counties, cluster_client  # noqa: E402
@@ -190,9 +191,7 @@ def test_a_county_that_never_comes_back_writes_nothing_and_exits_70(tmp_path, ru
 
 def test_an_unreachable_scheduler_is_a_configuration_error(tmp_path, run_cli):
     path = base_county().write(tmp_path / "越西县.xlsx")
-    with socket.socket() as held:  # bound, not listening: refused, and no other test takes it meanwhile
-        held.bind(("127.0.0.1", 0))
-        port = held.getsockname()[1]
+    with port_down() as port:
         # Dask's own setting bounds the wait (30 s by default), so the test need not sit through it.
         done = run_cli("audit", str(path), "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}",
                        "--out", str(tmp_path / "out"), "--lang", "en",

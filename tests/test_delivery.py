@@ -4,13 +4,11 @@ anywhere it could leak."""
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import io
 import json
 import re
-import socket
 import ssl
 import subprocess
 import threading
@@ -26,6 +24,7 @@ from aiosmtpd.smtp import AuthResult
 from python_calamine import CalamineWorkbook
 
 from builders import base_county, make_id, member
+from ports import free_port, port_down
 
 TOKEN = "tok-9f8e7d6c5b4a-SECRET"  # noqa: S105 - a test secret, to be found nowhere
 SMTP_USER = "clerk-user-SECRET"
@@ -84,22 +83,6 @@ class HttpServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
-
-
-def free_port() -> int:
-    """A port nothing listens on (yet): the test starts its server there at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def port_down() -> Iterator[int]:
-    """A port bound but not listening: a connection is refused, and no other test (another
-    xdist worker) can take it while the server is meant to be down."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        yield held.getsockname()[1]
 
 
 @pytest.fixture
