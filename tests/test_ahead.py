@@ -14,6 +14,7 @@ import xlsxwriter
 
 from builders import base_county
 from exitcheck.errors import InputError
+from exitcheck.registers import read
 from exitcheck.registers.ahead import ReadAhead
 from exitcheck.registers.limits import Limits
 from exitcheck.registers.load import load
@@ -127,16 +128,36 @@ def load_ahead(paths: list[Path], parse_ahead: date) -> Registers:
         return load(paths, reader=ahead.read, parse_ahead=parse_ahead)
 
 
-def test_sheets_are_handed_over_in_workbook_order_as_they_are_read(tmp_path: Path) -> None:
+def test_each_sheet_is_handed_over_as_soon_as_it_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The large sheet is read in one lane, the small ones in the other; the large one is held
+    # until the last small one has been handed over (at most 10 s), so that handing over in
+    # workbook order, which would wait for the large sheet, fails here instead of passing by luck.
     path = tmp_path / "book.xlsx"
     book = xlsxwriter.Workbook(str(path))
-    for name, rows in (("small", 5), ("large", 20_000), ("tiny", 1)):
+    for name, rows in (("small", 5), ("large", 2_000), ("tiny", 1)):
         book.add_worksheet(name).write_column(0, 0, list(range(rows)))
     book.close()
+    monkeypatch.setattr(read, "_cores", lambda: 2)  # two lanes on any machine
+    tiny_handed = threading.Event()
+    read_sheet = read._SheetReader._read_sheet
+
+    def large_waits(self: read._SheetReader, workbook: object, name: str) -> read.SheetRead:
+        if name == "large":
+            tiny_handed.wait(10)
+        return read_sheet(self, workbook, name)
+
+    monkeypatch.setattr(read._SheetReader, "_read_sheet", large_waits)
     handed: list[tuple[str, str]] = []
+
+    def on_sheet(sheet: read.SheetRead) -> None:
+        handed.append((sheet.name, threading.current_thread().name))
+        if sheet.name == "tiny":
+            tiny_handed.set()
+
     with ReadAhead([path]) as ahead:
-        read = ahead.read(path, str(path), Limits(), on_sheet=lambda sheet: handed.append((sheet.name, threading.current_thread().name)))
-    assert [name for name, _ in handed] == [sheet.name for sheet in read.sheets] == ["small", "large", "tiny"]
+        done = ahead.read(path, str(path), Limits(), on_sheet=on_sheet)
+    assert [name for name, _ in handed] == ["small", "tiny", "large"]
+    assert [sheet.name for sheet in done.sheets] == ["small", "large", "tiny"]  # the read keeps workbook order
     assert {thread for _, thread in handed} == {threading.main_thread().name}  # the loader's own thread
 
 

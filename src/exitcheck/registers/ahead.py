@@ -6,8 +6,8 @@ overlaps the two: `ReadAhead` reads the files in a background thread; the comman
 calamine is parsing (the package scan, which needs the GIL as much as an import does, has
 passed the largest sheet by then), imports what it needs, and the loader takes each file's
 read from `ReadAhead.read` instead of reading it itself. While it waits there, the loader is
-handed each sheet already read (in workbook order) and makes its register and parses its
-columns at once: the household sheet is done while calamine is still on the members.
+handed each sheet as soon as it is read and makes its register and parses its columns at once:
+the household, village and township sheets are done while calamine is still on the members.
 
 The program may start the reading before its command line is even parsed (exitcheck/launch.py);
 the command then takes it over with `take_started`.
@@ -65,26 +65,19 @@ class ReadAhead:
         """`read_file`'s answer for this file: the one read ahead (its InputError is raised
         here), handed over once; any other file is read now.
 
-        While the reading ahead goes on, `on_sheet` is given each sheet as soon as it and every
-        sheet before it in the workbook have been read: the loader makes a register of the
-        household sheet while calamine is still on the members.
+        While the reading ahead goes on, `on_sheet` is given each sheet as soon as it is read, in
+        the order the reading lanes finish them, not the workbook's: the small village and
+        township sheets, read beside the members, are made into registers before the member
+        sheet is done, not after it. (The loader reports errors in workbook order whatever the
+        order of this.)
         """
         if self._task is None or self._taken or (path, shown) != self.first or limits != self.limits:
             return read_file(path, shown, limits)
         self._taken = True
         if on_sheet is not None:
-            self._hand_over(on_sheet)
+            while (arrived := self._control.arrived.get()) is not None:
+                on_sheet(arrived)
         return self._task.future.result()
-
-    def _hand_over(self, on_sheet: Callable[[SheetRead], None]) -> None:
-        waiting: dict[int, SheetRead] = {}
-        following = 0  # the workbook index of the next sheet to hand over
-        while (arrived := self._control.arrived.get()) is not None:
-            index, sheet = arrived
-            waiting[index] = sheet
-            while following in waiting:
-                on_sheet(waiting.pop(following))
-                following += 1
 
     def reads(self, paths: Iterable[str | Path], limits: Limits | None) -> bool:
         """Whether this is the reading a command over `paths` with `limits` would start."""

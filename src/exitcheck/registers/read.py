@@ -367,7 +367,7 @@ class _SheetReader:
     two_lanes: bool
     stop: threading.Event = field(default_factory=threading.Event, init=False)
     parsing: threading.Event | None = field(default=None, init=False)  # set as calamine starts on a sheet
-    arrived: queue.SimpleQueue[tuple[int, SheetRead] | None] | None = field(default=None, init=False)  # each sheet read
+    arrived: queue.SimpleQueue[SheetRead | None] | None = field(default=None, init=False)  # each sheet read
     _first_failure: int = field(default=1 << 30, init=False)  # workbook index of the earliest failed sheet
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -444,7 +444,7 @@ class _SheetReader:
             if isinstance(outcome[name], InputError):
                 self._failed(order[name])
             elif self.arrived is not None:
-                self.arrived.put((order[name], cast(SheetRead, outcome[name])))
+                self.arrived.put(cast(SheetRead, outcome[name]))
         return outcome
 
     def _failed(self, index: int) -> None:
@@ -584,12 +584,12 @@ class ReadControl:
 
     `parsing` is set once calamine is laying out a sheet whose scan has passed (or the read
     has ended); `stop()` stops the reading at the scan's next chunk and the reader's next sheet.
-    `arrived` receives (index in the workbook, sheet) for each sheet as it is read, in whatever
-    order the lanes finish them, and None when the reading has ended, however it ended.
+    `arrived` receives each sheet as it is read, in whatever order the lanes finish them, and
+    None when the reading has ended, however it ended.
     """
 
     parsing: threading.Event = field(default_factory=threading.Event)
-    arrived: queue.SimpleQueue[tuple[int, SheetRead] | None] = field(default_factory=queue.SimpleQueue)
+    arrived: queue.SimpleQueue[SheetRead | None] = field(default_factory=queue.SimpleQueue)
     stopped: threading.Event = field(default_factory=threading.Event)
     _linked: list[threading.Event] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
