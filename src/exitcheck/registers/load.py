@@ -160,9 +160,10 @@ def _frame(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...],
     cells = frame.drop(columns=[ROW])
     keep = ~(_blank_rows(cells) | _totals_rows(cells))
     letters = {column.name: column.letter for column in columns}
+    every = bool(keep.all())  # the usual register: then no masked copy of every cell (60 ms a county)
     if not sheet.lengths_checked:  # an xlsx's XML was checked as it was inflated; others here
-        _check_cell_lengths(cells[keep], frame[ROW], limits, shown, sheet.name, letters)
-    return frame[keep].reset_index(drop=True)
+        _check_cell_lengths(cells if every else cells[keep], frame[ROW], limits, shown, sheet.name, letters)
+    return frame if every else frame[keep].reset_index(drop=True)
 
 
 def _blank_cells(column: pd.Series) -> np.ndarray:
