@@ -5,7 +5,7 @@ An ID number has 18 characters: a 6-digit area code, the birth date as 8 digits
 for women, and a check digit (0-9 or X) computed with ISO 7064 MOD 11-2.
 
 The registers carry one ID per member, so :func:`analyse` works on a whole
-column at once with pandas string operations and numpy arithmetic: a county
+column at once with pyarrow string functions and numpy arithmetic: a county
 register has tens of thousands of members and the audit must stay instant.
 
 The checks follow the cascade of the register format:
@@ -30,6 +30,8 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "CHECK_MAP",
@@ -167,24 +169,27 @@ def _dates_from_digits(digits: np.ndarray, as_of: _dt.date) -> np.ndarray:
     return out
 
 
-def _ascii_matrix(values: pd.Series, width: int) -> np.ndarray:
-    """Pack equal-width ASCII strings into an (n, width) uint8 array."""
+def _ascii_matrix(values: pa.Array, width: int) -> np.ndarray:
+    """Equal-width ASCII strings (no nulls) as an (n, width) uint8 array: the array's own
+    bytes, read in place, not a Python string per value."""
     if len(values) == 0:
         return np.zeros((0, width), dtype=np.uint8)
-    joined = "".join(values.tolist()).encode("ascii")
-    return np.frombuffer(joined, dtype=np.uint8).reshape(-1, width)
+    _, offsets, data = values.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int32)[values.offset : values.offset + len(values) + 1]
+    if ends[-1] - ends[0] != len(values) * width:
+        raise ValueError(f"expected {len(values)} strings of {width} ASCII characters")
+    return np.frombuffer(data, dtype=np.uint8)[ends[0] : ends[-1]].reshape(-1, width)
 
 
-def _number_digits(numbers: pd.Series) -> pd.Series:
+def _number_digits(values: np.ndarray) -> np.ndarray:
     """Text of int(value) for number cells (what is left of a numeric ID).
 
     Ints and floats within the int64 range are converted by numpy; the rest
     (huge ints, inf) are rare and converted one by one.
     """
-    values = numbers.to_numpy(dtype=object)
     out = np.empty(len(values), dtype=object)
     if len(values) == 0:
-        return pd.Series(out, index=numbers.index, dtype="string")
+        return out
     types = pd.Series(values, dtype=object).map(type)
     int_types = {t: issubclass(t, (int, np.integer)) for t in types.unique()}
     is_int = np.array(types.map(int_types), dtype=bool)
@@ -199,7 +204,7 @@ def _number_digits(numbers: pd.Series) -> pd.Series:
     slow = ~(fast_float | fast_int)
     if slow.any():
         out[slow] = [_int_text(v) for v in values[slow]]
-    return pd.Series(out, index=numbers.index, dtype="string")
+    return out
 
 
 def _floats(values: np.ndarray) -> np.ndarray:
@@ -224,6 +229,9 @@ def _int_text(value: object) -> str:
         return str(value)
 
 
+_TYPE_OF = np.frompyfunc(type, 1, 1)
+
+
 def _kinds(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split cells into (text, number, blank) masks.
 
@@ -231,16 +239,17 @@ def _kinds(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     subclass of int and is never an ID); None, NaN, NaT and pd.NA are blank.
     Other objects (dates, bools) are neither: they are turned into text.
     """
-    if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
-        blank = raw.isna().to_numpy(bool)
-        return ~blank, np.zeros(len(raw), dtype=bool), blank
-    types = raw.map(type)
-    kind_of = {t: _kind_of_type(t) for t in types.unique()}
-    kinds = types.map(kind_of).to_numpy(object)
     blank = raw.isna().to_numpy(bool)
-    is_text = (kinds == "text") & ~blank
-    is_number = (kinds == "number") & ~blank
+    if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
+        return ~blank, np.zeros(len(raw), dtype=bool), blank
+    codes, types = pd.factorize(_TYPE_OF(raw.to_numpy(dtype=object)))
+    kinds = np.array([_KIND_CODES[_kind_of_type(t)] for t in types], dtype=np.int8)[codes]
+    is_text = (kinds == _KIND_CODES["text"]) & ~blank
+    is_number = (kinds == _KIND_CODES["number"]) & ~blank
     return is_text, is_number, blank
+
+
+_KIND_CODES = {"text": 0, "number": 1, "other": 2}
 
 
 def _kind_of_type(t: type) -> str:
@@ -262,42 +271,46 @@ def _other_text(value: object) -> str:
     return str(value)
 
 
-def _other_texts(cells: pd.Series) -> pd.Series:
+def _other_texts(values: np.ndarray) -> np.ndarray:
     """Text of dates, booleans and other objects, once per distinct value."""
-    values = cells.to_numpy(dtype=object)
     try:
         codes, uniques = pd.factorize(values, use_na_sentinel=False)
     except TypeError:  # unhashable objects
         codes, uniques = np.arange(len(values)), values
     texts = np.empty(len(uniques), dtype=object)
     texts[:] = [_other_text(v) for v in uniques]
-    return pd.Series(texts[codes], index=cells.index, dtype=object)
+    return texts[codes]
 
 
-def _normalise_text(text: pd.Series) -> pd.Series:
-    """Normalise ID text: width, lowercase x, surrounding white space.
+def _flags(mask: pa.Array, null: bool = False) -> np.ndarray:
+    """A writable bool array of a pyarrow boolean array, null as `null`."""
+    return np.array(mask.fill_null(null).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _normalise_text(text: pa.Array) -> pa.Array:
+    """Normalise ID text: width, lowercase x, surrounding white space; null where empty.
 
     Only non-ASCII strings need the full translation table; the common case
     (plain ASCII) just needs x -> X, which keeps 100 000 rows fast.
     """
-    text = text.astype("string")
-    non_ascii = ~text.str.isascii().fillna(True).to_numpy(bool)
+    non_ascii = ~_flags(pc.string_is_ascii(text), null=True)
     if non_ascii.any():
-        text[non_ascii] = pd.array(_half_width(text[non_ascii]), dtype="string")
-    text = text.str.replace("x", "X", regex=False).str.strip()
-    return text.mask(text == "")
+        wide = pa.array(_half_width(text.filter(pa.array(non_ascii))), type=pa.string())
+        text = pc.replace_with_mask(text, pa.array(non_ascii), wide)
+    text = pc.utf8_trim_whitespace(pc.replace_substring(text, "x", "X"))
+    return pc.if_else(pc.equal(text, ""), pa.nulls(len(text), pa.string()), text)
 
 
-def _half_width(strings: pd.Series) -> np.ndarray:
-    """Apply the ID translation to short non-ASCII strings with numpy.
+def _half_width(strings: pa.Array) -> np.ndarray:
+    """Apply the ID translation to short non-ASCII strings (no nulls) with numpy.
 
     A whole column typed with a full-width input method is plausible, so the
     code points are mapped as an array; long strings and strings holding NUL
     (which numpy's fixed-width strings drop) go through str.translate.
     """
-    values = strings.to_numpy(dtype=object)
-    width = int(strings.str.len().max())
-    if width > 64 or strings.str.contains("\x00", regex=False).any():
+    values = strings.to_numpy(zero_copy_only=False)
+    width = pc.max(pc.utf8_length(strings)).as_py()
+    if width > 64 or _flags(pc.match_substring(strings, "\x00")).any():
         return np.array([v.translate(_ID_TRANSLATION) for v in values], dtype=object)
     fixed = values.astype(f"<U{width}")
     codes = fixed.view(np.uint32).reshape(len(values), width).copy()
@@ -323,54 +336,63 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
     as_of = _as_date(as_of)
     n = len(raw)
     index = raw.index
-    raw = raw.reset_index(drop=True)  # positional work, whatever the labels
     is_text, is_number, blank = _kinds(raw)
     other = ~(is_text | is_number | blank)
 
-    ids = pd.Series(pd.NA, index=raw.index, dtype="string")
-    if is_text.any():
-        ids[is_text] = _normalise_text(raw[is_text])
+    # Every cell as text, normalised together: the digits of a number cell are
+    # plain ASCII, which the normalisation leaves as they are.
+    values = raw.to_numpy(dtype=object)
+    cells = np.full(n, None, dtype=object)
+    cells[is_text] = values[is_text]
     if other.any():
-        ids[other] = _normalise_text(_other_texts(raw[other]))
+        cells[other] = _other_texts(values[other])
     if is_number.any():
-        ids[is_number] = _number_digits(raw[is_number])
+        cells[is_number] = _number_digits(values[is_number])
+    ids = _normalise_text(pa.array(cells, type=pa.string()))
 
     # Shape and check digit (never for numbers: their digits are not theirs).
-    shape_ok = ids.str.fullmatch(_SHAPE_RE).fillna(False).to_numpy(bool) & ~is_number
+    shape_ok = _flags(pc.match_substring_regex(ids, f"^{_SHAPE_RE}$")) & ~is_number
     checksum_ok = np.zeros(n, dtype=bool)
-    sex = np.full(n, None, dtype=object)
+    male = np.zeros(n, dtype=bool)
     if shape_ok.any():
-        mat = _ascii_matrix(ids[shape_ok], 18)
+        mat = _ascii_matrix(ids.filter(pa.array(shape_ok)), 18)
         digits = mat[:, :17].astype(np.int64) - _ZERO
         expected = _CHECK_NP[(digits @ _WEIGHTS_NP) % 11]
         checksum_ok[shape_ok] = expected == mat[:, 17]
-        sex[shape_ok] = np.where(digits[:, 16] % 2 == 1, "男", "女")
+        male[shape_ok] = digits[:, 16] % 2 == 1
 
     # Birth date: any 18-character text with digits at positions 7-14, even
     # when the check digit (or another character) is wrong.
     birth = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-    has18 = (ids.str.len() == 18).fillna(False).to_numpy(bool) & ~is_number
+    has18 = _flags(pc.equal(pc.utf8_length(ids), 18)) & ~is_number
     if has18.any():
-        middle = ids[has18].str.slice(6, 14)
-        digit_ok = middle.str.fullmatch(_DIGITS8_RE).fillna(False).to_numpy(bool)
+        middle = pc.utf8_slice_codeunits(ids.filter(pa.array(has18)), 6, 14)
+        digit_ok = _flags(pc.match_substring_regex(middle, f"^{_DIGITS8_RE}$"))
         if digit_ok.any():
             rows = np.flatnonzero(has18)[digit_ok]
-            mat8 = _ascii_matrix(middle[digit_ok], 8)
+            mat8 = _ascii_matrix(middle.filter(pa.array(digit_ok)), 8)
             birth[rows] = _dates_from_digits(mat8 - _ZERO, as_of)
     birth_impossible = shape_ok & np.isnat(birth)
 
     return pd.DataFrame(
         {
-            "id": pd.Series(ids.array, index=index),
+            "id": pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([ids], type=pa.string())), index=index),
             "precision_lost": pd.Series(is_number, index=index),
             "shape_ok": pd.Series(shape_ok, index=index),
             "checksum_ok": pd.Series(checksum_ok, index=index),
             "birth": pd.Series(birth, index=index),
             "birth_impossible": pd.Series(birth_impossible, index=index),
-            "sex": pd.Series(sex, index=index, dtype="string"),
+            "sex": pd.Series(_sexes(male, shape_ok), index=index),
         },
         index=index,
     )
+
+
+def _sexes(male: np.ndarray, known: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """男 or 女 where `known`, NA elsewhere, made in Arrow (no Python string per row)."""
+    sexes = pc.if_else(pa.array(male), "男", "女")
+    sexes = pc.if_else(pa.array(known), sexes, pa.nulls(len(known), pa.string()))
+    return pd.arrays.ArrowStringArray(pa.chunked_array([sexes], type=pa.string()))
 
 
 def age_on(birth: pd.Series, as_of: _dt.date) -> pd.Series:
