@@ -1,9 +1,13 @@
-"""member_of must answer exactly as Series.isin would, on arrow strings and on anything else."""
+"""member_of must answer exactly as Series.isin would, on arrow strings and on anything else;
+kinds_of as a lookup of each cell's type would."""
 
+import datetime as dt
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from exitcheck.fastpaths import member_of
+from exitcheck.fastpaths import kinds_of, member_of
 
 
 @pytest.mark.parametrize("dtype", ["str", "string[pyarrow]", "string[python]", "object"])
@@ -25,3 +29,16 @@ def test_member_of_pool_of_another_dtype_is_compared_as_text() -> None:
 def test_member_of_empty_pool_matches_nothing() -> None:
     values = pd.Series(["1", None], dtype="string[pyarrow]")
     assert member_of(values, pd.Series([], dtype="string[pyarrow]")).tolist() == [False, False]
+
+
+def test_kinds_of_asks_once_per_type_and_answers_per_cell() -> None:
+    cells = np.array(["a", 1.5, None, True, "b", dt.date(2020, 1, 1), 3, 2.0], dtype=object)
+    asked: list[type] = []
+
+    def kind(t: type) -> int:
+        asked.append(t)
+        return {str: 1, float: 2, bool: 3}.get(t, 0)
+
+    assert kinds_of(cells, kind).tolist() == [1, 2, 0, 3, 1, 0, 0, 2]
+    assert sorted(asked, key=str) == sorted({str, float, type(None), bool, dt.date, int}, key=str)
+    assert kinds_of(np.array([], dtype=object), kind).dtype == np.int8

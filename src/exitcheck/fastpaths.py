@@ -1,14 +1,29 @@
-"""Fast paths for the few pandas operations that are slow on pyarrow-backed strings.
+"""Fast paths for the few pandas operations that are slow on register columns.
 
 pandas 3 stores text as pyarrow strings, and most string work then runs in C++. Membership
 in a large pool is the exception: `Series.isin` turns the pool into Python objects first
 (100 ms for 90,000 ids against 20,000 on the benchmark machine, 2 ms with pyarrow's is_in).
+And `Series.map(type)` over a column of cells infers a dtype for the 90,000 type objects it
+returns (14 ms), where numpy's ufunc of `type` does not (2 ms).
+
+This module imports nothing from the rest of the package: idcard, which must not, uses it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
+
+_TYPE_OF = np.frompyfunc(type, 1, 1)
+
+
+def kinds_of(cells: np.ndarray, kind_of_type: Callable[[type], int]) -> np.ndarray:
+    """`kind_of_type(type(cell))` for each cell of an object array, as int8: the function is
+    called once per distinct type, not once per cell."""
+    codes, types = pd.factorize(_TYPE_OF(cells))
+    return np.array([kind_of_type(t) for t in types], dtype=np.int8)[codes]
 
 
 def member_of(values: pd.Series, pool: pd.Series) -> pd.Series:

@@ -18,8 +18,9 @@ The checks follow the cascade of the register format:
 * a birth date is impossible when it is not a calendar date, is before
   1900-01-01 or is after the reference date.
 
-This module imports nothing from the rest of the package so that any part of it
-(readers, rules, reports, logging) can use it without import cycles.
+This module imports nothing from the rest of the package but exitcheck.fastpaths
+(which imports nothing of it) so that any part of it (readers, rules, reports,
+logging) can use it without import cycles.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from exitcheck.fastpaths import kinds_of
 
 __all__ = [
     "CHECK_MAP",
@@ -229,9 +232,6 @@ def _int_text(value: object) -> str:
         return str(value)
 
 
-_TYPE_OF = np.frompyfunc(type, 1, 1)
-
-
 def _kinds(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split cells into (text, number, blank) masks.
 
@@ -242,8 +242,7 @@ def _kinds(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     blank = raw.isna().to_numpy(bool)
     if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
         return ~blank, np.zeros(len(raw), dtype=bool), blank
-    codes, types = pd.factorize(_TYPE_OF(raw.to_numpy(dtype=object)))
-    kinds = np.array([_KIND_CODES[_kind_of_type(t)] for t in types], dtype=np.int8)[codes]
+    kinds = kinds_of(raw.to_numpy(dtype=object), lambda t: _KIND_CODES[_kind_of_type(t)])
     is_text = (kinds == _KIND_CODES["text"]) & ~blank
     is_number = (kinds == _KIND_CODES["number"]) & ~blank
     return is_text, is_number, blank

@@ -38,6 +38,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exitcheck.fastpaths import kinds_of
+
 __all__ = [
     "Parsed",
     "choice",
@@ -159,6 +161,7 @@ def _map_unique(values: pd.Series, fn: Callable[[object], object]) -> np.ndarray
 # --------------------------------------------------------------------------
 
 _Result = TypeVar("_Result", pd.Series, Parsed)
+_DISTINCT = "exitcheck-distinct"  # in Series.attrs: the cells are the distinct cells of a column
 _NUMERIC_TYPES = (bool, int, float, np.bool_, np.integer, np.floating)
 
 
@@ -208,7 +211,9 @@ def _per_distinct(parser: Callable[..., _Result]) -> Callable[..., _Result]:
         if split is None:
             return parser(raw, *args, **kwargs)
         codes, uniques = split
-        result = parser(pd.Series(uniques, dtype=object), *args, **kwargs)
+        distinct = pd.Series(uniques, dtype=object)
+        distinct.attrs[_DISTINCT] = True  # its string cells need no second factorize
+        result = parser(distinct, *args, **kwargs)
         if isinstance(result, Parsed):
             return Parsed(_spread(result.values, codes, raw, None), _spread(result.bad, codes, raw, False))
         return _spread(result, codes, raw, True)  # type: ignore[return-value]
@@ -240,15 +245,24 @@ _KEY = {ord(c): None for c in _SPACES}
 _KEY.update({c: c + 32 for c in range(ord("A"), ord("Z") + 1)})
 
 
-def _distinct_clean(values: object) -> tuple[np.ndarray, pa.Array]:
+def _distinct_clean(values: object, distinct: bool = False) -> tuple[np.ndarray, pa.Array]:
     """Normalise string cells once per distinct string.
 
     Returns ``(codes, uniques)``: cell ``i`` is ``uniques[codes[i]]``, a
     pyarrow string array whose strings are width-normalised and stripped, null
     where nothing is left.  Only the strings holding a full-width form are
-    translated (in Python); the rest is pyarrow string functions.
+    translated (in Python); the rest is pyarrow string functions.  With
+    `distinct` the strings are known to be so (no hashing them again).
     """
-    codes, distinct = pd.factorize(np.asarray(values, dtype=object))
+    if distinct:
+        distinct_values = np.asarray(values, dtype=object)
+        codes = np.arange(len(distinct_values))
+    else:
+        codes, distinct_values = pd.factorize(np.asarray(values, dtype=object))
+    return codes, _cleaned(distinct_values)
+
+
+def _cleaned(distinct: np.ndarray) -> pa.Array:
     u = _texts(distinct)
     wide = _contains(u, _WIDE_RE)
     if wide.any():
@@ -256,7 +270,7 @@ def _distinct_clean(values: object) -> tuple[np.ndarray, pa.Array]:
         arr[wide] = [str(v).translate(_WIDTH) for v in arr[wide]]
         u = _texts(arr)
     u = pc.utf8_trim_whitespace(u)
-    return codes, _where(_true(pc.not_equal(u, "")), u)
+    return _where(_true(pc.not_equal(u, "")), u)
 
 
 def _float_text(values: np.ndarray) -> np.ndarray:
@@ -333,17 +347,16 @@ class _Cells:
     def __init__(self, raw: pd.Series) -> None:
         self.index = raw.index
         self.name = raw.name
-        self.values = pd.Series(raw.to_numpy(dtype=object), dtype=object)
+        values = raw.to_numpy(dtype=object)
+        self.values = pd.Series(values, dtype=object)
         self.n = len(raw)
-        na = self.values.isna().to_numpy(dtype=bool)
-        inferred = pd.api.types.infer_dtype(self.values, skipna=True)
+        self.distinct = bool(raw.attrs.get(_DISTINCT))
+        inferred = pd.api.types.infer_dtype(values, skipna=True)
         if inferred in _INFERRED_KIND:
             kinds = np.full(self.n, _INFERRED_KIND[inferred], dtype=np.int8)
         else:
-            types = self.values.map(type)
-            codes = {t: _kind_of_type(t) for t in types.unique()}
-            kinds = np.array(types.map(codes), dtype=np.int8)
-        kinds[na] = _BLANK
+            kinds = kinds_of(values, _kind_of_type)
+        kinds[pd.isna(values)] = _BLANK
         self.kinds = kinds
         self._strings: tuple[np.ndarray, np.ndarray, pd.Series] | None = None
 
@@ -358,7 +371,7 @@ class _Cells:
         """(mask of string cells, codes, distinct normalised strings)."""
         if self._strings is None:
             m = self.mask(_STR)
-            codes, uniques = _distinct_clean(self.take(m))
+            codes, uniques = _distinct_clean(self.take(m), distinct=self.distinct)
             self._strings = (m, codes, uniques)
         return self._strings
 
