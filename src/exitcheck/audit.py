@@ -177,14 +177,14 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], rule
     placeholders = set(check_template(template, rule.id))
     wanted = [c for c in dict.fromkeys(["household_id", "township", "village", *used, *placeholders]) if c in frame.columns]
     rows = frame.loc[flagged[flagged].index, wanted]
-    statuses = outcome.status[flagged]
+    statuses = outcome.status[flagged].astype(str).tolist()
     members = _member_values(rule, outcome, frames, used) if rule.level == "member" else {}
     params = ruleset.spec.params
     out = []
-    high = outcome.high[flagged] if outcome.high is not None else None
+    high = outcome.high[flagged].tolist() if outcome.high is not None else None
     # One Gap object per flagged unit (not per row of the register): the output needs them.
     for position, data in enumerate(rows.to_dict("records")):
-        status = statuses.iloc[position]
+        status = statuses[position]
         values = {name: masked_value(name, data.get(name)) for name in used if name in data}
         if rule.level == "member":
             concerned = members.get(data.get("household_id"), [])
@@ -201,7 +201,7 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], rule
             township=_text(data.get("township")) if level != "county" else None,
             village=_text(data.get("village")) if level in ("household", "village") else None,
             message=message, department=rule.department, values=values, kind=rule.kind,
-            priority="high" if high is not None and bool(high.iloc[position]) else None,
+            priority="high" if high is not None and bool(high[position]) else None,
         ))
     return out
 

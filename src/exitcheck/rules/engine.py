@@ -22,6 +22,10 @@ from exitcheck.rules.expr import Expression, ExpressionError, compile_expression
 from exitcheck.rules.model import Level, Rule, RuleSet
 
 PASS, FAIL, UNKNOWN, NA = "pass", "fail", "unknown", "na"
+#: A status column is categorical over these: a code per unit, not a string (making 90,000
+#: strings for a member rule, and mapping them back, took longer than the rule).
+STATUSES = pd.CategoricalDtype([PASS, FAIL, UNKNOWN, NA])
+_CODE = {status: code for code, status in enumerate(STATUSES.categories)}
 NO_MEMBER = -2  # the rank of a household no living member speaks for (below every status)
 UNIT_KEYS: dict[str, tuple[str, ...]] = {
     "member": ("household_id", "township", "village"),
@@ -153,12 +157,16 @@ def statuses(applies: pd.Series | None, ok: pd.Series) -> pd.Series:
         applies = applies.astype("boolean")
         applies_true = applies.fillna(False).to_numpy(dtype=bool)
         applies_false = (~applies).fillna(False).to_numpy(dtype=bool)
-    result = np.select(
+    codes = np.select(
         [applies_false, applies_true & ok_true, applies_true & ok_false],
-        [NA, PASS, FAIL],
-        default=UNKNOWN,
+        [_CODE[NA], _CODE[PASS], _CODE[FAIL]],
+        default=_CODE[UNKNOWN],
     )
-    return pd.Series(result, index=ok.index)
+    return _status_series(codes, ok.index)
+
+
+def _status_series(codes: np.ndarray, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.Categorical.from_codes(codes.astype(np.int8), dtype=STATUSES), index=index)
 
 
 @dataclass(frozen=True)
@@ -179,20 +187,19 @@ class Membership:
 
 def roll_up(member_status: pd.Series, membership: Membership, households: pd.DataFrame, applies: pd.Series | None) -> pd.Series:
     """Household status from its living members: the worst of fail > unknown > pass."""
-    codes = member_status.to_numpy()
-    ranks = np.select([codes == FAIL, codes == UNKNOWN, codes == PASS], [2, 1, 0], default=-1)
+    codes = member_status.cat.codes.to_numpy()
+    ranks = np.select([codes == _CODE[FAIL], codes == _CODE[UNKNOWN], codes == _CODE[PASS]], [2, 1, 0], default=-1)
     worst = np.full(membership.size, NO_MEMBER)
     owned = membership.member_codes >= 0
     np.maximum.at(worst, membership.member_codes[owned], ranks[owned])
     per_household = np.where(membership.household_codes >= 0, worst[membership.household_codes], NO_MEMBER)
     # no living member, none checked (-1) or one unknown: the household cannot be told
-    result = np.select([per_household == 2, per_household == 0], [FAIL, PASS], default=UNKNOWN)
-    status = pd.Series(result, index=households.index)
+    result = np.select([per_household == 2, per_household == 0], [_CODE[FAIL], _CODE[PASS]], default=_CODE[UNKNOWN])
     if applies is not None:
         applies = applies.astype("boolean")
-        status = status.mask((~applies).fillna(False).astype(bool), NA)
-        status = status.mask(applies.isna() & (status != FAIL), UNKNOWN)
-    return status
+        result = np.where((~applies).fillna(False).to_numpy(dtype=bool), _CODE[NA], result)
+        result = np.where(applies.isna().to_numpy(dtype=bool) & (result != _CODE[FAIL]), _CODE[UNKNOWN], result)
+    return _status_series(result, households.index)
 
 
 def missing_inputs(rule: Rule, exprs: dict[str, Expression | None], available: set[str]) -> list[str]:
@@ -227,7 +234,9 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
         outcome.exprs = exprs
         evaluation.outcomes[rule.id] = outcome
         if rule.level in ("household", "member"):
-            ok = outcome.status.map({PASS: True, FAIL: False}).astype("boolean")
+            codes = outcome.status.cat.codes.to_numpy()
+            told = (codes == _CODE[PASS]) | (codes == _CODE[FAIL])
+            ok = pd.Series(pd.arrays.BooleanArray(codes == _CODE[PASS], ~told), index=outcome.status.index)
             households[f"ok_{rule.id}"] = ok
             available["household"].add(f"ok_{rule.id}")
             available["member"].add(f"ok_{rule.id}")
