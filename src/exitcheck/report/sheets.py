@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -100,21 +101,25 @@ def write_table(
         top = 1
     write_cells(workbook, sheet, top, list(headers), "header")  # extra columns' headers come from input
     sheet.set_row(top, 30)  # two lines, so wrapped headers of narrow columns stay legible
-    columns = [frame[c].astype(object).tolist() for c in frame.columns]
+    # Cells are prepared a column at a time (a text column as it is), and only the rows that
+    # need it are written again quoted or made taller: the per-cell work left is xlsxwriter's.
+    columns = [_column_cells(frame[c]) for c in frame.columns]
     chosen = [
         (widths[i] if widths and i < len(widths) and widths[i] else None) or _guess_width(h, columns[i] if i < len(columns) else [])
         for i, h in enumerate(headers)
     ]
     wrapped = [i for i in wrap_columns if i < len(columns)]
-    for offset, row in enumerate(zip(*columns, strict=True) if columns else []):
-        cells = [_cell(v) for v in row]
+    for offset, cells in enumerate(zip(*columns, strict=True) if columns else []):
         sheet.write_row(top + 1 + offset, 0, cells)
-        for index, cell in enumerate(cells):
-            if type(cell) is str and cell.startswith(FORMULA_STARTS):
-                sheet.write_string(top + 1 + offset, index, cell, fmt["quoted:wrap" if index in wrapped else "quoted:plain"])
-        lines = max((_lines(cells[i], chosen[i]) for i in wrapped), default=1)
-        if lines > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
-            sheet.set_row(top + 1 + offset, 15 * lines)
+    for index, column in enumerate(columns):
+        quoted = fmt["quoted:wrap" if index in wrapped else "quoted:plain"]
+        for offset, cell in enumerate(column):
+            if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+                sheet.write_string(top + 1 + offset, index, cell, quoted)
+    lines = [max(row) for row in zip(*(_lines(columns[i], chosen[i]) for i in wrapped), strict=True)] if wrapped else []
+    for offset, count in enumerate(lines):
+        if count > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
+            sheet.set_row(top + 1 + offset, 15 * count)
     last_row = top + max(len(frame), 1)
     sheet.freeze_panes(top + 1, 0)
     if len(headers):
@@ -131,18 +136,28 @@ def write_table(
     return sheet
 
 
-def _guess_width(header: str, values: list[Any]) -> float:
-    sample = [str(cell) for cell in (_cell(v) for v in values[:200]) if cell is not None]
+def _column_cells(column: pd.Series) -> list[Any]:
+    """A column's cells as written: text as it is (blank as None), anything else through _cell."""
+    if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
+        return column.to_numpy(dtype=object, na_value=None).tolist()
+    return [_cell(v) for v in column.astype(object).tolist()]
+
+
+def _guess_width(header: str, cells: list[Any]) -> float:
+    sample = [str(cell) for cell in cells[:200] if cell is not None]
     longest = max([_display_len(header), *(_display_len(s) for s in sample)], default=8)
     return min(max(6, longest + 2), 60)
 
 
-def _lines(value: Any, width: float) -> int:
-    if not isinstance(value, str) or not value:
-        return 1
-    return -(-_display_len(value) // max(int(width) - 1, 1))
+def _lines(cells: list[Any], width: float) -> list[int]:
+    """Lines each cell of a wrapped column takes at this width."""
+    room = max(int(width) - 1, 1)
+    return [-(-_display_len(cell) // room) if isinstance(cell, str) and cell else 1 for cell in cells]
+
+
+_WIDE = re.compile("[\u2e81-\U0010ffff]")
 
 
 def _display_len(text: str) -> int:
     """Chinese characters take two columns in a spreadsheet."""
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+    return len(text) + len(_WIDE.findall(text))
