@@ -245,7 +245,7 @@ _KEY = {ord(c): None for c in _SPACES}
 _KEY.update({c: c + 32 for c in range(ord("A"), ord("Z") + 1)})
 
 
-def _distinct_clean(values: object, distinct: bool = False) -> tuple[np.ndarray, pa.Array]:
+def _distinct_clean(values: object, *, distinct: bool = False) -> tuple[np.ndarray, pa.Array]:
     """Normalise string cells once per distinct string.
 
     Returns ``(codes, uniques)``: cell ``i`` is ``uniques[codes[i]]``, a
@@ -254,15 +254,15 @@ def _distinct_clean(values: object, distinct: bool = False) -> tuple[np.ndarray,
     translated (in Python); the rest is pyarrow string functions.  With
     `distinct` the strings are known to be so (no hashing them again).
     """
+    strings = np.asarray(values, dtype=object)
     if distinct:
-        distinct_values = np.asarray(values, dtype=object)
-        codes = np.arange(len(distinct_values))
-    else:
-        codes, distinct_values = pd.factorize(np.asarray(values, dtype=object))
-    return codes, _cleaned(distinct_values)
+        return np.arange(len(strings)), _cleaned(strings)
+    codes, uniques = pd.factorize(strings)
+    return codes, _cleaned(uniques)
 
 
 def _cleaned(distinct: np.ndarray) -> pa.Array:
+    """Distinct strings width-normalised and stripped, null where nothing is left."""
     u = _texts(distinct)
     wide = _contains(u, _WIDE_RE)
     if wide.any():
@@ -358,7 +358,7 @@ class _Cells:
             kinds = kinds_of(values, _kind_of_type)
         kinds[pd.isna(values)] = _BLANK
         self.kinds = kinds
-        self._strings: tuple[np.ndarray, np.ndarray, pd.Series] | None = None
+        self._strings: tuple[np.ndarray, np.ndarray, pa.Array] | None = None
 
     def mask(self, *kinds: int) -> np.ndarray:
         return np.isin(self.kinds, kinds)
