@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from exitcheck.issues import DataIssue
@@ -27,21 +28,26 @@ def household_frame(households: pd.DataFrame, members: pd.DataFrame, issues: Seq
     frame = households[first_rows(households) & households["household_id"].notna()].copy()
     alive = members[members["living"]]
     ids = frame["household_id"]
+    # each living member's household as a row of `frame` (its ids are unique), found once:
+    # every count below is then a bincount, not a value_counts and a map of 20,000 ids
+    owner = pd.Index(ids).get_indexer(alive["household_id"])
     age = alive["age"] if "age" in alive else pd.Series(pd.NA, index=alive.index)
     working_age = age.between(*WORKING_AGE).fillna(False).astype(bool)
     can_work = alive["labor_ability"].isin(CAN_WORK).fillna(False).astype(bool)
     idle = alive["employment"].eq("未务工").fillna(False).astype(bool)
     disabled = alive["health"].str.contains("残疾", regex=False).fillna(False).astype(bool)
-    frame["living_members"] = ids.map(alive["household_id"].value_counts()).fillna(0).astype("Int64")
-    frame["labour_unemployed"] = _count_by(ids, alive["household_id"][working_age & can_work & idle])
-    frame["disabled_members"] = _count_by(ids, alive["household_id"][disabled])
+    frame["living_members"] = _count_by(owner, np.ones(len(alive), dtype=bool), len(frame))
+    frame["labour_unemployed"] = _count_by(owner, (working_age & can_work & idle).to_numpy(), len(frame))
+    frame["disabled_members"] = _count_by(owner, disabled.to_numpy(), len(frame))
     errors = Counter(i.household_id for i in issues if i.severity == "error" and i.household_id)
     frame["data_errors"] = ids.map(errors).fillna(0).astype("Int64")
     return frame
 
 
-def _count_by(ids: pd.Series, owners: pd.Series) -> pd.Series:
-    return ids.map(owners.value_counts()).fillna(0).astype("Int64")
+def _count_by(owner: np.ndarray, chosen: np.ndarray, households: int) -> pd.arrays.IntegerArray:
+    """How many chosen members each household row has (`owner`: a member's row, -1 for none)."""
+    counted = owner[chosen & (owner >= 0)]
+    return pd.array(np.bincount(counted, minlength=households).astype(np.int64), dtype="Int64")
 
 
 def member_frame(members: pd.DataFrame, households: pd.DataFrame) -> pd.DataFrame:
