@@ -115,16 +115,20 @@ def _per_row(mask: pd.Series, make: Callable[[Any], dict[str, object]]) -> pd.Se
 
 
 def _others(keys: pd.Series, owners: pd.Series, mask: pd.Series) -> pd.Series:
-    """For each flagged row, the other owners (household ids) that share its key."""
-    groups = owners[mask].groupby(keys[mask]).agg(lambda s: sorted(set(s.dropna())))
-    listed = keys[mask].map(groups)
-    own = owners[mask]
+    """For each flagged row, the other owners (household ids) that share its key. The flagged
+    rows are few, and a groupby with a Python function per group cost more than they do."""
+    flagged = keys.index[mask.to_numpy()]
+    mine = [None if pd.isna(me) else str(me) for me in owners[mask].tolist()]  # no id: no owner to leave out
+    shared = keys[mask].tolist()
+    groups: dict[object, set[str]] = {}
+    for key, me in zip(shared, mine, strict=True):
+        if me is not None and not pd.isna(key):  # a blank key is shared with no one
+            groups.setdefault(key, set()).add(me)
     rows = []
-    for group, me in zip(listed, own, strict=True):
-        mine = None if pd.isna(me) else str(me)  # a row with no household id has no owner to leave out
-        others = [str(o) for o in group if str(o) != mine] if isinstance(group, list) else []
-        rows.append({"others": "、".join(others) or (mine or "")})
-    return pd.Series(rows, index=listed.index, dtype=object).reindex(keys.index)
+    for key, me in zip(shared, mine, strict=True):
+        others = [o for o in sorted(groups.get(key, ())) if o != me] if not pd.isna(key) else []
+        rows.append({"others": "、".join(others) or (me or "")})
+    return pd.Series(rows, index=flagged, dtype=object).reindex(keys.index)
 
 
 def check_duplicate_people(members: pd.DataFrame, sink: IssueSink) -> None:
