@@ -90,6 +90,26 @@ def test_issue_positions_and_values(tmp_path):
     assert all(i.severity == ("warning" if i.code == "shared_house" else "error") for i in issues)
 
 
+def test_a_duplicate_names_the_other_households_that_share_it(tmp_path):
+    county = planted_county()
+    m = county.members
+    for key in ("证件号码", "性别", "出生日期"):  # household 1's head also in household 4, and twice in 3
+        m[10][key] = m[0][key]
+    county.members.append(dict(m[7]))
+    path = county.write(tmp_path / "planted.xlsx")
+    issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
+    hid = [f"51343400{n:04d}" for n in range(1, 7)]
+    others = sorted((i.household_id, i.params["others"]) for i in issues if i.code == "duplicate_person")
+    assert others == [
+        (hid[0], f"{hid[2]}、{hid[3]}"),
+        (hid[2], f"{hid[0]}、{hid[3]}"),
+        (hid[2], f"{hid[0]}、{hid[3]}"),
+        (hid[3], f"{hid[0]}、{hid[2]}"),
+    ]
+    houses = sorted((i.household_id, i.params["others"]) for i in issues if i.code == "shared_house")
+    assert houses == [(hid[0], hid[1]), (hid[1], hid[0])]
+
+
 def test_header_row_found_under_titles_and_group_row(tmp_path):
     path = base_county().write(tmp_path / "c.xlsx")
     registers = exitcheck.load([path])
