@@ -23,10 +23,7 @@ from exitcheck.registers.parse import Parsed
 from exitcheck.registers.read import ReadingStopped
 from exitcheck.sample import write_sample
 from exitcheck.validation import prepare
-
-
-def reading_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("exitcheck-")]
+from threads import reading_threads
 
 
 def test_a_read_ahead_loads_what_load_reads(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import gc
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,10 +18,7 @@ from exitcheck import launch
 from exitcheck.registers import ahead
 from exitcheck.registers.ahead import ReadAhead, take_started
 from exitcheck.registers.limits import Limits
-
-
-def reading_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("exitcheck-")]
+from threads import reading_threads
 
 
 @pytest.fixture
