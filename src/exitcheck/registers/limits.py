@@ -458,7 +458,14 @@ def _measure_part(
     if _over(part.grid(), limits):
         # the references count cells that only carry a style; measure the cells that hold
         # values before refusing
-        rows, columns = value_extent(archive, part.name, cancel)
+        try:
+            rows, columns = value_extent(archive, part.name, cancel)
+        except NestedTooDeep:
+            raise InputError(
+                shown,
+                f"工作表「{label}」的 XML 嵌套超过 {MAX_XML_DEPTH} 层(表格程序写出的只有 7 层), 疑似构造的文件, 已拒绝读取; 请用 Excel 或 WPS 打开后另存再核查",
+                f"sheet '{label}': its XML nests more than {MAX_XML_DEPTH} levels deep (spreadsheet programs write 7), a crafted file?; refused. Open it in Excel or WPS and save it again",
+            ) from None
         check_shape(shown, label, rows, columns, limits)
     return part
 
@@ -657,6 +664,10 @@ _EXACT_PIECE = 64 * 1024
 MAX_XML_DEPTH = 64
 
 
+class NestedTooDeep(Exception):
+    """A sheet's XML nests deeper than MAX_XML_DEPTH: refused as over a limit, not as corrupt."""
+
+
 def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | None = None) -> tuple[int, int]:
     """The grid of the cells that hold a value (rows, columns), by parsing the sheet XML.
 
@@ -686,7 +697,7 @@ def value_extent(archive: zipfile.ZipFile, part: str, cancel: threading.Event | 
                 if event == "start":
                     open_elements.append(element)
                     if len(open_elements) > MAX_XML_DEPTH:
-                        raise ET.ParseError(f"elements nested over {MAX_XML_DEPTH} deep")
+                        raise NestedTooDeep
                     if tag in ("row", "c") and cell_depth:
                         # calamine skips what a cell holds; this pass would place it
                         raise ET.ParseError(f"a <{tag}> inside a cell")
