@@ -78,9 +78,9 @@ class Outcome:
     """One rule's statuses over the units of its level (index = the unit frame's index)."""
 
     rule: Rule
-    status: pd.Series  # pass / fail / unknown / na
+    status: pd.Series  # categorical over STATUSES: pass / fail / unknown / na
     high: pd.Series | None = None
-    member_status: pd.Series | None = None  # for member rules, per living member
+    member_status: pd.Series | None = None  # for member rules, per living member (categorical too)
     exprs: dict[str, Expression | None] = field(default_factory=dict)  # as compiled for the run
 
 
