@@ -193,9 +193,7 @@ def _number_digits(values: np.ndarray) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     if len(values) == 0:
         return out
-    types = pd.Series(values, dtype=object).map(type)
-    int_types = {t: issubclass(t, (int, np.integer)) for t in types.unique()}
-    is_int = np.array(types.map(int_types), dtype=bool)
+    is_int = kinds_of(values, lambda t: issubclass(t, (int, np.integer))).astype(bool)
     as_float = _floats(values)
     in_range = np.isfinite(as_float) & (np.abs(as_float) < 2.0**62)
     fast_float = ~is_int & in_range
