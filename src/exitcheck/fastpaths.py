@@ -15,8 +15,14 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 _TYPE_OF = np.frompyfunc(type, 1, 1)
+
+
+def flags(mask: pa.Array, null: bool = False) -> np.ndarray:
+    """A writable bool array of a pyarrow boolean array, null as `null`."""
+    return np.array(mask.fill_null(null).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def kinds_of(cells: np.ndarray, kind_of_type: Callable[[type], int]) -> np.ndarray:
@@ -28,7 +34,6 @@ def kinds_of(cells: np.ndarray, kind_of_type: Callable[[type], int]) -> np.ndarr
 
 def member_of(values: pd.Series, pool: pd.Series) -> pd.Series:
     """`values.isin(pool)` as a bool Series (NA is never a member), for pools of any size."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":

@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exitcheck.fastpaths import flags as _flags
 from exitcheck.fastpaths import kinds_of
 
 __all__ = [
@@ -277,11 +278,6 @@ def _other_texts(values: np.ndarray) -> np.ndarray:
     texts = np.empty(len(uniques), dtype=object)
     texts[:] = [_other_text(v) for v in uniques]
     return texts[codes]
-
-
-def _flags(mask: pa.Array, null: bool = False) -> np.ndarray:
-    """A writable bool array of a pyarrow boolean array, null as `null`."""
-    return np.array(mask.fill_null(null).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _normalise_text(text: pa.Array) -> pa.Array:

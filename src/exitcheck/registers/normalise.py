@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exitcheck.fastpaths import flags as arrow_flags
 from exitcheck.fastpaths import kinds_of
 
 __all__ = [
@@ -110,7 +111,7 @@ _INFERRED_KIND = {
 def _true(flags: pd.Series | pa.Array) -> np.ndarray:
     """A writable bool array of a nullable bool Series or pyarrow array, NA as False."""
     if isinstance(flags, pa.Array):
-        return np.array(flags.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+        return arrow_flags(flags)
     return np.array(flags.fillna(False), dtype=bool)
 
 
