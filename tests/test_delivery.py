@@ -24,7 +24,7 @@ from aiosmtpd.smtp import AuthResult
 from python_calamine import CalamineWorkbook
 
 from builders import base_county, make_id, member
-from ports import free_port, port_down
+from ports import on_a_free_port, port_down
 
 TOKEN = "tok-9f8e7d6c5b4a-SECRET"  # noqa: S105 - a test secret, to be found nowhere
 SMTP_USER = "clerk-user-SECRET"
@@ -71,8 +71,12 @@ class _InboxHandler(BaseHTTPRequestHandler):
 
 
 class HttpServer:
-    def __init__(self, port: int, inbox: Inbox, tls: ssl.SSLContext | None = None) -> None:
+    """A real HTTP(S) server on 127.0.0.1: on `port`, or with port 0 on one the system picks
+    (bound at once, so no other test can take it in between)."""
+
+    def __init__(self, inbox: Inbox, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _InboxHandler)
+        self.port: int = self.server.server_address[1]
         self.server.inbox = inbox  # type: ignore[attr-defined]
         if tls:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
@@ -92,9 +96,8 @@ def inbox() -> Inbox:
 
 @pytest.fixture
 def http_port(inbox: Inbox) -> Iterator[int]:
-    port = free_port()
-    server = HttpServer(port, inbox)
-    yield port
+    server = HttpServer(inbox)
+    yield server.port
     server.stop()
 
 
@@ -143,12 +146,15 @@ def mailbox() -> Mailbox:
 
 @pytest.fixture
 def smtp_port(mailbox: Mailbox, certificate) -> Iterator[int]:
-    port = free_port()
-    controller = Controller(
-        mailbox, hostname="127.0.0.1", port=port, tls_context=server_tls(certificate), require_starttls=True,
-        authenticator=mailbox.authenticate, auth_require_tls=True,
-    )
-    controller.start()
+    def start(port: int) -> Controller:
+        controller = Controller(
+            mailbox, hostname="127.0.0.1", port=port, tls_context=server_tls(certificate), require_starttls=True,
+            authenticator=mailbox.authenticate, auth_require_tls=True,
+        )
+        controller.start()
+        return controller
+
+    controller, port = on_a_free_port(start)
     yield port
     controller.stop()
 
@@ -322,7 +328,7 @@ def test_a_server_down_fails_alone_and_the_next_run_delivers_the_missed_list_onc
     assert down.returncode == 5
     assert "agriculture-rural" in down.stderr and "cannot connect" in down.stderr
     assert len(outbox(root)) == 2 and len(mailbox.messages) == 1  # the others went out
-    server = HttpServer(port, inbox)  # the server is back
+    server = HttpServer(inbox, port)  # the server is back
     try:
         up = push(run_cli, root)
         assert up.returncode == 0, up.stderr
@@ -408,8 +414,8 @@ def test_deliveries_warns_about_a_department_failing_run_after_run(tmp_path, run
 
 
 def test_tls_is_verified_unless_the_config_says_otherwise(tmp_path, run_cli, inbox, smtp_port, certificate):
-    port = free_port()
-    server = HttpServer(port, inbox, tls=server_tls(certificate))
+    server = HttpServer(inbox, tls=server_tls(certificate))
+    port = server.port
     try:
         strict = make_workspace(tmp_path / "strict", http_port=port, smtp_port=smtp_port, certificate=certificate, scheme="https")
         done = run_cli("bands", "--push-to", "agriculture-rural", cwd=strict, env=ENV)
