@@ -631,6 +631,21 @@ def test_floats_round_trip_through_text(value: float) -> None:
 
 
 @FAST
+@given(st.from_regex(r"[+-]?[0-9]{1,25}(\.[0-9]{0,20})?([eE][+-]?[0-9]{1,2})?", fullmatch=True))
+def test_number_text_gives_the_nearest_float(numeral: str) -> None:
+    """Long numerals, signed ones too, parse to the float nearest their decimal value, as
+    Python's float does (pandas' to_numeric rounded '+87.93199898412221975121' to a neighbour)."""
+    values, bad = number(col(numeral, f"{numeral}元"))
+    assert not bad.any()
+    assert (values == float(numeral)).all()
+
+
+def test_a_signed_long_numeral_is_not_rounded_to_a_neighbour() -> None:
+    values, _ = number(col("+87.93199898412221975121", "22517997598961716.0"))
+    assert values.tolist() == [87.93199898412222, 22517997598961716.0]
+
+
+@FAST
 @given(st.integers(min_value=1000, max_value=9999), st.sampled_from(["", "年", " 年度"]))
 def test_years_round_trip(value: int, suffix: str) -> None:
     values, bad = year(col(value, float(value), f"{value}{suffix}", full_width(str(value))))

@@ -622,7 +622,7 @@ def _numerals(u: pa.Array, units: str) -> pa.Array:
     ok = _fullmatch(u, _NUMBER_RE)
     decorated = ~ok & _contains(u, _DECORATION_RE)
     if decorated.any():
-        s = pc.replace_substring(u.filter(decorated), "−", "-")  # U+2212 minus sign
+        s = pc.replace_substring(u.filter(pa.array(decorated)), "−", "-")  # U+2212 minus sign
         s = pc.replace_substring_regex(s, _CURRENCY_RE, "")
         s = pc.utf8_trim_whitespace(pc.replace_substring_regex(s, units, ""))
         u = pc.replace_with_mask(u, pa.array(decorated, type=pa.bool_()), s)
@@ -631,8 +631,16 @@ def _numerals(u: pa.Array, units: str) -> pa.Array:
 
 
 def _numerals_to_float(numerals: pa.Array) -> np.ndarray:
-    parsed = pd.to_numeric(_as_string_series(numerals), errors="coerce")
-    return pd.Series(parsed).to_numpy(dtype=np.float64, na_value=np.nan)
+    """Floats of bare numerals (NaN where null), each the nearest to its decimal text.
+
+    Through Python's float, not pd.to_numeric: pandas' own parser rounds some long numerals
+    to a neighbouring float (all of them under pandas 2.2, those with a leading '+' under 3.x).
+    """
+    floats = np.full(len(numerals), np.nan)
+    valid = _true(numerals.is_valid())
+    if valid.any():
+        floats[valid] = numerals.filter(pa.array(valid)).to_numpy(zero_copy_only=False).astype(np.float64)
+    return floats
 
 
 def _safe_float(value: object) -> float:
@@ -710,11 +718,11 @@ def _integers_of_text(u: pa.Array, units: str) -> np.ndarray:
     numerals = _numerals(u, units)
     plain = _fullmatch(numerals, _INT_RE)
     if plain.any():
-        ints = pd.to_numeric(_as_string_series(numerals.filter(plain))).astype("int64").to_numpy(dtype=np.int64)
+        ints = pd.to_numeric(_as_string_series(numerals.filter(pa.array(plain)))).astype("int64").to_numpy(dtype=np.int64)
         out[plain] = ints.astype(object)
     rest = ~plain & _true(numerals.is_valid())
     if rest.any():
-        ints, ok = _integers_of_floats(_numerals_to_float(numerals.filter(rest)))
+        ints, ok = _integers_of_floats(_numerals_to_float(numerals.filter(pa.array(rest))))
         out[np.flatnonzero(rest)[ok]] = ints[ok].astype(object)
     return out
 
