@@ -9,6 +9,7 @@ import zipfile
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from python_calamine import CalamineWorkbook
 
@@ -20,6 +21,7 @@ from exitcheck.bands import (
     bands,
     bands_document,
     content_digest,
+    count_table,
     department_list,
     department_lists,
 )
@@ -327,3 +329,25 @@ def _xlsx_text(data: bytes) -> str:
     """Every XML part of a workbook, hidden sheets and columns included."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return "".join(archive.read(name).decode("utf-8") for name in archive.namelist() if name.endswith(".xml"))
+
+
+THREE_BANDS = [Band(id="low", label="低", min=0, max=4200), Band(id="mid", label="中", min=4200, max=4500),
+               Band(id="high", label="高", min=4500, max=5000)]
+
+
+def test_the_summary_counts_in_whole_numbers_and_keeps_a_township_with_no_banded_household():
+    frame = pd.DataFrame({"township": ["甲镇", "甲镇", "乙镇", None], "band": ["low", "high", None, "low"]})
+    table = count_table(frame, THREE_BANDS, "zh")
+    assert table.to_dict("list") == {
+        "乡镇": ["(空)", "乙镇", "甲镇", "合计"], "低": [1, 0, 1, 2], "中": [0, 0, 0, 0], "高": [0, 0, 1, 1], "合计": [1, 0, 2, 3],
+    }
+    assert all(str(dtype) == "int64" for dtype in table.dtypes.iloc[1:])
+
+
+def test_the_summary_of_no_household_is_a_row_of_zeros_not_an_error():
+    empty = pd.DataFrame({"county": pd.Series([], dtype=object), "township": pd.Series([], dtype=object),
+                          "band": pd.Series([], dtype=object)})
+    for by_county in (False, True):
+        table = count_table(empty, THREE_BANDS, "en", by_county=by_county)
+        assert table.iloc[:, -4:].to_dict("list") == {"低": [0], "中": [0], "高": [0], "Total": [0]}
+

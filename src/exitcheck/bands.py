@@ -227,19 +227,19 @@ def count_table(frame: pd.DataFrame, bands: Sequence[Band], lang: str, *, by_tow
     total = pick(lang, "合计", "Total")
     blank = pick(lang, "(空)", "(blank)")
     labels = [band_label(band, lang) for band in bands]
-    categories = pd.Categorical(frame["band"].astype(object), categories=[band.id for band in bands])
     places = (["county"] if by_county else []) + (["township"] if by_township else [])
-    if places:
-        keys = [frame[name].astype(object).fillna(blank).rename(name) for name in places]
-        table = pd.crosstab(keys if len(keys) > 1 else keys[0], categories, dropna=False)
-        if len(keys) > 1:  # crosstab pairs every county with every township: keep the real ones
-            table = table.reindex(pd.MultiIndex.from_arrays(keys).unique().sort_values(), fill_value=0)
-    else:
-        table = pd.crosstab(pd.Series(total, index=frame.index), categories, dropna=False)
-    table = table.reindex(columns=[band.id for band in bands], fill_value=0)
+    keys = {name: frame[name].astype(object).fillna(blank) for name in places} or {"": pd.Series(total, index=frame.index, dtype=object)}
+    # A groupby of the real places, not a crosstab: crosstab pairs every county with every
+    # township, and under pandas 2.2 it fails on an empty frame and counts in floats. A
+    # household in no band still puts its place in the table, with zeros.
+    counted = pd.DataFrame({**keys, "band": frame["band"].astype(object)})
+    table = (counted.groupby([*keys], dropna=False)["band"].value_counts(dropna=False).unstack("band", fill_value=0)
+             if len(counted) else pd.DataFrame(index=pd.MultiIndex.from_arrays([[]] * len(keys), names=[*keys])))
+    table = table.reindex(columns=[band.id for band in bands], fill_value=0).fillna(0).astype("int64")
     table.columns = labels
     if places:
-        table.loc[(total, "") if len(places) > 1 else total, :] = table.sum()
+        sums = pd.DataFrame([table.sum()], index=pd.MultiIndex.from_tuples([(total, "")]) if len(places) > 1 else [total])
+        table = pd.concat([table, sums.astype("int64")])
     table[total] = table.sum(axis=1)
     names = {"county": pick(lang, "县", "County"), "township": pick(lang, "乡镇", "Township")}
     table.index.names = [names[name] for name in places] if places else [""]
