@@ -40,7 +40,10 @@ import json, resource, sys, time, traceback
 from typer.testing import CliRunner
 from exitcheck.cli import app
 
-runner = CliRunner()
+try:
+    runner = CliRunner(mix_stderr=False)  # click before 8.2 mixes stderr into stdout unless told
+except TypeError:  # click 8.2 dropped the argument: stderr is kept apart already
+    runner = CliRunner()
 for path in sys.argv[1:]:
     print(json.dumps({"start": path}), flush=True)
     began = time.monotonic()
