@@ -291,10 +291,9 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
         workbook.close()
         raise
     reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"),
-                          two_lanes=two_lanes_possible(real))
+                          two_lanes=two_lanes_possible(real), control=control)
     if control is not None:
         control.link(reader.stop)
-        reader.parsing, reader.arrived = control.parsing, control.arrived
     sheets = reader.read_all(workbook, open_workbook, worksheets)
     return FileRead(sheets, notes, kind=real)
 
@@ -365,9 +364,8 @@ class _SheetReader:
     scan: PackageScan | None
     lengths_checked: bool
     two_lanes: bool
+    control: ReadControl | None = None  # told when calamine starts on a sheet, and given each sheet read
     stop: threading.Event = field(default_factory=threading.Event, init=False)
-    parsing: threading.Event | None = field(default=None, init=False)  # set as calamine starts on a sheet
-    arrived: queue.SimpleQueue[SheetRead | None] | None = field(default=None, init=False)  # each sheet read
     _first_failure: int = field(default=1 << 30, init=False)  # workbook index of the earliest failed sheet
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -443,8 +441,8 @@ class _SheetReader:
                 outcome[name] = error.with_traceback(None)
             if isinstance(outcome[name], InputError):
                 self._failed(order[name])
-            elif self.arrived is not None:
-                self.arrived.put(cast(SheetRead, outcome[name]))
+            elif self.control is not None:
+                self.control.arrived.put(cast(SheetRead, outcome[name]))
         return outcome
 
     def _failed(self, index: int) -> None:
@@ -454,8 +452,8 @@ class _SheetReader:
     def _read_sheet(self, workbook: Any, name: str) -> SheetRead:
         if self.scan is not None:
             self.scan.wait_sheet(name)  # its part has passed the limits: calamine may lay it out
-        if self.parsing is not None:
-            self.parsing.set()
+        if self.control is not None:
+            self.control.parsing.set()
         with calamine_errors(self.shown):
             sheet = workbook.get_sheet_by_name(name)
             end = sheet.end
