@@ -162,7 +162,7 @@ def _dates_from_digits(digits: np.ndarray, as_of: _dt.date) -> np.ndarray:
         & (ymd >= _MIN_BIRTH)
         & (ymd <= _ymd_int(as_of))
     )
-    out = np.full(len(d), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out = np.full(len(d), np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
     if valid.any():
         y, m, dd = year[valid], month[valid], day[valid]
         days = (
@@ -356,7 +356,7 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
 
     # Birth date: any 18-character text with digits at positions 7-14, even
     # when the check digit (or another character) is wrong.
-    birth = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    birth = np.full(n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
     has18 = _flags(pc.equal(pc.utf8_length(ids), 18)) & ~is_number
     if has18.any():
         middle = pc.utf8_slice_codeunits(ids.filter(pa.array(has18)), 6, 14)

@@ -883,7 +883,7 @@ def date(raw: pd.Series, as_of: _dt.date | None = None) -> Parsed:
         as_of_day = as_of.date() if isinstance(as_of, _dt.datetime) else as_of
         last = min(last, (as_of_day - _EPOCH).days)
     ok &= (days >= _MIN_DAY) & (days <= last)
-    out = np.full(cells.n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    out = np.full(cells.n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
     out[ok] = days[ok].astype("datetime64[D]").astype("datetime64[ns]")
     return Parsed(cells.wrap(out, "datetime64[ns]"), cells.flags(cells.present() & ~ok))
 
