@@ -228,17 +228,24 @@ def count_table(frame: pd.DataFrame, bands: Sequence[Band], lang: str, *, by_tow
     blank = pick(lang, "(空)", "(blank)")
     labels = [band_label(band, lang) for band in bands]
     places = (["county"] if by_county else []) + (["township"] if by_township else [])
-    keys = {name: frame[name].astype(object).fillna(blank) for name in places} or {"": pd.Series(total, index=frame.index, dtype=object)}
+    if places:
+        keys = {name: frame[name].astype(object).fillna(blank) for name in places}
+    else:
+        keys = {"": pd.Series(total, index=frame.index, dtype=object)}
     # A groupby of the real places, not a crosstab: crosstab pairs every county with every
     # township, and under pandas 2.2 it fails on an empty frame and counts in floats. A
     # household in no band still puts its place in the table, with zeros.
     counted = pd.DataFrame({**keys, "band": frame["band"].astype(object)})
-    table = (counted.groupby([*keys], dropna=False)["band"].value_counts(dropna=False).unstack("band", fill_value=0)
-             if len(counted) else pd.DataFrame(index=pd.MultiIndex.from_arrays([[]] * len(keys), names=[*keys])))
+    if len(counted):
+        by_place = counted.groupby([*keys], dropna=False)["band"]
+        table = by_place.value_counts(dropna=False).unstack("band", fill_value=0)
+    else:
+        table = pd.DataFrame(index=pd.MultiIndex.from_arrays([[]] * len(keys), names=[*keys]))
     table = table.reindex(columns=[band.id for band in bands], fill_value=0).fillna(0).astype("int64")
     table.columns = labels
     if places:
-        sums = pd.DataFrame([table.sum()], index=pd.MultiIndex.from_tuples([(total, "")]) if len(places) > 1 else [total])
+        totals_row = pd.MultiIndex.from_tuples([(total, "")]) if len(places) > 1 else [total]
+        sums = pd.DataFrame([table.sum()], index=totals_row)
         table = pd.concat([table, sums.astype("int64")])
     table[total] = table.sum(axis=1)
     names = {"county": pick(lang, "县", "County"), "township": pick(lang, "乡镇", "Township")}
