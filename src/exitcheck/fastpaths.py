@@ -25,6 +25,12 @@ def flags(mask: pa.Array, null: bool = False) -> np.ndarray:
     return np.array(mask.fill_null(null).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def selected(values: pa.Array, mask: np.ndarray) -> pa.Array:
+    """The elements of a pyarrow array where a numpy bool mask is True. pyarrow before 16
+    (our floor is 15) takes only a pyarrow array as a filter's mask."""
+    return values.filter(pa.array(mask, type=pa.bool_()))
+
+
 def kinds_of(cells: np.ndarray, kind_of_type: Callable[[type], int]) -> np.ndarray:
     """`kind_of_type(type(cell))` for each cell of an object array, as int8: the function is
     called once per distinct type, not once per cell."""

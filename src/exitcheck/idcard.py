@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exitcheck.fastpaths import flags as _flags
-from exitcheck.fastpaths import kinds_of
+from exitcheck.fastpaths import kinds_of, selected
 
 __all__ = [
     "CHECK_MAP",
@@ -288,7 +288,7 @@ def _normalise_text(text: pa.Array) -> pa.Array:
     """
     non_ascii = ~_flags(pc.string_is_ascii(text), null=True)
     if non_ascii.any():
-        wide = pa.array(_half_width(text.filter(pa.array(non_ascii))), type=pa.string())
+        wide = pa.array(_half_width(selected(text, non_ascii)), type=pa.string())
         text = pc.replace_with_mask(text, pa.array(non_ascii), wide)
     text = pc.utf8_trim_whitespace(pc.replace_substring(text, "x", "X"))
     return pc.if_else(pc.equal(text, ""), pa.nulls(len(text), pa.string()), text)
@@ -348,7 +348,7 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
     checksum_ok = np.zeros(n, dtype=bool)
     male = np.zeros(n, dtype=bool)
     if shape_ok.any():
-        mat = _ascii_matrix(ids.filter(pa.array(shape_ok)), 18)
+        mat = _ascii_matrix(selected(ids, shape_ok), 18)
         digits = mat[:, :17].astype(np.int64) - _ZERO
         expected = _CHECK_NP[(digits @ _WEIGHTS_NP) % 11]
         checksum_ok[shape_ok] = expected == mat[:, 17]
@@ -359,11 +359,11 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
     birth = np.full(n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
     has18 = _flags(pc.equal(pc.utf8_length(ids), 18)) & ~is_number
     if has18.any():
-        middle = pc.utf8_slice_codeunits(ids.filter(pa.array(has18)), 6, 14)
+        middle = pc.utf8_slice_codeunits(selected(ids, has18), 6, 14)
         digit_ok = _flags(pc.match_substring_regex(middle, f"^{_DIGITS8_RE}$"))
         if digit_ok.any():
             rows = np.flatnonzero(has18)[digit_ok]
-            mat8 = _ascii_matrix(middle.filter(pa.array(digit_ok)), 8)
+            mat8 = _ascii_matrix(selected(middle, digit_ok), 8)
             birth[rows] = _dates_from_digits(mat8 - _ZERO, as_of)
     birth_impossible = shape_ok & np.isnat(birth)
 

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exitcheck.fastpaths import flags as arrow_flags
-from exitcheck.fastpaths import kinds_of
+from exitcheck.fastpaths import kinds_of, selected
 
 __all__ = [
     "Parsed",
@@ -622,7 +622,7 @@ def _numerals(u: pa.Array, units: str) -> pa.Array:
     ok = _fullmatch(u, _NUMBER_RE)
     decorated = ~ok & _contains(u, _DECORATION_RE)
     if decorated.any():
-        s = pc.replace_substring(u.filter(pa.array(decorated)), "−", "-")  # U+2212 minus sign
+        s = pc.replace_substring(selected(u, decorated), "−", "-")  # U+2212 minus sign
         s = pc.replace_substring_regex(s, _CURRENCY_RE, "")
         s = pc.utf8_trim_whitespace(pc.replace_substring_regex(s, units, ""))
         u = pc.replace_with_mask(u, pa.array(decorated, type=pa.bool_()), s)
@@ -639,7 +639,7 @@ def _numerals_to_float(numerals: pa.Array) -> np.ndarray:
     floats = np.full(len(numerals), np.nan)
     valid = _true(numerals.is_valid())
     if valid.any():
-        floats[valid] = numerals.filter(pa.array(valid)).to_numpy(zero_copy_only=False).astype(np.float64)
+        floats[valid] = selected(numerals, valid).to_numpy(zero_copy_only=False).astype(np.float64)
     return floats
 
 
@@ -718,11 +718,11 @@ def _integers_of_text(u: pa.Array, units: str) -> np.ndarray:
     numerals = _numerals(u, units)
     plain = _fullmatch(numerals, _INT_RE)
     if plain.any():
-        ints = pd.to_numeric(_as_string_series(numerals.filter(pa.array(plain)))).astype("int64").to_numpy(dtype=np.int64)
+        ints = pd.to_numeric(_as_string_series(selected(numerals, plain))).astype("int64").to_numpy(dtype=np.int64)
         out[plain] = ints.astype(object)
     rest = ~plain & _true(numerals.is_valid())
     if rest.any():
-        ints, ok = _integers_of_floats(_numerals_to_float(numerals.filter(pa.array(rest))))
+        ints, ok = _integers_of_floats(_numerals_to_float(selected(numerals, rest)))
         out[np.flatnonzero(rest)[ok]] = ints[ok].astype(object)
     return out
 
@@ -844,12 +844,12 @@ def _ymd_of_text(u: pa.Array) -> np.ndarray:
     for pattern in _DATE_PATTERNS:
         if not todo.any():
             break
-        rest = u.filter(pa.array(todo, type=pa.bool_()))
+        rest = selected(u, todo)
         hit = _fullmatch(rest, pattern)
         if not hit.any():
             continue
         rows = np.flatnonzero(todo)[hit]
-        out[rows] = _ymd_fields(rest.filter(pa.array(hit, type=pa.bool_())), pattern)
+        out[rows] = _ymd_fields(selected(rest, hit), pattern)
         todo[rows] = False
     return out
 
@@ -896,7 +896,7 @@ def _years_of_text(u: pa.Array) -> np.ndarray:
     out = np.zeros(len(u), dtype=np.int64)
     hit = _fullmatch(u, _YEAR_RE)
     if hit.any():
-        found = pc.extract_regex(u.filter(pa.array(hit, type=pa.bool_())), _YEAR_RE).field("y")
+        found = pc.extract_regex(selected(u, hit), _YEAR_RE).field("y")
         out[hit] = pc.cast(found, pa.int64()).to_numpy()
     return out
 
