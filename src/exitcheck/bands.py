@@ -241,7 +241,7 @@ def count_table(frame: pd.DataFrame, bands: Sequence[Band], lang: str, *, by_tow
         table = by_place.value_counts(dropna=False).unstack("band", fill_value=0)
     else:
         table = pd.DataFrame(index=pd.MultiIndex.from_arrays([[]] * len(keys), names=[*keys]))
-    table = table.reindex(columns=[band.id for band in bands], fill_value=0).fillna(0).astype("int64")
+    table = table.reindex(columns=[band.id for band in bands], fill_value=0).astype("int64")
     table.columns = labels
     if places:
         totals_row = pd.MultiIndex.from_tuples([(total, "")]) if len(places) > 1 else [total]
