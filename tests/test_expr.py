@@ -485,6 +485,21 @@ def test_declared_types_coerce_columns() -> None:
     assert run('exit_date >= "2020-03-01"', frame, types=TYPES) == [False, True, NA, NA]
 
 
+def test_text_is_read_as_numbers_and_dates_are_read_in_the_registers() -> None:
+    """A text column declared a number or a date is read by the registers' own parsers: the
+    same forms, no guessing, and each numeral to its nearest float."""
+    long_numeral = "+87.93199898412221975121"  # pd.to_numeric gives 87.93199898412223
+    frame = pd.DataFrame(
+        {
+            "income_per_capita": [long_numeral, "4200元", "43,50", "￥4,350"],
+            "exit_date": ["2020/6/1", "5/1/2020", "20200601", "2020.06.01"],
+        }
+    )
+    assert run("income_per_capita", frame, types=TYPES) == [float(long_numeral), 4200.0, NA, 4350.0]
+    assert run("year(exit_date)", frame, types=TYPES) == [2020.0, NA, 2020.0, 2020.0]
+    assert run('exit_date == "2020-06-01"', frame, types=TYPES) == [True, NA, True, True]
+
+
 def test_incompatible_column_contents_raise_expression_error() -> None:
     frame = pd.DataFrame({"exit_date": [1.0, 2.0]})
     with pytest.raises(ExpressionError, match="holds a number, not a date"):

@@ -108,6 +108,8 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 import pandas as pd
 
+from exitcheck.registers import normalise
+
 __all__ = [
     "FIELD_TYPES",
     "FUNCTIONS",
@@ -336,8 +338,9 @@ def _coerce(column: pd.Series, hint: Kind) -> pd.Series:
         return column
     if hint == "number":
         if have == "text":
-            cleaned = column.str.replace(",", "", regex=False)
-            return _float_series(pd.to_numeric(cleaned, errors="coerce"))
+            # Read as the registers' amounts are: the same forms ('4,350', '4200元'), and each
+            # numeral to its nearest float, which pd.to_numeric does not always give.
+            return _float_series(normalise.number(column).values)
         if have == "bool":
             return _float_series(column.astype("Float64"))
     elif hint == "text":
@@ -359,13 +362,8 @@ def _coerce(column: pd.Series, hint: Kind) -> pd.Series:
             with np.errstate(invalid="ignore"):
                 return _bool_series(values == 1, ~((values == 1) | (values == 0)), column.index)
     elif hint == "date" and have == "text":
-        cleaned = (
-            column.str.replace("年", "-", regex=False)
-            .str.replace("月", "-", regex=False)
-            .str.replace("日", "", regex=False)
-        )
-        parsed = pd.to_datetime(cleaned.astype(object), errors="coerce", format="mixed")
-        return pd.Series(parsed, index=column.index)
+        # The registers' date forms and no others: pd.to_datetime would guess at '5/1/2020'.
+        return normalise.date(column).values
     raise _CoercionError(f"holds {_KIND_LABEL[have]}, not {_KIND_LABEL[hint]}")
 
 
