@@ -38,6 +38,7 @@ from exitcheck.registers.limits import Limits, refs_extent, zip_entry_count
 from exitcheck.registers.load import find_header, load
 from exitcheck.registers.read import SheetRead, ole_stream_names, read_sheets
 from exitcheck.rules.expr import ExpressionError
+from exitcheck.workspace import WorkspaceConfig
 
 SECONDS = 20.0
 PEAK_BYTES = int(1.5 * 1024**3)
@@ -170,12 +171,13 @@ def test_a_workspace_can_raise_the_limits(corpus: dict[str, Path]) -> None:
     raised limit lets the file through."""
     with pytest.raises(InputError, match="max_columns"):
         load([corpus["wide_16384"]])
-    raised = Limits.model_validate({"max_columns": 16384, "max_cells": 1_000_000})
+    raised = WorkspaceConfig.model_validate({"limits": {"max_columns": 16384, "max_cells": 1_000_000}}).limits
     assert len(load([corpus["wide_16384"]], limits=raised).raw["households"]) == 7
-    with pytest.raises(ValidationError):
-        Limits.model_validate({"max_colums": 5})
-    with pytest.raises(ValidationError):
-        Limits.model_validate({"max_rows": 0})
+    for wrong in ({"max_colums": 5}, {"max_rows": 0}, {"max_inflate_ratio": 1}, {"max_rows": "many"}):
+        with pytest.raises(ValidationError):
+            WorkspaceConfig.model_validate({"limits": wrong})
+    with pytest.raises(ValueError, match="max_rows must be greater than 0"):
+        Limits(max_rows=0)
 
 
 def test_workspace_limits_reach_the_loader(tmp_path: Path, corpus: dict[str, Path]) -> None:

@@ -194,3 +194,25 @@ def test_a_bad_workspace_is_reported_by_the_command(county: Path, monkeypatch: p
     assert code == 4  # the configuration's exit code, with its message; no early reading left
     assert "exitcheck.yaml" in err
     assert ahead.started is None and not reading_threads()
+
+
+EARLY_IMPORTS = """
+import sys
+from pathlib import Path
+from exitcheck import launch
+reading = launch.start_reading(Path(sys.argv[1]))
+print(reading.limits.max_rows, "pydantic" in sys.modules, "yaml" in sys.modules)
+reading.close()
+"""
+
+
+def test_the_reading_starts_before_pydantic_is_imported(county: Path, tmp_path: Path) -> None:
+    """Importing pydantic and PyYAML took 0.2 s, all of it before the scan could start: with no
+    workspace the early reading needs neither; with one, its limits are read and apply."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    found = subprocess.run([sys.executable, "-c", EARLY_IMPORTS, str(county)], cwd=plain, capture_output=True, text=True, timeout=60)
+    assert found.stdout.split() == [str(Limits().max_rows), "False", "False"], found.stderr
+    (plain / "exitcheck.yaml").write_text("limits:\n  max_rows: 5000\n", encoding="utf-8")
+    found = subprocess.run([sys.executable, "-c", EARLY_IMPORTS, str(county)], cwd=plain, capture_output=True, text=True, timeout=60)
+    assert found.stdout.split() == ["5000", "True", "True"], found.stderr

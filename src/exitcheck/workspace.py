@@ -11,9 +11,10 @@ file and the line. Secrets never live in the file: it names environment variable
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 from urllib.parse import urlsplit
 
 import yaml
@@ -24,16 +25,17 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from exitcheck.config_path import find_config
 from exitcheck.errors import ConfigError
 from exitcheck.i18n import did_you_mean
 from exitcheck.registers.limits import Limits
 from exitcheck.registers.schema import REGISTERS, field_names
 
-CONFIG_NAMES = ("exitcheck.yaml", "exitcheck.yml")
 #: Department ids end up in file names and SQL rows: keep them to a safe alphabet.
 DEPARTMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -202,6 +204,22 @@ class Townships(_Strict):
         return [t for t in (self.deliver, *self.each.values()) if t is not None]
 
 
+def _settings_of(cls: type[Any]) -> type[BaseModel]:
+    """A pydantic model of a plain dataclass of settings: the same names, types, defaults and
+    descriptions, and its bound (`above` in a field's metadata) as gt, so that a mistake in
+    exitcheck.yaml is reported at its key like any other. The dataclass itself needs no pydantic
+    (registers/limits.py says why)."""
+    hints = get_type_hints(cls)
+    return create_model(
+        cls.__name__,
+        __config__=ConfigDict(extra="forbid"),
+        **{f.name: (hints[f.name], Field(f.default, gt=f.metadata["above"], description=f.metadata["description"])) for f in fields(cls)},
+    )
+
+
+LimitsSettings = _settings_of(Limits)
+
+
 class WorkspaceConfig(_Strict):
     """exitcheck.yaml, validated, every path absolute."""
 
@@ -211,7 +229,7 @@ class WorkspaceConfig(_Strict):
     state: Path = Path(".exitcheck")
     as_of: date | None = None
     headers: dict[str, dict[str, str]] | None = None
-    limits: Limits = Field(default_factory=Limits)
+    limits_settings: LimitsSettings = Field(default_factory=LimitsSettings, alias="limits")  # type: ignore[valid-type]
     file_mode: int = 0o600
     departments: dict[Annotated[str, Field(pattern=DEPARTMENT_ID)], Department] = Field(default_factory=dict)
     # For the nightly run (issue 5): accepted and kept, used by `exitcheck run`.
@@ -226,6 +244,11 @@ class WorkspaceConfig(_Strict):
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
+
+    @property
+    def limits(self) -> Limits:
+        """`limits:` as the reader takes them."""
+        return Limits(**self.limits_settings.model_dump())
 
     @field_validator("registers", mode="before")
     @classmethod
@@ -324,17 +347,6 @@ def _resolve(path: Path, root: Path) -> Path:
     return path if path.is_absolute() else (root / path).resolve()
 
 
-def find_config(start: Path) -> Path | None:
-    """exitcheck.yaml in `start` or the nearest parent folder that has one."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        for name in CONFIG_NAMES:
-            candidate = folder / name
-            if candidate.is_file():
-                return candidate
-    return None
-
-
 def nearby_config() -> WorkspaceConfig | None:
     """The workspace of the current folder (or the nearest parent with an exitcheck.yaml), if any."""
     found = find_config(Path.cwd())
@@ -420,7 +432,7 @@ def _known_keys(parent: tuple[Any, ...]) -> list[str]:
         if len(parent) >= 3 and parent[2] == "deliver":
             return sorted({name for m in (DirDelivery, HttpDelivery, EmailDelivery) for name in _keys(m)})
     if parent and parent[0] == "limits":
-        model = Limits
+        model = LimitsSettings
     if parent and parent[0] == "townships":
         if len(parent) >= 2 and parent[1] in ("deliver", "each"):
             return sorted({name for m in (DirDelivery, HttpDelivery, EmailDelivery) for name in _keys(m)})

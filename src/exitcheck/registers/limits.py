@@ -46,11 +46,9 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
 from exitcheck.errors import InputError
 
@@ -64,29 +62,37 @@ RATIO_GRACE_BYTES = MIB
 CHUNK = 4 * MIB
 
 
-class Limits(BaseModel):
+def _limit(default: float, description: str, above: float = 0) -> Any:
+    return field(default=default, metadata={"description": description, "above": above})
+
+
+@dataclass(frozen=True)
+class Limits:
     """How big an input may be. Field names are the keys under `limits:` in exitcheck.yaml.
 
     Sizes are in bytes. Each limit is checked before the thing it guards is allocated; see the
     module docstring for the order and docs/limits.md for the reasoning behind each default.
+
+    A plain dataclass, not a pydantic model, so that reading a register needs no pydantic: its
+    import took 0.2 s before the read could start (docs/speed.md). exitcheck.workspace makes
+    the pydantic model that validates `limits:` from these fields, bounds and descriptions.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    max_file_bytes: int = _limit(1024 * MIB, "largest input file on disk")
+    max_part_bytes: int = _limit(2048 * MIB, "largest uncompressed part of an xlsx")
+    max_total_bytes: int = _limit(4096 * MIB, "largest uncompressed xlsx in all")
+    max_inflate_ratio: float = _limit(200.0, "largest uncompressed/compressed ratio of an xlsx part over 1 MiB (POI: 100)", above=1)
+    max_rows: int = _limit(2_000_000, "most rows in one sheet (or CSV file)")
+    max_columns: int = _limit(1000, "most columns in one sheet")
+    max_cell_chars: int = _limit(32_767, "longest text in one cell (Excel's own limit)")
+    max_cells: int = _limit(40_000_000, "largest grid of one sheet: last row x last column holding a value")
+    max_zip_entries: int = _limit(20_000, "most members in an xlsx package")
 
-    max_file_bytes: int = Field(1024 * MIB, gt=0, description="largest input file on disk")
-    max_part_bytes: int = Field(2048 * MIB, gt=0, description="largest uncompressed part of an xlsx")
-    max_total_bytes: int = Field(4096 * MIB, gt=0, description="largest uncompressed xlsx in all")
-    max_inflate_ratio: float = Field(
-        200.0, gt=1, description="largest uncompressed/compressed ratio of an xlsx part over 1 MiB (POI: 100)"
-    )
-    max_rows: int = Field(2_000_000, gt=0, description="most rows in one sheet (or CSV file)")
-    max_columns: int = Field(1000, gt=0, description="most columns in one sheet")
-    max_cell_chars: int = Field(32_767, gt=0, description="longest text in one cell (Excel's own limit)")
-    max_cells: int = Field(
-        40_000_000, gt=0,
-        description="largest grid of one sheet: last row x last column holding a value",
-    )
-    max_zip_entries: int = Field(20_000, gt=0, description="most members in an xlsx package")
+    def __post_init__(self) -> None:
+        for limit in fields(self):
+            above = limit.metadata["above"]
+            if not getattr(self, limit.name) > above:
+                raise ValueError(f"{limit.name} must be greater than {above:g}")
 
 
 def _raise_hint(setting: str) -> tuple[str, str]:
