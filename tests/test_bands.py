@@ -25,9 +25,10 @@ from exitcheck.bands import (
     department_list,
     department_lists,
 )
+from exitcheck.config_path import find_config
 from exitcheck.errors import ConfigError
 from exitcheck.rules.model import Band
-from exitcheck.workspace import Department, find_config, load_config
+from exitcheck.workspace import Department, load_config
 
 H = [f"51343400{n:04d}" for n in range(1, 7)]
 BAND_IDS = ["below_4200", "4200_4500", "4500_5000"]

@@ -216,3 +216,19 @@ def test_the_reading_starts_before_pydantic_is_imported(county: Path, tmp_path: 
     (plain / "exitcheck.yaml").write_text("limits:\n  max_rows: 5000\n", encoding="utf-8")
     found = subprocess.run([sys.executable, "-c", EARLY_IMPORTS, str(county)], cwd=plain, capture_output=True, text=True, timeout=60)
     assert found.stdout.split() == ["5000", "True", "True"], found.stderr
+
+
+WHOLE_COMMAND = """
+import atexit, sys
+atexit.register(lambda: print("exitcheck.workspace" in sys.modules, "yaml" in sys.modules, file=sys.stderr))
+from exitcheck.launch import main
+sys.argv = ["exitcheck", "validate", sys.argv[1], "--as-of", "2020-06-30", "-q"]
+main()
+"""
+
+
+def test_a_command_without_a_workspace_never_builds_its_models(county: Path, tmp_path: Path) -> None:
+    """Looking for exitcheck.yaml imports neither the workspace's pydantic models nor PyYAML
+    when there is none: validate needs neither."""
+    done = subprocess.run([sys.executable, "-c", WHOLE_COMMAND, str(county)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode in (0, 1) and done.stderr.split() == ["False", "False"], done.stderr

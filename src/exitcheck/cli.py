@@ -186,7 +186,7 @@ def _collector_paused() -> Iterator[None]:
 def _workspace_nearby() -> Any:
     """The workspace of the current folder, if any: its header mapping and input limits apply
     to every command, also when input paths are given (a command needs none, though)."""
-    from exitcheck.workspace import nearby_config
+    from exitcheck.config_path import nearby_config
 
     return nearby_config()
 

@@ -36,7 +36,8 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="The workspa
 
 def workspace(path: Path | None, *, required: bool = False) -> Any:
     """The workspace configuration: --config, else the nearest exitcheck.yaml, else None."""
-    from exitcheck.workspace import find_config, load_config
+    from exitcheck.config_path import find_config
+    from exitcheck.workspace import load_config
 
     found = path or find_config(Path.cwd())
     if found is None:

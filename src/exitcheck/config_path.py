@@ -5,6 +5,10 @@ and reads it only when there is one (workspace.load_config)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exitcheck.workspace import WorkspaceConfig
 
 CONFIG_NAMES = ("exitcheck.yaml", "exitcheck.yml")
 
@@ -18,3 +22,14 @@ def find_config(start: Path) -> Path | None:
             if candidate.is_file():
                 return candidate
     return None
+
+
+def nearby_config() -> WorkspaceConfig | None:
+    """The workspace of the current folder (or the nearest parent with an exitcheck.yaml), if
+    any. exitcheck.workspace, and pydantic with it, is imported only when there is one."""
+    found = find_config(Path.cwd())
+    if found is None:
+        return None
+    from exitcheck.workspace import load_config
+
+    return load_config(found)

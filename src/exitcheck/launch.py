@@ -44,16 +44,11 @@ def early_file(args: Sequence[str]) -> Path | None:
 def start_reading(path: Path) -> ReadAhead | None:
     """A reading of `path`, started now and parsing, or None when the workspace is in doubt."""
     try:
-        from exitcheck.config_path import find_config
+        from exitcheck.config_path import nearby_config
         from exitcheck.registers.ahead import ReadAhead
 
-        found = find_config(Path.cwd())  # the workspace the command's _workspace_nearby will find
-        limits = None
-        if found is not None:  # only then pydantic, which the reading need not wait for
-            from exitcheck.workspace import load_config
-
-            limits = load_config(found).limits
-        ahead = ReadAhead([path], limits)
+        config = nearby_config()  # what the command's _workspace_nearby will find
+        ahead = ReadAhead([path], config.limits if config else None)
     except Exception:  # a bad workspace, say: the command meets it again and reports it
         return None
     try:

@@ -2,7 +2,7 @@
 
 A workspace is a folder with an `exitcheck.yaml`: which registers to read, which rules to
 apply, where outputs and state go, and which departments receive which income bands and how.
-`find_config` looks for it in a folder and its parents (as git finds `.git`), `load_config`
+`config_path.find_config` looks for it in a folder and its parents (as git finds `.git`); `load_config`
 validates it with pydantic and resolves every path against the file's own folder, so a cron
 job started anywhere reads the same files. Every mistake is a ConfigError (exit 4) naming the
 file and the line. Secrets never live in the file: it names environment variables instead.
@@ -30,7 +30,6 @@ from pydantic import (
     model_validator,
 )
 
-from exitcheck.config_path import find_config
 from exitcheck.errors import ConfigError
 from exitcheck.i18n import did_you_mean
 from exitcheck.registers.limits import Limits
@@ -345,12 +344,6 @@ def _root(info: ValidationInfo) -> Path:
 def _resolve(path: Path, root: Path) -> Path:
     path = Path(path).expanduser()
     return path if path.is_absolute() else (root / path).resolve()
-
-
-def nearby_config() -> WorkspaceConfig | None:
-    """The workspace of the current folder (or the nearest parent with an exitcheck.yaml), if any."""
-    found = find_config(Path.cwd())
-    return load_config(found) if found else None
 
 
 def load_config(path: Path) -> WorkspaceConfig:
