@@ -198,6 +198,33 @@ def test_the_readings_error_comes_before_a_sheets_own(tmp_path: Path) -> None:
         load_file(tmp_path / "x.xls", "x.xls", {}, Limits(max_cell_chars=10), reader)
 
 
+def test_a_failure_of_exitcheck_on_a_sheet_loaded_early_waits_its_turn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # exitcheck failing on a sheet it loads early (a bug, exit 70) must not hide the reading's
+    # own error (exit 3, which says what to fix); without one, the failure is raised as ever.
+    from exitcheck.registers import load as loader
+    from exitcheck.registers.read import FileRead, SheetRead
+
+    households = SheetRead("户表", [["户编号", "户主姓名", "家庭人口数"], ["1", "甲", 3]], 1)
+
+    def failing(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(loader, "_load_sheet", failing)
+
+    def reader_failing(path: Path, shown: str, limits: Limits, *, on_sheet=None):  # noqa: ANN001, ANN202
+        on_sheet(households)
+        raise InputError(shown, "读取失败", "the reading failed")
+
+    def reader(path: Path, shown: str, limits: Limits, *, on_sheet=None):  # noqa: ANN001, ANN202
+        on_sheet(households)
+        return FileRead([households], kind="xlsx")
+
+    with pytest.raises(InputError, match="the reading failed"):
+        loader.load_file(tmp_path / "x.xlsx", "x.xlsx", {}, Limits(), reader_failing, AS_OF)
+    with pytest.raises(RuntimeError, match="a bug"):
+        loader.load_file(tmp_path / "x.xlsx", "x.xlsx", {}, Limits(), reader, AS_OF)
+
+
 def test_only_the_first_sheet_of_a_register_is_parsed_ahead(tmp_path: Path) -> None:
     # a workbook with a household sheet per township: parsing the second ahead would be
     # wasted (the register is both sheets) and done again after the reading

@@ -337,25 +337,30 @@ def load_file(
     A sheet the reader hands over while it reads on is loaded at once, and with `parse_ahead`
     its columns are parsed for that reference date too (parse.parse_columns): the work is then
     done while calamine reads the later sheets. Errors still come in workbook order, after the
-    reading's own.
+    reading's own: a bad sheet's, and exitcheck's own failure on a sheet loaded early too.
     """
-    early: dict[str, _SheetLoad | InputError] = {}
+    early: dict[str, _SheetLoad | Exception] = {}
     registers_seen: set[str] = set()
 
     def load_early(sheet: SheetRead) -> None:
         try:
-            loaded = early[sheet.name] = _load_sheet(sheet, shown, headers, limits)
+            early[sheet.name] = _load_early(sheet)
         except InputError as error:
             early[sheet.name] = error.with_traceback(None)
-            return
+        except Exception as error:  # a bug in exitcheck: raised in workbook order as well
+            early[sheet.name] = error
+
+    def _load_early(sheet: SheetRead) -> _SheetLoad:
+        loaded = _load_sheet(sheet, shown, headers, limits)
         if loaded.found is None:
-            return
+            return loaded
         source, frame = loaded.found
         # columns parsed ahead serve a register of one sheet: a second sheet of it is not
         # parsed ahead (the first was, in time the loader would have spent waiting)
         if parse_ahead is not None and source.register not in registers_seen:
             loaded.parsed_ahead = parse_columns(source.register, frame, parse_ahead)
         registers_seen.add(source.register)
+        return loaded
 
     read = reader(path, shown, limits, on_sheet=load_early)
     sheets = read.sheets
@@ -365,7 +370,7 @@ def load_file(
     parsed_ahead: list[ColumnsAhead] = []
     for sheet in sheets:
         loaded = early.pop(sheet.name, None) or _load_sheet(sheet, shown, headers, limits)
-        if isinstance(loaded, InputError):
+        if isinstance(loaded, Exception):
             raise loaded
         notes.extend(loaded.notes)
         missing_issues.extend(loaded.missing)
