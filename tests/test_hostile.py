@@ -176,6 +176,9 @@ def test_a_workspace_can_raise_the_limits(corpus: dict[str, Path]) -> None:
     for wrong in ({"max_colums": 5}, {"max_rows": 0}, {"max_inflate_ratio": 1}, {"max_rows": "many"}):
         with pytest.raises(ValidationError):
             WorkspaceConfig.model_validate({"limits": wrong})
+    with pytest.raises(ValidationError):  # the key is limits, and nothing else
+        WorkspaceConfig.model_validate({"limits_settings": {"max_rows": 5}})
+    assert isinstance(WorkspaceConfig.model_validate({}).limits, Limits)
     with pytest.raises(ValueError, match="max_rows must be greater than 0"):
         Limits(max_rows=0)
 

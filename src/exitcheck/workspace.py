@@ -2,8 +2,8 @@
 
 A workspace is a folder with an `exitcheck.yaml`: which registers to read, which rules to
 apply, where outputs and state go, and which departments receive which income bands and how.
-`config_path.find_config` looks for it in a folder and its parents (as git finds `.git`); `load_config`
-validates it with pydantic and resolves every path against the file's own folder, so a cron
+`config_path.find_config` looks for it in a folder and its parents (as git finds `.git`);
+`load_config` validates it with pydantic and resolves every path against the file's own folder, so a cron
 job started anywhere reads the same files. Every mistake is a ConfigError (exit 4) naming the
 file and the line. Secrets never live in the file: it names environment variables instead.
 """
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -219,6 +220,10 @@ def _settings_of(cls: type[Any]) -> type[BaseModel]:
 LimitsSettings = _settings_of(Limits)
 
 
+def _as_limits(settings: BaseModel) -> Limits:
+    return Limits(**settings.model_dump())
+
+
 class WorkspaceConfig(_Strict):
     """exitcheck.yaml, validated, every path absolute."""
 
@@ -228,7 +233,8 @@ class WorkspaceConfig(_Strict):
     state: Path = Path(".exitcheck")
     as_of: date | None = None
     headers: dict[str, dict[str, str]] | None = None
-    limits_settings: LimitsSettings = Field(default_factory=LimitsSettings, alias="limits")  # type: ignore[valid-type]
+    # checked as LimitsSettings (each mistake at its key), then held as the reader's Limits
+    limits: Annotated[LimitsSettings, AfterValidator(_as_limits)] = Field(default_factory=Limits)  # type: ignore[valid-type]
     file_mode: int = 0o600
     departments: dict[Annotated[str, Field(pattern=DEPARTMENT_ID)], Department] = Field(default_factory=dict)
     # For the nightly run (issue 5): accepted and kept, used by `exitcheck run`.
@@ -243,11 +249,6 @@ class WorkspaceConfig(_Strict):
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
-
-    @property
-    def limits(self) -> Limits:
-        """`limits:` as the reader takes them."""
-        return Limits(**self.limits_settings.model_dump())
 
     @field_validator("registers", mode="before")
     @classmethod

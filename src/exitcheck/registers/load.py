@@ -344,13 +344,13 @@ def load_file(
 
     def load_early(sheet: SheetRead) -> None:
         try:
-            early[sheet.name] = _load_early(sheet)
+            early[sheet.name] = load_and_parse(sheet)
         except InputError as error:
             early[sheet.name] = error.with_traceback(None)
         except Exception as error:  # a bug in exitcheck: raised in workbook order as well
             early[sheet.name] = error
 
-    def _load_early(sheet: SheetRead) -> _SheetLoad:
+    def load_and_parse(sheet: SheetRead) -> _SheetLoad:
         loaded = _load_sheet(sheet, shown, headers, limits)
         if loaded.found is None:
             return loaded
