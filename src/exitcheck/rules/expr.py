@@ -76,6 +76,9 @@ Field kinds
     otherwise when it is evaluated.  Columns are read as: numbers, text
     (trimmed of surrounding spaces), true/false values (text such as
     "是"/"否" is understood when the field is declared "bool") and dates.
+    Text in a field declared "number" or "date" is read as the registers
+    read amounts and dates ("4,350", "4200元", "2020年6月1日", "20200601");
+    any other text there is unknown, never a guess ("43,50", "5/1/2020").
 
 Limits
     At most 2000 characters, 300 syntax elements and 40 levels of nesting
