@@ -37,6 +37,8 @@ EVIL = [
     "@SUM(1+1)*cmd|' /C calc'!A0",
     "\t=1+1",
     "\r=2+2",
+    # xlsxwriter before 3.3.1 wrote text in braces as an array formula, strings_to_formulas or not
+    '{=HYPERLINK("http://evil.invalid/","点我")}',
 ]
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -136,6 +138,8 @@ def test_no_formula_is_made_from_input_text(outputs: dict[str, object]) -> None:
                         assert cell.quotePrefix, f"{book.name}!{sheet.title}!{cell.coordinate}: {cell.value!r}"
                         seen.add(cell.value)
     assert {EVIL[0], EVIL[1], EVIL[2], EVIL[3]} <= seen, seen  # the planted text did reach the workbooks
+    assert any(cell.value == EVIL[6] for book in books for sheet in openpyxl.load_workbook(book).worksheets
+               for row in sheet.iter_rows() for cell in row), "the braced text reached no workbook as text"
 
 
 def test_csv_fields_that_start_like_a_formula_are_quoted(outputs: dict[str, object]) -> None:

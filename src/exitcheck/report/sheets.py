@@ -59,10 +59,28 @@ def write_cells(workbook: Any, sheet: Any, row: int, values: Sequence[Any], styl
     """A row of values; text that starts like a formula (=, +, -, @, tab, CR) gets the quote
     prefix. Every row written from data goes through here (or write_table, which uses it)."""
     fmt = formats(workbook)
-    sheet.write_row(row, first, values, None if style == "plain" else fmt[style])
+    _write_values(sheet, row, first, values, None if style == "plain" else fmt[style], [fmt[f"quoted:{style}"]] * len(values))
+
+
+def _write_values(sheet: Any, row: int, first: int, values: Sequence[Any], style: Any, quoted: Sequence[Any]) -> None:
+    """Each value by its own kind, text always as text: xlsxwriter's write() and write_row()
+    guess from the value, and before 3.3.1 made text in braces ('{=...}') an array formula
+    whatever strings_to_formulas said. `quoted[i]` is the format of column first + i for text
+    that starts like a formula (Excel's quote prefix keeps it text when a clerk edits it)."""
     for index, value in enumerate(values):
-        if type(value) is str and value.startswith(FORMULA_STARTS):
-            sheet.write_string(row, first + index, value, fmt[f"quoted:{style}"])
+        column = first + index
+        kind = type(value)
+        if kind is str and value:
+            sheet.write_string(row, column, value, quoted[index] if value.startswith(FORMULA_STARTS) else style)
+        elif value is None or kind is str:  # blank, as write() leaves it
+            if style is not None:
+                sheet.write_blank(row, column, None, style)
+        elif kind is bool:
+            sheet.write_boolean(row, column, value, style)
+        elif kind is int or kind is float:
+            sheet.write_number(row, column, value, style)
+        else:  # dates, numpy scalars: never text, so never a formula
+            sheet.write(row, column, value, style)
 
 
 def _cell(value: Any) -> Any:
@@ -102,20 +120,16 @@ def write_table(
     write_cells(workbook, sheet, top, list(headers), "header")  # extra columns' headers come from input
     sheet.set_row(top, 30)  # two lines, so wrapped headers of narrow columns stay legible
     # Cells are prepared a column at a time (a text column as it is), and only the rows that
-    # need it are written again quoted or made taller: the per-cell work left is xlsxwriter's.
+    # need it are made taller: the per-cell work left is one write each.
     columns = [_column_cells(frame[c]) for c in frame.columns]
     chosen = [
         (widths[i] if widths and i < len(widths) and widths[i] else None) or _guess_width(h, columns[i] if i < len(columns) else [])
         for i, h in enumerate(headers)
     ]
     wrapped = [i for i in wrap_columns if i < len(columns)]
+    quoted = [fmt["quoted:wrap" if index in wrapped else "quoted:plain"] for index in range(len(columns))]
     for offset, cells in enumerate(zip(*columns, strict=True) if columns else []):
-        sheet.write_row(top + 1 + offset, 0, cells)
-    for index, column in enumerate(columns):
-        quoted = fmt["quoted:wrap" if index in wrapped else "quoted:plain"]
-        for offset, cell in enumerate(column):
-            if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
-                sheet.write_string(top + 1 + offset, index, cell, quoted)
+        _write_values(sheet, top + 1 + offset, 0, cells, None, quoted)
     lines = [max(row) for row in zip(*(_lines(columns[i], chosen[i]) for i in wrapped), strict=True)] if wrapped else []
     for offset, count in enumerate(lines):
         if count > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
