@@ -69,17 +69,16 @@ def _write_values(sheet: Any, row: int, first: int, values: Sequence[Any], style
     that starts like a formula (Excel's quote prefix keeps it text when a clerk edits it)."""
     for index, value in enumerate(values):
         column = first + index
-        kind = type(value)
-        if kind is str and value:
+        if isinstance(value, str) and value:  # numpy's str_ too: write() would guess at it
             sheet.write_string(row, column, value, quoted[index] if value.startswith(FORMULA_STARTS) else style)
-        elif value is None or kind is str:  # blank, as write() leaves it
+        elif value is None or isinstance(value, str):  # blank, as write() leaves it
             if style is not None:
                 sheet.write_blank(row, column, None, style)
-        elif kind is bool:
+        elif isinstance(value, bool):
             sheet.write_boolean(row, column, value, style)
-        elif kind is int or kind is float:
+        elif isinstance(value, int | float):
             sheet.write_number(row, column, value, style)
-        else:  # dates, numpy scalars: never text, so never a formula
+        else:  # dates, numpy numbers: never text, so never a formula
             sheet.write(row, column, value, style)
 
 
