@@ -3,9 +3,10 @@
 A workspace is a folder with an `exitcheck.yaml`: which registers to read, which rules to
 apply, where outputs and state go, and which departments receive which income bands and how.
 `config_path.find_config` looks for it in a folder and its parents (as git finds `.git`);
-`load_config` validates it with pydantic and resolves every path against the file's own folder, so a cron
-job started anywhere reads the same files. Every mistake is a ConfigError (exit 4) naming the
-file and the line. Secrets never live in the file: it names environment variables instead.
+`load_config` validates it with pydantic and resolves every path against the file's own
+folder, so a cron job started anywhere reads the same files. Every mistake is a ConfigError
+(exit 4) naming the file and the line. Secrets never live in the file: it names environment
+variables instead.
 """
 
 from __future__ import annotations
