@@ -2,6 +2,8 @@
 
     python benchmarks/run.py [--scale county|prefecture|both] [--repeat N] [--out FILE]
 
+It needs the test extras (pip install -e '.[test]'): the homemade baseline reads with openpyxl.
+
 For each scale it generates the register once with `exitcheck sample` (cached under
 benchmarks/.cache), then times, alternating so that machine noise spreads evenly:
   (a) read:      the bare read of every sheet with python-calamine (the floor)
