@@ -650,6 +650,33 @@ def latin1_csv(folder: Path) -> Path:
     return path
 
 
+#: Where huge_number_as_duration puts its number: the first household's income.
+HUGE_NUMBER_CELL = ("户表", "人均纯收入", 0)
+
+
+@case("huge_number_as_duration")
+def huge_number_as_duration(folder: Path) -> Path:
+    """An ID number typed into a cell formatted as a duration ([h]:mm:ss): python-calamine
+    cannot make it a timedelta, and the file is not corrupt for that."""
+    import openpyxl
+
+    path = base_county().write(folder / "huge_number_as_duration.xlsx")
+    book = openpyxl.load_workbook(path)
+    cell = book[HUGE_NUMBER_CELL[0]][huge_number_reference(book)]
+    cell.value = 4.301021990010113e17
+    cell.number_format = "[h]:mm:ss"
+    book.save(path)
+    return path
+
+
+def huge_number_reference(book: object) -> str:
+    """The reference (K8, say) of HUGE_NUMBER_CELL in an openpyxl workbook of base_county."""
+    sheet_name, header, index = HUGE_NUMBER_CELL
+    sheet = book[sheet_name]  # type: ignore[index]
+    column = next(c.column_letter for c in sheet[header_row(sheet_name)] if str(c.value).strip() == header)
+    return f"{column}{excel_row(sheet_name, index)}"
+
+
 # ---- running a command with time and memory bounds ----------------------------------------
 
 

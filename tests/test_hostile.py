@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 import zipfile
 from dataclasses import dataclass
 from datetime import date
@@ -82,6 +83,8 @@ EXPECTED: dict[str, Expect] = {
     "headers_only": Expect(3, ("header but no data rows",), "an audit of nothing would pass everything"),
     "shift_jis_csv": Expect(3, ("no recognisable register", "gb18030", "utf-8"), "decodes as GB18030 gibberish: no header found, the encoding is named"),
     "latin1_csv": Expect(3, ("neither utf-8 nor gb18030",), "bytes no Chinese encoding accepts"),
+    "huge_number_as_duration": Expect(3, ("cell ", "too large for its duration format", "general or text"),
+                                      "the cell is named and its format is what to change, not the file"),
 }
 
 NOTES = {
@@ -120,6 +123,30 @@ def test_hostile_input(corpus: dict[str, Path], name: str) -> None:
         assert not errors, out.stderr
     if name in NOTES:
         assert NOTES[name] in out.stderr.lower(), out.stderr
+
+
+def test_a_number_too_large_for_its_duration_format_is_named_by_cell_or_row(corpus: dict[str, Path], tmp_path: Path) -> None:
+    import openpyxl
+    import xlwt
+
+    from corpus_build import HUGE_NUMBER_CELL, huge_number_reference
+
+    path = corpus["huge_number_as_duration"]
+    with warnings.catch_warnings():  # openpyxl says the number is no date, which is the point
+        warnings.simplefilter("ignore", UserWarning)
+        reference = huge_number_reference(openpyxl.load_workbook(path))
+    with pytest.raises(InputError) as raised:
+        read_sheets(path, path.name, Limits())
+    assert f"sheet '{HUGE_NUMBER_CELL[0]}' cell {reference} holds a number too large" in raised.value.en
+    # an .xls has no XML to find the cell in: its row is named
+    book = xlwt.Workbook()
+    old = book.add_sheet("户表")
+    old.write(0, 0, "户编号")
+    old.write(4, 1, 4.301021990010113e17, xlwt.easyxf(num_format_str="[h]:mm:ss"))
+    book.save(str(tmp_path / "old.xls"))
+    with pytest.raises(InputError) as raised:
+        read_sheets(tmp_path / "old.xls", "old.xls", Limits())
+    assert "sheet '户表' row 5: a cell holds a number too large" in raised.value.en
 
 
 def test_messages_are_chinese_by_default(corpus: dict[str, Path]) -> None:

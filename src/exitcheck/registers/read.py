@@ -15,8 +15,10 @@ import csv
 import io
 import os
 import queue
+import re
 import struct
 import threading
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
@@ -291,7 +293,7 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
         workbook.close()
         raise
     reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"),
-                          two_lanes=two_lanes_possible(real), control=control)
+                          two_lanes=two_lanes_possible(real), control=control, path=path)
     if control is not None:
         control.link(reader.stop)
     sheets = reader.read_all(workbook, open_workbook, worksheets)
@@ -365,6 +367,7 @@ class _SheetReader:
     lengths_checked: bool
     two_lanes: bool
     control: ReadControl | None = None  # told when calamine starts on a sheet, and given each sheet read
+    path: Path | None = None  # the file, to name a cell in an error (an xlsx's sheet parts)
     stop: threading.Event = field(default_factory=threading.Event, init=False)
     _first_failure: int = field(default=1 << 30, init=False)  # workbook index of the earliest failed sheet
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -461,7 +464,13 @@ class _SheetReader:
         height, width = (end[0] + 1, end[1] + 1) if end else (0, 0)
         check_shape(self.shown, name, height, width, self.limits)
         with calamine_errors(self.shown):
-            rows = sheet.to_python(skip_empty_area=False) if end else []
+            try:
+                rows = sheet.to_python(skip_empty_area=False) if end else []
+            except OverflowError:
+                # python-calamine makes a timedelta of each number in a duration format
+                # ([h]:mm:ss), and Python's ends at 999,999,999 days: an ID typed into such a
+                # column is the usual cause, and the file is not corrupt
+                raise self._number_too_large(sheet, name) from None
             ranges = sheet.merged_cell_ranges or ()
         merged = tuple(
             (top, left, bottom, right)
@@ -469,6 +478,71 @@ class _SheetReader:
             if bottom > top and top < HEADER_SEARCH_ROWS
         )
         return SheetRead(name, rows, 1, merged, lengths_checked=self.lengths_checked)
+
+    def _number_too_large(self, sheet: Any, name: str) -> InputError:
+        """The rows (and, in an xlsx, the cells) holding a number too large for its duration
+        format, found by reading the sheet's rows one at a time."""
+        first = (sheet.start or (0, 0))[0] + 1
+        rows: list[int] = []
+        iterator = sheet.iter_rows()
+        index = 0
+        while len(rows) < 5:
+            try:
+                next(iterator)
+            except StopIteration:
+                break
+            except OverflowError:
+                rows.append(first + index)
+            index += 1
+        part = self.scan.sheets.get(name) if self.scan is not None and self.path is not None else None
+        cells = _huge_numbers(self.path, part, rows) if part else []
+        if cells:
+            where_zh, where_en = f"单元格 {'、'.join(cells)}", f"cell {', '.join(cells)}"
+        else:
+            where_zh = "第 " + "、".join(map(str, rows)) + " 行中有单元格"
+            where_en = "row " + ", ".join(map(str, rows)) + ": a cell"
+        return InputError(
+            self.shown,
+            f"工作表「{name}」{where_zh}的数值过大, 无法按其时长格式(如 [h]:mm:ss)读取; 请把该单元格的格式改为「常规」或「文本」后保存",
+            f"sheet '{name}' {where_en} holds a number too large for its duration format (such as [h]:mm:ss); set the cell's format to General or Text and save",
+        )
+
+
+#: A number beyond Python's timedelta, which ends at 999,999,999 days.
+_HUGE_NUMBER = 999_999_999
+
+
+def _huge_numbers(path: Path | None, part: str, rows: list[int]) -> list[str]:
+    """The references of the cells in `rows` of an xlsx sheet part holding a number over
+    _HUGE_NUMBER in magnitude, read as a stream (the part has passed the package scan)."""
+    if path is None or not rows:
+        return []
+    wanted = "|".join(str(row) for row in rows).encode()
+    cell = re.compile(rb'<c r="([A-Z]{1,3}(?:%s))"[^>]*>(?:<f\b[^>]*/>|<f\b[^>]*>[^<]*</f>)?<v>([^<]*)</v>' % wanted)
+    found: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(part) as stream:
+            tail = b""
+            while chunk := stream.read(4 * 1024 * 1024):
+                data = tail + chunk
+                cut = max(0, data.rfind(b"<c ", max(0, len(data) - 65536)))  # no cell cut in two
+                found += _huge_in(cell.findall(data, 0, cut))
+                tail = data[cut:]
+            found += _huge_in(cell.findall(tail))
+    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError):
+        return found
+    return found
+
+
+def _huge_in(cells: list[tuple[bytes, bytes]]) -> list[str]:
+    out = []
+    for reference, value in cells:
+        try:
+            if abs(float(value)) > _HUGE_NUMBER:
+                out.append(reference.decode())
+        except ValueError:
+            continue
+    return out
 
 
 def _cores() -> int:
