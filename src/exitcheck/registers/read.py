@@ -15,10 +15,8 @@ import csv
 import io
 import os
 import queue
-import re
 import struct
 import threading
-import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from exitcheck.registers.limits import (
     not_a_workbook_zip,
     scan_package,
 )
+from exitcheck.registers.out_of_range import is_out_of_range, out_of_range_error
 
 SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv"}
 HEADER_SEARCH_ROWS = 10
@@ -466,11 +465,11 @@ class _SheetReader:
         with calamine_errors(self.shown):
             try:
                 rows = sheet.to_python(skip_empty_area=False) if end else []
-            except OverflowError:
-                # python-calamine makes a timedelta of each number in a duration format
-                # ([h]:mm:ss), and Python's ends at 999,999,999 days: an ID typed into such a
-                # column is the usual cause, and the file is not corrupt
-                raise self._number_too_large(sheet, name) from None
+            except BaseException as error:  # noqa: BLE001 - pyo3's PanicException is one
+                if not is_out_of_range(error):
+                    raise
+                part = self.scan.sheets.get(name) if self.scan is not None else None
+                raise out_of_range_error(self.shown, sheet, name, self.path, part) from None
             ranges = sheet.merged_cell_ranges or ()
         merged = tuple(
             (top, left, bottom, right)
@@ -478,71 +477,6 @@ class _SheetReader:
             if bottom > top and top < HEADER_SEARCH_ROWS
         )
         return SheetRead(name, rows, 1, merged, lengths_checked=self.lengths_checked)
-
-    def _number_too_large(self, sheet: Any, name: str) -> InputError:
-        """The rows (and, in an xlsx, the cells) holding a number too large for its duration
-        format, found by reading the sheet's rows one at a time."""
-        first = (sheet.start or (0, 0))[0] + 1
-        rows: list[int] = []
-        iterator = sheet.iter_rows()
-        index = 0
-        while len(rows) < 5:
-            try:
-                next(iterator)
-            except StopIteration:
-                break
-            except OverflowError:
-                rows.append(first + index)
-            index += 1
-        part = self.scan.sheets.get(name) if self.scan is not None and self.path is not None else None
-        cells = _huge_numbers(self.path, part, rows) if part else []
-        if cells:
-            where_zh, where_en = f"单元格 {'、'.join(cells)}", f"cell {', '.join(cells)}"
-        else:
-            where_zh = "第 " + "、".join(map(str, rows)) + " 行中有单元格"
-            where_en = "row " + ", ".join(map(str, rows)) + ": a cell"
-        return InputError(
-            self.shown,
-            f"工作表「{name}」{where_zh}的数值过大, 无法按其时长格式(如 [h]:mm:ss)读取; 请把该单元格的格式改为「常规」或「文本」后保存",
-            f"sheet '{name}' {where_en} holds a number too large for its duration format (such as [h]:mm:ss); set the cell's format to General or Text and save",
-        )
-
-
-#: A number beyond Python's timedelta, which ends at 999,999,999 days.
-_HUGE_NUMBER = 999_999_999
-
-
-def _huge_numbers(path: Path | None, part: str, rows: list[int]) -> list[str]:
-    """The references of the cells in `rows` of an xlsx sheet part holding a number over
-    _HUGE_NUMBER in magnitude, read as a stream (the part has passed the package scan)."""
-    if path is None or not rows:
-        return []
-    wanted = "|".join(str(row) for row in rows).encode()
-    cell = re.compile(rb'<c r="([A-Z]{1,3}(?:%s))"[^>]*>(?:<f\b[^>]*/>|<f\b[^>]*>[^<]*</f>)?<v>([^<]*)</v>' % wanted)
-    found: list[str] = []
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open(part) as stream:
-            tail = b""
-            while chunk := stream.read(4 * 1024 * 1024):
-                data = tail + chunk
-                cut = max(0, data.rfind(b"<c ", max(0, len(data) - 65536)))  # no cell cut in two
-                found += _huge_in(cell.findall(data, 0, cut))
-                tail = data[cut:]
-            found += _huge_in(cell.findall(tail))
-    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError):
-        return found
-    return found
-
-
-def _huge_in(cells: list[tuple[bytes, bytes]]) -> list[str]:
-    out = []
-    for reference, value in cells:
-        try:
-            if abs(float(value)) > _HUGE_NUMBER:
-                out.append(reference.decode())
-        except ValueError:
-            continue
-    return out
 
 
 def _cores() -> int:
