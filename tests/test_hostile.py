@@ -152,15 +152,15 @@ def test_a_number_too_large_for_its_date_or_duration_format_is_named_by_cell_or_
     with pytest.raises(InputError) as raised:
         read_sheets(tmp_path / "dates.xlsx", "dates.xlsx", Limits())
     assert "sheet '户表' cell G3 holds a number too large for its date or duration format" in raised.value.en
-    # an .xls has no XML to find the cell in: its row is named
+    # an .xls has no XML to find the cell in: its row is named (the sheet starting at row 3)
     old_book = xlwt.Workbook()
     old = old_book.add_sheet("户表")
-    old.write(0, 0, "户编号")
-    old.write(4, 1, 4.301021990010113e17, xlwt.easyxf(num_format_str="[h]:mm:ss"))
+    old.write(2, 2, "户编号")
+    old.write(6, 1, 4.301021990010113e17, xlwt.easyxf(num_format_str="[h]:mm:ss"))
     old_book.save(str(tmp_path / "old.xls"))
     with pytest.raises(InputError) as raised:
         read_sheets(tmp_path / "old.xls", "old.xls", Limits())
-    assert "sheet '户表' row 5: a cell holds a number too large" in raised.value.en
+    assert "sheet '户表' row 7: a cell holds a number too large" in raised.value.en
 
 
 def test_messages_are_chinese_by_default(corpus: dict[str, Path]) -> None:

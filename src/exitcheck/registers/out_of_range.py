@@ -58,11 +58,10 @@ def out_of_range_error(shown: str, sheet: Any, name: str, path: Path | None, par
 
 def _failing_rows(sheet: Any) -> list[int]:
     """Excel row numbers of the first rows python-calamine cannot convert."""
-    first = (sheet.start or (0, 0))[0] + 1
-    rows: list[int] = []
+    failing: list[int] = []
     iterator = sheet.iter_rows()
-    index = 0
-    while len(rows) < MOST_ROWS:
+    count = 0
+    while True:
         try:
             next(iterator)
         except StopIteration:
@@ -70,9 +69,14 @@ def _failing_rows(sheet: Any) -> list[int]:
         except BaseException as error:  # noqa: BLE001 - a panic is a BaseException
             if not is_out_of_range(error):
                 raise
-            rows.append(first + index)
-        index += 1
-    return rows
+            if len(failing) < MOST_ROWS:
+                failing.append(count)
+        count += 1
+    # iter_rows starts at row 1 (python-calamine 0.9) or at the first row holding a value: the
+    # number of rows it gave tells which
+    start, end = sheet.start or (0, 0), sheet.end or (0, 0)
+    first = 1 if count == end[0] + 1 else start[0] + 1
+    return [first + index for index in failing]
 
 
 def _cells(path: Path, part: str, rows: list[int]) -> list[str]:
