@@ -177,7 +177,7 @@ def check_zip(path: Path, shown: str, limits: Limits) -> list[zipfile.ZipInfo]:
         raise _corrupt_zip(shown, f"{len(infos)} members, the end record says {count}")
     seen: set[str] = set()
     for info in infos:
-        key = _part_key(info.filename)
+        key = part_key(info.filename)
         if key in seen:
             # Two members of one name: the scan would pass one and a reader might read the other.
             raise _corrupt_zip(shown, f"two members named {key}")
@@ -361,7 +361,7 @@ class PackageScan:
             self.executor = None
 
 
-def _part_key(name: str) -> str:
+def part_key(name: str) -> str:
     """Part names as readers match them: some writers use backslashes (calamine issue 530)."""
     return name.replace("\\", "/").lstrip("/").lower()
 
@@ -369,7 +369,7 @@ def _part_key(name: str) -> str:
 def package_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
     """What a zip holds, from its parts: the main part named by _rels/.rels, else the usual
     names. "unknown" when nothing says (the reader then gets its chance)."""
-    keys = {_part_key(n): n for n in names}
+    keys = {part_key(n): n for n in names}
     if "mimetype" in keys:
         with archive.open(keys["mimetype"]) as stream:
             if stream.read(100).startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
@@ -379,7 +379,7 @@ def package_kind(archive: zipfile.ZipFile, names: set[str]) -> str:
         found = re.search(rb'Type="[^"]*/officeDocument"[^>]*?Target="([^"]+)"|Target="([^"]+)"[^>]*?Type="[^"]*/officeDocument"',
                           archive.read(keys["_rels/.rels"]))
         if found:
-            main = _part_key((found.group(1) or found.group(2)).decode("utf-8", "replace"))
+            main = part_key((found.group(1) or found.group(2)).decode("utf-8", "replace"))
     if main and main.endswith(".bin") or "xl/workbook.bin" in keys:
         return "xlsb"
     if main and main.endswith(".xml") or "xl/workbook.xml" in keys:
@@ -417,20 +417,20 @@ def scan_package(
         # zip crate both stop a member at its declared, checked size.
         members: set[str] = set()  # what calamine may open as a sheet (xlsx only)
         if scan.kind == "xlsx":
-            workbook = [info for info in xml if _part_key(info.filename) in _workbook_keys(names)]
+            workbook = [info for info in xml if part_key(info.filename) in _workbook_keys(names)]
             for info in workbook:
                 scan.parts[info.filename] = _scan_part(archive, info, shown, limits, scan.cancel)
             members = sheet_members(archive, names)
             scan.sheets = _sheet_parts(archive, names, members)
         if scan.kind == "ods":
-            manifest = next((n for n in names if _part_key(n) == "meta-inf/manifest.xml"), None)
+            manifest = next((n for n in names if part_key(n) == "meta-inf/manifest.xml"), None)
             if manifest and archive.getinfo(manifest).file_size < 16 * MIB:
                 scan.encrypted = b"encryption-data" in archive.read(manifest)
         sheet_parts = set(scan.sheets.values()) | members
         # A sheet part of an xlsx is scanned whatever its name ends in: calamine reads the part
         # the workbook's relationships point at (an xlsb's sheets are binary, left to calamine).
         candidates = infos if scan.kind == "xlsx" else xml
-        later = [i for i in candidates if i.filename in sheet_parts or "worksheets/" in _part_key(i.filename)]
+        later = [i for i in candidates if i.filename in sheet_parts or "worksheets/" in part_key(i.filename)]
         for info in xml:
             if info.filename not in scan.parts and info not in later:
                 scan.parts[info.filename] = _measure_part(archive, info, info.filename, shown, limits, scan.cancel)
@@ -515,7 +515,7 @@ def _zip_errors(shown: str) -> Iterator[None]:
 
 def _workbook_keys(names: set[str]) -> set[str]:
     """The workbook part and its relationships part (lower-case keys)."""
-    keys = {_part_key(n) for n in names}
+    keys = {part_key(n) for n in names}
     workbook = "xl/workbook.xml" if "xl/workbook.xml" in keys else next((k for k in sorted(keys) if k.endswith("workbook.xml")), None)
     if workbook is None:
         return set()
@@ -752,7 +752,7 @@ def _parse_ref(reference: str | None, row: int, column: int) -> tuple[int, int]:
 def _sheet_parts(archive: zipfile.ZipFile, names: set[str], members: set[str]) -> dict[str, str]:
     """Sheet name -> part name, from the workbook part and its relationships; empty unless it
     leads to exactly `members`, the parts calamine may open as sheets (sheet_members)."""
-    keys = {_part_key(n): n for n in names}
+    keys = {part_key(n): n for n in names}
     found = sorted(_workbook_keys(names), key=len)
     if not found:
         return {}
@@ -807,7 +807,7 @@ def sheet_members(archive: zipfile.ZipFile, names: set[str]) -> set[str]:
 
     All of them are scanned, whatever their names end in, and a sheet-name map that does not
     lead to exactly these is not trusted."""
-    keys = {_part_key(n): n for n in names}
+    keys = {part_key(n): n for n in names}
     found = sorted(_workbook_keys(names), key=len)
     if len(found) < 2 or found[1] not in keys or archive.getinfo(keys[found[1]]).file_size > 16 * MIB:
         return set()
@@ -818,7 +818,7 @@ def sheet_members(archive: zipfile.ZipFile, names: set[str]) -> set[str]:
             continue
         target = _attribute(tag, b"Target")
         for path in (target[1:] if target.startswith("/") else f"xl/{target}", _normalised_target(html.unescape(target), folder)):
-            member = path if path in names else keys.get(_part_key(path))
+            member = path if path in names else keys.get(part_key(path))
             if member:
                 members.add(member)
     return members
@@ -870,16 +870,28 @@ def uncached_formulas(path: Path) -> int:
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
-                if "worksheets/" not in _part_key(info.filename) or not info.filename.endswith(".xml"):
+                if "worksheets/" not in part_key(info.filename) or not info.filename.endswith(".xml"):
                     continue
-                tail = b""
-                with archive.open(info) as stream:
-                    while chunk := stream.read(CHUNK):
-                        data = tail + chunk
-                        cut = max(0, len(data) - 256)
-                        count += len(_UNCACHED_FORMULA.findall(data, 0, cut))
-                        tail = data[cut:]
-                count += len(_UNCACHED_FORMULA.findall(tail))
+                count += sum(len(found) for found in cells_matching(archive, info, _UNCACHED_FORMULA))
     except (zipfile.BadZipFile, OSError, zlib.error):
         return count
     return count
+
+
+#: How far back from a stretch's end `cells_matching` looks for the start of a cell.
+_CELL_OVERLAP = 65536
+
+
+def cells_matching(archive: zipfile.ZipFile, part: str | zipfile.ZipInfo, pattern: re.Pattern[bytes]) -> Iterator[list[Any]]:
+    """`pattern.findall` over a sheet part inflated as a stream, a stretch at a time: each
+    stretch stops at the last cell that starts near its end, so that a pattern matching within
+    one cell is never cut in two. For parts that have passed `scan_package` (bounded size)."""
+    with archive.open(part) as stream:
+        tail = b""
+        while chunk := stream.read(CHUNK):
+            data = tail + chunk
+            start = data.rfind(b"<c ", max(0, len(data) - _CELL_OVERLAP))
+            cut = start if start > 0 else max(0, len(data) - _CELL_OVERLAP)
+            yield pattern.findall(data, 0, cut)
+            tail = data[cut:]
+        yield pattern.findall(tail)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from exitcheck.errors import InputError
+from exitcheck.registers.limits import cells_matching, part_key
 
 #: Beyond this many days no date or duration can be made (Python's timedelta ends here).
 HUGE = 999_999_999
@@ -92,14 +93,8 @@ def _cells(path: Path, part: str, rows: list[int]) -> list[str]:
     try:
         with zipfile.ZipFile(path) as archive:
             dated = _date_styles(archive)
-            with archive.open(part) as stream:
-                tail = b""
-                while chunk := stream.read(4 * 1024 * 1024):
-                    data = tail + chunk
-                    cut = max(0, data.rfind(b"<c ", max(0, len(data) - 65536)))  # no cell cut in two
-                    found += cell.findall(data, 0, cut)
-                    tail = data[cut:]
-                found += cell.findall(tail)
+            for stretch in cells_matching(archive, part, cell):
+                found += stretch
     except (OSError, KeyError, zipfile.BadZipFile, RuntimeError, SyntaxError, ValueError):
         return []  # (ParseError is a SyntaxError) the rows are named instead
     return [ref.decode() for ref, style, value in found if _huge(value) and (dated is None or int(style or 0) in dated)]
@@ -115,7 +110,7 @@ def _huge(value: bytes) -> bool:
 def _date_styles(archive: zipfile.ZipFile) -> set[int] | None:
     """The cell styles (s="3") whose number format is a date, time or duration; None when the
     styles part cannot tell."""
-    info = next((i for i in archive.infolist() if i.filename.lower().lstrip("/") == "xl/styles.xml"), None)
+    info = next((i for i in archive.infolist() if part_key(i.filename) == "xl/styles.xml"), None)
     if info is None or info.file_size > _STYLES_BYTES:
         return None
     root = ET.fromstring(archive.read(info))  # noqa: S314 - scanned: no DTD, no entity
