@@ -32,6 +32,8 @@ def planted_county():
     county.households[2]["安全饮水"] = ""  # missing_value hh3
     county.households[3]["认可度"] = "还行"  # bad_value hh4
     county.households.append(dict(county.households[2]))  # duplicate_household hh3 (two rows)
+    lost = dict(county.households[0], 户编号=513434001001000007.0, 住房编号="F7")  # household_id_precision_lost
+    county.households.append(lost)
     return county
 
 
@@ -67,6 +69,7 @@ def test_every_planted_problem_is_found_where_it_is(tmp_path):
         ("bad_value", HH, excel_row(HH, 3), hid[3]),
         ("duplicate_household", HH, excel_row(HH, 2), hid[2]),
         ("duplicate_household", HH, excel_row(HH, 6), hid[2]),
+        ("household_id_precision_lost", HH, excel_row(HH, 7), None),
     }
     assert found == expected
     # missing_column refuses the sheet; the cross-county duplicate needs several counties (test_dask)
@@ -223,3 +226,37 @@ def test_explain_prints_the_catalogue_entry(run_cli):
     assert "Text" in english.stdout
     wrong = run_cli("explain", "id_checksun")
     assert wrong.returncode == 2 and "id_checksum" in wrong.stderr
+
+
+def test_a_long_household_id_stored_as_a_number_is_named_not_merged(tmp_path, run_cli):
+    """Excel rounds 513434001001000001 and ...002 to one number: two households would become
+    one, and every member an orphan of an unnamed cause. Each such cell is named instead, the
+    rows are merged with nothing, and bands says they are in no band."""
+    county = base_county()
+    for number, row in enumerate(county.households[:2], start=1):
+        row["户编号"] = float(f"51343400100100000{number}")
+        row["人均纯收入"] = 3000
+    path = county.write(tmp_path / "numbers.xlsx")
+    issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
+    lost = [i for i in issues if i.code == "household_id_precision_lost"]
+    assert [(i.sheet, i.row, i.column) for i in lost] == [(HH, excel_row(HH, 0), "A"), (HH, excel_row(HH, 1), "A")]
+    assert "户编号被存为数字" in lost[0].message("zh") and "last digits are lost" in lost[0].message("en")
+    assert not [i for i in issues if i.code in ("duplicate_household", "missing_value")]
+    done = run_cli("bands", str(path), "--out", "out", "--lang", "en")
+    assert done.returncode == 0, done.stderr
+    assert "2 rows of the households sheet have a blank household ID or one that lost its digits" in done.stderr + done.stdout
+    explained = run_cli("explain", "household_id_precision_lost")
+    assert explained.returncode == 0 and "文本" in explained.stdout
+
+
+def test_an_id_number_as_excel_shows_it_is_precision_lost_not_a_duplicate(tmp_path):
+    """'5.13434E+17' in a text cell (a CSV saved from Excel) has lost its digits like a number
+    cell: three different people with it are not one person three times."""
+    county = base_county()
+    for row in county.members[:3]:
+        row["证件号码"] = "5.13434E+17"
+    county.members[3]["证件号码"] = "5.13434e17"
+    path = county.write(tmp_path / "shown.xlsx")
+    issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
+    assert sorted(i.row for i in issues if i.code == "id_precision_lost") == [excel_row(MB, n) for n in range(4)]
+    assert not [i for i in issues if i.code in ("duplicate_person", "id_checksum")]

@@ -155,7 +155,8 @@ class Banded:
 
     `frame` keeps every household column (so that a department may pick any), sorted by
     township, village and household id; `blank_income` counts households left out because their
-    income is blank (a data issue the audit lists; here it is only counted).
+    income is blank or unreadable, `no_household_id` the rows of the households sheet left out
+    because their household ID is (data issues the audit lists; here they are only counted).
     """
 
     as_of: date
@@ -164,6 +165,7 @@ class Banded:
     lang: str
     blank_income: int
     result: AuditResult
+    no_household_id: int = 0
 
     def counts(self) -> dict[str, int]:
         return band_counts(self.frame, self.bands)
@@ -211,13 +213,21 @@ def bands(result: AuditResult, *, lang: str | None = None) -> Banded:
         if rows is None:
             raise ValueError("the counties were audited without their band rows (bands=True)")
         frame, blank, order = rows.copy(), int(result.blank_income), ["county", *order]  # type: ignore[attr-defined]
+        no_id = int(result.no_household_id)  # type: ignore[attr-defined]
     else:
         households = result.frames["household"]
         frame = in_bands(households, ruleset_bands)
         blank = int(households["income_per_capita"].isna().sum())
+        no_id = rows_without_household_id(result)
     frame["special"] = special_groups(frame, lang)
     frame = frame.sort_values(order, kind="stable")
-    return Banded(result.as_of, ruleset_bands, frame, lang, blank, result)
+    return Banded(result.as_of, ruleset_bands, frame, lang, blank, result, no_id)
+
+
+def rows_without_household_id(result: AuditResult) -> int:
+    """Rows of the households sheet that are no household of the audit: their household ID is
+    blank, or lost its digits as a number cell."""
+    return int(result.parsed.tables["households"]["household_id"].isna().sum())
 
 
 def count_table(frame: pd.DataFrame, bands: Sequence[Band], lang: str, *, by_township: bool = True,

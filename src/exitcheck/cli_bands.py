@@ -171,8 +171,12 @@ def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
     ui.out.print(ui.t(f"其中有特殊群体(五保/特困、低保、残疾、有劳动力未务工)的户: {specials}",
                       f"of which households in a special group (five guarantees, dibao, disability, able to work without work): {specials}"))
     if banded.blank_income:
-        ui.note(ui.t(f"{banded.blank_income} 户人均纯收入为空, 未能分档(见 exitcheck validate)",
-                     f"{banded.blank_income} households have a blank income and are in no band (see exitcheck validate)"))
+        ui.note(ui.t(f"{banded.blank_income} 户人均纯收入为空或无法识别, 未能分档(见 exitcheck validate)",
+                     f"{banded.blank_income} households have a blank or unreadable income and are in no band (see exitcheck validate)"))
+    if banded.no_household_id:
+        ui.note(ui.t(f"户表中 {banded.no_household_id} 行的户编号为空或已丢失位数, 未计入任何一档(见 exitcheck validate)",
+                     f"{banded.no_household_id} rows of the households sheet have a blank household ID or one that lost "
+                     "its digits, and are in no band (see exitcheck validate)"))
     for path in written:
         ui.out.print(ui.t(f"已写入 {path}", f"written: {path}"))
 

@@ -43,6 +43,7 @@ __all__ = [
     "age_on",
     "analyse",
     "check_digit",
+    "digits_lost",
     "mask",
     "mask_text",
 ]
@@ -67,6 +68,11 @@ _ID_TRANSLATION[0xFF58] = ord("X")  # full-width x
 _ID_TRANSLATION[ord("x")] = ord("X")
 
 _SHAPE_RE = r"[0-9]{17}[0-9X]"
+# What Excel shows of a long number (5.13434E+17), typed or exported as text: a CSV saved
+# from Excel, or a cell copied from one. The digits after the sixth are gone.
+_SCIENTIFIC_RE = r"^[0-9](\.[0-9]+)?[Ee]\+?[0-9]+$"
+#: Excel keeps 15 significant digits: a number cell of 16 digits or more has lost its tail.
+EXACT_DIGITS = 15
 _DIGITS8_RE = r"[0-9]{8}"
 
 # Free-text ID numbers: 17 digits and a digit or X, or an old 15-digit ID, not
@@ -183,6 +189,24 @@ def _ascii_matrix(values: pa.Array, width: int) -> np.ndarray:
     if ends[-1] - ends[0] != len(values) * width:
         raise ValueError(f"expected {len(values)} strings of {width} ASCII characters")
     return np.frombuffer(data, dtype=np.uint8)[ends[0] : ends[-1]].reshape(-1, width)
+
+
+def digits_lost(raw: pd.Series) -> np.ndarray:
+    """Cells of a long digit code (a household id such as 513434001001000001) whose last
+    digits are gone: number cells of more than 15 digits, which Excel rounds to 15
+    significant digits (neighbouring households then share one number), and the text of
+    such a number as Excel shows it (5.13434E+17). Short codes stored as numbers (1001)
+    are exact and not flagged."""
+    is_text, is_number, _ = _kinds(raw)
+    lost = np.zeros(len(raw), dtype=bool)
+    values = raw.to_numpy(dtype=object)
+    if is_number.any():
+        with np.errstate(invalid="ignore"):
+            lost[is_number] = ~(np.abs(_floats(values[is_number])) < 10.0**EXACT_DIGITS)
+    if is_text.any():
+        texts = _normalise_text(pa.array(values[is_text], type=pa.string()))
+        lost[is_text] = _flags(pc.match_substring_regex(texts, _SCIENTIFIC_RE))
+    return lost
 
 
 def _number_digits(values: np.ndarray) -> np.ndarray:
@@ -342,9 +366,11 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
     if is_number.any():
         cells[is_number] = _number_digits(values[is_number])
     ids = _normalise_text(pa.array(cells, type=pa.string()))
+    # A number cell, or the text of one as Excel showed it: its last digits are gone
+    lost = is_number | (is_text & _flags(pc.match_substring_regex(ids, _SCIENTIFIC_RE)))
 
     # Shape and check digit (never for numbers: their digits are not theirs).
-    shape_ok = _flags(pc.match_substring_regex(ids, f"^{_SHAPE_RE}$")) & ~is_number
+    shape_ok = _flags(pc.match_substring_regex(ids, f"^{_SHAPE_RE}$")) & ~lost
     checksum_ok = np.zeros(n, dtype=bool)
     male = np.zeros(n, dtype=bool)
     if shape_ok.any():
@@ -357,7 +383,7 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
     # Birth date: any 18-character text with digits at positions 7-14, even
     # when the check digit (or another character) is wrong.
     birth = np.full(n, np.datetime64("NaT", "ns"), dtype="datetime64[ns]")
-    has18 = _flags(pc.equal(pc.utf8_length(ids), 18)) & ~is_number
+    has18 = _flags(pc.equal(pc.utf8_length(ids), 18)) & ~lost
     if has18.any():
         middle = pc.utf8_slice_codeunits(selected(ids, has18), 6, 14)
         digit_ok = _flags(pc.match_substring_regex(middle, f"^{_DIGITS8_RE}$"))
@@ -370,7 +396,7 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "id": pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([ids], type=pa.string())), index=index),
-            "precision_lost": pd.Series(is_number, index=index),
+            "precision_lost": pd.Series(lost, index=index),
             "shape_ok": pd.Series(shape_ok, index=index),
             "checksum_ok": pd.Series(checksum_ok, index=index),
             "birth": pd.Series(birth, index=index),

@@ -123,6 +123,26 @@ class IdPrecisionLost(IssueType):
     }
 
 
+class HouseholdIdPrecisionLost(IssueType):
+    code = "household_id_precision_lost"
+    title = {"zh": "户编号被存为数字", "en": "Household ID stored as a number"}
+    description = {
+        "zh": "户编号超过15位却以数字格式保存, Excel 只保留15位有效数字, 后几位已丢失, 相邻的户会变成同一个编号。"
+              "该户不参与户编号的查重和成员对应, 直到更正。",
+        "en": "A household ID of more than 15 digits was stored as a number; Excel keeps 15 significant digits, "
+              "so its last digits are lost and neighbouring households end up with the same number. The row is left "
+              "out of the duplicate and member checks until it is corrected.",
+    }
+    fix = {
+        "zh": "把户编号列设置为'文本'格式, 再按原件重新录入完整户编号。",
+        "en": "Format the household ID column as Text, then type the full IDs again from the original.",
+    }
+    template = {
+        "zh": "户编号被存为数字({value}), 后几位已丢失",
+        "en": "household ID stored as a number ({value}); its last digits are lost",
+    }
+
+
 class IdBirthMismatch(IssueType):
     code = "id_birth_mismatch"
     title = {"zh": "出生日期与身份证号不符", "en": "Birth date disagrees with the ID"}
@@ -264,7 +284,7 @@ class SharedHouse(IssueType):
 CATALOGUE: dict[str, type[IssueType]] = {
     cls.code: cls
     for cls in (
-        MissingColumn, MissingValue, BadValue, IdChecksum, IdPrecisionLost, IdBirthMismatch,
+        MissingColumn, MissingValue, BadValue, IdChecksum, IdPrecisionLost, HouseholdIdPrecisionLost, IdBirthMismatch,
         IdGenderMismatch, DuplicatePerson, DuplicateHousehold, DuplicateHouseholdAcrossCounties,
         OrphanMember, NoHead, SizeMismatch, UnknownVillage, SharedHouse,
     )

@@ -124,6 +124,7 @@ class CountyAudit:
     township_names: list[str] = field(default_factory=list)  # its townships, as a single county's audit has them
     bands: pd.DataFrame | None = None  # its households in an income band, every column (when asked for)
     blank_income: int = 0  # households in no band because their income is blank
+    no_household_id: int = 0  # rows of its households sheet with no usable household ID
 
 
 def audit_county(
@@ -157,6 +158,7 @@ def audit_county(
 
 def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numbers: bool = False) -> CountyAudit:
     """The plain-data form of one county's audit."""
+    from exitcheck.bands import rows_without_household_id
     from exitcheck.report.gaps_out import township_totals
     from exitcheck.rules.figures import satisfaction_counts
 
@@ -195,6 +197,7 @@ def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numb
         township_names=[str(t) for t in frames["township"]["township"].dropna().unique()],
         bands=county_bands(result, id_numbers) if bands else None,
         blank_income=int(households["income_per_capita"].isna().sum()),
+        no_household_id=rows_without_household_id(result),
     )
 
 
@@ -283,6 +286,7 @@ class ProvinceResult:
     #: reads them); None when the counties were audited without.
     band_rows: pd.DataFrame | None = None
     blank_income: int = 0
+    no_household_id: int = 0
     several_counties: ClassVar[bool] = True
 
     @property
@@ -408,6 +412,7 @@ def merge(counties: Sequence[CountyInput], outcomes: dict[str, CountyAudit | Cou
         township_names={a.name: a.township_names for a in audits},
         band_rows=_band_rows(audits) if audits and all(a.bands is not None for a in audits) else None,
         blank_income=sum(a.blank_income for a in audits),
+        no_household_id=sum(a.no_household_id for a in audits),
     )
 
 

@@ -231,6 +231,12 @@ def parse_register(register: RegisterName, registers: Registers, sink: IssueSink
             bad = bad | outside.fillna(False).astype(bool)
         sink.add(register, raw, bad, "bad_value", spec.name, raw=column, household=household,
                  params={"expected": _expected(spec)})
+        if spec.name == "household_id":
+            # Rounded to 15 digits, neighbouring households share one id: such a row must not
+            # be merged with another, nor given the members of another.
+            lost = pd.Series(idcard.digits_lost(column), index=raw.index)
+            sink.add(register, raw, lost, "household_id_precision_lost", spec.name, raw=column)
+            bad = bad | lost
         out[spec.name] = values.where(~bad)
         if spec.required:
             blank = pd.Series(blanks[(register, spec.name)], index=raw.index) & ~_blank_allowed(register, spec, raw, present)
