@@ -222,3 +222,22 @@ def test_workspace_headers_and_limits_reach_validate(tmp_path, run_cli):
         "headers:\n  households: {户主名字: head_name}\nlimits: {max_rows: 3}\n", encoding="utf-8")
     limited = run_cli("validate", str(path), cwd=tmp_path)
     assert limited.returncode == 3 and "max_rows" in limited.stderr
+
+
+def test_a_register_missing_because_its_file_is_unreadable_says_which_file_and_why(tmp_path, run_cli):
+    """Households and members kept in two workbooks, the members' one truncated: 'no members
+    register' alone would send the clerk looking for a sheet, not for a damaged file."""
+    from builders import County
+
+    county = base_county()
+    folder = tmp_path / "split"
+    folder.mkdir()
+    County(households=county.households, villages=county.villages, townships=county.townships).write(folder / "户表.xlsx")
+    whole = County(members=county.members).write(folder / "members.tmp").read_bytes()
+    (folder / "members.tmp").unlink()
+    (folder / "成员表.xlsx").write_bytes(whole[: len(whole) // 2])
+    done = run_cli("validate", str(folder), "--lang", "en")
+    assert done.returncode == 3
+    assert "no members register" in done.stderr
+    assert "unreadable: " in done.stderr and "成员表.xlsx: file is corrupt or truncated" in done.stderr
+    assert "无法读取" in run_cli("validate", str(folder)).stderr

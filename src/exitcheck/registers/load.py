@@ -481,10 +481,13 @@ def load(
             raise _missing_columns_error(own[0].file or "", own)
         label = {"households": "户表", "members": "成员表"}[register]
         if register not in raw:
+            # the register may well be in a file that could not be read: say which, and why
+            unread_zh = "".join(f"; 无法读取: {f.zh}" for f in failures)
+            unread_en = "".join(f"; unreadable: {f.en}" for f in failures)
             raise InputError(
                 ", ".join(shown for _, shown in files),
-                f"找不到{label}: 输入中没有可识别的{label}工作表",
-                f"no {register} register: none of the inputs has a recognisable {register} sheet",
+                f"找不到{label}: 输入中没有可识别的{label}工作表{unread_zh}",
+                f"no {register} register: none of the inputs has a recognisable {register} sheet{unread_en}",
             )
         if raw[register].empty:
             # An audit of no households would pass every indicator: refuse rather than mislead.
