@@ -241,3 +241,25 @@ def test_a_register_missing_because_its_file_is_unreadable_says_which_file_and_w
     assert "no members register" in done.stderr
     assert "unreadable: " in done.stderr and "成员表.xlsx: file is corrupt or truncated" in done.stderr
     assert "无法读取" in run_cli("validate", str(folder)).stderr
+
+
+def test_two_refused_sheets_of_a_file_each_name_their_own_missing_columns(tmp_path):
+    """Two household-like lists in one workbook, each lacking other columns: each sheet's message
+    lists its own missing columns, once each (they were all given to the first sheet)."""
+    import xlsxwriter
+
+    good = base_county().write(tmp_path / "registers.xlsx")
+    lists = tmp_path / "低收入户名单.xlsx"
+    book = xlsxwriter.Workbook(str(lists))
+    for name, headers in (("低收入户", ["乡镇", "行政村", "户主姓名", "人均纯收入", "家庭人口数"]),
+                          ("边缘户", ["乡镇", "行政村", "户主姓名", "人均纯收入"])):
+        sheet = book.add_worksheet(name)
+        sheet.write_row(0, 0, headers)
+        sheet.write_row(1, 0, ["越城镇", "瓦曲村", "户主1", 3000, 3][: len(headers)])
+    book.close()
+    (failure,) = exitcheck.load([good, lists]).failures
+    english = failure.message("en")
+    first, second = english.split("; sheet ")
+    assert "'低收入户'" in first and "household_size" not in first and first.count("household_id") == 1
+    assert second.startswith("'边缘户'") and "household_size" in second
+    assert "工作表「低收入户」" in failure.message("zh") and "工作表「边缘户」" in failure.message("zh")

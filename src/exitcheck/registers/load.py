@@ -263,12 +263,20 @@ class LoadedFile:
 
 
 def _missing_columns_error(shown: str, missing: list[DataIssue]) -> InputError:
-    first = missing[0]
-    names = "、".join(f"「{issue.header}」" for issue in missing)
+    """One message for the refused sheets of a file: each sheet with its own missing columns."""
+    by_sheet: dict[tuple[str | None, int | None], list[DataIssue]] = {}
+    for issue in missing:
+        by_sheet.setdefault((issue.sheet, issue.row), []).append(issue)
+    zh, en = [], []
+    for (sheet, row), issues in by_sheet.items():
+        headers = "、".join(dict.fromkeys(f"「{issue.header}」" for issue in issues))
+        names = ", ".join(dict.fromkeys(issue.field or "" for issue in issues))
+        zh.append(f"工作表「{sheet}」第 {row} 行的表头缺少必填列 {headers}")
+        en.append(f"sheet '{sheet}' header row {row} lacks required column(s) {names}")
     return InputError(
         shown,
-        f"工作表「{first.sheet}」第 {first.row} 行的表头缺少必填列 {names}; 请补上该列或在 headers 中映射",
-        f"sheet '{first.sheet}' header row {first.row} lacks required column(s) {', '.join(i.field or '' for i in missing)}; add them or map your headers under `headers:`",
+        "; ".join(zh) + "; 请补上该列或在 headers 中映射",
+        "; ".join(en) + "; add them or map your headers under `headers:`",
         issues=missing,
     )
 
