@@ -260,3 +260,15 @@ def test_an_id_number_as_excel_shows_it_is_precision_lost_not_a_duplicate(tmp_pa
     issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
     assert sorted(i.row for i in issues if i.code == "id_precision_lost") == [excel_row(MB, n) for n in range(4)]
     assert not [i for i in issues if i.code in ("duplicate_person", "id_checksum")]
+
+
+def test_a_number_below_its_minimum_says_the_minimum(tmp_path):
+    """-100 is a number: 'expected a number' told the clerk nothing about what is wrong with it."""
+    county = base_county()
+    county.households[0]["人均纯收入"] = -100
+    county.households[1]["家庭人口数"] = 0
+    path = county.write(tmp_path / "low.xlsx")
+    bad = {i.field: i for i in exitcheck.validate(exitcheck.load([path]), AS_OF) if i.code == "bad_value"}
+    assert "expected a number of at least 0" in bad["income_per_capita"].message("en")
+    assert "应为不小于 0 的数字" in bad["income_per_capita"].message("zh")
+    assert "expected a whole number of at least 1" in bad["household_size"].message("en")

@@ -107,6 +107,13 @@ def _expected(spec: FieldSpec) -> dict[str, str]:
     if spec.kind in ("choice", "multi_choice"):
         canon = list(dict.fromkeys(spec.allowed.values()))
         return {"zh": f"(应为: {'/'.join(canon)})", "en": f" (expected one of: {', '.join(canon)})"}
+    if spec.kind in ("number", "integer") and spec.minimum is not None:
+        # -100 is a number: the message must say what is wrong with it
+        bound = f"{spec.minimum:g}"
+        zh_kind, en_kind = ("整数", "whole number") if spec.kind == "integer" else ("数字", "number")
+        if spec.exclusive_minimum:
+            return {"zh": f"(应为大于 {bound} 的{zh_kind})", "en": f" (expected a {en_kind} above {bound})"}
+        return {"zh": f"(应为不小于 {bound} 的{zh_kind})", "en": f" (expected a {en_kind} of at least {bound})"}
     hints = {
         "yes_no": ("(应为: 是/否)", " (expected yes/no: 是/否)"),
         "number": ("(应为数字)", " (expected a number)"),
