@@ -263,3 +263,26 @@ def test_two_refused_sheets_of_a_file_each_name_their_own_missing_columns(tmp_pa
     assert "'低收入户'" in first and "household_size" not in first and first.count("household_id") == 1
     assert second.startswith("'边缘户'") and "household_size" in second
     assert "工作表「低收入户」" in failure.message("zh") and "工作表「边缘户」" in failure.message("zh")
+
+
+def test_excels_unicode_text_says_how_to_save_it(tmp_path, run_cli):
+    """Excel's 'Unicode Text' (UTF-16, tabs) is a text file no reader here takes: the message
+    says what to save it as, not only what it is not."""
+    path = tmp_path / "registers.txt"
+    path.write_text("户编号\t乡镇\r\n513434000001\t越城镇\r\n", encoding="utf-16")
+    done = run_cli("validate", str(path), "--lang", "en")
+    assert done.returncode == 3
+    assert "save it as .xlsx or CSV UTF-8" in done.stderr
+    assert "另存为 .xlsx" in run_cli("validate", str(path)).stderr
+
+
+def test_a_folder_whose_workbook_is_in_a_subfolder_names_the_subfolder(tmp_path, run_cli):
+    """Folders are read without their subfolders: a register unzipped into a folder of its own
+    gave only 'no spreadsheet files found'."""
+    nested = tmp_path / "county" / "2020年6月"
+    nested.mkdir(parents=True)
+    base_county().write(nested / "registers.xlsx")
+    done = run_cli("validate", str(tmp_path / "county"), "--lang", "en")
+    assert done.returncode == 3
+    assert "subfolders are not read" in done.stderr and str(nested) in done.stderr
+    assert "子文件夹" in run_cli("validate", str(tmp_path / "county")).stderr

@@ -449,7 +449,7 @@ def load(
     files = expand_paths(paths)
     given = [str(p) for p in paths] if not isinstance(paths, str | Path) else [str(paths)]
     if not files:
-        raise InputError(", ".join(given), "没有找到电子表格文件", "no spreadsheet files found")
+        raise _no_spreadsheets(given)
     sources: list[SheetSource] = []
     frames: dict[RegisterName, list[pd.DataFrame]] = {}
     failures: list[InputError] = []
@@ -506,6 +506,18 @@ def load(
                 f"the {register} register has a header but no data rows",
             )
     return registers
+
+
+def _no_spreadsheets(given: list[str]) -> InputError:
+    """Nothing to read; a folder is read without its subfolders, so name those that hold
+    spreadsheets (a register unzipped into a folder of its own is the usual case)."""
+    nested = sorted(
+        str(sub) for folder in map(Path, given) if folder.is_dir()
+        for sub in folder.iterdir() if sub.is_dir() and expand_paths([sub])
+    )
+    where_zh = f"; 子文件夹中有表格文件, 请直接指定子文件夹: {', '.join(nested)}" if nested else ""
+    where_en = f"; subfolders are not read, and these hold spreadsheets: give them instead: {', '.join(nested)}" if nested else ""
+    return InputError(", ".join(given), "没有找到电子表格文件" + where_zh, "no spreadsheet files found" + where_en)
 
 
 def _all_failed(failures: list[InputError]) -> InputError:

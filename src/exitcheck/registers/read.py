@@ -142,7 +142,13 @@ def _sniff(path: Path, shown: str) -> str:
                 "这是文本(CSV)文件, 只是扩展名为 Excel; 请把扩展名改为 .csv, 或用 Excel 另存为 .xlsx",
                 "this is a text (CSV) file with an Excel name; rename it to .csv or save it as .xlsx from Excel",
             )
-        raise InputError(shown, "这是文本文件, 不是电子表格", "this is a text file, not a spreadsheet")
+        # e.g. Excel's "Unicode text" (UTF-16, tab-separated), which no reader here takes
+        raise InputError(
+            shown,
+            "这是文本文件, 不是电子表格; 若是从 Excel 或 WPS 导出的表格(如'Unicode 文本'), 请打开后另存为 .xlsx 或 CSV UTF-8(.csv)",
+            "this is a text file, not a spreadsheet; if it is a table saved from Excel or WPS (such as 'Unicode Text'), "
+            "open it there and save it as .xlsx or CSV UTF-8 (.csv)",
+        )
     raise InputError(
         shown,
         "不是可识别的电子表格(文件内容既不是 xlsx/xls 也不是 csv), 可能已损坏",
