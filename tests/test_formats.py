@@ -286,3 +286,25 @@ def test_a_folder_whose_workbook_is_in_a_subfolder_names_the_subfolder(tmp_path,
     assert done.returncode == 3
     assert "subfolders are not read" in done.stderr and str(nested) in done.stderr
     assert "子文件夹" in run_cli("validate", str(tmp_path / "county")).stderr
+
+
+def test_a_csv_quote_never_closed_is_named_not_swallowing_the_rest(tmp_path, run_cli):
+    """A stray quote at the start of a cell made the reader take every later line as that one
+    cell: 1 member row of 18 was read, and nothing said why. A quoted cell spanning lines that
+    does close is still read."""
+    county = base_county()
+    path = tmp_path / "households.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(county.households[0]))
+        writer.writeheader()
+        writer.writerows(county.households)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace("户主2", '"户主2', 1)
+    broken = tmp_path / "broken.csv"
+    broken.write_text("".join(lines), encoding="utf-8")
+    done = run_cli("validate", str(broken), "--lang", "en")
+    assert done.returncode == 3
+    assert "line 3 opens a quote" in done.stderr and "4 lines after it" in done.stderr
+    closed = tmp_path / "closed.csv"
+    closed.write_text("".join(lines).rstrip("\n") + '"\n', encoding="utf-8")
+    assert "opens a quote" not in run_cli("validate", str(closed)).stderr

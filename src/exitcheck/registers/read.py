@@ -585,9 +585,30 @@ def _read_csv(path: Path, shown: str, limits: Limits) -> FileRead:
         raise InputError(shown, f"CSV 文件格式错误({exc})", f"malformed CSV ({exc})") from None
     finally:
         csv.field_size_limit(previous)
+    if rows:
+        _check_quotes_closed(text, rows[-1], shown)
     rows = [row + [""] * (width - len(row)) for row in rows]
     decoded = None if encoding in ("utf-8-sig", "utf-16") else encoding
     return FileRead([SheetRead(path.stem, rows, 1)], decoded_as=decoded, kind="csv")
+
+
+def _check_quotes_closed(text: str, last_row: list[str], shown: str) -> None:
+    """Refuse a CSV whose last field opened a quote that never closes: the reader then takes
+    every line after it as that one cell, and the rows it swallowed are lost without a word."""
+    field = last_row[-1] if last_row else ""
+    if "\n" not in field or not text.endswith(field):
+        return
+    start = len(text) - len(field)
+    if start == 0 or text[start - 1] != '"':
+        return
+    line = text.count("\n", 0, start) + 1
+    lost = field.rstrip("\r\n").count("\n")  # whole lines after the one the quote opened on
+    raise InputError(
+        shown,
+        f"第 {line} 行有一个引号(\")没有配对, 其后 {lost} 行都被读成了同一个单元格; 请在该行删去或补全引号",
+        f'line {line} opens a quote (") that is never closed, so the {lost} lines after it were read as one cell; '
+        "remove or close the quote on that line",
+    )
 
 
 @dataclass
