@@ -103,6 +103,13 @@ def excel_row(sheet: str, index: int) -> int:
     return header_row(sheet) + 1 + index
 
 
+@dataclass(frozen=True)
+class FormulaError:
+    """A formula cell whose saved value is an Excel error, as Excel saves a VLOOKUP that failed."""
+
+    text: str  # "#N/A", "#DIV/0!", ...
+
+
 def write_sheet(workbook: Any, name: str, rows: list[dict[str, Any]], *, totals: bool = False) -> None:
     sheet = workbook.add_worksheet(name)
     headers: list[str] = []
@@ -124,7 +131,9 @@ def write_sheet(workbook: Any, name: str, rows: list[dict[str, Any]], *, totals:
             value = row.get(key)
             if value is None or value == "":
                 continue
-            if isinstance(value, str):
+            if isinstance(value, FormulaError):
+                sheet.write_formula(top + offset, col, "=NA()", None, value.text)
+            elif isinstance(value, str):
                 sheet.write_string(top + offset, col, value)
             elif isinstance(value, date):
                 from datetime import datetime

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from exitcheck.errors import InputError
+from exitcheck.registers.error_cells import error_values, put_error_values
 from exitcheck.registers.limits import (
     Limits,
     PackageScan,
@@ -477,12 +478,22 @@ class _SheetReader:
                 part = self.scan.sheets.get(name) if self.scan is not None else None
                 raise out_of_range_error(self.shown, sheet, name, self.path, part) from None
             ranges = sheet.merged_cell_ranges or ()
+        self._restore_error_values(name, rows)
         merged = tuple(
             (top, left, bottom, right)
             for (top, left), (bottom, right) in ranges
             if bottom > top and top < HEADER_SEARCH_ROWS
         )
         return SheetRead(name, rows, 1, merged, lengths_checked=self.lengths_checked)
+
+
+    def _restore_error_values(self, name: str, rows: list[list[object]]) -> None:
+        """Put back the error values (#N/A) calamine gives as '', in the xlsx parts the scan saw
+        holding one (registers/error_cells.py)."""
+        part = self.scan.sheets.get(name) if self.scan is not None else None
+        scanned = self.scan.parts.get(part) if self.scan is not None and part else None
+        if scanned is not None and scanned.error_cells and self.path is not None:
+            put_error_values(rows, error_values(self.path, part))
 
 
 def _cores() -> int:
