@@ -96,7 +96,7 @@ class County:
 
 def header_row(sheet: str) -> int:
     """Excel row number of the header row of a sheet written by `write_sheet`."""
-    return TITLE_ROWS + (1 if GROUP_ROW[sheet] else 0) + 1
+    return TITLE_ROWS + (1 if GROUP_ROW.get(sheet, False) else 0) + 1
 
 
 def excel_row(sheet: str, index: int) -> int:
@@ -120,7 +120,7 @@ def write_sheet(workbook: Any, name: str, rows: list[dict[str, Any]], *, totals:
     sheet.merge_range(0, 0, 0, max(len(headers) - 1, 1), f"越西县2020年{name}")
     sheet.write_string(1, 0, "填报单位: 越西县扶贫开发局    填报日期: 2020年6月30日")
     top = TITLE_ROWS
-    if GROUP_ROW[name]:
+    if GROUP_ROW.get(name, False):
         sheet.merge_range(top, 0, top, 4, "基本信息")
         sheet.merge_range(top, 5, top, max(len(headers) - 1, 6), "指标")
         top += 1

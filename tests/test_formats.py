@@ -308,3 +308,30 @@ def test_a_csv_quote_never_closed_is_named_not_swallowing_the_rest(tmp_path, run
     closed = tmp_path / "closed.csv"
     closed.write_text("".join(lines).rstrip("\n") + '"\n', encoding="utf-8")
     assert "opens a quote" not in run_cli("validate", str(closed)).stderr
+
+
+def test_a_hidden_copy_of_a_register_is_left_out_and_a_hidden_only_register_read(tmp_path, run_cli):
+    """An old copy of the households kept in a hidden sheet made every household a duplicate,
+    and nothing said the sheet was hidden. It is left out, saying so; a register found only in
+    a hidden sheet is read, saying so."""
+    import xlsxwriter
+
+    from builders import write_sheet
+
+    county = base_county()
+    path = tmp_path / "hidden.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    write_sheet(book, "户表", county.households)
+    write_sheet(book, "成员表", county.members)
+    write_sheet(book, "户表(旧)", county.households)
+    book.worksheets()[-1].hide()
+    write_sheet(book, "村表", county.villages)
+    book.worksheets()[-1].hide()
+    book.close()
+    registers = exitcheck.load([path])
+    assert [s.sheet for s in registers.sources] == ["户表", "成员表", "村表"]
+    assert exitcheck.validate(registers, AS_OF) == []
+    done = run_cli("validate", str(path), "--lang", "en")
+    assert done.returncode == 0, done.stderr
+    assert "the hidden sheet '户表(旧)' looks like a households register too and was not read" in done.stderr + done.stdout
+    assert "the sheet '村表' is hidden; it was read as the villages register" in done.stderr + done.stdout

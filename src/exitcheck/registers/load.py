@@ -32,6 +32,7 @@ from exitcheck.registers.read import (
     read_file,
 )
 from exitcheck.registers.schema import (
+    REGISTER_LABELS,
     REGISTERS,
     REQUIRED_REGISTERS,
     SHEET_NAMES,
@@ -376,10 +377,13 @@ def load_file(
     notes: list[tuple[str, str]] = list(read.notes)
     missing_issues: list[DataIssue] = []
     parsed_ahead: list[ColumnsAhead] = []
+    loads: list[tuple[SheetRead, _SheetLoad]] = []
     for sheet in sheets:
         loaded = early.pop(sheet.name, None) or _load_sheet(sheet, shown, headers, limits)
         if isinstance(loaded, Exception):
             raise loaded
+        loads.append((sheet, loaded))
+    for _sheet, loaded in _without_hidden_copies(loads, shown, notes):
         notes.extend(loaded.notes)
         missing_issues.extend(loaded.missing)
         if loaded.found is not None:
@@ -406,6 +410,30 @@ def load_file(
             f"no recognisable register sheet (households, members, villages, townships): no known header row in the first 10 rows{en}",
         )
     return LoadedFile(found, notes, missing_issues, parsed_ahead)
+
+
+def _without_hidden_copies(
+    loads: list[tuple[SheetRead, _SheetLoad]], shown: str, notes: list[tuple[str, str]]
+) -> list[tuple[SheetRead, _SheetLoad]]:
+    """The sheets to use, each hidden one said so. A hidden sheet of a register that a visible
+    sheet also holds is left out: it is what the clerk does not see and keep up (an old copy, a
+    lookup table), and read beside the visible one every household in it would be a duplicate.
+    A hidden sheet that is the only one of its register is read."""
+    visible = {loaded.found[0].register for sheet, loaded in loads if loaded.found is not None and not sheet.hidden}
+    kept = []
+    for sheet, loaded in loads:
+        register = loaded.found[0].register if loaded.found is not None else None
+        if sheet.hidden and register is not None:
+            label = REGISTER_LABELS[register][0]
+            if register in visible:
+                notes.append((f"{shown}: 隐藏的工作表「{sheet.name}」也像{label}, 未读取: 已按可见的{label}核查; 如它才是要核查的表, 请取消隐藏并隐藏或删除另一张",
+                              f"{shown}: the hidden sheet '{sheet.name}' looks like a {register} register too and was not read: the "
+                              f"visible one was; if it is the one to audit, unhide it and hide or delete the other"))
+                continue
+            notes.append((f"{shown}: 工作表「{sheet.name}」是隐藏的, 已作为{label}读取",
+                          f"{shown}: the sheet '{sheet.name}' is hidden; it was read as the {register} register"))
+        kept.append((sheet, loaded))
+    return kept
 
 
 def _sheet_notes(shown: str, sheet: SheetRead, source: SheetSource, frame: pd.DataFrame) -> list[tuple[str, str]]:
@@ -487,7 +515,7 @@ def load(
         own = [i for i in missing if i.params.get("register") == register]
         if register not in raw and own:
             raise _missing_columns_error(own[0].file or "", own)
-        label = {"households": "户表", "members": "成员表"}[register]
+        label = REGISTER_LABELS[register][0]
         if register not in raw:
             # the register may well be in a file that could not be read: say which, and why
             unread_zh = "".join(f"; 无法读取: {f.zh}" for f in failures)

@@ -67,6 +67,7 @@ class SheetRead:
     first_row: int  # Excel row number of rows[0]
     merged: tuple[tuple[int, int, int, int], ...] = ()
     lengths_checked: bool = False  # the package scan already refused any over-long text
+    hidden: bool = False  # a hidden or very hidden sheet: often an old copy (load.py decides)
 
     def header_cells(self, index: int) -> list[object]:
         """Row `index` with the cells hidden under a merge from above filled in, for header
@@ -295,6 +296,7 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
         with calamine_errors(shown):
             worksheets = [meta.name for meta in workbook.sheets_metadata
                           if str(getattr(meta.typ, "name", meta.typ)).lower() in {"worksheet", "sheettypeenum.worksheet"}]
+            hidden = {meta.name for meta in workbook.sheets_metadata if meta.visible != python_calamine.SheetVisibleEnum.Visible}
     except InputError:
         workbook.close()
         raise
@@ -303,6 +305,8 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
     if control is not None:
         control.link(reader.stop)
     sheets = reader.read_all(workbook, open_workbook, worksheets)
+    for sheet in sheets:
+        sheet.hidden = sheet.name in hidden
     return FileRead(sheets, notes, kind=real)
 
 
