@@ -134,3 +134,35 @@ def test_an_unknown_risk_names_the_indicator_it_waits_for(tmp_path: Path):
     result = audit(exitcheck.load([county.write(tmp_path / "r.xlsx")]), as_of=AS_OF)
     (risk,) = [g for g in result.gaps if g.rule == "risk_wrong_exit"]
     assert risk.status == "unknown" and risk.message == "待核实: 安全饮水(安全饮水为空)"
+
+
+def test_household_list_names_the_departments_and_the_group(written):
+    _, _, zh_book = written["zh"]
+    assert cell(zh_book, "户清单", H[2], "责任部门") == "卫健局"
+    assert cell(zh_book, "户清单", H[0], "责任部门") == "扶贫开发局(信息精准)、乡镇人民政府(认可度)"
+    assert cell(zh_book, "户清单", H[2], "村民小组") == "一组"
+    assert headers(zh_book, "户清单").index("村民小组") == headers(zh_book, "户清单").index("行政村") + 1
+    _, _, en_book = written["en"]
+    assert cell(en_book, "Households", H[0], "Department") == "Poverty-alleviation office (Register accuracy); Township government (Satisfaction)"
+    assert cell(en_book, "Households", H[2], "Group") == "一组"
+
+
+def test_risk_list_names_the_helper_and_phone(written):
+    _, _, zh_book = written["zh"]
+    assert cell(zh_book, "风险清单", MISSED_HIGH, "帮扶责任人") == "朱春梅"
+    assert cell(zh_book, "风险清单", MISSED_HIGH, "联系电话") == "13900000001"
+    assert cell(zh_book, "风险清单", MISSED_HIGH, "村民小组") == "一组"
+    _, _, en_book = written["en"]
+    assert cell(en_book, "Risks", MISSED_HIGH, "Helper") == "朱春梅"
+    assert cell(en_book, "Risks", MISSED_HIGH, "Helper's phone") == "13900000001"
+
+
+def test_no_group_column_when_the_register_has_none(tmp_path: Path):
+    county = county_with_reasons()
+    for row in county.households:
+        del row["村民小组"]
+    result = audit(exitcheck.load([county.write(tmp_path / "r.xlsx")]), as_of=AS_OF)
+    write_outputs(tmp_path / "out", result, ["xlsx"])
+    book = openpyxl.load_workbook(tmp_path / "out" / "gaps.xlsx")
+    assert "村民小组" not in headers(book, "户清单") and "村民小组" not in headers(book, "风险清单")
+    assert cell(book, "风险清单", MISSED_HIGH, "帮扶责任人") == "朱春梅"
