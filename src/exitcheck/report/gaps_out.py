@@ -17,7 +17,7 @@ import pandas as pd
 
 from exitcheck.audit import AuditResult, Gap
 from exitcheck.i18n import chooser
-from exitcheck.issues import DataIssue
+from exitcheck.issues import ISSUES_SHEET, DataIssue
 from exitcheck.report.files import DEFAULT_MODE, atomic_path, neutralise, write_bytes, write_json
 from exitcheck.report.issues_out import add_issues_sheet
 from exitcheck.report.sheets import formats, open_workbook, write_cells, write_table
@@ -342,7 +342,7 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
             from exitcheck.report.progress_sheet import add_progress_sheet
 
             add_progress_sheet(workbook, progress, lang)
-        add_issues_sheet(workbook, issues, lang, t("数据问题", "Data issues"))
+        add_issues_sheet(workbook, issues, lang, t(ISSUES_SHEET["zh"], ISSUES_SHEET["en"]))
         workbook.close()
     return path
 
