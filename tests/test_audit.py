@@ -173,7 +173,8 @@ def test_gap_workbook_sheets_and_print_setup(tmp_path, run_cli):
     assert households.freeze_panes == "A2"
     assert households.auto_filter.ref
     assert households.page_setup.orientation == "landscape"
-    ids = [households.cell(row=r, column=3).value for r in range(2, households.max_row + 1)]
+    id_column = [c.value for c in households[1]].index("户编号") + 1
+    ids = [households.cell(row=r, column=id_column).value for r in range(2, households.max_row + 1)]
     assert ids == sorted(ids, key=lambda h: (H.index(h) // 3, h)) or set(ids) == set(H[:5])
     assert book["汇总"]._charts, "the summary sheet has a native bar chart"
 
@@ -213,7 +214,7 @@ def test_english_workbook_and_messages(tmp_path, run_cli):
     book = openpyxl.load_workbook(out / "gaps.xlsx")
     assert book.sheetnames[:6] == ["Summary", "Households", "Villages", "Townships", "County", "Risks"]
     headers = [c.value for c in book["Households"][1]]
-    assert headers[:3] == ["Township", "Village", "Household ID"] and "Income above the line" in headers
+    assert headers[:4] == ["Township", "Village", "Group", "Household ID"] and "Income above the line" in headers
     document = json.loads((out / "gaps.json").read_text(encoding="utf-8"))
     income = next(g for g in document["gaps"] if g["rule"] == "income")
     assert income["message"].startswith("per-capita income 4199.99 yuan")

@@ -82,7 +82,8 @@ def test_issue_positions_and_values(tmp_path):
     lost = next(i for i in issues if i.code == "id_precision_lost")
     assert lost.file == str(path)
     assert lost.column == "C" and lost.header == "证件号码" and lost.field == "id_number"
-    assert lost.value is not None and "e+17" in lost.value  # Python's repr of the number cell
+    assert lost.value == "5.13434E+17"  # as Excel shows the number cell, not Python's 5.1343420000501e+17
+    assert lost.message("zh") == "身份证号被存为数字(5.13434E+17), 后几位已丢失"
     bad = next(i for i in issues if i.code == "bad_value")
     assert bad.value == "还行" and bad.header == "认可度"
     assert "还行" in bad.message("zh") and "not valid" in bad.message("en")
@@ -199,6 +200,28 @@ def test_issues_xlsx_shows_ids_whole(tmp_path, run_cli):
     full_id = planted_county().members[0]["证件号码"]
     assert any(full_id in [str(c) for c in row] for row in rows)
     assert (out / "issues.xlsx").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("lang, sheet, fix_header", [("zh", "数据问题", "如何修改"), ("en", "Data issues", "How to fix")])
+def test_every_issue_row_says_how_to_fix_it(tmp_path, lang, sheet, fix_header):
+    import openpyxl
+
+    from exitcheck.audit import audit
+    from exitcheck.report.gaps_out import write_outputs
+    from exitcheck.report.issues_out import write_issues_xlsx
+
+    registers = exitcheck.load([planted_county().write(tmp_path / "planted.xlsx")])
+    result = audit(registers, as_of=AS_OF, lang=lang)
+    write_outputs(tmp_path / "gaps", result, ["xlsx"])
+    write_issues_xlsx(tmp_path / "issues.xlsx", result.data_issues, lang)
+    key = "en" if lang == "en" else "zh"
+    for book in (openpyxl.load_workbook(tmp_path / "gaps" / "gaps.xlsx"), openpyxl.load_workbook(tmp_path / "issues.xlsx")):
+        rows = [[c.value for c in row] for row in book[sheet].iter_rows()]
+        fix = rows[0].index(fix_header)
+        assert len(rows) == len(result.data_issues) + 1
+        assert all(row[fix] == CATALOGUE[row[0]].fix[key] for row in rows[1:])
+        (lost,) = [row for row in rows if row[0] == "id_precision_lost"]
+        assert "5.13434E+17" in lost and lost[fix] == CATALOGUE["id_precision_lost"].fix[key]
 
 
 def test_out_writes_issues_json_as_json_prints_it(tmp_path, run_cli):

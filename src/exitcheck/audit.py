@@ -13,8 +13,10 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from exitcheck.issues import DataIssue
-from exitcheck.registers.model import Registers
+from exitcheck import reasons
+from exitcheck.issues import ISSUES_SHEET, DataIssue
+from exitcheck.reasons import Findings
+from exitcheck.registers.model import ROW, SOURCE, Registers
 from exitcheck.registers.parse import Parsed
 from exitcheck.rules import engine, figures
 from exitcheck.rules.engine import FAIL, UNKNOWN, Evaluation, Outcome, Skipped, masked_value, plain
@@ -150,21 +152,132 @@ def audit(
     parsed = prepare(registers, as_of)
     frames = build_frames(parsed)
     evaluation = engine.evaluate(ruleset, frames, registers)
-    gaps = collect_gaps(ruleset, frames, evaluation, lang)
+    gaps = collect_gaps(ruleset, frames, evaluation, lang, Findings.of(registers, parsed.issues))
     digests = [{"path": path, "sha256": digest(path)} for path in registers.inputs if Path(path).is_file()]
     return AuditResult(as_of, ruleset, registers, parsed, frames, evaluation, gaps, lang, digests)
 
 
-def collect_gaps(ruleset: RuleSet, frames: dict[str, pd.DataFrame], evaluation: Evaluation, lang: str) -> list[Gap]:
-    gaps: list[Gap] = []
-    for rule in ruleset.rules:
+def collect_gaps(ruleset: RuleSet, frames: dict[str, pd.DataFrame], evaluation: Evaluation, lang: str,
+                 findings: Findings | None = None) -> list[Gap]:
+    """Every flagged unit's Gap, in the rule set's order. Indicators are collected first, so
+    that a risk's reason can name the indicators it rests on."""
+    maker = Reasons(ruleset, lang, findings or Findings([], {}, {}))
+    collected: dict[str, list[Gap]] = {}
+    for rule in sorted(ruleset.rules, key=lambda r: r.kind != "indicator"):
         outcome = evaluation.outcomes.get(rule.id)
         if outcome is not None:
-            gaps.extend(_gaps_of(rule, outcome, frames, ruleset, lang))
-    return gaps
+            collected[rule.id] = _gaps_of(rule, outcome, frames, maker)
+    return [gap for rule in ruleset.rules for gap in collected.get(rule.id, [])]
 
 
-def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], ruleset: RuleSet, lang: str) -> list[Gap]:
+@dataclass
+class Reasons:
+    """Makes each gap's message: the rule's template filled in, plus what the template alone
+    cannot say (the members concerned, a value that could not be read, the register errors,
+    the indicators under a risk, what made a finding high priority)."""
+
+    ruleset: RuleSet
+    lang: str
+    findings: Findings
+    #: (household id, indicator rule id) -> that indicator's reason, for the risks built on it
+    indicator_reasons: dict[tuple[str | None, str], str] = field(default_factory=dict)
+
+    def failed(self, rule: Rule, data: dict[str, Any], used: list[str], members: list[dict[str, Any]]) -> str:
+        """The rule's message, with the members who fail it and the indicators a risk rests on
+        (placed by {members} and {failing}, else added at the end)."""
+        template = rule.message_for(self.lang)
+        placeholders = set(check_template(template, rule.id))
+        extra = {
+            reasons.MEMBERS: reasons.some_of([reasons.member_label(m, self.lang) for m in members], self.lang),
+            reasons.FAILING: self._indicators(data, used),
+            reasons.ISSUES_SHEET: ISSUES_SHEET["en" if self.lang == "en" else "zh"],
+        }
+        if reasons.ERROR_LIST in placeholders:
+            extra[reasons.ERROR_LIST] = self.findings.error_list(_text(data.get("household_id")), self.lang)
+        message = render_template(template, {**self.ruleset.spec.params, **_filled(data, placeholders), **extra})
+        if rule.level == "member":
+            message = reasons.with_detail(message, extra[reasons.MEMBERS], reasons.MEMBERS, placeholders)
+        return reasons.with_detail(message, extra[reasons.FAILING], reasons.FAILING, placeholders)
+
+    def _indicators(self, data: dict[str, Any], used: list[str]) -> str:
+        """The failing indicators a rule over ok_ columns rests on, each with its reason."""
+        household = _text(data.get("household_id"))
+        named = []
+        for rule in self.ruleset.rules:
+            why = self.indicator_reasons.get((household, rule.id))
+            if f"ok_{rule.id}" in used and why is not None and plain(data.get(f"ok_{rule.id}")) is False:
+                named.append(f"{self._name(rule)}: {why}")
+        return "; ".join(named)
+
+    def _name(self, rule: Rule) -> str:
+        return rule.name_en if self.lang == "en" and rule.name_en else rule.name
+
+    def missing_inputs(self, data: dict[str, Any], inputs: list[str], labels: dict[str, str]) -> list[str]:
+        """Why each blank input of the unit is missing: blank, a value not understood (quoted),
+        or, for an ok_ column, the indicator that could not be told and why."""
+        household = _text(data.get("household_id"))
+        parts = []
+        for name in inputs:
+            if name not in data or plain(data[name]) is not None:
+                continue
+            indicator = name.removeprefix("ok_")
+            if name.startswith("ok_") and (household, indicator) in self.indicator_reasons:
+                why = self.indicator_reasons[(household, indicator)]
+                parts.append(f"{labels.get(name, name)}({why})" if self.lang != "en" else f"{labels.get(name, name)} ({why})")
+            else:
+                parts.append(reasons.blank_input(labels.get(name, name), self.findings.unreadable_value(data, name), self.lang))
+        return parts
+
+    def unknown_members(self, data: dict[str, Any], members: list[MemberFinding], inputs: list[str], labels: dict[str, str]) -> list[str]:
+        """Why a member rule cannot be told for a household: the unknown members named, each
+        with its missing inputs."""
+        if not members:
+            return ["该户没有在世成员" if self.lang != "en" else "no living member"]
+        told = [(m.entry, m.missing) for m in members if m.entry["status"] == UNKNOWN and m.missing]
+        if not told:  # the household's own inputs (who the rule applies to) are missing
+            return self.missing_inputs(data, inputs, labels)
+        separator = ": " if self.lang == "en" else ""
+        phrases = [f"{reasons.member_label(entry, self.lang)}{separator}{reasons.join_parts(missing, self.lang)}" for entry, missing in told]
+        return [reasons.some_of(phrases, self.lang)]
+
+    def high(self, rule: Rule, data: dict[str, Any]) -> str:
+        """What made the finding high priority, to add to its message."""
+        template = rule.high_message_for(self.lang)
+        why = render_template(template, {**self.ruleset.spec.params, **_filled(data, set(check_template(template, rule.id)))}) if template else rule.high_when
+        return f"; 高优先级: {why}" if self.lang != "en" else f"; high priority: {why}"
+
+    def remember(self, rule: Rule, gap: Gap, unknown_parts: list[str]) -> None:
+        """Keep an indicator's reason for the risks built on it (an unknown one without its
+        待核实 prefix: the risk's own message says that)."""
+        if rule.kind == "indicator" and gap.household_id is not None:
+            why = reasons.join_parts(unknown_parts, self.lang) if gap.status == UNKNOWN and unknown_parts else gap.message
+            self.indicator_reasons[(gap.household_id, rule.id)] = why
+
+
+@dataclass
+class MemberFinding:
+    """A member concerned by a member rule: what gaps.json shows of them, and why an unknown
+    member cannot be told."""
+
+    entry: dict[str, Any]
+    missing: list[str]
+
+
+def _filled(data: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    return {name: plain(data[name]) for name in names if name in data}
+
+
+def _inputs(outcome: Outcome) -> list[str]:
+    """The fields a blank of which makes the rule unknown: check's and applies_to's."""
+    names: set[str] = set()
+    for part in ("applies_to", "check"):
+        expr = outcome.exprs.get(part)
+        if expr is not None:
+            names |= set(expr.fields)
+    return sorted(names)
+
+
+def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], maker: Reasons) -> list[Gap]:
     level = "household" if rule.level == "member" else rule.level
     frame = frames[level]
     flagged = outcome.status.isin([FAIL, UNKNOWN])
@@ -172,37 +285,47 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], rule
         return []
     check = outcome.exprs.get("check")  # compiled once, by the evaluation
     used = sorted(check.fields) if check is not None else []
-    _, _, labels = engine.names_for(rule.level, ruleset, engine.ok_columns(ruleset))
-    template = rule.message_en if lang == "en" and rule.message_en else rule.message
-    placeholders = set(check_template(template, rule.id))
-    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", *used, *placeholders]) if c in frame.columns]
+    inputs = _inputs(outcome)
+    _, _, labels = engine.names_for(rule.level, maker.ruleset, engine.ok_columns(maker.ruleset), maker.lang)
+    placeholders = {name for template in (rule.message_for(maker.lang), rule.high_message_for(maker.lang))
+                    for name in check_template(template, rule.id)}
+    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", SOURCE, ROW, *used, *inputs, *placeholders]) if c in frame.columns]
     rows = frame.loc[flagged[flagged].index, wanted]
     statuses = outcome.status[flagged].astype(str).tolist()
-    members = _member_values(rule, outcome, frames, used) if rule.level == "member" else {}
-    params = ruleset.spec.params
+    members = _member_values(rule, outcome, frames, inputs, labels, maker) if rule.level == "member" else {}
     out = []
     high = outcome.high[flagged].tolist() if outcome.high is not None else None
     # One Gap object per flagged unit (not per row of the register): the output needs them.
     for position, data in enumerate(rows.to_dict("records")):
         status = statuses[position]
         values = {name: masked_value(name, data.get(name)) for name in used if name in data}
+        concerned = members.get(data.get("household_id"), [])
         if rule.level == "member":
-            concerned = members.get(data.get("household_id"), [])
             if status == FAIL:
-                concerned = [m for m in concerned if m["status"] == FAIL]
-            values = {"members": concerned}
+                concerned = [m for m in concerned if m.entry["status"] == FAIL]
+            values = {"members": [m.entry for m in concerned]}
+        unknown_parts: list[str] = []
         if status == FAIL:
-            message = render_template(template, {**params, **{k: plain(data[k]) for k in placeholders if k in data}})
+            message = maker.failed(rule, data, used, [m.entry for m in concerned])
         else:
-            message = _unknown_message(rule, data, used, labels, lang, members.get(data.get("household_id")))
-        out.append(Gap(
+            if rule.level == "member":
+                unknown_parts = maker.unknown_members(data, concerned, inputs, labels)
+            else:
+                unknown_parts = maker.missing_inputs(data, inputs, labels)
+            message = reasons.unknown_reason(unknown_parts, maker.lang)
+        is_high = high is not None and bool(high[position])
+        if is_high:
+            message += maker.high(rule, data)
+        gap = Gap(
             level=rule.level, rule=rule.id, status=str(status),
             household_id=_text(data.get("household_id")) if level == "household" else None,
             township=_text(data.get("township")) if level != "county" else None,
             village=_text(data.get("village")) if level in ("household", "village") else None,
             message=message, department=rule.department, values=values, kind=rule.kind,
-            priority="high" if high is not None and bool(high[position]) else None,
-        ))
+            priority="high" if is_high else None,
+        )
+        maker.remember(rule, gap, unknown_parts)
+        out.append(gap)
     return out
 
 
@@ -211,28 +334,19 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _unknown_message(rule: Rule, data: dict[str, Any], used: list[str], labels: dict[str, str], lang: str, members: list[dict[str, Any]] | None) -> str:
-    if rule.level == "member":
-        if not members:
-            return "该户没有在世成员, 无法判断" if lang != "en" else "no living member: cannot be told"
-        return "有成员信息待核实" if lang != "en" else "a member's entry must be checked"
-    blanks = [labels.get(name, name) for name in used if plain(data.get(name)) is None]
-    if lang == "en":
-        return f"unknown: {', '.join(blanks)} blank" if blanks else "unknown: the rule's inputs are blank"
-    return f"待核实: {'、'.join(blanks)}为空" if blanks else "待核实: 判断所需信息为空"
-
-
-def _member_values(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], used: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """For member rules: the members concerned (failing, or unknown), ID numbers masked."""
+def _member_values(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], inputs: list[str],
+                   labels: dict[str, str], maker: Reasons) -> dict[str, list[MemberFinding]]:
+    """For member rules: the members concerned (failing, or unknown and why), ID numbers masked."""
     assert outcome.member_status is not None
     members = frames["member"]
     concerned = outcome.member_status.isin([FAIL, UNKNOWN])
     fails = set(outcome.member_status[outcome.member_status == FAIL].index)
-    columns = [c for c in dict.fromkeys([*MEMBER_VALUE_FIELDS, *used]) if c in members.columns]
-    picked = members.loc[concerned[concerned].index, ["household_id", *columns]]
-    grouped: dict[str, list[dict[str, Any]]] = {}
+    columns = [c for c in dict.fromkeys([*MEMBER_VALUE_FIELDS, *inputs]) if c in members.columns]
+    picked = members.loc[concerned[concerned].index, ["household_id", SOURCE, ROW, *columns]]
+    grouped: dict[str, list[MemberFinding]] = {}
     for index, row in zip(picked.index, picked.to_dict("records"), strict=True):
         entry = {name: masked_value(name, row[name]) for name in columns}
         entry["status"] = FAIL if index in fails else UNKNOWN
-        grouped.setdefault(row["household_id"], []).append(entry)
+        missing = [] if index in fails else maker.missing_inputs(row, inputs, labels)
+        grouped.setdefault(row["household_id"], []).append(MemberFinding(entry, missing))
     return grouped

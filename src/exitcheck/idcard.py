@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import numbers
 import re
 
 import numpy as np
@@ -91,6 +92,23 @@ def check_digit(first17: str) -> str:
         raise ValueError(f"expected 17 digits, got {len(first17)} characters")
     total = sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True))
     return CHECK_MAP[total % 11]
+
+
+def excel_display(value: object) -> object:
+    """A number cell as Excel shows it in a General cell of standard width (11 characters at
+    most): an ID number stored as a number reads 5.13434E+17, which is what the clerk sees and
+    searches for, not Python's 5.134341949111128e+17. Text is returned as it is."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers too
+        return value
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e11:
+        return str(int(number))
+    if 1e-4 <= abs(number) < 1e11:
+        return f"{number:.10G}"
+    mantissa, exponent = f"{number:.5E}".split("E")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}E{int(exponent):+03d}"
 
 
 def mask(value: str | None) -> str | None:

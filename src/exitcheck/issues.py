@@ -334,6 +334,9 @@ class DataIssue:
 
 
 ID_FIELDS = frozenset({"id_number", "head_id_number"})
+#: The name of the sheet that lists the data issues, in the gap and issue workbooks; reasons
+#: refer to it by this name.
+ISSUES_SHEET = {"zh": "数据问题", "en": "Data issues"}
 
 
 def mask_in_message(message: str, value: str | None) -> str:

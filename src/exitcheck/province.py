@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 INSTALL = "pip install 'exitcheck[dask]'"
 #: Columns of the household frame that the gap lists show (household_sheet, risk_sheet).
-WRITER_COLUMNS = ("township", "village", "household_id", "head_name", "category", "status", "helper_name", "helper_phone")
+WRITER_COLUMNS = ("township", "village", "group", "household_id", "head_name", "category", "status", "helper_name", "helper_phone")
 #: A county task is retried this often when it raises (a file share that hiccups, a worker
 #: that runs out of memory). A worker that dies mid-task is a different case: the scheduler
 #: reschedules the task elsewhere on its own (distributed's `allowed-failures`).

@@ -73,7 +73,7 @@ def check_ids(registers: Registers, parsed: Parsed, sink: IssueSink, register: R
     household = frame["household_id"]
     lost = info["precision_lost"].astype(bool)
     blank = info["id"].isna() & ~lost
-    sink.add(register, frame, lost, "id_precision_lost", name, raw=raw, household=household)
+    sink.add(register, frame, lost, "id_precision_lost", name, values=raw[lost].map(idcard.excel_display), household=household)
     if register == "members":
         sink.add(register, frame, blank, "missing_value", name, household=household)
     readable = ~blank & ~lost

@@ -17,7 +17,7 @@ import pandas as pd
 
 from exitcheck.audit import AuditResult, Gap
 from exitcheck.i18n import chooser
-from exitcheck.issues import DataIssue
+from exitcheck.issues import ISSUES_SHEET, DataIssue
 from exitcheck.report.files import DEFAULT_MODE, atomic_path, neutralise, write_bytes, write_json
 from exitcheck.report.issues_out import add_issues_sheet
 from exitcheck.report.sheets import formats, open_workbook, write_cells, write_table
@@ -124,23 +124,58 @@ def household_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFr
     extras = [e for e in result.registers.extra_columns("households") if e in base]
     frame = pd.DataFrame({
         **_county_column(result, [county for county, _ in keys]),
-        "township": base["township"], "village": base["village"], "household_id": base["household_id"],
+        "township": base["township"], "village": base["village"], **_group_column(result, base),
+        "household_id": base["household_id"],
         "head_name": base["head_name"], "category": base["category"], "status": base["status"],
     })
     for rule_id in indicator_ids:
         frame[rule_id] = [_mark(per_household[k].get(rule_id)) for k in keys]
     frame["reasons"] = ["; ".join(f"{rule_name(result, r)}: {g.message}" for r, g in per_household[k].items()) for k in keys]
+    frame["department"] = [_departments(result, per_household[k]) for k in keys]
     frame["helper_name"] = base["helper_name"]
     frame["helper_phone"] = base["helper_phone"]
     for extra in extras:
         frame[extra] = base[extra]
     frame = frame.sort_values([*_county_column(result, []), "township", "village", "household_id"], na_position="last")
     t = chooser(lang)
-    headers = [*_county_header(result), t("乡镇", "Township"), t("行政村", "Village"), t("户编号", "Household ID"), t("户主姓名", "Head"),
-               t("农户类别", "Category"), t("脱贫状态", "Status")]
+    headers = [*_county_header(result), t("乡镇", "Township"), t("行政村", "Village"), *_group_header(frame, lang),
+               t("户编号", "Household ID"), t("户主姓名", "Head"), t("农户类别", "Category"), t("脱贫状态", "Status")]
     headers += [rule_name(result, r) for r in indicator_ids]
-    headers += [t("原因(✗未达标 ?待核实)", "Reasons (✗ fail, ? unknown)"), t("帮扶责任人", "Helper"), t("联系电话", "Helper's phone")] + extras
+    headers += [t("原因(✗未达标 ?待核实)", "Reasons (✗ fail, ? unknown)"), t("责任部门", "Department"),
+                t("帮扶责任人", "Helper"), t("联系电话", "Helper's phone")] + extras
     return frame, headers
+
+
+def _household_fields(result: AuditResult, keys: Sequence[HouseholdKey], names: Sequence[str]) -> pd.DataFrame:
+    """Those of `names` the household frame has, row for row with `keys` (blank for a
+    household not in the frame)."""
+    households = result.frames["household"]
+    columns = [name for name in names if name in households]
+    return households[columns].reset_index(drop=True).reindex(household_rows(result, keys)).reset_index(drop=True)
+
+
+def _group_column(result: AuditResult, base: pd.DataFrame) -> dict[str, list[Any]]:
+    """村民小组, when the registers have it: a cadre finds the household by its group."""
+    households = result.frames["household"]
+    has_group = "group" in base and households["group"].notna().any()
+    return {"group": base["group"].tolist()} if has_group else {}
+
+
+def _group_header(frame: pd.DataFrame, lang: str) -> list[str]:
+    return [chooser(lang)("村民小组", "Group")] if "group" in frame else []
+
+
+def _departments(result: AuditResult, gaps: dict[str, Gap]) -> str:
+    """The departments that act on a household's gaps: one alone by name; several each with
+    its indicators, e.g. 农业农村局(收入达标)、住建局(住房保障), so each knows its part."""
+    indicators: dict[str, list[str]] = {}
+    for rule_id, gap in gaps.items():
+        if gap.department:
+            indicators.setdefault(department_label(gap.department, result.lang), []).append(rule_name(result, rule_id))
+    if len(indicators) == 1:
+        return next(iter(indicators))
+    t = chooser(result.lang)
+    return t("、", "; ").join(t(f"{dept}({'、'.join(names)})", f"{dept} ({', '.join(names)})") for dept, names in indicators.items())
 
 
 def _mark(gap: Gap | None) -> str:
@@ -177,21 +212,24 @@ def unit_sheet(result: AuditResult, gaps: Sequence[Gap], level: str) -> tuple[pd
 def risk_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFrame, list[str]]:
     lang = result.lang
     rows = [g for g in gaps if g.kind == "risk"]
-    names = result.frames["household"]["head_name"]
-    heads = [names.iloc[row] if row >= 0 else None for row in household_rows(result, [household_key(g) for g in rows])]
+    base = _household_fields(result, [household_key(g) for g in rows], ["group", "head_name", "helper_name", "helper_phone"])
     frame = pd.DataFrame({
         "rule": [rule_name(result, g.rule) for g in rows],
         "priority": [("高" if lang != "en" else "high") if g.priority == "high" else "" for g in rows],
         "status": [_l(STATUS_LABEL[g.status], lang) for g in rows],
         **_county_column(result, [g.county for g in rows]),
         "township": [g.township for g in rows], "village": [g.village for g in rows],
-        "household_id": [g.household_id for g in rows], "head_name": heads,
+        **_group_column(result, base),
+        "household_id": [g.household_id for g in rows], "head_name": base["head_name"].tolist(),
         "message": [g.message for g in rows],
         "department": [department_label(g.department, lang) for g in rows],
+        # the cadre who visits the household, so that a risk reaches someone who can act
+        "helper_name": base["helper_name"].tolist(), "helper_phone": base["helper_phone"].tolist(),
     })
     t = chooser(lang)
     headers = [t("风险", "Risk"), t("优先级", "Priority"), t("状态", "Status"), *_county_header(result), t("乡镇", "Township"),
-               t("行政村", "Village"), t("户编号", "Household ID"), t("户主姓名", "Head"), t("说明", "Reason"), t("责任部门", "Department")]
+               t("行政村", "Village"), *_group_header(frame, lang), t("户编号", "Household ID"), t("户主姓名", "Head"),
+               t("说明", "Reason"), t("责任部门", "Department"), t("帮扶责任人", "Helper"), t("联系电话", "Helper's phone")]
     if len(frame):
         places = [c for c in ("county", "township", "village", "household_id") if c in frame]
         frame = frame.sort_values(["rule", "priority", *places], ascending=[True, False, *([True] * len(places))])
@@ -288,19 +326,23 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
             _counties_sheet(workbook, result, gaps)
         frame, headers = household_sheet(result, gaps)
         marks = sum(1 for column in frame.columns if column in result.evaluation.outcomes)
-        widths = [*lead, *HOUSEHOLD_WIDTHS, *([5] * marks), 48, 8, 12]
+        group = [6] if "group" in frame else []
+        places = [*HOUSEHOLD_WIDTHS[:2], *group, *HOUSEHOLD_WIDTHS[2:]]
+        widths = [*lead, *places, *([5] * marks), 48, 14, 8, 12]
+        reasons = len(lead) + len(places) + marks
         write_table(workbook, t("户清单", "Households"), frame, headers, widths=widths,
-                    wrap_columns=[len(lead) + len(HOUSEHOLD_WIDTHS) + marks])
+                    wrap_columns=[reasons, reasons + 1])
         for level, name in (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County"))):
             frame, headers = unit_sheet(result, gaps, level)
             write_table(workbook, name, frame, headers)
         frame, headers = risk_sheet(result, gaps)
-        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, 22, 10, 40, 14])
+        group = [6] if "group" in frame else []
+        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, *group, 22, 10, 40, 14, 8, 12])
         if progress is not None:
             from exitcheck.report.progress_sheet import add_progress_sheet
 
             add_progress_sheet(workbook, progress, lang)
-        add_issues_sheet(workbook, issues, lang, t("数据问题", "Data issues"))
+        add_issues_sheet(workbook, issues, lang, t(ISSUES_SHEET["zh"], ISSUES_SHEET["en"]))
         workbook.close()
     return path
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from exitcheck.issues import CATALOGUE, DataIssue
+from exitcheck.issues import CATALOGUE, ISSUES_SHEET, DataIssue
 from exitcheck.report.files import DEFAULT_MODE, atomic_path
 from exitcheck.report.sheets import open_workbook, write_table
 
@@ -43,18 +43,22 @@ def issues_document(issues: Sequence[DataIssue], lang: str, counts: dict[str, in
 
 
 def issues_frame(issues: Sequence[DataIssue], lang: str, *, mask_ids: bool) -> pd.DataFrame:
+    """One row per issue, with the catalogue's title after the code and its fix at the end."""
     rows = [issue.to_dict(lang, mask_ids=mask_ids) for issue in issues]
     frame = pd.DataFrame(rows, columns=list(ISSUE_COLUMNS))
-    titles = {code: entry.title["en" if lang == "en" else "zh"] for code, entry in CATALOGUE.items()}
-    frame.insert(1, "title", frame["code"].map(titles))
+    key = "en" if lang == "en" else "zh"
+    frame.insert(1, "title", frame["code"].map({code: entry.title[key] for code, entry in CATALOGUE.items()}))
+    frame["fix"] = frame["code"].map({code: entry.fix[key] for code, entry in CATALOGUE.items()})
     return frame
 
 
 def add_issues_sheet(workbook: object, issues: Sequence[DataIssue], lang: str, name: str) -> None:
-    """The sheet a clerk fixes cells from: ID numbers shown whole, so the cell can be found."""
+    """The sheet a clerk fixes cells from: ID numbers shown whole, so the cell can be found,
+    and how to fix each (register-format.md: an issue comes with its fix)."""
     frame = issues_frame(issues, lang, mask_ids=False)
     headers = list(ISSUE_HEADERS[lang])
     headers.insert(1, "问题" if lang != "en" else "Title")
+    headers.append("如何修改" if lang != "en" else "How to fix")
     widths = [18, 16, 8, 24, 10, 7, 6, 14, 16, 22, 20, 50]
     write_table(workbook, name, frame, headers, widths=widths)
 
@@ -62,6 +66,6 @@ def add_issues_sheet(workbook: object, issues: Sequence[DataIssue], lang: str, n
 def write_issues_xlsx(path: Path, issues: Sequence[DataIssue], lang: str, mode: int = DEFAULT_MODE) -> Path:
     with atomic_path(path, mode) as temp:
         workbook = open_workbook(temp)
-        add_issues_sheet(workbook, issues, lang, "数据问题" if lang != "en" else "Data issues")
+        add_issues_sheet(workbook, issues, lang, ISSUES_SHEET["en" if lang == "en" else "zh"])
         workbook.close()
     return path

@@ -97,8 +97,9 @@ class Evaluation:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def names_for(level: str, ruleset: RuleSet, extra_ok: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-    """Accepted names (field, header, alias) -> column, their types, and their labels."""
+def names_for(level: str, ruleset: RuleSet, extra_ok: list[str], lang: str = "zh") -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Accepted names (field, header, alias) -> column, their types, and their labels (in
+    `lang`: a reason in English names a field in English, an ok_ column by its indicator)."""
     mapping: dict[str, str] = {}
     types: dict[str, str] = {}
     labels: dict[str, str] = {}
@@ -109,19 +110,20 @@ def names_for(level: str, ruleset: RuleSet, extra_ok: list[str]) -> tuple[dict[s
             for text in (spec.name, spec.header, *spec.aliases):
                 mapping.setdefault(text, spec.name)
             types[spec.name] = KIND_TYPES[spec.kind]
-            labels[spec.name] = spec.header
+            labels[spec.name] = spec.label(lang)
     if level == "member":
         for spec in fields("households"):
-            labels.setdefault(spec.name, spec.header)
-    for name, (kind, zh, _en) in {**DERIVED.get(level, {}), **(DERIVED["household"] if level == "member" else {})}.items():
+            labels.setdefault(spec.name, spec.label(lang))
+    for name, (kind, zh, en) in {**DERIVED.get(level, {}), **(DERIVED["household"] if level == "member" else {})}.items():
         mapping[name] = name
         mapping.setdefault(zh, name)
         types[name] = kind
-        labels[name] = zh
+        labels[name] = en if lang == "en" else zh
+    indicators = {f"ok_{rule.id}": rule.name_en if lang == "en" and rule.name_en else rule.name for rule in ruleset.rules}
     for name in extra_ok:
         mapping[name] = name
         types[name] = "bool"
-        labels[name] = name
+        labels[name] = indicators.get(name, name)
     return mapping, types, labels
 
 

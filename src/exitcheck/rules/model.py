@@ -58,7 +58,15 @@ class Rule(BaseModel):
     department: str | None = None
     message: str
     message_en: str = ""
+    high_message: str = ""  # why a finding is high priority, added to its message
+    high_message_en: str = ""
     basis: str = ""
+
+    def message_for(self, lang: str) -> str:
+        return self.message_en if lang == "en" and self.message_en else self.message
+
+    def high_message_for(self, lang: str) -> str:
+        return self.high_message_en if lang == "en" and self.high_message_en else self.high_message
 
 
 class RuleSetFile(BaseModel):
@@ -176,7 +184,7 @@ def load_ruleset(path: Path | None = None) -> RuleSet:
     bands = _bands(spec, path)
     ruleset = RuleSet(spec=spec, path=str(path), sha256=hashlib.sha256(data_bytes).hexdigest(), bands=bands)
     for rule in spec.rules:
-        for template in (rule.message, rule.message_en):
+        for template in (rule.message, rule.message_en, rule.high_message, rule.high_message_en):
             check_template(template, f"{path}: {rule.id}")
     return ruleset
 

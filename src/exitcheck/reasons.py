@@ -1,0 +1,138 @@
+"""The words of a gap's reason beyond its rule's template, so that a township cadre can act on it
+without opening the registers: which value could not be read (and that it was not blank), which
+members of the household, which register errors, which indicators a risk list rests on.
+
+Findings indexes the data issues once per audit; the functions below turn one unit's facts into
+a phrase in Chinese or English. No ID number ever enters a phrase (reasons go to gaps.json).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from exitcheck.i18n import pick
+from exitcheck.issues import CATALOGUE, DataIssue
+from exitcheck.registers.model import ROW, SOURCE, Registers
+from exitcheck.registers.schema import REGISTERS, fields
+
+MEMBERS_SHOWN = 3  # members named in a reason before "等N人"
+ERRORS_SHOWN = 3  # kinds of register error named before "等N处"
+RELATIONS_EN = {
+    "户主": "head", "配偶": "spouse", "之子": "son", "之女": "daughter", "之父": "father",
+    "之母": "mother", "之孙子": "grandson", "之孙女": "granddaughter", "之儿媳": "daughter-in-law",
+    "之女婿": "son-in-law", "之兄弟姐妹": "sibling", "之祖父": "grandfather", "之祖母": "grandmother",
+}
+#: The placeholders the reason supplies beyond the unit's fields and the params.
+MEMBERS, FAILING, ERROR_LIST, ISSUES_SHEET = "members", "failing", "data_error_list", "issues_sheet"
+CellKey = tuple[str, str, int, str]  # file, sheet, Excel row, field
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The data issues a reason quotes: values that could not be read, by cell (a cell holding
+    还行 is not blank, whatever the parsed frame says), and the error-level issues by household."""
+
+    sources: Sequence[tuple[str, str]]  # per SOURCE index: (file, sheet)
+    unreadable: dict[CellKey, str]
+    errors: dict[str, list[DataIssue]]
+
+    @classmethod
+    def of(cls, registers: Registers, issues: Iterable[DataIssue]) -> Findings:
+        unreadable: dict[CellKey, str] = {}
+        errors: dict[str, list[DataIssue]] = {}
+        for issue in issues:
+            if issue.code == "bad_value" and issue.value is not None and issue.field and issue.row is not None:
+                unreadable[(issue.file or "", issue.sheet or "", issue.row, issue.field)] = issue.value
+            if issue.severity == "error" and issue.household_id:
+                errors.setdefault(issue.household_id, []).append(issue)
+        return cls([(s.file, s.sheet) for s in registers.sources], unreadable, errors)
+
+    def unreadable_value(self, row: dict[str, Any], field: str) -> str | None:
+        """The value as typed of `field` in the register row `row` came from, when it could not
+        be read; None when the cell is really blank (or the row's position is unknown)."""
+        source, excel_row = row.get(SOURCE), row.get(ROW)
+        if source is None or excel_row is None or not 0 <= int(source) < len(self.sources):
+            return None
+        file, sheet = self.sources[int(source)]
+        return self.unreadable.get((file, sheet, int(excel_row), field))
+
+    def error_list(self, household_id: str | None, lang: str) -> str:
+        """The household's register errors by title, e.g. 性别与身份证号不符、户编号重复(2处)."""
+        found = self.errors.get(household_id or "", [])
+        titles = Counter(_issue_title(issue, lang) for issue in found)
+        named = [title if n == 1 else pick(lang, f"{title}({n}处)", f"{title} ({n})") for title, n in titles.items()]
+        shown = pick(lang, "、", "; ").join(named[:ERRORS_SHOWN])
+        if len(named) > ERRORS_SHOWN:
+            shown += pick(lang, f"等{len(found)}处", f" and more ({len(found)} in all)")
+        return shown
+
+
+#: Issue codes about one cell's value: their title names the column too (认可度取值无法识别).
+CELL_CODES = frozenset({"missing_value", "bad_value"})
+
+
+def _issue_title(issue: DataIssue, lang: str) -> str:
+    title = CATALOGUE[issue.code].title["en" if lang == "en" else "zh"]
+    if issue.code not in CELL_CODES or not (issue.field or issue.header):
+        return title
+    return pick(lang, f"{title}({issue.header or issue.field})", f"{title} ({field_label(issue.field, issue.header)})")
+
+
+def field_label(name: str | None, header: str | None) -> str:
+    """A register field's English name (the header as typed when the field is not known)."""
+    for register in REGISTERS:
+        for spec in fields(register):
+            if spec.name == name and spec.en:
+                return spec.en
+    return header or name or ""
+
+
+def blank_input(label: str, unreadable: str | None, lang: str) -> str:
+    """Why an input is missing: blank, or present but not understood (quoted)."""
+    if unreadable is not None:
+        return pick(lang, f"{label}「{unreadable}」无法识别", f'{label} "{unreadable}" not recognised')
+    return pick(lang, f"{label}为空", f"{label} blank")
+
+
+def join_parts(parts: Sequence[str], lang: str) -> str:
+    return pick(lang, "、", "; ").join(parts)
+
+
+def unknown_reason(parts: Sequence[str], lang: str) -> str:
+    """The message of an unknown (待核实) finding from why each input is missing."""
+    if not parts:
+        return pick(lang, "待核实: 判断所需信息为空", "unknown: the rule's inputs are blank")
+    return pick(lang, "待核实: ", "unknown: ") + join_parts(parts, lang)
+
+
+def member_label(member: dict[str, Any], lang: str) -> str:
+    """朱丽(配偶, 54岁) / 朱丽 (spouse, 54): the name a cadre asks for at the door."""
+    name = member.get("name") or pick(lang, "(无姓名)", "(no name)")
+    relation = member.get("relation")
+    if relation and lang == "en":
+        relation = RELATIONS_EN.get(relation, relation)
+    age = member.get("age")
+    facts = [str(relation)] if relation else []
+    if age is not None:
+        facts.append(pick(lang, f"{age}岁", str(age)))
+    if not facts:
+        return str(name)
+    return pick(lang, f"{name}({', '.join(facts)})", f"{name} ({', '.join(facts)})")
+
+
+def some_of(phrases: Sequence[str], lang: str) -> str:
+    """A few phrases, then how many there are in all: A、B、C等5人 / A, B, C and 2 more."""
+    shown = pick(lang, "、", ", ").join(phrases[:MEMBERS_SHOWN])
+    if len(phrases) > MEMBERS_SHOWN:
+        shown += pick(lang, f"等{len(phrases)}人", f" and {len(phrases) - MEMBERS_SHOWN} more")
+    return shown
+
+
+def with_detail(message: str, detail: str, placeholder: str, placeholders: Iterable[str]) -> str:
+    """A template that does not place the detail itself (a rule set of one's own) still gets it."""
+    if placeholder in placeholders or not detail:
+        return message
+    return f"{message}: {detail}"
