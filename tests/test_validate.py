@@ -264,6 +264,7 @@ def test_a_long_household_id_stored_as_a_number_is_named_not_merged(tmp_path, ru
     lost = [i for i in issues if i.code == "household_id_precision_lost"]
     assert [(i.sheet, i.row, i.column) for i in lost] == [(HH, excel_row(HH, 0), "A"), (HH, excel_row(HH, 1), "A")]
     assert "户编号被存为数字" in lost[0].message("zh") and "last digits are lost" in lost[0].message("en")
+    assert lost[0].value == "5.13434E+17"  # as Excel shows it, the form the clerk searches for
     assert not [i for i in issues if i.code in ("duplicate_household", "missing_value")]
     done = run_cli("bands", str(path), "--out", "out", "--lang", "en")
     assert done.returncode == 0, done.stderr

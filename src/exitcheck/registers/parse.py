@@ -242,7 +242,8 @@ def parse_register(register: RegisterName, registers: Registers, sink: IssueSink
             # Rounded to 15 digits, neighbouring households share one id: such a row must not
             # be merged with another, nor given the members of another.
             lost = pd.Series(idcard.digits_lost(column), index=raw.index)
-            sink.add(register, raw, lost, "household_id_precision_lost", spec.name, raw=column)
+            sink.add(register, raw, lost, "household_id_precision_lost", spec.name,
+                     values=column[lost].map(idcard.excel_display))
             bad = bad | lost
         out[spec.name] = values.where(~bad)
         if spec.required:
