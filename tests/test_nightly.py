@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -417,6 +418,64 @@ def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_c
 
     quiet = run_cli("run", "--quiet", "--as-of", "2020-06-07", cwd=workspace)
     assert quiet.returncode == 1 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def workbook_text(path: Path) -> str:
+    """Every cell of a workbook, joined: enough to see whose households it holds."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True)
+    return " ".join(str(v) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for v in row if v is not None)
+
+
+def test_townships_whose_names_make_the_same_file_name_keep_their_own_books(workspace, run_cli):
+    """"中所镇" and a typo "中所镇?" are two townships: each its own workbook and its own delivery,
+    whether through the common target or its own `each:` one; neither is sent the other's."""
+    typo = "中所镇?"
+    suffix = hashlib.sha256(typo.encode("utf-8")).hexdigest()[:6]
+    county = broken(0, 3)
+    county.households[0]["乡镇"] = typo  # household 0 (越城镇) is now in the typo's township
+    write_county(workspace, county)
+    config = CONFIG + f"""  each:
+    "{typo}": {{type: dir, path: outbox/typo}}
+"""
+    (workspace / "exitcheck.yaml").write_text(config, encoding="utf-8")
+    run = nightly(run_cli, workspace, "2020-06-01")
+    books = workspace / "out" / run / "townships"
+    assert sorted(p.name for p in books.iterdir()) == sorted(["中所镇.xlsx", f"中所镇-{suffix}.xlsx", "越城镇.xlsx"])
+    assert IDS[0] in workbook_text(books / f"中所镇-{suffix}.xlsx")
+    assert IDS[3] in workbook_text(books / "中所镇.xlsx") and IDS[0] not in workbook_text(books / "中所镇.xlsx")
+
+    def delivered(folder: str) -> tuple[str, str]:
+        [book] = (workspace / "outbox" / folder).glob("*.xlsx")
+        return json.loads(book.with_suffix(".json").read_text(encoding="utf-8"))["township"], workbook_text(book)
+
+    township, text = delivered("townships/中所镇")
+    assert township == "中所镇" and IDS[3] in text and IDS[0] not in text
+    township, text = delivered("typo")
+    assert township == typo and IDS[0] in text and IDS[3] not in text
+
+    # The same without `each:`: the typo gets a folder of its own beside 中所镇's.
+    (workspace / "exitcheck.yaml").write_text(CONFIG, encoding="utf-8")
+    shutil.rmtree(workspace / "outbox")
+    shutil.rmtree(workspace / "state")
+    nightly(run_cli, workspace, "2020-06-02")
+    township, text = delivered(f"townships/中所镇-{suffix}")
+    assert township == typo and IDS[0] in text and IDS[3] not in text
+    township, text = delivered("townships/中所镇")
+    assert township == "中所镇" and IDS[0] not in text
+
+
+def test_audit_split_by_township_keeps_apart_names_that_make_the_same_file_name(tmp_path, run_cli):
+    county = broken(0, 3)
+    county.households[0]["乡镇"] = "中所镇?"
+    path = county.write(tmp_path / "registers.xlsx")
+    result = run_cli("audit", str(path), "--out", "out", "--as-of", "2020-06-01", "--split-by", "township")
+    assert result.returncode == 1, result.stdout + result.stderr
+    books = {p.name: workbook_text(p) for p in (tmp_path / "out" / "townships").iterdir()}
+    suffix = hashlib.sha256("中所镇?".encode()).hexdigest()[:6]
+    assert set(books) == {"中所镇.xlsx", f"中所镇-{suffix}.xlsx"}  # 越城镇 is clear: no book
+    assert IDS[0] in books[f"中所镇-{suffix}.xlsx"] and IDS[0] not in books["中所镇.xlsx"]
 
 
 def test_retention_prunes_old_run_folders_and_logs_but_keeps_counts(workspace, run_cli):

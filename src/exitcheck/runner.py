@@ -41,7 +41,7 @@ from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, InputError, 
 from exitcheck.history import History, RunRecord, Status, findings_from_gaps
 from exitcheck.i18n import pick
 from exitcheck.idcard import mask_text
-from exitcheck.report.files import write_json
+from exitcheck.report.files import file_stem, write_json
 
 if TYPE_CHECKING:
     from exitcheck.audit import AuditResult, Gap
@@ -594,9 +594,9 @@ def township_label(county: str | None, township: str) -> str:
     return township if county is None else f"{county}-{township}"
 
 
-def _file_safe(name: str) -> str:
-    """A township name as a file or folder name (Windows' forbidden characters removed)."""
-    return "".join(ch for ch in name if ch not in '\\/:*?"<>|\0').strip(" .") or "township"
+def _file_safe(township: str) -> str:
+    """A township's label as a file or folder name, distinct for distinct townships."""
+    return file_stem(township, "township")
 
 
 def _gaps_digest(gaps: list[Gap]) -> str:
