@@ -212,11 +212,13 @@ class SlowInbox:
     def __init__(self) -> None:
         self.arrived = threading.Event()
         self.release = threading.Event()
+        self.posts = 0
         inbox = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the http.server API)
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                inbox.posts += 1
                 inbox.arrived.set()
                 inbox.release.wait(60)
                 body = b'{"id": "r1"}'
@@ -261,9 +263,10 @@ EXITCHECK_AS_IN_A_TERMINAL = [
 ]
 
 
-def start_run(folder: Path) -> subprocess.Popen[str]:
+def start_run(folder: Path, *command: str) -> subprocess.Popen[str]:
+    """`exitcheck run` (or `command`) in the background."""
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.Popen([*EXITCHECK_AS_IN_A_TERMINAL, "run", "--as-of", "2020-06-01"], cwd=folder, env=env,
+    return subprocess.Popen([*EXITCHECK_AS_IN_A_TERMINAL, *(command or ["run"]), "--as-of", "2020-06-01"], cwd=folder, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
 
 
@@ -292,6 +295,54 @@ def test_two_runs_started_together_one_exits_75(slow_workspace):
     out, err = other.communicate(timeout=120)
     assert other.returncode == 1, out + err
     assert not (folder / "state" / "run.lock.json").exists()
+
+
+def delivered_rows(folder: Path, department: str) -> int:
+    with sqlite3.connect(folder / "state" / "deliveries.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM attempts WHERE department = ? AND outcome = 'delivered'",
+                          (department,)).fetchone()[0]
+
+
+def test_a_push_while_the_run_delivers_exits_75_and_nothing_goes_out_twice(slow_workspace, run_cli, tmp_path):
+    folder, inbox = slow_workspace
+    night = start_run(folder)
+    assert inbox.arrived.wait(60)  # the run is delivering slow-office's list, not yet in the ledger
+    run_id = holder(folder)["run"]
+    push = run_cli("bands", "--push-to", "slow-office", "--as-of", "2020-06-01", cwd=folder)
+    assert push.returncode == 75, push.stdout + push.stderr
+    assert run_id in push.stderr and str(night.pid) in push.stderr
+    # The registers named on the command line and the workspace by --config: the same lock.
+    by_path = run_cli("bands", str(folder / "data" / "registers.xlsx"), "--config", str(folder / "exitcheck.yaml"),
+                      "--push-to", "all", "--as-of", "2020-06-01", cwd=tmp_path)
+    assert by_path.returncode == 75, by_path.stdout + by_path.stderr
+    dry = run_cli("bands", "--push-to", "slow-office", "--dry-run", "--as-of", "2020-06-01", cwd=folder)
+    assert dry.returncode == 0, dry.stdout + dry.stderr  # a dry run sends nothing: no lock needed
+    inbox.release.set()
+    out, err = night.communicate(timeout=120)
+    assert night.returncode == 1, out + err
+    assert inbox.posts == 1 and delivered_rows(folder, "slow-office") == 1
+    assert not (folder / "state" / "run.lock.json").exists()
+
+
+def test_two_pushes_at_once_deliver_once_and_a_run_waits_for_neither(slow_workspace, run_cli):
+    folder, inbox = slow_workspace
+    first = start_run(folder, "bands", "--push-to", "slow-office", "--lang", "en")
+    assert inbox.arrived.wait(60)
+    assert holder(folder)["command"] == "bands --push-to" and holder(folder)["pid"] == first.pid
+    second = run_cli("bands", "--push-to", "slow-office", "--as-of", "2020-06-01", "--lang", "en", cwd=folder)
+    assert second.returncode == 75, second.stdout + second.stderr
+    assert "another run holds the lock" in second.stderr and "bands --push-to" in second.stderr and str(first.pid) in second.stderr
+    night = run_cli("run", "--as-of", "2020-06-01", cwd=folder)
+    assert night.returncode == 75 and str(first.pid) in night.stderr
+    inbox.release.set()
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert inbox.posts == 1 and delivered_rows(folder, "slow-office") == 1
+    assert not (folder / "state" / "run.lock.json").exists()
+    # Once the push is done, the next one finds the list delivered and sends nothing.
+    again = run_cli("bands", "--push-to", "slow-office", "--as-of", "2020-06-01", "--lang", "en", cwd=folder)
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    assert inbox.posts == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])

@@ -142,6 +142,8 @@ def push(
     `dry_run` sends nothing and records nothing: the outcomes say what would go where.
     ConfigError (a bad band or `where`) is raised before anything is sent. `banded` and `lists`
     save the work when the caller has them already (the CLI cuts the lists early to fail fast).
+    The caller holds the workspace's lock (exitcheck.runner.delivery_lock) for a real push:
+    the ledger's "already delivered?" and the sending are not one atomic step.
     """
     chosen = resolve_departments(config, departments)
     if lists is None or not set(chosen) <= set(lists):
