@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import io
 import json
 import re
@@ -249,7 +250,7 @@ def ledger(run_cli, root: Path) -> dict:
 
 # ---- the tests ----
 
-def test_push_delivers_to_a_folder_an_http_server_and_an_smtp_server(workspace, run_cli, inbox, mailbox):
+def test_push_delivers_to_a_folder_an_http_server_and_an_smtp_server(workspace, run_cli, inbox, mailbox, http_port):
     done = push(run_cli, workspace)
     assert done.returncode == 0, done.stderr
     # the folder: <dept>-<as_of>-<digest12>.xlsx and .json, complete, owner-only
@@ -270,7 +271,8 @@ def test_push_delivers_to_a_folder_an_http_server_and_an_smtp_server(workspace, 
     assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
     assert request["headers"]["Content-Type"].startswith("application/json")
     body = inbox.bodies[0]
-    assert request["headers"]["Idempotency-Key"] == body["digest"] and re.fullmatch(r"[0-9a-f]{64}", body["digest"])
+    assert re.fullmatch(r"[0-9a-f]{64}", body["digest"])
+    assert request["headers"]["Idempotency-Key"] == idempotency_key("agriculture-rural", f"http://127.0.0.1:{http_port}/inbox", body["digest"])
     assert body["schema"] == "exitcheck/bands@1" and body["as_of"] == "2020-06-30"
     assert body["department"] == {"id": "agriculture-rural", "name": "农业农村局"}
     posted = [h for band in body["bands"] for h in band["households"]]
@@ -386,8 +388,31 @@ def test_force_delivers_unchanged_content_under_a_new_key(workspace, run_cli, in
     assert forced.returncode == 0
     assert len(inbox.requests) == 2 and len(mailbox.messages) == 2
     first, second = (r["headers"]["Idempotency-Key"] for r in inbox.requests)
-    digest = inbox.bodies[0]["digest"]
-    assert first == digest and second.startswith(f"{digest}-") and len(second) > len(digest) + 1
+    assert re.fullmatch(r"[0-9a-f]{64}", first) and second.startswith(f"{first}-") and len(second) > len(first) + 1
+
+
+def idempotency_key(recipient: str, target: str, digest: str) -> str:
+    """The key the README documents: sha256 of recipient, target and digest, one a line."""
+    return hashlib.sha256(f"{recipient}\n{target}\n{digest}".encode()).hexdigest()
+
+
+def test_two_departments_with_the_same_list_at_one_url_get_different_keys(tmp_path, run_cli, inbox, http_port, smtp_port, certificate):
+    """A receiver that honours the key must not drop the second department's list as a repeat
+    of the first's; a retry of either keeps its own key."""
+    root = make_workspace(tmp_path, http_port=http_port, smtp_port=smtp_port, certificate=certificate)
+    config = (root / "exitcheck.yaml").read_text(encoding="utf-8")
+    agriculture = config[config.index("  agriculture-rural:"):config.index("  human-resources:")]
+    (root / "exitcheck.yaml").write_text(config + agriculture.replace("agriculture-rural:", "civil-affairs-copy:"), encoding="utf-8")
+    inbox.answers = [503]  # the first POST is retried
+    done = run_cli("bands", "--push-to", "agriculture-rural", "--push-to", "civil-affairs-copy", cwd=root, env=ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    keys = [(json.loads(r["body"])["department"]["id"], r["headers"]["Idempotency-Key"]) for r in inbox.requests]
+    digests = {body["department"]["id"]: body["digest"] for body in inbox.bodies}
+    assert len(set(digests.values())) == 1  # the same content
+    target = f"http://127.0.0.1:{http_port}/inbox"
+    assert keys == [("agriculture-rural", idempotency_key("agriculture-rural", target, digests["agriculture-rural"]))] * 2 + [
+        ("civil-affairs-copy", idempotency_key("civil-affairs-copy", target, digests["civil-affairs-copy"]))]
+    assert keys[0][1] != keys[2][1]
 
 
 def test_a_dry_run_sends_and_records_nothing(workspace, run_cli, inbox, mailbox):

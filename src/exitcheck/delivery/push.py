@@ -11,6 +11,7 @@ mistake in exitcheck.yaml stops the run before a half of it is delivered.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -138,7 +139,7 @@ def push(
 ) -> list[DeliveryOutcome]:
     """Deliver each department's list (names as given, or `all`); one outcome per department.
 
-    `force` delivers even unchanged content, under a new idempotency key (digest + attempt id).
+    `force` delivers even unchanged content, under a new idempotency key (the key + attempt id).
     `dry_run` sends nothing and records nothing: the outcomes say what would go where.
     ConfigError (a bad band or `where`) is raised before anything is sent. `banded` and `lists`
     save the work when the caller has them already (the CLI cuts the lists early to fail fast).
@@ -210,7 +211,9 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         outcome.error = missing
         ledger.finish(attempt_id, FAILED, error=missing)
         return outcome
-    key = digest if not force else f"{digest}-{attempt_id}"
+    key = idempotency_key(recipient, target, digest)
+    if force:  # sent again on purpose: a key the receiver has not seen
+        key += f"-{attempt_id}"
     try:
         receipt = send(spec, render(), key=key, secrets=secrets, file_mode=config.file_mode)
     except TransportError as error:
@@ -223,6 +226,14 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         return outcome
     ledger.finish(attempt_id, FAILED, error=outcome.error)
     return outcome
+
+
+def idempotency_key(recipient: str, target: str, digest: str) -> str:
+    """sha256 of recipient, target and content digest, one a line: the same for every retry of
+    one list to one recipient at one target (so the receiver drops a repeat), different for a
+    different recipient even with the same content (two departments with the same cut, the
+    townships with nothing to fix, all posting to one URL)."""
+    return hashlib.sha256("\n".join((recipient, target, digest)).encode("utf-8")).hexdigest()
 
 
 def _missing_message(variable: str, setting: str, config: WorkspaceConfig, lang: str) -> str:

@@ -102,7 +102,7 @@ def read_secrets(spec: Spec, environ: Mapping[str, str] | None = None) -> dict[s
 
 
 def send(spec: Spec, parcel: Parcel, *, key: str, secrets: Mapping[str, str], file_mode: int = DEFAULT_MODE) -> Receipt:
-    """Deliver a parcel; `key` is the idempotency key (the digest, unless forced)."""
+    """Deliver a parcel; `key` is the idempotency key (push.idempotency_key)."""
     try:
         if isinstance(spec, DirDelivery):
             return send_dir(spec, parcel, file_mode)
