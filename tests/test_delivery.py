@@ -45,6 +45,7 @@ class Inbox:
         self.requests: list[dict] = []
         self.answers: list[int] = []
         self.echo_auth = False
+        self.say: dict[str, str] = {}  # more fields of the JSON answer
 
     @property
     def bodies(self) -> list[dict]:
@@ -58,6 +59,7 @@ class _InboxHandler(BaseHTTPRequestHandler):
         inbox.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
         status = inbox.answers.pop(0) if inbox.answers else 201
         answer = {"id": f"receipt-{len(inbox.requests)}"}
+        answer.update(inbox.say)
         if inbox.echo_auth:  # a careless server that repeats the credentials in its error page
             answer["detail"] = f"bad credentials {self.headers.get('Authorization')}"
         data = json.dumps(answer).encode()
@@ -369,6 +371,46 @@ def test_no_secret_reaches_the_ledger_logs_or_outputs_even_when_servers_repeat_i
     ledger_bytes = (workspace / ".exitcheck" / "deliveries.sqlite").read_bytes()
     assert b"SECRET" not in ledger_bytes  # no part of any secret, right or wrong
     assert_no_secret_leaked(workspace)
+
+
+def test_an_id_number_in_the_receivers_answer_is_masked_wherever_it_is_shown_or_stored(workspace, run_cli, inbox, http_port):
+    quoted = "513434197205221633"
+    inbox.answers = [400]
+    inbox.say = {"error": f"row rejected: id_number {quoted} already registered"}
+    refused = run_cli("bands", "--push-to", "agriculture-rural", "--lang", "en", cwd=workspace, env={**ENV, "COLUMNS": "300"})
+    assert refused.returncode == 5, refused.stdout + refused.stderr
+    assert "513434********1633" in refused.stdout and "513434********1633" in refused.stderr
+    # A 2xx whose receipt id is an ID number: masked too.
+    inbox.say = {"id": quoted}
+    done = run_cli("bands", "--push-to", "agriculture-rural", "--lang", "en", cwd=workspace, env={**ENV, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = run_cli("deliveries", "--lang", "en", cwd=workspace, env={"COLUMNS": "300"})
+    document = ledger(run_cli, workspace)
+    assert [(a["outcome"], a["receipt"], a["error"]) for a in document["attempts"]] == [
+        ("delivered", "HTTP 201 id=513434********1633", None),
+        ("failed", None, f"HTTP 400 from http://127.0.0.1:{http_port}/inbox: "
+                         '{"id": "receipt-1", "error": "row rejected: id_number 513434********1633 already registered"}'),
+    ]
+    assert "513434********1633" in table.stdout
+    for text in (refused.stdout, refused.stderr, done.stdout, table.stdout, json.dumps(document)):
+        assert quoted not in text
+    assert quoted.encode() not in (workspace / ".exitcheck" / "deliveries.sqlite").read_bytes()
+
+
+def test_the_ledger_masks_id_numbers_it_is_given_and_those_an_older_version_stored(tmp_path):
+    from exitcheck.delivery.ledger import FAILED, open_ledger
+
+    quoted = "513434197205221633"
+    with open_ledger(tmp_path) as book:
+        book.begin(attempt_id="a1", run_id=None, department="d", transport="http", target="t", digest="0" * 64, rows=1, as_of=None)
+        book.finish("a1", FAILED, error=f"HTTP 400: {quoted} refused", receipt=f"id={quoted}")
+        book._connection.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at,"
+                                 " outcome, error) VALUES ('old', 'd', 'http', 't', '', 1, '2020-01-01T00:00:00+00:00', 'failed', ?)",
+                                 (f"HTTP 400: {quoted} refused",))
+        attempts = book.attempts()
+    assert [(a.error, a.receipt) for a in attempts] == [("HTTP 400: 513434********1633 refused", None),
+                                                       ("HTTP 400: 513434********1633 refused", "id=513434********1633")]
+    assert (tmp_path / "deliveries.sqlite").read_bytes().count(quoted.encode()) == 1  # the older row's, as it was
 
 
 def test_server_errors_are_retried_under_the_same_key(workspace, run_cli, inbox):

@@ -221,8 +221,8 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     except Exception as error:  # one recipient's surprise must not stop the others
         outcome.error = scrub(f"unexpected {type(error).__name__}: {error}", secrets.values())
     else:
-        outcome.outcome, outcome.receipt = DELIVERED, receipt.text
-        ledger.finish(attempt_id, DELIVERED, receipt=receipt.text)
+        outcome.outcome, outcome.receipt = DELIVERED, scrub(receipt.text, secrets.values())  # the receiver's id: its words
+        ledger.finish(attempt_id, DELIVERED, receipt=outcome.receipt)
         return outcome
     ledger.finish(attempt_id, FAILED, error=outcome.error)
     return outcome

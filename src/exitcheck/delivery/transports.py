@@ -2,8 +2,8 @@
 
 Each transport takes a `Parcel` (the list as JSON and as a workbook, already rendered) and
 either returns a `Receipt` or raises `TransportError` with a message fit for the ledger: it
-names what went wrong, never a secret (every message passes through `scrub` with the secrets in
-use). Transports know nothing of bands or departments, so the nightly run can send township gap
+names what went wrong, never a secret nor a whole ID number (every message passes through
+`scrub` with the secrets in use). Transports know nothing of bands or departments, so the nightly run can send township gap
 lists through them too.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from exitcheck.idcard import mask_text
 from exitcheck.report.files import DEFAULT_MODE, write_bytes
 from exitcheck.workspace import DirDelivery, EmailDelivery, HttpDelivery
 
@@ -63,11 +64,12 @@ class MissingSecret(TransportError):
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """The text with every secret replaced by ***, whatever library produced it."""
+    """The text with every secret replaced by ***, whatever library produced it, and every ID
+    number masked: a receiver's answer may quote the rows it refused."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return text
+    return mask_text(text)
 
 
 def describe(spec: Spec) -> str:
