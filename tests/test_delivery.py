@@ -358,6 +358,20 @@ def test_a_missing_token_variable_fails_that_department_alone_and_names_it(works
     assert push(run_cli, workspace).returncode == 0 and len(inbox.requests) == 1
 
 
+def test_a_token_with_a_trailing_newline_is_named_as_invalid_and_not_sent_or_retried(workspace, run_cli, inbox):
+    for lang, words in (("en", "cannot go in an HTTP header"), ("zh", "不能用作 HTTP 头")):
+        done = run_cli("bands", "--push-to", "agriculture-rural", "--lang", lang, cwd=workspace,
+                       env={**ENV, "EXITCHECK_TOKEN_AGRI": TOKEN + "\n"})
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert words in done.stderr and "EXITCHECK_TOKEN_AGRI" in done.stderr
+        assert "cannot connect" not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr
+    assert inbox.requests == []  # nothing sent, nothing retried
+    dry = run_cli("bands", "--push-to", "agriculture-rural", "--dry-run", "--lang", "en", cwd=workspace,
+                  env={**ENV, "EXITCHECK_TOKEN_AGRI": TOKEN + "\n"})
+    assert "cannot go in an HTTP header" in dry.stderr
+    assert [a["outcome"] for a in ledger(run_cli, workspace)["attempts"]] == ["failed", "failed"]
+
+
 def test_no_secret_reaches_the_ledger_logs_or_outputs_even_when_servers_repeat_it(workspace, run_cli, inbox, mailbox):
     inbox.echo_auth = True
     inbox.answers = [401]

@@ -28,6 +28,7 @@ from exitcheck.delivery.ledger import (
     open_ledger,
 )
 from exitcheck.delivery.transports import (
+    InvalidSecret,
     MissingSecret,
     Parcel,
     Spec,
@@ -194,7 +195,7 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     try:
         secrets = read_secrets(spec, environ)
     except MissingSecret as error:
-        missing = _missing_message(error.variable, setting, config, lang)
+        missing = _secret_message(error, setting, config, lang)
     if dry_run:
         outcome.outcome, outcome.would, outcome.error = DRY_RUN, UNCHANGED if unchanged else "deliver", missing
         return outcome
@@ -236,8 +237,15 @@ def idempotency_key(recipient: str, target: str, digest: str) -> str:
     return hashlib.sha256("\n".join((recipient, target, digest)).encode("utf-8")).hexdigest()
 
 
-def _missing_message(variable: str, setting: str, config: WorkspaceConfig, lang: str) -> str:
-    where = config.path or "exitcheck.yaml"
+def _secret_message(error: MissingSecret, setting: str, config: WorkspaceConfig, lang: str) -> str:
+    """What is wrong with the variable, named; never its value."""
+    where, variable = config.path or "exitcheck.yaml", error.variable
+    if isinstance(error, InvalidSecret):
+        return pick(lang, f"环境变量 {variable} 的值不能用作 HTTP 头: 含换行等控制字符、首尾空格或非 ASCII 字符;"
+                          f" 请去掉后重新设置({where} 中 {setting} 需要它)",
+                    f"environment variable {variable} holds a value that cannot go in an HTTP header: a control character"
+                    f" such as a trailing newline, a space at either end or a non-ASCII character; set it again without it"
+                    f" (needed by {setting} in {where})")
     return pick(lang, f"环境变量 {variable} 未设置({where} 中 {setting} 需要它)",
                 f"environment variable {variable} is not set (needed by {setting} in {where})")
 

@@ -63,6 +63,12 @@ class MissingSecret(TransportError):
         self.variable = variable
 
 
+class InvalidSecret(MissingSecret):
+    """A token that cannot go in an HTTP header: a control character (a newline pasted with
+    it), a space at either end, a character outside ASCII. Sent, it would fail inside the
+    HTTP library as if the server could not be reached, and be retried for nothing."""
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """The text with every secret replaced by ***, whatever library produced it, and every ID
     number masked: a receiver's answer may quote the rows it refused."""
@@ -99,8 +105,15 @@ def read_secrets(spec: Spec, environ: Mapping[str, str] | None = None) -> dict[s
         value = environ.get(variable, "")
         if not value:
             raise MissingSecret(variable)
+        if isinstance(spec, HttpDelivery) and not _fits_a_header(value):
+            raise InvalidSecret(variable)
         values[variable] = value
     return values
+
+
+def _fits_a_header(value: str) -> bool:
+    """Visible ASCII, inner spaces allowed: what a header value may hold."""
+    return value == value.strip(" ") and all(" " <= ch <= "~" for ch in value)
 
 
 def send(spec: Spec, parcel: Parcel, *, key: str, secrets: Mapping[str, str], file_mode: int = DEFAULT_MODE) -> Receipt:
