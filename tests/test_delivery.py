@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import io
 import json
 import re
@@ -44,6 +45,7 @@ class Inbox:
         self.requests: list[dict] = []
         self.answers: list[int] = []
         self.echo_auth = False
+        self.say: dict[str, str] = {}  # more fields of the JSON answer
 
     @property
     def bodies(self) -> list[dict]:
@@ -57,6 +59,7 @@ class _InboxHandler(BaseHTTPRequestHandler):
         inbox.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
         status = inbox.answers.pop(0) if inbox.answers else 201
         answer = {"id": f"receipt-{len(inbox.requests)}"}
+        answer.update(inbox.say)
         if inbox.echo_auth:  # a careless server that repeats the credentials in its error page
             answer["detail"] = f"bad credentials {self.headers.get('Authorization')}"
         data = json.dumps(answer).encode()
@@ -249,7 +252,7 @@ def ledger(run_cli, root: Path) -> dict:
 
 # ---- the tests ----
 
-def test_push_delivers_to_a_folder_an_http_server_and_an_smtp_server(workspace, run_cli, inbox, mailbox):
+def test_push_delivers_to_a_folder_an_http_server_and_an_smtp_server(workspace, run_cli, inbox, mailbox, http_port):
     done = push(run_cli, workspace)
     assert done.returncode == 0, done.stderr
     # the folder: <dept>-<as_of>-<digest12>.xlsx and .json, complete, owner-only
@@ -270,7 +273,8 @@ def test_push_delivers_to_a_folder_an_http_server_and_an_smtp_server(workspace, 
     assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
     assert request["headers"]["Content-Type"].startswith("application/json")
     body = inbox.bodies[0]
-    assert request["headers"]["Idempotency-Key"] == body["digest"] and re.fullmatch(r"[0-9a-f]{64}", body["digest"])
+    assert re.fullmatch(r"[0-9a-f]{64}", body["digest"])
+    assert request["headers"]["Idempotency-Key"] == idempotency_key("agriculture-rural", f"http://127.0.0.1:{http_port}/inbox", body["digest"])
     assert body["schema"] == "exitcheck/bands@1" and body["as_of"] == "2020-06-30"
     assert body["department"] == {"id": "agriculture-rural", "name": "农业农村局"}
     posted = [h for band in body["bands"] for h in band["households"]]
@@ -354,6 +358,20 @@ def test_a_missing_token_variable_fails_that_department_alone_and_names_it(works
     assert push(run_cli, workspace).returncode == 0 and len(inbox.requests) == 1
 
 
+def test_a_token_with_a_trailing_newline_is_named_as_invalid_and_not_sent_or_retried(workspace, run_cli, inbox):
+    for lang, words in (("en", "cannot go in an HTTP header"), ("zh", "不能用作 HTTP 头")):
+        done = run_cli("bands", "--push-to", "agriculture-rural", "--lang", lang, cwd=workspace,
+                       env={**ENV, "EXITCHECK_TOKEN_AGRI": TOKEN + "\n"})
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert words in done.stderr and "EXITCHECK_TOKEN_AGRI" in done.stderr
+        assert "cannot connect" not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr
+    assert inbox.requests == []  # nothing sent, nothing retried
+    dry = run_cli("bands", "--push-to", "agriculture-rural", "--dry-run", "--lang", "en", cwd=workspace,
+                  env={**ENV, "EXITCHECK_TOKEN_AGRI": TOKEN + "\n"})
+    assert "cannot go in an HTTP header" in dry.stderr
+    assert [a["outcome"] for a in ledger(run_cli, workspace)["attempts"]] == ["failed", "failed"]
+
+
 def test_no_secret_reaches_the_ledger_logs_or_outputs_even_when_servers_repeat_it(workspace, run_cli, inbox, mailbox):
     inbox.echo_auth = True
     inbox.answers = [401]
@@ -367,6 +385,46 @@ def test_no_secret_reaches_the_ledger_logs_or_outputs_even_when_servers_repeat_i
     ledger_bytes = (workspace / ".exitcheck" / "deliveries.sqlite").read_bytes()
     assert b"SECRET" not in ledger_bytes  # no part of any secret, right or wrong
     assert_no_secret_leaked(workspace)
+
+
+def test_an_id_number_in_the_receivers_answer_is_masked_wherever_it_is_shown_or_stored(workspace, run_cli, inbox, http_port):
+    quoted = "513434197205221633"
+    inbox.answers = [400]
+    inbox.say = {"error": f"row rejected: id_number {quoted} already registered"}
+    refused = run_cli("bands", "--push-to", "agriculture-rural", "--lang", "en", cwd=workspace, env={**ENV, "COLUMNS": "300"})
+    assert refused.returncode == 5, refused.stdout + refused.stderr
+    assert "513434********1633" in refused.stdout and "513434********1633" in refused.stderr
+    # A 2xx whose receipt id is an ID number: masked too.
+    inbox.say = {"id": quoted}
+    done = run_cli("bands", "--push-to", "agriculture-rural", "--lang", "en", cwd=workspace, env={**ENV, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = run_cli("deliveries", "--lang", "en", cwd=workspace, env={"COLUMNS": "300"})
+    document = ledger(run_cli, workspace)
+    assert [(a["outcome"], a["receipt"], a["error"]) for a in document["attempts"]] == [
+        ("delivered", "HTTP 201 id=513434********1633", None),
+        ("failed", None, f"HTTP 400 from http://127.0.0.1:{http_port}/inbox: "
+                         '{"id": "receipt-1", "error": "row rejected: id_number 513434********1633 already registered"}'),
+    ]
+    assert "513434********1633" in table.stdout
+    for text in (refused.stdout, refused.stderr, done.stdout, table.stdout, json.dumps(document)):
+        assert quoted not in text
+    assert quoted.encode() not in (workspace / ".exitcheck" / "deliveries.sqlite").read_bytes()
+
+
+def test_the_ledger_masks_id_numbers_it_is_given_and_those_an_older_version_stored(tmp_path):
+    from exitcheck.delivery.ledger import FAILED, open_ledger
+
+    quoted = "513434197205221633"
+    with open_ledger(tmp_path) as book:
+        book.begin(attempt_id="a1", run_id=None, department="d", transport="http", target="t", digest="0" * 64, rows=1, as_of=None)
+        book.finish("a1", FAILED, error=f"HTTP 400: {quoted} refused", receipt=f"id={quoted}")
+        book._connection.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at,"
+                                 " outcome, error) VALUES ('old', 'd', 'http', 't', '', 1, '2020-01-01T00:00:00+00:00', 'failed', ?)",
+                                 (f"HTTP 400: {quoted} refused",))
+        attempts = book.attempts()
+    assert [(a.error, a.receipt) for a in attempts] == [("HTTP 400: 513434********1633 refused", None),
+                                                       ("HTTP 400: 513434********1633 refused", "id=513434********1633")]
+    assert (tmp_path / "deliveries.sqlite").read_bytes().count(quoted.encode()) == 1  # the older row's, as it was
 
 
 def test_server_errors_are_retried_under_the_same_key(workspace, run_cli, inbox):
@@ -386,8 +444,31 @@ def test_force_delivers_unchanged_content_under_a_new_key(workspace, run_cli, in
     assert forced.returncode == 0
     assert len(inbox.requests) == 2 and len(mailbox.messages) == 2
     first, second = (r["headers"]["Idempotency-Key"] for r in inbox.requests)
-    digest = inbox.bodies[0]["digest"]
-    assert first == digest and second.startswith(f"{digest}-") and len(second) > len(digest) + 1
+    assert re.fullmatch(r"[0-9a-f]{64}", first) and second.startswith(f"{first}-") and len(second) > len(first) + 1
+
+
+def idempotency_key(recipient: str, target: str, digest: str) -> str:
+    """The key the README documents: sha256 of recipient, target and digest, one a line."""
+    return hashlib.sha256(f"{recipient}\n{target}\n{digest}".encode()).hexdigest()
+
+
+def test_two_departments_with_the_same_list_at_one_url_get_different_keys(tmp_path, run_cli, inbox, http_port, smtp_port, certificate):
+    """A receiver that honours the key must not drop the second department's list as a repeat
+    of the first's; a retry of either keeps its own key."""
+    root = make_workspace(tmp_path, http_port=http_port, smtp_port=smtp_port, certificate=certificate)
+    config = (root / "exitcheck.yaml").read_text(encoding="utf-8")
+    agriculture = config[config.index("  agriculture-rural:"):config.index("  human-resources:")]
+    (root / "exitcheck.yaml").write_text(config + agriculture.replace("agriculture-rural:", "civil-affairs-copy:"), encoding="utf-8")
+    inbox.answers = [503]  # the first POST is retried
+    done = run_cli("bands", "--push-to", "agriculture-rural", "--push-to", "civil-affairs-copy", cwd=root, env=ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    keys = [(json.loads(r["body"])["department"]["id"], r["headers"]["Idempotency-Key"]) for r in inbox.requests]
+    digests = {body["department"]["id"]: body["digest"] for body in inbox.bodies}
+    assert len(set(digests.values())) == 1  # the same content
+    target = f"http://127.0.0.1:{http_port}/inbox"
+    assert keys == [("agriculture-rural", idempotency_key("agriculture-rural", target, digests["agriculture-rural"]))] * 2 + [
+        ("civil-affairs-copy", idempotency_key("civil-affairs-copy", target, digests["civil-affairs-copy"]))]
+    assert keys[0][1] != keys[2][1]
 
 
 def test_a_dry_run_sends_and_records_nothing(workspace, run_cli, inbox, mailbox):

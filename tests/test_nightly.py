@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -211,11 +212,13 @@ class SlowInbox:
     def __init__(self) -> None:
         self.arrived = threading.Event()
         self.release = threading.Event()
+        self.posts = 0
         inbox = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the http.server API)
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                inbox.posts += 1
                 inbox.arrived.set()
                 inbox.release.wait(60)
                 body = b'{"id": "r1"}'
@@ -260,9 +263,10 @@ EXITCHECK_AS_IN_A_TERMINAL = [
 ]
 
 
-def start_run(folder: Path) -> subprocess.Popen[str]:
+def start_run(folder: Path, *command: str) -> subprocess.Popen[str]:
+    """`exitcheck run` (or `command`) in the background."""
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.Popen([*EXITCHECK_AS_IN_A_TERMINAL, "run", "--as-of", "2020-06-01"], cwd=folder, env=env,
+    return subprocess.Popen([*EXITCHECK_AS_IN_A_TERMINAL, *(command or ["run"]), "--as-of", "2020-06-01"], cwd=folder, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
 
 
@@ -291,6 +295,54 @@ def test_two_runs_started_together_one_exits_75(slow_workspace):
     out, err = other.communicate(timeout=120)
     assert other.returncode == 1, out + err
     assert not (folder / "state" / "run.lock.json").exists()
+
+
+def delivered_rows(folder: Path, department: str) -> int:
+    with sqlite3.connect(folder / "state" / "deliveries.sqlite") as db:
+        return db.execute("SELECT COUNT(*) FROM attempts WHERE department = ? AND outcome = 'delivered'",
+                          (department,)).fetchone()[0]
+
+
+def test_a_push_while_the_run_delivers_exits_75_and_nothing_goes_out_twice(slow_workspace, run_cli, tmp_path):
+    folder, inbox = slow_workspace
+    night = start_run(folder)
+    assert inbox.arrived.wait(60)  # the run is delivering slow-office's list, not yet in the ledger
+    run_id = holder(folder)["run"]
+    push = run_cli("bands", "--push-to", "slow-office", "--as-of", "2020-06-01", cwd=folder)
+    assert push.returncode == 75, push.stdout + push.stderr
+    assert run_id in push.stderr and str(night.pid) in push.stderr
+    # The registers named on the command line and the workspace by --config: the same lock.
+    by_path = run_cli("bands", str(folder / "data" / "registers.xlsx"), "--config", str(folder / "exitcheck.yaml"),
+                      "--push-to", "all", "--as-of", "2020-06-01", cwd=tmp_path)
+    assert by_path.returncode == 75, by_path.stdout + by_path.stderr
+    dry = run_cli("bands", "--push-to", "slow-office", "--dry-run", "--as-of", "2020-06-01", cwd=folder)
+    assert dry.returncode == 0, dry.stdout + dry.stderr  # a dry run sends nothing: no lock needed
+    inbox.release.set()
+    out, err = night.communicate(timeout=120)
+    assert night.returncode == 1, out + err
+    assert inbox.posts == 1 and delivered_rows(folder, "slow-office") == 1
+    assert not (folder / "state" / "run.lock.json").exists()
+
+
+def test_two_pushes_at_once_deliver_once_and_a_run_waits_for_neither(slow_workspace, run_cli):
+    folder, inbox = slow_workspace
+    first = start_run(folder, "bands", "--push-to", "slow-office", "--lang", "en")
+    assert inbox.arrived.wait(60)
+    assert holder(folder)["command"] == "bands --push-to" and holder(folder)["pid"] == first.pid
+    second = run_cli("bands", "--push-to", "slow-office", "--as-of", "2020-06-01", "--lang", "en", cwd=folder)
+    assert second.returncode == 75, second.stdout + second.stderr
+    assert "another run holds the lock" in second.stderr and "bands --push-to" in second.stderr and str(first.pid) in second.stderr
+    night = run_cli("run", "--as-of", "2020-06-01", cwd=folder)
+    assert night.returncode == 75 and str(first.pid) in night.stderr
+    inbox.release.set()
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert inbox.posts == 1 and delivered_rows(folder, "slow-office") == 1
+    assert not (folder / "state" / "run.lock.json").exists()
+    # Once the push is done, the next one finds the list delivered and sends nothing.
+    again = run_cli("bands", "--push-to", "slow-office", "--as-of", "2020-06-01", "--lang", "en", cwd=folder)
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    assert inbox.posts == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
@@ -417,6 +469,64 @@ def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_c
 
     quiet = run_cli("run", "--quiet", "--as-of", "2020-06-07", cwd=workspace)
     assert quiet.returncode == 1 and quiet.stdout == "" and quiet.stderr == ""
+
+
+def workbook_text(path: Path) -> str:
+    """Every cell of a workbook, joined: enough to see whose households it holds."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True)
+    return " ".join(str(v) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for v in row if v is not None)
+
+
+def test_townships_whose_names_make_the_same_file_name_keep_their_own_books(workspace, run_cli):
+    """"中所镇" and a typo "中所镇?" are two townships: each its own workbook and its own delivery,
+    whether through the common target or its own `each:` one; neither is sent the other's."""
+    typo = "中所镇?"
+    suffix = hashlib.sha256(typo.encode("utf-8")).hexdigest()[:6]
+    county = broken(0, 3)
+    county.households[0]["乡镇"] = typo  # household 0 (越城镇) is now in the typo's township
+    write_county(workspace, county)
+    config = CONFIG + f"""  each:
+    "{typo}": {{type: dir, path: outbox/typo}}
+"""
+    (workspace / "exitcheck.yaml").write_text(config, encoding="utf-8")
+    run = nightly(run_cli, workspace, "2020-06-01")
+    books = workspace / "out" / run / "townships"
+    assert sorted(p.name for p in books.iterdir()) == sorted(["中所镇.xlsx", f"中所镇-{suffix}.xlsx", "越城镇.xlsx"])
+    assert IDS[0] in workbook_text(books / f"中所镇-{suffix}.xlsx")
+    assert IDS[3] in workbook_text(books / "中所镇.xlsx") and IDS[0] not in workbook_text(books / "中所镇.xlsx")
+
+    def delivered(folder: str) -> tuple[str, str]:
+        [book] = (workspace / "outbox" / folder).glob("*.xlsx")
+        return json.loads(book.with_suffix(".json").read_text(encoding="utf-8"))["township"], workbook_text(book)
+
+    township, text = delivered("townships/中所镇")
+    assert township == "中所镇" and IDS[3] in text and IDS[0] not in text
+    township, text = delivered("typo")
+    assert township == typo and IDS[0] in text and IDS[3] not in text
+
+    # The same without `each:`: the typo gets a folder of its own beside 中所镇's.
+    (workspace / "exitcheck.yaml").write_text(CONFIG, encoding="utf-8")
+    shutil.rmtree(workspace / "outbox")
+    shutil.rmtree(workspace / "state")
+    nightly(run_cli, workspace, "2020-06-02")
+    township, text = delivered(f"townships/中所镇-{suffix}")
+    assert township == typo and IDS[0] in text and IDS[3] not in text
+    township, text = delivered("townships/中所镇")
+    assert township == "中所镇" and IDS[0] not in text
+
+
+def test_audit_split_by_township_keeps_apart_names_that_make_the_same_file_name(tmp_path, run_cli):
+    county = broken(0, 3)
+    county.households[0]["乡镇"] = "中所镇?"
+    path = county.write(tmp_path / "registers.xlsx")
+    result = run_cli("audit", str(path), "--out", "out", "--as-of", "2020-06-01", "--split-by", "township")
+    assert result.returncode == 1, result.stdout + result.stderr
+    books = {p.name: workbook_text(p) for p in (tmp_path / "out" / "townships").iterdir()}
+    suffix = hashlib.sha256("中所镇?".encode()).hexdigest()[:6]
+    assert set(books) == {"中所镇.xlsx", f"中所镇-{suffix}.xlsx"}  # 越城镇 is clear: no book
+    assert IDS[0] in books[f"中所镇-{suffix}.xlsx"] and IDS[0] not in books["中所镇.xlsx"]
 
 
 def test_retention_prunes_old_run_folders_and_logs_but_keeps_counts(workspace, run_cli):

@@ -46,6 +46,7 @@ class Ui:
         if lang not in ("zh", "en"):
             raise typer.BadParameter("--lang must be zh or en")
         self.lang, self.quiet, self.debug = lang, quiet, debug
+        self.held = contextlib.ExitStack()
         self._out: Any = None
         self._err: Any = None
 
@@ -67,6 +68,11 @@ class Ui:
 
     def t(self, zh: str, en: str) -> str:
         return en if self.lang == "en" else zh
+
+    def hold(self, manager: contextlib.AbstractContextManager[Any]) -> Any:
+        """Enter `manager` (a lock) for the rest of the command; `guarded` exits it however the
+        command ends."""
+        return self.held.enter_context(manager)
 
     def error(self, text: str) -> None:
         from exitcheck.idcard import mask_text
@@ -93,7 +99,8 @@ def guarded(func: Callable[..., int]) -> Callable[..., None]:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         ui = Ui(kwargs.get("lang", "zh"), kwargs.get("quiet", False), kwargs.get("debug", False))
         try:
-            code = func(ui, *args, **kwargs)
+            with ui.held:
+                code = func(ui, *args, **kwargs)
         except ExitcheckError as error:
             ui.error(error.message(ui.lang))
             code = int(error.exit_code)

@@ -78,6 +78,12 @@ def bands(
     if not inputs:
         raise UsageError("请给出登记表路径, 或在 exitcheck.yaml 的 registers 中写明",
                          "give the registers' paths, or name them under registers: in exitcheck.yaml")
+    if push_to and not dry_run:
+        # The run's lock, before any work: a push while `exitcheck run` (or another push) is
+        # delivering would find the ledger without those deliveries and send the lists again.
+        from exitcheck.runner import delivery_lock
+
+        ui.hold(delivery_lock(settings.state, ui.lang, "bands --push-to"))
     rules_file = _rules_file(rules or (settings.rules if settings else None))
     reference = _reference_date(as_of, settings.as_of if settings else None)
     local = engine == "local"

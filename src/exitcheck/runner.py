@@ -22,6 +22,7 @@ file left behind records the killed run as failed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -31,7 +32,7 @@ import shutil
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -41,7 +42,7 @@ from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, InputError, 
 from exitcheck.history import History, RunRecord, Status, findings_from_gaps
 from exitcheck.i18n import pick
 from exitcheck.idcard import mask_text
-from exitcheck.report.files import write_json
+from exitcheck.report.files import file_stem, write_json
 
 if TYPE_CHECKING:
     from exitcheck.audit import AuditResult, Gap
@@ -110,8 +111,9 @@ def _holder_text(state: Path, lang: str) -> str:
             time.sleep(0.05)
     if holder is None:
         return pick(lang, "(它还没有写下自己的信息)", "(it has not written its details yet)")
-    return pick(lang, f"运行 {holder.get('run')}, pid {holder.get('pid')}, 开始于 {holder.get('started')}",
-                f"run {holder.get('run')}, pid {holder.get('pid')}, started {holder.get('started')}")
+    who_zh, who_en = (f"运行 {holder['run']}", f"run {holder['run']}") if holder.get("run") else (f"exitcheck {holder.get('command')}",) * 2
+    return pick(lang, f"{who_zh}, pid {holder.get('pid')}, 开始于 {holder.get('started')}",
+                f"{who_en}, pid {holder.get('pid')}, started {holder.get('started')}")
 
 
 def _acquire(state: Path, lang: str) -> Any:
@@ -125,6 +127,28 @@ def _acquire(state: Path, lang: str) -> Any:
         raise LockedError(f"另一次运行正在进行, 本次不运行: {text}; 锁 {state / LOCK_NAME}",
                           f"another run holds the lock, not starting: {text}; lock {state / LOCK_NAME}") from None
     return lock
+
+
+@contextlib.contextmanager
+def delivery_lock(state: Path, lang: str, command: str) -> Iterator[None]:
+    """The run's lock, for another command that delivers (`bands --push-to`): while a run or a
+    push is delivering, a second one would find the ledger without its deliveries yet and
+    send the same lists again. LockedError (exit 75) at once if held, with the holder named.
+    A run killed earlier is recorded first, as the next run would, since its details in
+    run.lock.json make way for this command's."""
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = _acquire(state, lang)
+    try:
+        if (state / HOLDER_NAME).exists():
+            recover_killed_run(state, History(state), datetime.now().astimezone())
+        write_json(state / HOLDER_NAME, {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
+                                         "started": datetime.now().astimezone().isoformat(timespec="seconds")})
+        try:
+            yield
+        finally:
+            (state / HOLDER_NAME).unlink(missing_ok=True)  # nothing to recover: a push is not in the history
+    finally:
+        lock.release()
 
 
 # ---- the log ----
@@ -572,19 +596,24 @@ class _Night:
         return names
 
     def _recover(self) -> str | None:
-        """A holder file left behind means its run was killed: record that run as failed."""
-        path = self.config.state / HOLDER_NAME
-        try:
-            holder = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        killed = str(holder.get("run") or "")
-        if RUN_ID.match(killed) and not self.history.has(killed):
-            started = datetime.fromisoformat(holder["started"]) if holder.get("started") else self.started
-            self.history.record(RunRecord(killed, started, self.started, "failed", int(ExitCode.INTERNAL),
-                                          note=f"interrupted: pid {holder.get('pid')} ended without finishing (killed?)"))
-        path.unlink(missing_ok=True)
-        return killed or None
+        return recover_killed_run(self.config.state, self.history, self.started)
+
+
+def recover_killed_run(state: Path, history: History, now: datetime) -> str | None:
+    """A holder file left behind means its run was killed: record that run as failed (the
+    lock is held by the caller). Returns the killed run's id, if a run was killed."""
+    path = state / HOLDER_NAME
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    killed = str(holder.get("run") or "")
+    if RUN_ID.match(killed) and not history.has(killed):
+        started = datetime.fromisoformat(holder["started"]) if holder.get("started") else now
+        history.record(RunRecord(killed, started, now, "failed", int(ExitCode.INTERNAL),
+                                 note=f"interrupted: pid {holder.get('pid')} ended without finishing (killed?)"))
+    path.unlink(missing_ok=True)
+    return killed or None
 
 
 def township_label(county: str | None, township: str) -> str:
@@ -594,9 +623,9 @@ def township_label(county: str | None, township: str) -> str:
     return township if county is None else f"{county}-{township}"
 
 
-def _file_safe(name: str) -> str:
-    """A township name as a file or folder name (Windows' forbidden characters removed)."""
-    return "".join(ch for ch in name if ch not in '\\/:*?"<>|\0').strip(" .") or "township"
+def _file_safe(township: str) -> str:
+    """A township's label as a file or folder name, distinct for distinct townships."""
+    return file_stem(township, "township")
 
 
 def _gaps_digest(gaps: list[Gap]) -> str:

@@ -4,7 +4,7 @@ It answers two questions for the next run: was this content already delivered to
 department at this target (then it is "unchanged" and not sent again), and which departments
 keep failing. An attempt is written as "pending" before anything is sent and completed after,
 so that a run killed half-way leaves a trace rather than a silent gap. The ledger holds digests,
-counts, receipts and error texts: never the list's content, never a secret.
+counts, receipts and error texts: never the list's content, never a secret, no whole ID number.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from exitcheck.idcard import mask_text
 
 FILE_NAME = "deliveries.sqlite"
 PENDING, DELIVERED, UNCHANGED, FAILED = "pending", "delivered", "unchanged", "failed"
@@ -114,10 +116,11 @@ class Ledger:
             )
 
     def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, error: str | None = None) -> None:
+        """Complete an attempt; ID numbers in the receipt or the error (the receiver's words) are masked."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE attempts SET outcome = ?, receipt = ?, error = ?, finished_at = ? WHERE attempt_id = ?",
-                (outcome, receipt, error, now(), attempt_id),
+                (outcome, _masked(receipt), _masked(error), now(), attempt_id),
             )
 
     def last_delivered(self, department: str, target: str) -> Attempt | None:
@@ -157,7 +160,13 @@ class Ledger:
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
-    return Attempt(**{key: row[key] for key in Attempt.__dataclass_fields__})
+    attempt = Attempt(**{key: row[key] for key in Attempt.__dataclass_fields__})
+    # Masked again as read: rows written by a version that stored them unmasked.
+    return replace(attempt, receipt=_masked(attempt.receipt), error=_masked(attempt.error))
+
+
+def _masked(text: str | None) -> str | None:
+    return None if text is None else mask_text(text)
 
 
 def open_ledger(state: Path) -> Ledger:

@@ -11,6 +11,7 @@ mistake in exitcheck.yaml stops the run before a half of it is delivered.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from exitcheck.delivery.ledger import (
     open_ledger,
 )
 from exitcheck.delivery.transports import (
+    InvalidSecret,
     MissingSecret,
     Parcel,
     Spec,
@@ -138,10 +140,12 @@ def push(
 ) -> list[DeliveryOutcome]:
     """Deliver each department's list (names as given, or `all`); one outcome per department.
 
-    `force` delivers even unchanged content, under a new idempotency key (digest + attempt id).
+    `force` delivers even unchanged content, under a new idempotency key (the key + attempt id).
     `dry_run` sends nothing and records nothing: the outcomes say what would go where.
     ConfigError (a bad band or `where`) is raised before anything is sent. `banded` and `lists`
     save the work when the caller has them already (the CLI cuts the lists early to fail fast).
+    The caller holds the workspace's lock (exitcheck.runner.delivery_lock) for a real push:
+    the ledger's "already delivered?" and the sending are not one atomic step.
     """
     chosen = resolve_departments(config, departments)
     if lists is None or not set(chosen) <= set(lists):
@@ -191,7 +195,7 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     try:
         secrets = read_secrets(spec, environ)
     except MissingSecret as error:
-        missing = _missing_message(error.variable, setting, config, lang)
+        missing = _secret_message(error, setting, config, lang)
     if dry_run:
         outcome.outcome, outcome.would, outcome.error = DRY_RUN, UNCHANGED if unchanged else "deliver", missing
         return outcome
@@ -208,7 +212,9 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         outcome.error = missing
         ledger.finish(attempt_id, FAILED, error=missing)
         return outcome
-    key = digest if not force else f"{digest}-{attempt_id}"
+    key = idempotency_key(recipient, target, digest)
+    if force:  # sent again on purpose: a key the receiver has not seen
+        key += f"-{attempt_id}"
     try:
         receipt = send(spec, render(), key=key, secrets=secrets, file_mode=config.file_mode)
     except TransportError as error:
@@ -216,15 +222,30 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     except Exception as error:  # one recipient's surprise must not stop the others
         outcome.error = scrub(f"unexpected {type(error).__name__}: {error}", secrets.values())
     else:
-        outcome.outcome, outcome.receipt = DELIVERED, receipt.text
-        ledger.finish(attempt_id, DELIVERED, receipt=receipt.text)
+        outcome.outcome, outcome.receipt = DELIVERED, scrub(receipt.text, secrets.values())  # the receiver's id: its words
+        ledger.finish(attempt_id, DELIVERED, receipt=outcome.receipt)
         return outcome
     ledger.finish(attempt_id, FAILED, error=outcome.error)
     return outcome
 
 
-def _missing_message(variable: str, setting: str, config: WorkspaceConfig, lang: str) -> str:
-    where = config.path or "exitcheck.yaml"
+def idempotency_key(recipient: str, target: str, digest: str) -> str:
+    """sha256 of recipient, target and content digest, one a line: the same for every retry of
+    one list to one recipient at one target (so the receiver drops a repeat), different for a
+    different recipient even with the same content (two departments with the same cut, the
+    townships with nothing to fix, all posting to one URL)."""
+    return hashlib.sha256("\n".join((recipient, target, digest)).encode("utf-8")).hexdigest()
+
+
+def _secret_message(error: MissingSecret, setting: str, config: WorkspaceConfig, lang: str) -> str:
+    """What is wrong with the variable, named; never its value."""
+    where, variable = config.path or "exitcheck.yaml", error.variable
+    if isinstance(error, InvalidSecret):
+        return pick(lang, f"环境变量 {variable} 的值不能用作 HTTP 头: 含换行等控制字符、首尾空格或非 ASCII 字符;"
+                          f" 请去掉后重新设置({where} 中 {setting} 需要它)",
+                    f"environment variable {variable} holds a value that cannot go in an HTTP header: a control character"
+                    f" such as a trailing newline, a space at either end or a non-ASCII character; set it again without it"
+                    f" (needed by {setting} in {where})")
     return pick(lang, f"环境变量 {variable} 未设置({where} 中 {setting} 需要它)",
                 f"environment variable {variable} is not set (needed by {setting} in {where})")
 

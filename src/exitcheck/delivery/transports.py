@@ -2,8 +2,8 @@
 
 Each transport takes a `Parcel` (the list as JSON and as a workbook, already rendered) and
 either returns a `Receipt` or raises `TransportError` with a message fit for the ledger: it
-names what went wrong, never a secret (every message passes through `scrub` with the secrets in
-use). Transports know nothing of bands or departments, so the nightly run can send township gap
+names what went wrong, never a secret nor a whole ID number (every message passes through
+`scrub` with the secrets in use). Transports know nothing of bands or departments, so the nightly run can send township gap
 lists through them too.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from exitcheck.idcard import mask_text
 from exitcheck.report.files import DEFAULT_MODE, write_bytes
 from exitcheck.workspace import DirDelivery, EmailDelivery, HttpDelivery
 
@@ -62,12 +63,19 @@ class MissingSecret(TransportError):
         self.variable = variable
 
 
+class InvalidSecret(MissingSecret):
+    """A token that cannot go in an HTTP header: a control character (a newline pasted with
+    it), a space at either end, a character outside ASCII. Sent, it would fail inside the
+    HTTP library as if the server could not be reached, and be retried for nothing."""
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """The text with every secret replaced by ***, whatever library produced it."""
+    """The text with every secret replaced by ***, whatever library produced it, and every ID
+    number masked: a receiver's answer may quote the rows it refused."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return text
+    return mask_text(text)
 
 
 def describe(spec: Spec) -> str:
@@ -97,12 +105,19 @@ def read_secrets(spec: Spec, environ: Mapping[str, str] | None = None) -> dict[s
         value = environ.get(variable, "")
         if not value:
             raise MissingSecret(variable)
+        if isinstance(spec, HttpDelivery) and not _fits_a_header(value):
+            raise InvalidSecret(variable)
         values[variable] = value
     return values
 
 
+def _fits_a_header(value: str) -> bool:
+    """Visible ASCII, inner spaces allowed: what a header value may hold."""
+    return value == value.strip(" ") and all(" " <= ch <= "~" for ch in value)
+
+
 def send(spec: Spec, parcel: Parcel, *, key: str, secrets: Mapping[str, str], file_mode: int = DEFAULT_MODE) -> Receipt:
-    """Deliver a parcel; `key` is the idempotency key (the digest, unless forced)."""
+    """Deliver a parcel; `key` is the idempotency key (push.idempotency_key)."""
     try:
         if isinstance(spec, DirDelivery):
             return send_dir(spec, parcel, file_mode)

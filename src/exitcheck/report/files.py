@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -12,6 +13,20 @@ from typing import Any
 
 DEFAULT_MODE = 0o600
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: Characters Windows forbids in file names (and NUL, which no system allows).
+_FORBIDDEN_IN_NAMES = frozenset('\\/:*?"<>|\0')
+
+
+def file_stem(name: str, default: str) -> str:
+    """A name from the data (a township's, a county's) as a file or folder name: forbidden and
+    control characters and leading or trailing spaces and dots removed. A name that had to
+    change gets the first 6 hex digits of its sha256 appended: two names that differ only in
+    what was removed ("中所镇" and a typo "中所镇?") must never share a file or a delivery folder,
+    or one township would be sent the other's households."""
+    kept = "".join(ch for ch in name if ch not in _FORBIDDEN_IN_NAMES and ch.isprintable()).strip(" .")
+    if kept == name:
+        return name
+    return f"{kept or default}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:6]}"
 
 
 @contextlib.contextmanager

@@ -18,7 +18,14 @@ import pandas as pd
 from exitcheck.audit import AuditResult, Gap
 from exitcheck.i18n import chooser
 from exitcheck.issues import ISSUES_SHEET, DataIssue
-from exitcheck.report.files import DEFAULT_MODE, atomic_path, neutralise, write_bytes, write_json
+from exitcheck.report.files import (
+    DEFAULT_MODE,
+    atomic_path,
+    file_stem,
+    neutralise,
+    write_bytes,
+    write_json,
+)
 from exitcheck.report.issues_out import add_issues_sheet
 from exitcheck.report.sheets import formats, open_workbook, write_cells, write_table
 
@@ -506,16 +513,12 @@ def township_issues(result: AuditResult, township: str, county: str | None = Non
     return [issue for issue in result.data_issues if issue.household_id in ids and issue.county == county]
 
 
-def _safe_name(text: str, default: str) -> str:
-    return "".join(ch for ch in text if ch not in '\\/:*?"<>|').strip() or default
-
-
 def write_township_books(folder: Path, result: AuditResult, mode: int = DEFAULT_MODE) -> list[Path]:
     """One gap workbook per township, for distribution: its own gaps and data issues only.
     Several counties: one folder per county (township names recur across counties)."""
     written = []
     for (county, township), gaps in sorted(county_township_gaps(result).items()):
-        where = folder / _safe_name(county, "county") if county is not None else folder
-        written.append(write_gaps_xlsx(where / f"{_safe_name(township, 'township')}.xlsx", result, gaps, mode,
+        where = folder / file_stem(county, "county") if county is not None else folder
+        written.append(write_gaps_xlsx(where / f"{file_stem(township, 'township')}.xlsx", result, gaps, mode,
                                        issues=township_issues(result, township, county)))
     return written
