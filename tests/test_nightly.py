@@ -529,6 +529,24 @@ def test_audit_split_by_township_keeps_apart_names_that_make_the_same_file_name(
     assert IDS[0] in books[f"中所镇-{suffix}.xlsx"] and IDS[0] not in books["中所镇.xlsx"]
 
 
+def test_a_township_name_too_long_for_a_file_name_is_cut_not_an_internal_error(tmp_path, run_cli):
+    """A note typed into the township cell made a file name over 255 bytes: exit 70 after the
+    county's outputs were written. The name is cut to MAX_STEM_CHARS and hashed."""
+    county = broken(0, 3)
+    long_name = "中所镇(2019年12月由原越城镇与原新民乡合并设立,辖区包括原越城镇全部行政村及原新民乡的新民村、瓦曲村、马拖村等,以民政部门批复为准,具体见县政府2019年第12号文件及附件)"
+    assert len(long_name.encode()) > 255 - len(".xlsx.12345678.part.")  # as a file name, too long
+    county.households[0]["乡镇"] = long_name
+    path = county.write(tmp_path / "registers.xlsx")
+    result = run_cli("audit", str(path), "--out", "out", "--as-of", "2020-06-01", "--split-by", "township")
+    assert result.returncode == 1, result.stdout + result.stderr
+    from exitcheck.report.files import MAX_STEM_CHARS
+
+    suffix = hashlib.sha256(long_name.encode()).hexdigest()[:6]
+    books = {p.name: workbook_text(p) for p in (tmp_path / "out" / "townships").iterdir()}
+    assert f"{long_name[:MAX_STEM_CHARS]}-{suffix}.xlsx" in books
+    assert IDS[0] in books[f"{long_name[:MAX_STEM_CHARS]}-{suffix}.xlsx"]
+
+
 def test_retention_prunes_old_run_folders_and_logs_but_keeps_counts(workspace, run_cli):
     write_county(workspace, broken(0))
     first = nightly(run_cli, workspace, "2020-06-01")

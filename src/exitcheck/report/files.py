@@ -17,13 +17,20 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _FORBIDDEN_IN_NAMES = frozenset('\\/:*?"<>|\0')
 
 
+#: Characters of a data name kept in a file name (40 Chinese characters are 120 bytes).
+MAX_STEM_CHARS = 40
+
+
 def file_stem(name: str, default: str) -> str:
     """A name from the data (a township's, a county's) as a file or folder name: forbidden and
     control characters and leading or trailing spaces and dots removed. A name that had to
     change gets the first 6 hex digits of its sha256 appended: two names that differ only in
     what was removed ("中所镇" and a typo "中所镇?") must never share a file or a delivery folder,
-    or one township would be sent the other's households."""
+    or one township would be sent the other's households. A name longer than
+    MAX_STEM_CHARS (a note typed into the township cell) is cut, and hashed the same way: file
+    systems refuse a name over 255 bytes, and a Chinese character takes three."""
     kept = "".join(ch for ch in name if ch not in _FORBIDDEN_IN_NAMES and ch.isprintable()).strip(" .")
+    kept = kept[:MAX_STEM_CHARS].rstrip(" .")
     if kept == name:
         return name
     return f"{kept or default}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:6]}"
