@@ -368,6 +368,26 @@ def test_a_broken_config_exits_4_and_an_unknown_run_exits_2(workspace, run_cli):
     assert unknown.returncode == 2 and "20200101-020000" in unknown.stderr
 
 
+def config_line(folder: Path, key: str) -> str:
+    """'<folder>/exitcheck.yaml:<n>': where a key sits, as a configuration error names it."""
+    lines = (folder / "exitcheck.yaml").read_text(encoding="utf-8").splitlines()
+    number = next(n for n, line in enumerate(lines, 1) if line.startswith(f"{key}:"))
+    return f"{folder / 'exitcheck.yaml'}:{number}"
+
+
+@pytest.mark.parametrize("command", ["run", "history", "bands"])
+def test_an_impossible_as_of_is_a_config_error_at_its_line(workspace, run_cli, command):
+    """PyYAML reads 2020-06-31 as a date and fails with a bare ValueError: it was exit 70."""
+    write_county(workspace, base_county())
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "as_of: 2020-06-31\n", encoding="utf-8")
+    where = config_line(workspace, "as_of")
+    for lang, words in (("en", "2020-06-31 is not a date in the calendar"), ("zh", "2020-06-31 不是日历上存在的日期")):
+        result = run_cli(command, "--lang", lang, cwd=workspace)
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert f"{where}: as_of: {words}" in result.stderr and "internal" not in result.stderr
+    assert not (workspace / "out").exists()
+
+
 # ---- outputs, deliveries, retention ----
 
 def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_cli):

@@ -49,13 +49,25 @@ EnvName = Annotated[str, Field(pattern=ENV_NAME)]
 SCHEDULER = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?/?")
 
 
+class Mistake(ValueError):
+    """A validator's complaint in both languages: pydantic keeps the exception in the error's
+    context, where `_config_error` finds the Chinese text."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.zh = zh
+
+
 class _Loader(yaml.SafeLoader):
     """YAML as people read it: `4200_4500` (a band id) stays text. YAML 1.1 reads digits with
-    underscores as the number 42004500, which would turn the issue's own example into nonsense."""
+    underscores as the number 42004500, which would turn the issue's own example into nonsense.
+    A date stays text too, for pydantic to check at its key: PyYAML's own reading of
+    `2020-06-31` raises a bare ValueError that knows neither the key nor the line."""
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
@@ -288,6 +300,21 @@ class WorkspaceConfig(_Strict):
             raise ValueError("sizes the local cluster only; the cluster at scheduler: has its own workers")
         return value
 
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _day(cls, value: Any) -> Any:
+        """A calendar date written YYYY-MM-DD; the message says what is wrong with it."""
+        if value is None or isinstance(value, date):
+            return value
+        text = str(value).strip()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise Mistake("应为 YYYY-MM-DD 格式的日期, 如 2020-06-30", "must be a date written YYYY-MM-DD, such as 2020-06-30")
+        try:
+            return date.fromisoformat(text)
+        except ValueError as error:  # 2020-06-31: "day is out of range for month"
+            raise Mistake(f"{text} 不是日历上存在的日期; 请写成 YYYY-MM-DD, 如 2020-06-30",
+                          f"{text} is not a date in the calendar ({error}); write it YYYY-MM-DD, such as 2020-06-30") from None
+
     @field_validator("file_mode", mode="before")
     @classmethod
     def _mode(cls, value: Any) -> int:
@@ -359,7 +386,7 @@ def load_config(path: Path) -> WorkspaceConfig:
         raise ConfigError(f"{path}: 工作区配置应为 UTF-8 编码", f"{path}: the workspace configuration must be UTF-8") from None
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader with stricter numbers
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # ValueError: an explicit tag such as `!!int x`
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or exc
@@ -393,6 +420,8 @@ def _config_error(path: Path, text: str, exc: ValidationError) -> ConfigError:
     where = f"{path}:{line}" if line else str(path)
     dotted = ".".join(str(part) for part in location)
     message = first["msg"].removeprefix("Value error, ")
+    mistake = first.get("ctx", {}).get("error")
+    message_zh = mistake.zh if isinstance(mistake, Mistake) else message
     if first["type"] == "extra_forbidden" and location and location[-1] in SECRET_KEYS:
         variable = SECRET_KEYS[str(location[-1])]
         return ConfigError(
@@ -403,7 +432,7 @@ def _config_error(path: Path, text: str, exc: ValidationError) -> ConfigError:
         known = _known_keys(location[:-1])
         hint = did_you_mean(str(location[-1]), known)[1]
         return ConfigError(f"{where}: {dotted}: 未知的设置项{hint}", f"{where}: {dotted}: unknown setting{hint}")
-    return ConfigError(f"{where}: {dotted}: {message}", f"{where}: {dotted}: {message}")
+    return ConfigError(f"{where}: {dotted}: {message_zh}", f"{where}: {dotted}: {message}")
 
 
 def _yaml_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
