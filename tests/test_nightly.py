@@ -3,6 +3,7 @@ and diff; fingerprints that survive moved rows; the lock; killed and failed runs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
@@ -93,6 +94,25 @@ def nightly(run_cli, folder: Path, as_of: str, *extra: str, expect: int = 1) -> 
 def gap_keys(folder: Path, run_id: str) -> set[tuple[str, str]]:
     gaps = json.loads((folder / "out" / run_id / "gaps.json").read_text(encoding="utf-8"))["gaps"]
     return {(g["rule"], g["household_id"]) for g in gaps}
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """`path` (a file, or a folder's entries) cannot be changed or deleted, for the owner too:
+    read-only by its mode, or for root, who ignores modes, immutable (chattr +i)."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        return
+    mode = path.stat().st_mode
+    path.chmod(mode & ~0o222)
+    try:
+        yield
+    finally:
+        path.chmod(mode)
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -388,6 +408,21 @@ def test_an_impossible_as_of_is_a_config_error_at_its_line(workspace, run_cli, c
     assert not (workspace / "out").exists()
 
 
+def test_retention_beyond_a_hundred_years_is_a_config_error_at_its_line(workspace, run_cli):
+    """1000000 days put the cutoff before year 1: every run ended with an OverflowError, after
+    its deliveries."""
+    write_county(workspace, base_county())
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "retention_days: 1000000\n", encoding="utf-8")
+    where = config_line(workspace, "retention_days")
+    for lang, words in (("en", "from 1 to 36500 (100 years)"), ("zh", "1 到 36500 天(100 年)之间")):
+        result = run_cli("run", "--lang", lang, cwd=workspace)
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert f"{where}: retention_days: " in result.stderr and words in result.stderr
+    assert not (workspace / "out").exists() and not (workspace / "outbox").exists()
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "retention_days: 36500\n", encoding="utf-8")
+    nightly(run_cli, workspace, "2020-06-01", expect=0)
+
+
 # ---- outputs, deliveries, retention ----
 
 def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_cli):
@@ -462,6 +497,23 @@ def test_retention_prunes_old_run_folders_and_logs_but_keeps_counts(workspace, r
     refused = run_cli("diff", first, "--json", cwd=workspace)
     assert refused.returncode == 2
     assert len(diff_json(run_cli, workspace)["open"]) == 2
+
+
+def test_the_history_records_the_exit_code_the_run_returns(workspace, run_cli):
+    """Retention runs after the audit and the deliveries: when it fails, the run's exit code
+    changes, and the history (and run.json) must say the same as the process did."""
+    write_county(workspace, broken(0))
+    old = workspace / "out" / "20200101-000000"
+    old.mkdir(parents=True)
+    (old / "gaps.json").write_text("{}", encoding="utf-8")
+    with unwritable(old):
+        result = run_cli("run", "--as-of", "2020-06-01", cwd=workspace)
+    run_id = run_ids(workspace)[-1]
+    recorded = history(run_cli, workspace)[-1]
+    document = json.loads((workspace / "out" / run_id / "run.json").read_text(encoding="utf-8"))
+    assert recorded["id"] == run_id
+    assert recorded["exit_code"] == document["exit_code"] == result.returncode, result.stdout + result.stderr
+    assert recorded["status"] == document["status"]
 
 
 # ---- init ----

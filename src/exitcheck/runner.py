@@ -231,19 +231,24 @@ class _Night:
                       f"internal error ({type(error).__name__}: {error}); see {self.log.path}")
 
     def _finish(self) -> None:
-        """History, retention and run.json, each attempted even when an earlier one failed."""
-        self.report.status = ("findings" if self.result and self.result.gaps else "ok") if self.complete else "failed"
-        if self.report.exit_code == ExitCode.INTERNAL:
-            self.report.status = "failed"
-        for action in (self._record, self._retention):
+        """Retention, the history and run.json, each attempted even when an earlier one failed.
+        The history comes after every other step, so that it records the exit code the run
+        returns (only a failure to record comes later, and then nothing is recorded)."""
+        for action in (self._retention, self._record):
             try:
                 action()
             except Exception as error:
                 self.log.event("traceback", text=traceback.format_exc())
                 self.step(action.__name__.strip("_"), ExitCode.INTERNAL, f"内部错误({type(error).__name__}: {error})",
                           f"internal error ({type(error).__name__}: {error})")
+        self.report.status = self._status()  # failed, if recording failed
         if self.folder.is_dir():
             write_json(self.folder / "run.json", self.report.to_dict(), self.config.file_mode)
+
+    def _status(self) -> Status:
+        if not self.complete or self.report.exit_code == ExitCode.INTERNAL:
+            return "failed"
+        return "findings" if self.result and self.result.gaps else "ok"
 
     # -- steps --
 
@@ -497,6 +502,7 @@ class _Night:
                              "receipt": o.receipt, "error": o.error} for o in outcomes])
 
     def _record(self) -> None:
+        self.report.status = self._status()
         record = self.pending if self.complete and self.report.status != "failed" else self._record_of(None)
         record.status, record.exit_code = self.report.status, self.report.exit_code
         record.ended = datetime.now().astimezone()

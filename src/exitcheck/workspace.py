@@ -41,6 +41,8 @@ from exitcheck.registers.schema import REGISTERS, field_names
 DEPARTMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: Keys that would put a secret into the file itself; the error says to name a variable instead.
+#: The longest retention: 100 years. Beyond it the cutoff date would fall before year 1.
+MAX_RETENTION_DAYS = 36500
 SECRET_KEYS = {"token": "token_env", "password": "password_env", "username": "username_env",
                "user": "username_env", "secret": "token_env"}
 
@@ -252,7 +254,7 @@ class WorkspaceConfig(_Strict):
     departments: dict[Annotated[str, Field(pattern=DEPARTMENT_ID)], Department] = Field(default_factory=dict)
     # For the nightly run (issue 5): accepted and kept, used by `exitcheck run`.
     townships: Townships | None = None
-    retention_days: int = Field(60, ge=1)
+    retention_days: int = 60
     # How `exitcheck run` audits (issue 8): `local` reads every register as one county in this
     # process; `dask` audits each entry of `registers` as a county, one task each, on the Dask
     # scheduler at `scheduler`, or on a local cluster of `workers` processes.
@@ -314,6 +316,14 @@ class WorkspaceConfig(_Strict):
         except ValueError as error:  # 2020-06-31: "day is out of range for month"
             raise Mistake(f"{text} 不是日历上存在的日期; 请写成 YYYY-MM-DD, 如 2020-06-30",
                           f"{text} is not a date in the calendar ({error}); write it YYYY-MM-DD, such as 2020-06-30") from None
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if not 1 <= value <= MAX_RETENTION_DAYS:
+            raise Mistake(f"应为 1 到 {MAX_RETENTION_DAYS} 天(100 年)之间的整数",
+                          f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS} (100 years)")
+        return value
 
     @field_validator("file_mode", mode="before")
     @classmethod

@@ -67,7 +67,7 @@ rules: @RULES@
 out: out
 # History (history.sqlite), delivery ledger (deliveries.sqlite), lock and logs (logs/).
 state: state
-# Run folders and logs hold personal data: they are deleted after this many days.
+# Run folders and logs hold personal data: they are deleted after this many days (1 to 36500).
 # The history keeps its counts for the burn-down.
 retention_days: 60
 # Output files are readable by their owner only.
