@@ -423,6 +423,22 @@ def test_retention_beyond_a_hundred_years_is_a_config_error_at_its_line(workspac
     nightly(run_cli, workspace, "2020-06-01", expect=0)
 
 
+@pytest.mark.parametrize("mode", ['"0666"', '"0604"', "0o601"])
+def test_a_file_mode_open_to_other_users_is_refused_at_its_line(workspace, run_cli, mode):
+    """The outputs name households: 0666 made them world-readable and world-writable."""
+    write_county(workspace, base_county())
+    (workspace / "exitcheck.yaml").write_text(CONFIG + f"file_mode: {mode}\n", encoding="utf-8")
+    where = config_line(workspace, "file_mode")
+    for lang, words in (("en", "must give other users no access"), ("zh", "不能给其他用户任何权限")):
+        result = run_cli("run", "--lang", lang, cwd=workspace)
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert f"{where}: file_mode: {words}" in result.stderr
+    assert not (workspace / "out").exists() and not (workspace / "outbox").exists()
+    (workspace / "exitcheck.yaml").write_text(CONFIG + 'file_mode: "0640"\n', encoding="utf-8")
+    run_id = nightly(run_cli, workspace, "2020-06-01", expect=0)
+    assert (workspace / "out" / run_id / "gaps.xlsx").stat().st_mode & 0o777 == 0o640
+
+
 # ---- outputs, deliveries, retention ----
 
 def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_cli):

@@ -340,6 +340,10 @@ class WorkspaceConfig(_Strict):
             raise ValueError("file_mode must be an octal mode such as '0600' (write it in quotes)")
         if value & 0o600 != 0o600:
             raise ValueError("file_mode must let the owner read and write (0600 at least)")
+        if value & 0o007:
+            raise Mistake("不能给其他用户任何权限(最后一位须为 0, 如 0600 或 0640): 输出文件含姓名、身份证号和收入等个人信息",
+                          "must give other users no access (the last digit 0, such as 0600 or 0640): "
+                          "the outputs hold names, ID numbers and incomes")
         return value
 
     @model_validator(mode="after")

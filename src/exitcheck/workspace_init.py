@@ -70,7 +70,8 @@ state: state
 # Run folders and logs hold personal data: they are deleted after this many days (1 to 36500).
 # The history keeps its counts for the burn-down.
 retention_days: 60
-# Output files are readable by their owner only.
+# Output files are readable by their owner only. A group may be let in ("0640"), other users
+# never: a mode that lets them in is refused.
 file_mode: "0600"
 # The reference date of the audit (ages, school ages). Leave it unset for a nightly run: each
 # run is then audited as of the day it runs, and the ages in `exitcheck diff` count real days.
