@@ -57,7 +57,9 @@ CONFIG_TEMPLATE = """\
 #   @CRONTAB@
 #
 # Exit codes: 0 nothing found, 1 gaps found, 3 an input unreadable (nothing delivered),
-# 4 this file or the rules invalid, 5 a delivery failed, 75 another run still going.
+# 4 this file or the rules invalid, 5 a delivery failed, 70 a bug (report it), 74 the history,
+# delivery ledger, output or state folder cannot be read or written (the message says which
+# file and how to fix it), 75 another run still going.
 
 # The county's registers: a workbook, a folder of workbooks, or a list of them.
 registers: @REGISTERS@
