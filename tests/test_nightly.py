@@ -3,6 +3,7 @@ and diff; fingerprints that survive moved rows; the lock; killed and failed runs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
@@ -94,6 +95,25 @@ def nightly(run_cli, folder: Path, as_of: str, *extra: str, expect: int = 1) -> 
 def gap_keys(folder: Path, run_id: str) -> set[tuple[str, str]]:
     gaps = json.loads((folder / "out" / run_id / "gaps.json").read_text(encoding="utf-8"))["gaps"]
     return {(g["rule"], g["household_id"]) for g in gaps}
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """`path` (a file, or a folder's entries) cannot be changed or deleted, for the owner too:
+    read-only by its mode, or for root, who ignores modes, immutable (chattr +i)."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        return
+    mode = path.stat().st_mode
+    path.chmod(mode & ~0o222)
+    try:
+        yield
+    finally:
+        path.chmod(mode)
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -420,6 +440,57 @@ def test_a_broken_config_exits_4_and_an_unknown_run_exits_2(workspace, run_cli):
     assert unknown.returncode == 2 and "20200101-020000" in unknown.stderr
 
 
+def config_line(folder: Path, key: str) -> str:
+    """'<folder>/exitcheck.yaml:<n>': where a key sits, as a configuration error names it."""
+    lines = (folder / "exitcheck.yaml").read_text(encoding="utf-8").splitlines()
+    number = next(n for n, line in enumerate(lines, 1) if line.startswith(f"{key}:"))
+    return f"{folder / 'exitcheck.yaml'}:{number}"
+
+
+@pytest.mark.parametrize("command", ["run", "history", "bands"])
+def test_an_impossible_as_of_is_a_config_error_at_its_line(workspace, run_cli, command):
+    """PyYAML reads 2020-06-31 as a date and fails with a bare ValueError: it was exit 70."""
+    write_county(workspace, base_county())
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "as_of: 2020-06-31\n", encoding="utf-8")
+    where = config_line(workspace, "as_of")
+    for lang, words in (("en", "2020-06-31 is not a date in the calendar"), ("zh", "2020-06-31 不是日历上存在的日期")):
+        result = run_cli(command, "--lang", lang, cwd=workspace)
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert f"{where}: as_of: {words}" in result.stderr and "internal" not in result.stderr
+    assert not (workspace / "out").exists()
+
+
+def test_retention_beyond_a_hundred_years_is_a_config_error_at_its_line(workspace, run_cli):
+    """1000000 days put the cutoff before year 1: every run ended with an OverflowError, after
+    its deliveries."""
+    write_county(workspace, base_county())
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "retention_days: 1000000\n", encoding="utf-8")
+    where = config_line(workspace, "retention_days")
+    for lang, words in (("en", "from 1 to 36500 (100 years)"), ("zh", "1 到 36500 天(100 年)之间")):
+        result = run_cli("run", "--lang", lang, cwd=workspace)
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert f"{where}: retention_days: " in result.stderr and words in result.stderr
+    assert not (workspace / "out").exists() and not (workspace / "outbox").exists()
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "retention_days: 36500\n", encoding="utf-8")
+    nightly(run_cli, workspace, "2020-06-01", expect=0)
+
+
+@pytest.mark.parametrize("mode", ['"0666"', '"0604"', "0o601"])
+def test_a_file_mode_open_to_other_users_is_refused_at_its_line(workspace, run_cli, mode):
+    """The outputs name households: 0666 made them world-readable and world-writable."""
+    write_county(workspace, base_county())
+    (workspace / "exitcheck.yaml").write_text(CONFIG + f"file_mode: {mode}\n", encoding="utf-8")
+    where = config_line(workspace, "file_mode")
+    for lang, words in (("en", "must give other users no access"), ("zh", "不能给其他用户任何权限")):
+        result = run_cli("run", "--lang", lang, cwd=workspace)
+        assert result.returncode == 4, result.stdout + result.stderr
+        assert f"{where}: file_mode: {words}" in result.stderr
+    assert not (workspace / "out").exists() and not (workspace / "outbox").exists()
+    (workspace / "exitcheck.yaml").write_text(CONFIG + 'file_mode: "0640"\n', encoding="utf-8")
+    run_id = nightly(run_cli, workspace, "2020-06-01", expect=0)
+    assert (workspace / "out" / run_id / "gaps.xlsx").stat().st_mode & 0o777 == 0o640
+
+
 # ---- outputs, deliveries, retention ----
 
 def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_cli):
@@ -570,6 +641,137 @@ def test_retention_prunes_old_run_folders_and_logs_but_keeps_counts(workspace, r
     refused = run_cli("diff", first, "--json", cwd=workspace)
     assert refused.returncode == 2
     assert len(diff_json(run_cli, workspace)["open"]) == 2
+
+
+def test_an_old_folder_retention_cannot_delete_is_a_warning_not_a_failed_night(workspace, run_cli):
+    """It was exit 70 every night, naming only 'gaps.json', with the rest of retention skipped
+    and the history saying exit 1 while run.json said 70."""
+    write_county(workspace, broken(0))
+    stuck, other = workspace / "out" / "20200101-000000", workspace / "out" / "20200102-000000"
+    for folder in (stuck, other):
+        folder.mkdir(parents=True)
+        (folder / "gaps.json").write_text("{}", encoding="utf-8")
+    old_log = workspace / "state" / "logs" / "20200102-000000.jsonl"
+    old_log.parent.mkdir(parents=True)
+    old_log.write_text("{}\n", encoding="utf-8")
+    with unwritable(stuck):
+        result = run_cli("run", "--lang", "en", "--as-of", "2020-06-01", cwd=workspace)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == ""  # nothing for cron to mail: the night did not fail
+    assert not other.exists() and not old_log.exists() and stuck.exists()  # the rest of retention ran
+    blocked = str(stuck / "gaps.json")
+    line = next(line for line in result.stdout.splitlines() if line.startswith("retention"))
+    assert f"warning: 1 could not be deleted, check the permissions (first: {blocked} (" in line
+    run_id = run_ids(workspace)[-1]
+    log = [json.loads(x) for x in (workspace / "state" / "logs" / f"{run_id}.jsonl").read_text(encoding="utf-8").splitlines()]
+    warnings = [e["message"] for e in log if e["event"] == "warning"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"cannot delete {blocked} (")
+    # The history says what the process said, as does run.json.
+    recorded = history(run_cli, workspace)[-1]
+    document = json.loads((workspace / "out" / run_id / "run.json").read_text(encoding="utf-8"))
+    assert recorded["id"] == run_id and recorded["exit_code"] == document["exit_code"] == 1
+    assert recorded["status"] == document["status"] == "findings"
+
+
+# ---- the workspace's own files: exit 74, before anything is read or sent ----
+
+def test_exit_74_ranks_after_configuration_and_before_inputs():
+    from exitcheck.errors import ExitCode, worst
+
+    assert ExitCode.WORKSPACE_FILES == 74
+    assert worst(70, 75, 2, 4, 74, 3, 5, 1, 0) == 70
+    assert [worst(74, code) for code in (75, 2, 4, 3, 5, 1, 0)] == [75, 2, 4, 74, 74, 74, 74]
+
+
+def fresh_lists(workspace: Path, run_cli) -> tuple[dict[str, str], list[str]]:
+    """One good night, then registers whose lists differ: the next run would deliver."""
+    write_county(workspace, broken(0))
+    nightly(run_cli, workspace, "2020-06-01")
+    write_county(workspace, broken(0, 1, 2))
+    return tree_digest(workspace / "outbox"), run_ids(workspace)
+
+
+def refused_74(workspace: Path, run_cli, before: tuple[dict[str, str], list[str]], *words: str) -> str:
+    """A run that stops with exit 74 before anything is audited, written or delivered."""
+    outbox, runs = before
+    for lang in ("zh", "en"):
+        result = run_cli("run", "--lang", lang, "--as-of", "2020-06-02", cwd=workspace)
+        assert result.returncode == 74, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr and "internal" not in result.stderr and "内部错误" not in result.stderr
+    assert all(word in result.stderr for word in words), result.stderr
+    assert tree_digest(workspace / "outbox") == outbox and run_ids(workspace) == runs
+    return result.stderr
+
+
+DAMAGED = b"this is not an SQLite database " * 200
+
+
+def test_a_damaged_history_is_exit_74_naming_it_for_run_history_and_diff(workspace, run_cli):
+    before = fresh_lists(workspace, run_cli)
+    database = workspace / "state" / "history.sqlite"
+    database.write_bytes(DAMAGED)
+    refused_74(workspace, run_cli, before, f"the run history {database} is damaged",
+               f"move it aside (mv {database} {database}.broken) and the next run makes a new one")
+    for command in ("history", "diff"):
+        result = run_cli(command, "--lang", "en", cwd=workspace)
+        assert result.returncode == 74 and f"the run history {database} is damaged" in result.stderr
+    # The advice works: a new history, and the run goes on.
+    database.rename(database.with_name("history.sqlite.broken"))
+    nightly(run_cli, workspace, "2020-06-02")
+    assert len(history(run_cli, workspace)) == 1
+
+
+def test_a_damaged_delivery_ledger_is_exit_74_naming_it_for_run_deliveries_and_bands(workspace, run_cli):
+    before = fresh_lists(workspace, run_cli)
+    ledger = workspace / "state" / "deliveries.sqlite"
+    ledger.write_bytes(DAMAGED)
+    refused_74(workspace, run_cli, before, f"the delivery ledger {ledger} is damaged", "gets its current list once more")
+    for command in (["deliveries"], ["bands", "--push-to", "all"]):
+        result = run_cli(*command, "--lang", "en", cwd=workspace)
+        assert result.returncode == 74 and f"the delivery ledger {ledger} is damaged" in result.stderr, result.stderr
+    assert tree_digest(workspace / "outbox") == before[0]
+
+
+def test_a_read_only_history_stops_the_run_before_it_delivers(workspace, run_cli):
+    """It audited, wrote and delivered, then failed to record: the run was lost for good."""
+    before = fresh_lists(workspace, run_cli)
+    database = workspace / "state" / "history.sqlite"
+    with unwritable(database):
+        refused_74(workspace, run_cli, before, f"cannot write the run history {database}",
+                   f"give the user that runs exitcheck write access to it and to the folder {database.parent}")
+    nightly(run_cli, workspace, "2020-06-02")
+    assert len(history(run_cli, workspace)) == 2
+
+
+@pytest.mark.parametrize(("key", "value"), [("out", "data/registers.xlsx"), ("state", "data/registers.xlsx/state")])
+def test_an_output_or_state_folder_that_cannot_be_made_is_exit_74(workspace, run_cli, key, value):
+    write_county(workspace, broken(0))
+    (workspace / "exitcheck.yaml").write_text(re.sub(rf"(?m)^{key}: .*$", f"{key}: {value}", CONFIG), encoding="utf-8")
+    result = run_cli("run", "--lang", "en", "--as-of", "2020-06-01", cwd=workspace)
+    assert result.returncode == 74, result.stdout + result.stderr
+    assert f"{workspace / value} cannot be a folder: a file stands in its way" in result.stderr
+    assert "point it at a folder in exitcheck.yaml" in result.stderr
+    assert not (workspace / "outbox").exists()
+
+
+def test_a_history_that_fails_after_the_deliveries_leaves_the_ledger_true(slow_workspace, run_cli):
+    """The history turns read-only while a delivery is on its way: the run ends with 74, it is
+    not in the history, and the ledger says what was delivered."""
+    folder, inbox = slow_workspace
+    run = start_run(folder)
+    assert inbox.arrived.wait(60)
+    run_id = holder(folder)["run"]
+    with unwritable(folder / "state" / "history.sqlite"):
+        inbox.release.set()
+        out, err = run.communicate(timeout=120)
+    assert run.returncode == 74, out + err
+    assert "本次运行未能记入历史, 投递情况见 exitcheck deliveries" in err and "history.sqlite" in err
+    assert run_id not in [r["id"] for r in history(run_cli, folder)]
+    attempts = json.loads(run_cli("deliveries", "--json", cwd=folder).stdout)["attempts"]
+    mine = {a["department"]: a["outcome"] for a in attempts if a["run_id"] == run_id}
+    assert mine["slow-office"] == "delivered" and mine["civil-affairs"] == "delivered"
+    document = json.loads((folder / "out" / run_id / "run.json").read_text(encoding="utf-8"))
+    assert document["exit_code"] == 74 and document["status"] == "findings"  # audited and delivered, not recorded
 
 
 # ---- init ----

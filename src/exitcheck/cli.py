@@ -2,7 +2,8 @@
 exit codes. Heavy modules are imported inside the commands so that `--help` is instant.
 
 Exit codes (README): 0 nothing found; 1 findings; 2 usage; 3 unreadable input; 4 rules or
-configuration invalid; 5 delivery failed; 70 internal error; 75 another run holds the lock.
+configuration invalid; 5 delivery failed; 70 internal error; 74 the workspace's own files (history,
+ledger, output or state folders) cannot be read or written; 75 another run holds the lock.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Exit codes and the errors the library raises instead of printing or exiting.
 
 The CLI maps each error to its exit code; where several apply, the worst wins in the order
-70, 4, 3, 5, 1, 0 (`worst`). Every message exists in Chinese and English.
+70, 75, 2, 4, 74, 3, 5, 1, 0 (`worst`). Every message exists in Chinese and English.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ class ExitCode(IntEnum):
     CONFIG = 4
     DELIVERY = 5
     INTERNAL = 70
+    #: sysexits' EX_IOERR: the workspace's own files (history, delivery ledger, output or state
+    #: folders) cannot be read or written. The clerk fixes the file; it is not a bug.
+    WORKSPACE_FILES = 74
     LOCKED = 75
 
 
 #: Severity order used to combine the outcomes of several steps (first = worst).
-_SEVERITY = (ExitCode.INTERNAL, ExitCode.LOCKED, ExitCode.USAGE, ExitCode.CONFIG, ExitCode.INPUT,
-             ExitCode.DELIVERY, ExitCode.FINDINGS, ExitCode.OK)
+_SEVERITY = (ExitCode.INTERNAL, ExitCode.LOCKED, ExitCode.USAGE, ExitCode.CONFIG, ExitCode.WORKSPACE_FILES,
+             ExitCode.INPUT, ExitCode.DELIVERY, ExitCode.FINDINGS, ExitCode.OK)
 
 
 def worst(*codes: int) -> int:
-    """The exit code that wins when several apply (70, 4, 3, 5, 1, 0)."""
+    """The exit code that wins when several apply (70, 75, 2, 4, 74, 3, 5, 1, 0)."""
     present = [ExitCode(code) for code in codes] or [ExitCode.OK]
     return int(min(present, key=_SEVERITY.index))
 
@@ -63,6 +66,17 @@ class ConfigError(ExitcheckError):
     """A rule set or a workspace configuration is invalid."""
 
     exit_code = ExitCode.CONFIG
+
+
+class WorkspaceFileError(ExitcheckError):
+    """A file or folder of the workspace's own cannot be read or written (exitcheck.state_files
+    words the message: the full path and how to fix it)."""
+
+    exit_code = ExitCode.WORKSPACE_FILES
+
+    def __init__(self, path: object, zh: str, en: str) -> None:
+        super().__init__(zh, en)
+        self.path = path
 
 
 class UsageError(ExitcheckError):

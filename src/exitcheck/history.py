@@ -42,6 +42,7 @@ import pandas as pd
 from exitcheck.errors import UsageError
 from exitcheck.i18n import did_you_mean
 from exitcheck.idcard import mask_text
+from exitcheck.state_files import HISTORY, prove_writable, workspace_files
 
 DB_NAME = "history.sqlite"
 Status = Literal["ok", "findings", "failed"]
@@ -267,25 +268,33 @@ def _sort_key(entry: DiffEntry) -> tuple[str, str, str, str]:
 # ---- the store ----
 
 class History:
-    """The history database of one workspace (state/history.sqlite)."""
+    """The history database of one workspace (state/history.sqlite). A file that cannot be
+    read or written is a WorkspaceFileError (exit 74) naming it."""
 
     def __init__(self, state: Path) -> None:
         self.path = Path(state) / DB_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():  # it names households: readable by its owner only
-            self.path.touch(mode=0o600)
+        with workspace_files(self.path, HISTORY):
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():  # it names households: readable by its owner only
+                self.path.touch(mode=0o600)
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # Autocommit mode with explicit BEGIN: a run is written in one transaction or not at all.
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA foreign_keys = ON")
-            yield db
-        finally:
-            db.close()
+        with workspace_files(self.path, HISTORY):
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                db.execute("PRAGMA foreign_keys = ON")
+                yield db
+            finally:
+                db.close()
+
+    def prove_writable(self) -> None:
+        """WorkspaceFileError now if the run could not be recorded at its end."""
+        with self._connect() as db:
+            prove_writable(db)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

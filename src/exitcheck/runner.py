@@ -14,6 +14,11 @@ and department lists come out as the local engine's over the same registers. Tow
 deliveries are then per county and township, named "<county>-<township>" (township names recur
 across counties). A county that cannot be read counts as an unreadable input.
 
+Before it reads anything the run proves that it can write what it must (the history, the
+delivery ledger, the output and log folders): a run that could not record what it delivered
+stops at once with exit 74 and the file to fix. An old run folder that retention cannot delete
+is a warning, never a failed night.
+
 The lock is filelock's OS lock on state/run.lock: the kernel drops it when the holder dies, so
 a run killed with SIGKILL never blocks the next one. Who holds it (run id, pid, start time) is
 kept in state/run.lock.json for the message a second run prints; the next run that finds that
@@ -30,6 +35,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -43,6 +49,7 @@ from exitcheck.history import History, RunRecord, Status, findings_from_gaps
 from exitcheck.i18n import pick
 from exitcheck.idcard import mask_text
 from exitcheck.report.files import file_stem, write_json
+from exitcheck.state_files import LOGS, OUTPUT, STATE, check_folder, workspace_files
 
 if TYPE_CHECKING:
     from exitcheck.audit import AuditResult, Gap
@@ -157,9 +164,10 @@ class RunLog:
     """state/logs/<run-id>.jsonl: one JSON object a line, ID numbers masked, owner-readable."""
 
     def __init__(self, path: Path, run_id: str, mode: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path, self.run_id = path, run_id
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+        with workspace_files(path, LOGS):
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
 
     def event(self, event: str, **fields: Any) -> None:
         record = {"time": datetime.now().astimezone().isoformat(timespec="seconds"), "run": self.run_id, "event": event, **fields}
@@ -180,11 +188,15 @@ def run(
     on_step: Callable[[Step], None] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunReport:
-    """The nightly job. LockedError (exit 75) at once if another run holds the lock."""
+    """The nightly job. LockedError (exit 75) at once if another run holds the lock;
+    WorkspaceFileError (exit 74) before anything is read or sent if the workspace's own files
+    cannot be written."""
     state = config.state
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = _acquire(state, lang)
+    with workspace_files(state, STATE):
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = _acquire(state, lang)
     try:
+        check_workspace(config)
         report = _Night(config, as_of, lang, on_step, environ).run()
         # Only a run that reached its end clears its details: after Ctrl-C they stay behind and
         # the next run records this one as interrupted, as it does for a killed one.
@@ -192,6 +204,22 @@ def run(
         return report
     finally:
         lock.release()
+
+
+def check_workspace(config: WorkspaceConfig) -> None:
+    """The history and the delivery ledger written to (and taken back), the output and log
+    folders made and written to: a run that could not record what it did must find out before
+    it audits and delivers, not after. WorkspaceFileError (exit 74) names the file."""
+    from exitcheck.delivery.ledger import open_ledger
+
+    History(config.state).prove_writable()
+    delivers = any(spec.deliver is not None for spec in config.departments.values()) or (
+        config.townships is not None and bool(config.townships.targets()))
+    if delivers:
+        with open_ledger(config.state) as ledger:
+            ledger.prove_writable()
+    check_folder(config.out, OUTPUT)
+    check_folder(config.state / LOG_DIR, LOGS)
 
 
 class _Night:
@@ -213,8 +241,9 @@ class _Night:
     def run(self) -> RunReport:
         interrupted = self._recover()
         self.run_id = self.history.new_run_id(self.started, taken=self._names_in_use())
-        write_json(self.config.state / HOLDER_NAME, {"run": self.run_id, "pid": os.getpid(), "host": socket.gethostname(),
-                                                    "started": self.started.isoformat(timespec="seconds")})
+        with workspace_files(self.config.state / HOLDER_NAME, STATE):
+            write_json(self.config.state / HOLDER_NAME, {"run": self.run_id, "pid": os.getpid(), "host": socket.gethostname(),
+                                                        "started": self.started.isoformat(timespec="seconds")})
         self.folder = self.config.out / self.run_id
         self.report = RunReport(self.run_id, None)
         self.log = RunLog(self.config.state / LOG_DIR / f"{self.run_id}.jsonl", self.run_id, self.config.file_mode)
@@ -240,9 +269,10 @@ class _Night:
     def _steps(self) -> None:
         try:
             self._load_and_audit()
-            self._outputs()
-            self.complete = not self.inputs_failed
-            self._bands()
+            with workspace_files(self.folder, OUTPUT):
+                self._outputs()
+                self.complete = not self.inputs_failed
+                self._bands()
             self._departments()
             self._townships()
         except _Stop:
@@ -255,19 +285,32 @@ class _Night:
                       f"internal error ({type(error).__name__}: {error}); see {self.log.path}")
 
     def _finish(self) -> None:
-        """History, retention and run.json, each attempted even when an earlier one failed."""
-        self.report.status = ("findings" if self.result and self.result.gaps else "ok") if self.complete else "failed"
-        if self.report.exit_code == ExitCode.INTERNAL:
-            self.report.status = "failed"
-        for action in (self._record, self._retention):
+        """Retention, the history and run.json, each attempted even when an earlier one failed.
+        The history comes after every other step, so that it records the exit code the run
+        returns (only a failure to record comes later, and then nothing is recorded)."""
+        for action in (self._retention, self._record):
             try:
                 action()
+            except ExitcheckError as error:  # the history cannot be written (exit 74)
+                zh, en = error.zh, error.en
+                if action == self._record:  # the ledger, written as each delivery went, still says what was sent
+                    zh += "; 本次运行未能记入历史, 投递情况见 exitcheck deliveries"
+                    en += "; this run is not in the history; its deliveries are in exitcheck deliveries"
+                self.step(action.__name__.strip("_"), error.exit_code, zh, en)
             except Exception as error:
                 self.log.event("traceback", text=traceback.format_exc())
                 self.step(action.__name__.strip("_"), ExitCode.INTERNAL, f"内部错误({type(error).__name__}: {error})",
                           f"internal error ({type(error).__name__}: {error})")
         if self.folder.is_dir():
-            write_json(self.folder / "run.json", self.report.to_dict(), self.config.file_mode)
+            try:
+                write_json(self.folder / "run.json", self.report.to_dict(), self.config.file_mode)
+            except OSError as error:  # the outputs are written and the run recorded: the log says it
+                self.log.event("warning", path=str(self.folder / "run.json"), message=f"run.json not written: {error}")
+
+    def _status(self) -> Status:
+        if not self.complete or self.report.exit_code == ExitCode.INTERNAL:
+            return "failed"
+        return "findings" if self.result and self.result.gaps else "ok"
 
     # -- steps --
 
@@ -521,6 +564,7 @@ class _Night:
                              "receipt": o.receipt, "error": o.error} for o in outcomes])
 
     def _record(self) -> None:
+        self.report.status = self._status()
         record = self.pending if self.complete and self.report.status != "failed" else self._record_of(None)
         record.status, record.exit_code = self.report.status, self.report.exit_code
         record.ended = datetime.now().astimezone()
@@ -551,14 +595,23 @@ class _Night:
         return record
 
     def _retention(self) -> None:
+        """Old run folders, logs and findings deleted. What cannot be deleted is a warning in the
+        log and the step's line, never a failed night: the rest is still deleted, and the next
+        night tries again."""
         days = self.config.retention_days
         cutoff = datetime.now().astimezone() - timedelta(days=days)
-        folders = _prune(self.config.out, cutoff, keep=self.run_id, suffix="")
-        logs = _prune(self.config.state / LOG_DIR, cutoff, keep=self.run_id, suffix=".jsonl")
+        stuck: list[str] = []
+        folders = _prune(self.config.out, cutoff, keep=self.run_id, suffix="", stuck=stuck)
+        logs = _prune(self.config.state / LOG_DIR, cutoff, keep=self.run_id, suffix=".jsonl", stuck=stuck)
+        for problem in stuck:
+            self.log.event("warning", step="retention", message=f"cannot delete {problem}")
         pruned = self.history.prune_findings(cutoff, keep=[self.run_id])
-        self.step("retention", ExitCode.OK,
-                  f"保留 {days} 天: 删除旧运行目录 {folders} 个, 日志 {logs} 个, 历史中 {pruned} 次运行只保留计数",
-                  f"retention {days} days: {folders} old run folders and {logs} logs deleted, {pruned} runs reduced to counts in the history")
+        zh = f"保留 {days} 天: 删除旧运行目录 {folders} 个, 日志 {logs} 个, 历史中 {pruned} 次运行只保留计数"
+        en = f"retention {days} days: {folders} old run folders and {logs} logs deleted, {pruned} runs reduced to counts in the history"
+        if stuck:
+            zh += f"; 警告: {len(stuck)} 处无法删除, 请检查权限(首个: {stuck[0]}; 全部见 {self.log.path})"
+            en += f"; warning: {len(stuck)} could not be deleted, check the permissions (first: {stuck[0]}; all in {self.log.path})"
+        self.step("retention", ExitCode.OK, zh, en)
 
     # -- helpers --
 
@@ -636,23 +689,42 @@ def _gaps_digest(gaps: list[Gap]) -> str:
     return hashlib.sha256(canonical_json(rows)).hexdigest()
 
 
-def _prune(folder: Path, cutoff: datetime, *, keep: str, suffix: str) -> int:
+def _prune(folder: Path, cutoff: datetime, *, keep: str, suffix: str, stuck: list[str]) -> int:
     """Delete run folders (suffix "") or logs (".jsonl") named by a run id older than `cutoff`.
-    Only names that are run ids: nothing else a user keeps in out/ is ever touched."""
+    Only names that are run ids: nothing else a user keeps in out/ is ever touched. What cannot
+    be deleted is added to `stuck` ("<full path> (<reason>)") and the others are still deleted."""
     if not folder.is_dir():
         return 0
     limit = cutoff.replace(tzinfo=None)  # run ids are local times
     removed = 0
-    for path in folder.iterdir():
+    for path in sorted(folder.iterdir()):
         stem = path.name.removesuffix(suffix) if suffix else path.name
         match = RUN_ID.match(stem)
         if not match or stem == keep or (suffix and not path.name.endswith(suffix)) or path.is_symlink():
             continue
         if datetime.strptime(match.group(1), "%Y%m%d-%H%M%S") >= limit:
             continue
+        before = len(stuck)
+        _delete(path, stuck)
+        removed += len(stuck) == before
+    return removed
+
+
+def _delete(path: Path, stuck: list[str]) -> None:
+    """Delete a file or a whole folder, noting each entry that refuses by its full path."""
+
+    def refused(_function: Any, name: str | Path, error: Any) -> None:
+        name = os.fspath(name)
+        error = error[1] if isinstance(error, tuple) else error  # onerror (3.11) gives exc_info
+        if any(problem.startswith(name + os.sep) for problem in stuck):
+            return  # a folder left non-empty by an entry already noted
+        stuck.append(f"{name} ({getattr(error, 'strerror', None) or error})")
+
+    try:
         if path.is_dir():
-            shutil.rmtree(path)
+            # The rest of the folder is deleted around an entry that refuses.
+            shutil.rmtree(path, **({"onexc": refused} if sys.version_info >= (3, 12) else {"onerror": refused}))
         else:
             path.unlink()
-        removed += 1
-    return removed
+    except OSError as error:
+        refused(None, str(path), error)

@@ -41,6 +41,8 @@ from exitcheck.registers.schema import REGISTERS, field_names
 DEPARTMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: Keys that would put a secret into the file itself; the error says to name a variable instead.
+#: The longest retention: 100 years. Beyond it the cutoff date would fall before year 1.
+MAX_RETENTION_DAYS = 36500
 SECRET_KEYS = {"token": "token_env", "password": "password_env", "username": "username_env",
                "user": "username_env", "secret": "token_env"}
 
@@ -49,13 +51,25 @@ EnvName = Annotated[str, Field(pattern=ENV_NAME)]
 SCHEDULER = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?/?")
 
 
+class Mistake(ValueError):
+    """A validator's complaint in both languages: pydantic keeps the exception in the error's
+    context, where `_config_error` finds the Chinese text."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.zh = zh
+
+
 class _Loader(yaml.SafeLoader):
     """YAML as people read it: `4200_4500` (a band id) stays text. YAML 1.1 reads digits with
-    underscores as the number 42004500, which would turn the issue's own example into nonsense."""
+    underscores as the number 42004500, which would turn the issue's own example into nonsense.
+    A date stays text too, for pydantic to check at its key: PyYAML's own reading of
+    `2020-06-31` raises a bare ValueError that knows neither the key nor the line."""
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
@@ -240,7 +254,7 @@ class WorkspaceConfig(_Strict):
     departments: dict[Annotated[str, Field(pattern=DEPARTMENT_ID)], Department] = Field(default_factory=dict)
     # For the nightly run (issue 5): accepted and kept, used by `exitcheck run`.
     townships: Townships | None = None
-    retention_days: int = Field(60, ge=1)
+    retention_days: int = 60
     # How `exitcheck run` audits (issue 8): `local` reads every register as one county in this
     # process; `dask` audits each entry of `registers` as a county, one task each, on the Dask
     # scheduler at `scheduler`, or on a local cluster of `workers` processes.
@@ -288,6 +302,29 @@ class WorkspaceConfig(_Strict):
             raise ValueError("sizes the local cluster only; the cluster at scheduler: has its own workers")
         return value
 
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _day(cls, value: Any) -> Any:
+        """A calendar date written YYYY-MM-DD; the message says what is wrong with it."""
+        if value is None or isinstance(value, date):
+            return value
+        text = str(value).strip()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise Mistake("应为 YYYY-MM-DD 格式的日期, 如 2020-06-30", "must be a date written YYYY-MM-DD, such as 2020-06-30")
+        try:
+            return date.fromisoformat(text)
+        except ValueError as error:  # 2020-06-31: "day is out of range for month"
+            raise Mistake(f"{text} 不是日历上存在的日期; 请写成 YYYY-MM-DD, 如 2020-06-30",
+                          f"{text} is not a date in the calendar ({error}); write it YYYY-MM-DD, such as 2020-06-30") from None
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if not 1 <= value <= MAX_RETENTION_DAYS:
+            raise Mistake(f"应为 1 到 {MAX_RETENTION_DAYS} 天(100 年)之间的整数",
+                          f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS} (100 years)")
+        return value
+
     @field_validator("file_mode", mode="before")
     @classmethod
     def _mode(cls, value: Any) -> int:
@@ -303,6 +340,10 @@ class WorkspaceConfig(_Strict):
             raise ValueError("file_mode must be an octal mode such as '0600' (write it in quotes)")
         if value & 0o600 != 0o600:
             raise ValueError("file_mode must let the owner read and write (0600 at least)")
+        if value & 0o007:
+            raise Mistake("不能给其他用户任何权限(最后一位须为 0, 如 0600 或 0640): 输出文件含姓名、身份证号和收入等个人信息",
+                          "must give other users no access (the last digit 0, such as 0600 or 0640): "
+                          "the outputs hold names, ID numbers and incomes")
         return value
 
     @model_validator(mode="after")
@@ -359,7 +400,7 @@ def load_config(path: Path) -> WorkspaceConfig:
         raise ConfigError(f"{path}: 工作区配置应为 UTF-8 编码", f"{path}: the workspace configuration must be UTF-8") from None
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader with stricter numbers
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # ValueError: an explicit tag such as `!!int x`
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or exc
@@ -393,6 +434,8 @@ def _config_error(path: Path, text: str, exc: ValidationError) -> ConfigError:
     where = f"{path}:{line}" if line else str(path)
     dotted = ".".join(str(part) for part in location)
     message = first["msg"].removeprefix("Value error, ")
+    mistake = first.get("ctx", {}).get("error")
+    message_zh = mistake.zh if isinstance(mistake, Mistake) else message
     if first["type"] == "extra_forbidden" and location and location[-1] in SECRET_KEYS:
         variable = SECRET_KEYS[str(location[-1])]
         return ConfigError(
@@ -403,7 +446,7 @@ def _config_error(path: Path, text: str, exc: ValidationError) -> ConfigError:
         known = _known_keys(location[:-1])
         hint = did_you_mean(str(location[-1]), known)[1]
         return ConfigError(f"{where}: {dotted}: 未知的设置项{hint}", f"{where}: {dotted}: unknown setting{hint}")
-    return ConfigError(f"{where}: {dotted}: {message}", f"{where}: {dotted}: {message}")
+    return ConfigError(f"{where}: {dotted}: {message_zh}", f"{where}: {dotted}: {message}")
 
 
 def _yaml_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:

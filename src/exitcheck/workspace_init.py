@@ -57,7 +57,9 @@ CONFIG_TEMPLATE = """\
 #   @CRONTAB@
 #
 # Exit codes: 0 nothing found, 1 gaps found, 3 an input unreadable (nothing delivered),
-# 4 this file or the rules invalid, 5 a delivery failed, 75 another run still going.
+# 4 this file or the rules invalid, 5 a delivery failed, 70 a bug (report it), 74 the history,
+# delivery ledger, output or state folder cannot be read or written (the message says which
+# file and how to fix it), 75 another run still going.
 
 # The county's registers: a workbook, a folder of workbooks, or a list of them.
 registers: @REGISTERS@
@@ -67,10 +69,11 @@ rules: @RULES@
 out: out
 # History (history.sqlite), delivery ledger (deliveries.sqlite), lock and logs (logs/).
 state: state
-# Run folders and logs hold personal data: they are deleted after this many days.
+# Run folders and logs hold personal data: they are deleted after this many days (1 to 36500).
 # The history keeps its counts for the burn-down.
 retention_days: 60
-# Output files are readable by their owner only.
+# Output files are readable by their owner only. A group may be let in ("0640"), other users
+# never: a mode that lets them in is refused.
 file_mode: "0600"
 # The reference date of the audit (ages, school ages). Leave it unset for a nightly run: each
 # run is then audited as of the day it runs, and the ages in `exitcheck diff` count real days.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from exitcheck.idcard import mask_text
+from exitcheck.state_files import LEDGER, prove_writable, workspace_files
 
 FILE_NAME = "deliveries.sqlite"
 PENDING, DELIVERED, UNCHANGED, FAILED = "pending", "delivered", "unchanged", "failed"
@@ -74,16 +75,31 @@ def now() -> str:
 
 class Ledger:
     """The attempts table of one workspace. Opening creates the state folder and the file,
-    readable by their owner only."""
+    readable by their owner only. A file that cannot be read or written is a
+    WorkspaceFileError (exit 74) naming it."""
 
     def __init__(self, state: Path) -> None:
-        state.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = state / FILE_NAME
-        if not self.path.exists():
-            self.path.touch(mode=0o600)
-        self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        with workspace_files(self.path, LEDGER):
+            state.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():
+                self.path.touch(mode=0o600)
+            self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._connection.row_factory = sqlite3.Row
-        self._connection.executescript(_SCHEMA)
+        try:
+            with self._file():
+                self._connection.executescript(_SCHEMA)
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def _file(self) -> contextlib.AbstractContextManager[None]:
+        return workspace_files(self.path, LEDGER)
+
+    def prove_writable(self) -> None:
+        """WorkspaceFileError now if a delivery could not be written down."""
+        with self._file():
+            prove_writable(self._connection)
 
     def close(self) -> None:
         self._connection.close()
@@ -96,13 +112,14 @@ class Ledger:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._connection
-        except BaseException:
-            self._connection.execute("ROLLBACK")
-            raise
-        self._connection.execute("COMMIT")
+        with self._file():
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
 
     def begin(self, *, attempt_id: str, run_id: str | None, department: str, transport: str, target: str,
               digest: str, rows: int, as_of: str | None, outcome: str = PENDING) -> None:
@@ -125,10 +142,11 @@ class Ledger:
 
     def last_delivered(self, department: str, target: str) -> Attempt | None:
         """The last successful delivery of anything to this department at this target."""
-        row = self._connection.execute(
-            "SELECT * FROM attempts WHERE department = ? AND target = ? AND outcome = ? ORDER BY id DESC LIMIT 1",
-            (department, target, DELIVERED),
-        ).fetchone()
+        with self._file():
+            row = self._connection.execute(
+                "SELECT * FROM attempts WHERE department = ? AND target = ? AND outcome = ? ORDER BY id DESC LIMIT 1",
+                (department, target, DELIVERED),
+            ).fetchone()
         return _attempt(row) if row else None
 
     def attempts(self, department: str | None = None, limit: int | None = None) -> list[Attempt]:
@@ -141,21 +159,23 @@ class Ledger:
         if limit:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [_attempt(row) for row in self._connection.execute(sql, params)]
+        with self._file():
+            return [_attempt(row) for row in self._connection.execute(sql, params)]
 
     def failing(self, threshold: int = FAILING_RUNS) -> dict[str, int]:
         """Departments whose last `threshold` or more attempts all failed (an interrupted,
         still pending attempt counts as failed), with the length of the streak: the failed
         attempts after the department's last good one (delivered or unchanged)."""
-        rows = self._connection.execute(
-            """
-            SELECT a.department, COUNT(*) AS streak FROM attempts a
-            WHERE a.outcome IN (?, ?) AND a.id > COALESCE(
-                (SELECT MAX(b.id) FROM attempts b WHERE b.department = a.department AND b.outcome NOT IN (?, ?)), 0)
-            GROUP BY a.department HAVING COUNT(*) >= ? ORDER BY a.department
-            """,
-            (FAILED, PENDING, FAILED, PENDING, threshold),
-        ).fetchall()
+        with self._file():
+            rows = self._connection.execute(
+                """
+                SELECT a.department, COUNT(*) AS streak FROM attempts a
+                WHERE a.outcome IN (?, ?) AND a.id > COALESCE(
+                    (SELECT MAX(b.id) FROM attempts b WHERE b.department = a.department AND b.outcome NOT IN (?, ?)), 0)
+                GROUP BY a.department HAVING COUNT(*) >= ? ORDER BY a.department
+                """,
+                (FAILED, PENDING, FAILED, PENDING, threshold),
+            ).fetchall()
         return {row["department"]: int(row["streak"]) for row in rows}
 
 
@@ -172,5 +192,6 @@ def _masked(text: str | None) -> str | None:
 def open_ledger(state: Path) -> Ledger:
     """The ledger of a workspace's state folder, created on first use."""
     ledger = Ledger(state)
-    os.chmod(ledger.path, 0o600)
+    with ledger._file():
+        os.chmod(ledger.path, 0o600)
     return ledger
