@@ -281,6 +281,36 @@ def test_township_book_summarises_its_own_township(tmp_path, run_cli, lang):
     assert [row[0] for row in towns] == ["中所镇", "越城镇"]
 
 
+
+def _issue_rows(sheet):
+    return [(row[0], row[3], row[4], row[5]) for row in sheet.iter_rows(min_row=2, values_only=True)]  # code, file, sheet, row
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_data_issue_reaches_a_township_book_or_the_county_sheet_of_issues_of_no_township(tmp_path, run_cli, lang):
+    import openpyxl
+
+    county = planted_gaps()
+    county.members.append(member("513434009999", "无户者", make_id(date(1980, 1, 1), 95, True), "户主", "男", "1980-01-01"))
+    path = county.write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--split-by", "township", "--lang", lang)
+    en = lang == "en"
+    issues_sheet, apart = ("Data issues", "Issues of no township") if en else ("数据问题", "不属任何乡镇的数据问题")
+    books = {p.stem: openpyxl.load_workbook(p) for p in (out / "townships").iterdir()}
+    delivered = [row for book in books.values() for row in _issue_rows(book[issues_sheet])]
+    whole = openpyxl.load_workbook(out / "gaps.xlsx")
+    unassigned = _issue_rows(whole[apart])
+    assert [row[0] for row in unassigned] == ["orphan_member"]  # its household id names no household, so no township
+    assert ("missing_value", str(path), "村表", 4) in _issue_rows(books["越城镇"][issues_sheet])  # 瓦曲村's blank clinic
+    assert sorted(delivered + unassigned) == sorted(_issue_rows(whole[issues_sheet]))
+    _, facts, _, _ = _summary(whole, "Summary" if en else "汇总")
+    label = (f"Data issues of no township (in no township's book; see sheet {apart})" if en
+             else f"不属任何乡镇的数据问题(不在乡镇工作簿中, 见工作表 {apart})")
+    assert facts[label] == 1
+    assert all(apart not in book.sheetnames for book in books.values())
+
+
 # Each yes/no indicator: '否' on one unit fails exactly that rule for that unit; '是' passes.
 YES_NO_RULES = [
     ("water", "households", 0, "安全饮水", H[0]),

@@ -298,12 +298,13 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
     """The county's book; with `place`, that township's book, of its `gaps` and `issues`."""
     gaps = result.gaps if gaps is None else gaps
     issues = result.data_issues if issues is None else issues
+    unassigned = issues_by_township(result)[1] if place is None else []
     lang = result.lang
     t = chooser(lang)
     lead = [10] if multi_county(result) else []  # the county column
     with atomic_path(path, mode) as temp:
         workbook = open_workbook(temp)
-        _summary_sheet(workbook, result, gaps, place)
+        _summary_sheet(workbook, result, gaps, place, len(unassigned))
         if lead and place is None:
             _counties_sheet(workbook, result, gaps)
         frame, headers = household_sheet(result, gaps)
@@ -323,11 +324,13 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
 
             add_progress_sheet(workbook, progress, lang)
         add_issues_sheet(workbook, issues, lang, t("数据问题", "Data issues"))
+        if unassigned:
+            add_issues_sheet(workbook, unassigned, lang, t(*UNASSIGNED_SHEET))
         workbook.close()
     return path
 
 
-def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], place: Place | None) -> None:
+def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], place: Place | None, unassigned: int) -> None:
     """The 汇总 sheet: the county's (with `place`, that township's) figures, then the counts
     per rule and per township (in a township's book, its own row only)."""
     lang = result.lang
@@ -344,7 +347,7 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], plac
     towns = by_township(result, gaps)
     if place is not None:
         towns = _own_rows(result, towns, place)
-    facts = _county_facts(result) if place is None else _township_facts(result, towns)
+    facts = _county_facts(result, unassigned) if place is None else _township_facts(result, towns)
     for row, (label, value) in enumerate(facts, start=2):
         sheet.write_string(row, 0, label)
         if isinstance(value, float):
@@ -403,8 +406,11 @@ def _indicator_chart(workbook: Any, sheet: Any, t: Any, top: int, count: int) ->
     sheet.insert_chart(2, 8, chart)
 
 
-def _county_facts(result: AuditResult) -> list[tuple[str, Any]]:
-    """The county's (or the counties') figures."""
+UNASSIGNED_SHEET = ("不属任何乡镇的数据问题", "Issues of no township")
+
+
+def _county_facts(result: AuditResult, unassigned: int) -> list[tuple[str, Any]]:
+    """The county's (or the counties') figures, and how many data issues reach no township."""
     t = chooser(result.lang)
     summary = result.summary()
     facts = [
@@ -418,6 +424,9 @@ def _county_facts(result: AuditResult) -> list[tuple[str, Any]]:
         else (t("合计贫困发生率(各县贫困人口之和/户籍人口之和)", "Poverty incidence, all counties (summed)"), summary["incidence"].get("all")),
         (t("认可度", "Satisfaction"), summary["satisfaction_rate"]),
     ]
+    if unassigned:  # they reach no township's book: say where they are
+        facts.append((t(f"不属任何乡镇的数据问题(不在乡镇工作簿中, 见工作表 {UNASSIGNED_SHEET[0]})",
+                        f"Data issues of no township (in no township's book; see sheet {UNASSIGNED_SHEET[1]})"), unassigned))
     return facts
 
 
@@ -543,25 +552,46 @@ def township_places(result: AuditResult) -> list[Place]:
 
 
 def issues_by_township(result: AuditResult) -> tuple[dict[Place, list[DataIssue]], list[DataIssue]]:
-    """Each data issue under the township of its household (a township fixes its own rows), and
-    apart the issues of no known township: a member whose household is not in the household
-    sheet (the register format ties no township to an id's digits, so its household id tells
-    none), a household whose township is blank, a village's or a whole sheet's issue."""
+    """Each data issue under the township of its household, or of its row of the village or
+    township register (a township fixes its own rows), and apart the issues of no known
+    township: a member whose household is not in the household sheet (the register format ties
+    no township to an id's digits, so its household id tells none), a household whose township
+    is blank, a missing column. Those are the county office's to settle; its book lists them on
+    a sheet of their own."""
     households = result.frames["household"]
     households = households[households["household_id"].isin({issue.household_id for issue in result.data_issues})]
     counties = households["county"] if multi_county(result) else [None] * len(households)
     towns: dict[HouseholdKey, Any] = {}
     for county, household, township in zip(counties, households["household_id"], households["township"], strict=True):
         towns.setdefault((county, household), township)  # a repeated id: its first row, as everywhere
+    rows = _register_row_townships(result)
     grouped: dict[Place, list[DataIssue]] = {}
     unassigned: list[DataIssue] = []
     for issue in result.data_issues:
-        township = plain(towns.get(household_key(issue)))
-        if issue.household_id is None or township is None:
+        if issue.household_id is None:
+            township = plain(rows.get((issue.file, issue.sheet, issue.row)))
+        else:
+            township = plain(towns.get(household_key(issue)))
+        if township is None:
             unassigned.append(issue)
         else:
             grouped.setdefault((issue.county, str(township)), []).append(issue)
     return grouped, unassigned
+
+
+def _register_row_townships(result: AuditResult) -> dict[tuple[str, str, int], Any]:
+    """The township of each row of the village and township registers, by (file, sheet, Excel
+    row). Several counties' results keep no register rows: there such issues stay apart."""
+    if multi_county(result):
+        return {}
+    sources = result.registers.sources
+    rows: dict[tuple[str, str, int], Any] = {}
+    for name in ("villages", "townships"):
+        table = result.parsed.tables.get(name)
+        if table is not None:
+            for src, row, township in zip(table["_src"], table["_row"], table["township"], strict=True):
+                rows[sources[int(src)].file, sources[int(src)].sheet, int(row)] = township
+    return rows
 
 
 def _safe_name(text: str, default: str) -> str:
