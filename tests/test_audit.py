@@ -311,6 +311,24 @@ def test_every_data_issue_reaches_a_township_book_or_the_county_sheet_of_issues_
     assert all(apart not in book.sheetnames for book in books.values())
 
 
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_empty_gap_list_says_there_is_none_and_filters_nothing(tmp_path, run_cli, lang):
+    import openpyxl
+
+    county = planted_gaps()
+    county.households[4]["认可度"] = "满意"  # no county-level gap left: all satisfied, 3 poor people of 800
+    path = county.write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--lang", lang)
+    book = openpyxl.load_workbook(out / "gaps.xlsx")
+    county = book["County" if lang == "en" else "县"]
+    assert county["A2"].value == ("No county indicator fails or is unknown" if lang == "en" else "没有未达标或待核实的县级指标")
+    assert county.max_row == 2 and not county.auto_filter.ref
+    villages = book["Villages" if lang == "en" else "村清单"]  # a list with rows keeps its filter, over its rows only
+    assert villages.auto_filter.ref == f"A1:{villages.cell(row=1, column=villages.max_column).column_letter}{villages.max_row}"
+
+
 # Each yes/no indicator: '否' on one unit fails exactly that rule for that unit; '是' passes.
 YES_NO_RULES = [
     ("water", "households", 0, "安全饮水", H[0]),

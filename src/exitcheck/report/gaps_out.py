@@ -40,6 +40,12 @@ DEPARTMENTS = {
     "poverty-office": ("扶贫开发局", "Poverty-alleviation office"),
 }
 STATE_LABEL = {"audited": ("已核查", "audited"), "unreadable": ("无法读取", "unreadable")}
+#: The line of a gap list with no row, by level.
+NONE_AT_LEVEL = {
+    "village": ("没有未达标或待核实的村级指标", "No village indicator fails or is unknown"),
+    "township": ("没有未达标或待核实的乡镇级指标", "No township indicator fails or is unknown"),
+    "county": ("没有未达标或待核实的县级指标", "No county indicator fails or is unknown"),
+}
 STATUS_LABEL = {"fail": ("未达标", "fail"), "unknown": ("待核实", "unknown")}
 LEVEL_LABEL = {"member": ("成员", "member"), "household": ("户", "household"), "village": ("村", "village"),
                "township": ("乡镇", "township"), "county": ("县", "county")}
@@ -311,14 +317,16 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
         marks = sum(1 for column in frame.columns if column in result.evaluation.outcomes)
         widths = [*lead, *HOUSEHOLD_WIDTHS, *([5] * marks), 48, 8, 12]
         write_table(workbook, t("户清单", "Households"), frame, headers, widths=widths,
-                    wrap_columns=[len(lead) + len(HOUSEHOLD_WIDTHS) + marks])
+                    wrap_columns=[len(lead) + len(HOUSEHOLD_WIDTHS) + marks],
+                    none_note=t("没有指标未达标或待核实的户", "No household has a failing or unknown indicator"))
         # A township's book has no county sheet: the county's own findings are never its gaps.
         levels = (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County")))
         for level, name in levels[:2] if place else levels:
             frame, headers = unit_sheet(result, gaps, level)
-            write_table(workbook, name, frame, headers)
+            write_table(workbook, name, frame, headers, none_note=t(*NONE_AT_LEVEL[level]))
         frame, headers = risk_sheet(result, gaps)
-        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, 22, 10, 40, 14])
+        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, 22, 10, 40, 14],
+                    none_note=t("没有风险户", "No household at risk"))
         if progress is not None:
             from exitcheck.report.progress_sheet import add_progress_sheet
 
