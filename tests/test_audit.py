@@ -233,6 +233,103 @@ def test_township_books_hold_only_their_township(tmp_path, run_cli):
     assert issue_households <= {H[3], H[4], H[5], None}
 
 
+
+def _summary(book, sheet_name):
+    """The 汇总 sheet read back: the facts (label -> value), the rule rows and the township rows."""
+    rows = [[cell for cell in row] for row in book[sheet_name].iter_rows(values_only=True)]
+    blank = [i for i, row in enumerate(rows) if not any(v is not None for v in row[:7])]
+    facts = {row[0]: row[1] for row in rows[2:blank[1]]}
+    rule_top = blank[1] + 1
+    rule_end = next(i for i in blank if i > rule_top)
+    rules = {row[0]: row[3:5] for row in rows[rule_top + 1:rule_end]}
+    towns = [row[:7] for row in rows[rule_end + 2:] if row[0] is not None]
+    return rows[0][0], facts, rules, towns
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_township_book_summarises_its_own_township(tmp_path, run_cli, lang):
+    import openpyxl
+
+    path = planted_gaps().write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--split-by", "township", "--lang", lang)
+    result = audit(exitcheck.load([path]), as_of=AS_OF)
+    en = lang == "en"
+    for township in ("中所镇", "越城镇"):
+        book = openpyxl.load_workbook(out / "townships" / f"{township}.xlsx")
+        title, facts, rules, towns = _summary(book, "Summary" if en else "汇总")
+        assert title.startswith(f"{township}: exit indicator audit" if en else f"{township} 脱贫退出核查汇总")
+        own = [g for g in result.gaps if g.township == township]
+        failing = {g.household_id for g in own if g.kind == "indicator" and g.level in ("household", "member") and g.status == "fail"}
+        assert facts["Households" if en else "户数"] == 3  # the county has 6
+        assert facts["Households with a failing indicator" if en else "有未达标指标的户"] == len(failing)
+        assert ("Townships" if en else "乡镇") not in facts and ("County poverty incidence" if en else "全县贫困发生率") not in facts
+        for rule, (fail, unknown) in rules.items():
+            assert [fail, unknown] == [sum(g.rule == rule and g.status == s for g in own) for s in ("fail", "unknown")], (township, rule)
+        assert "income" in rules and "county_incidence" not in rules  # the county's own rules are not a township's
+        assert [row[0] for row in towns] == [township]  # no other township's row, right or wrong
+        assert ("County" if en else "县") not in book.sheetnames
+    book = openpyxl.load_workbook(out / "townships" / "中所镇.xlsx")
+    _, facts, rules, _ = _summary(book, "Summary" if en else "汇总")
+    assert rules["income"] == [0, 0]  # the county's one income fail is in 越城镇
+    assert facts["Living members" if en else "在世成员"] == 9
+    incidence = "Township poverty incidence (its villages' poor people / population)" if en else "乡镇贫困发生率(各村贫困人口之和/户籍人口之和)"
+    assert facts[incidence] == pytest.approx(3 / 100)  # 新民村's 3 poor people of 100; the county's is 3 / 800
+    assert facts["Satisfaction" if en else "认可度"] == pytest.approx(1 / 2)  # H[4] 不满意; H[5] is not registered
+    county = openpyxl.load_workbook(out / "gaps.xlsx")
+    _, facts, rules, towns = _summary(county, "Summary" if en else "汇总")
+    assert facts["Households" if en else "户数"] == 6 and rules["income"] == [1, 0]
+    assert [row[0] for row in towns] == ["中所镇", "越城镇"]
+
+
+
+def _issue_rows(sheet):
+    return [(row[0], row[3], row[4], row[5]) for row in sheet.iter_rows(min_row=2, values_only=True)]  # code, file, sheet, row
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_data_issue_reaches_a_township_book_or_the_county_sheet_of_issues_of_no_township(tmp_path, run_cli, lang):
+    import openpyxl
+
+    county = planted_gaps()
+    county.members.append(member("513434009999", "无户者", make_id(date(1980, 1, 1), 95, True), "户主", "男", "1980-01-01"))
+    path = county.write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--split-by", "township", "--lang", lang)
+    en = lang == "en"
+    issues_sheet, apart = ("Data issues", "Issues of no township") if en else ("数据问题", "不属任何乡镇的数据问题")
+    books = {p.stem: openpyxl.load_workbook(p) for p in (out / "townships").iterdir()}
+    delivered = [row for book in books.values() for row in _issue_rows(book[issues_sheet])]
+    whole = openpyxl.load_workbook(out / "gaps.xlsx")
+    unassigned = _issue_rows(whole[apart])
+    assert [row[0] for row in unassigned] == ["orphan_member"]  # its household id names no household, so no township
+    assert ("missing_value", str(path), "村表", 4) in _issue_rows(books["越城镇"][issues_sheet])  # 瓦曲村's blank clinic
+    assert sorted(delivered + unassigned) == sorted(_issue_rows(whole[issues_sheet]))
+    _, facts, _, _ = _summary(whole, "Summary" if en else "汇总")
+    label = (f"Data issues of no township (in no township's book; see sheet {apart})" if en
+             else f"不属任何乡镇的数据问题(不在乡镇工作簿中, 见工作表 {apart})")
+    assert facts[label] == 1
+    assert all(apart not in book.sheetnames for book in books.values())
+
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_an_empty_gap_list_says_there_is_none_and_filters_nothing(tmp_path, run_cli, lang):
+    import openpyxl
+
+    county = planted_gaps()
+    county.households[4]["认可度"] = "满意"  # no county-level gap left: all satisfied, 3 poor people of 800
+    path = county.write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--lang", lang)
+    book = openpyxl.load_workbook(out / "gaps.xlsx")
+    county = book["County" if lang == "en" else "县"]
+    assert county["A2"].value == ("No county indicator fails or is unknown" if lang == "en" else "没有未达标或待核实的县级指标")
+    assert county.max_row == 2 and not county.auto_filter.ref
+    villages = book["Villages" if lang == "en" else "村清单"]  # a list with rows keeps its filter, over its rows only
+    assert villages.auto_filter.ref == f"A1:{villages.cell(row=1, column=villages.max_column).column_letter}{villages.max_row}"
+
+
 # Each yes/no indicator: '否' on one unit fails exactly that rule for that unit; '是' passes.
 YES_NO_RULES = [
     ("water", "households", 0, "安全饮水", H[0]),

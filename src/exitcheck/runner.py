@@ -414,7 +414,7 @@ class _Night:
                   by_rule=summary["by_rule"])
 
     def _outputs(self) -> None:
-        from exitcheck.report.gaps_out import township_issues, write_gaps_xlsx, write_outputs
+        from exitcheck.report.gaps_out import issues_by_township, write_gaps_xlsx, write_outputs
         from exitcheck.report.progress_sheet import township_progress
 
         assert self.result is not None
@@ -422,11 +422,12 @@ class _Night:
         progress = self.history.progress(self.pending)
         written = write_outputs(self.folder, self.result, ["xlsx", "json"], mode=self.config.file_mode, progress=progress)
         self.books: dict[str, Path] = {}
+        issues = issues_by_township(self.result)[0]
         for township, gaps in self.township_lists.items():
-            county, name = self.township_places[township]
+            place = self.township_places[township]
             path = self.folder / "townships" / f"{_file_safe(township)}.xlsx"
             self.books[township] = write_gaps_xlsx(path, self.result, gaps, self.config.file_mode, township_progress(progress, township),
-                                                   issues=township_issues(self.result, name, county))
+                                                   issues=issues.get(place, []), place=place)
         self.report.folder = self.folder
         self.step("outputs", ExitCode.OK,
                   f"输出: {self.folder}({', '.join(p.name for p in written)}, 乡镇工作簿 {len(self.books)} 个)",
@@ -619,16 +620,10 @@ class _Night:
     def township_places(self) -> dict[str, tuple[str | None, str]]:
         """Every township of the registers by its label (its name; "<county>-<township>" when
         several counties were audited together), with its county (None for one county) and name."""
-        from exitcheck.report.gaps_out import county_township_gaps
+        from exitcheck.report.gaps_out import township_places
 
-        result = self.result
-        assert result is not None
-        if result.several_counties:
-            places = {(county, name) for county, names in result.township_names.items() for name in names}  # type: ignore[union-attr]
-        else:
-            places = {(None, str(name)) for name in result.frames["township"]["township"].dropna()}
-        places |= set(county_township_gaps(result))
-        return {township_label(county, name): (county, name) for county, name in sorted(places, key=lambda p: (p[0] or "", p[1]))}
+        assert self.result is not None
+        return {township_label(county, name): (county, name) for county, name in township_places(self.result)}
 
     @functools.cached_property
     def township_lists(self) -> dict[str, list[Gap]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from exitcheck.report.files import (
 )
 from exitcheck.report.issues_out import add_issues_sheet
 from exitcheck.report.sheets import formats, open_workbook, write_cells, write_table
+from exitcheck.rules.engine import plain
 
 DEPARTMENTS = {
     "agriculture-rural": ("农业农村局", "Agriculture and rural affairs"),
@@ -45,6 +47,12 @@ DEPARTMENTS = {
     "poverty-office": ("扶贫开发局", "Poverty-alleviation office"),
 }
 STATE_LABEL = {"audited": ("已核查", "audited"), "unreadable": ("无法读取", "unreadable")}
+#: The line of a gap list with no row, by level.
+NONE_AT_LEVEL = {
+    "village": ("没有未达标或待核实的村级指标", "No village indicator fails or is unknown"),
+    "township": ("没有未达标或待核实的乡镇级指标", "No township indicator fails or is unknown"),
+    "county": ("没有未达标或待核实的县级指标", "No county indicator fails or is unknown"),
+}
 STATUS_LABEL = {"fail": ("未达标", "fail"), "unknown": ("待核实", "unknown")}
 LEVEL_LABEL = {"member": ("成员", "member"), "household": ("户", "household"), "village": ("村", "village"),
                "township": ("乡镇", "township"), "county": ("县", "county")}
@@ -243,33 +251,48 @@ def risk_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFrame, 
     return frame, headers
 
 
-def by_indicator(result: AuditResult) -> pd.DataFrame:
-    summary = result.summary()["by_rule"]
+def by_indicator(result: AuditResult, gaps: Sequence[Gap] | None = None, *, county_rules: bool = True) -> pd.DataFrame:
+    """Fails and unknowns of `gaps` (default: all) per rule evaluated. Without the county's own
+    rules for a township's book: their findings belong to the county and are never among a
+    township's gaps, so there they would read as a false 0."""
+    counted = Counter((gap.rule, gap.status) for gap in (result.gaps if gaps is None else gaps))
     rows = []
     for rule in result.ruleset.rules:
-        if rule.id in summary:
+        if rule.id in result.evaluation.outcomes and (county_rules or rule.level != "county"):
             rows.append({"rule": rule.id, "name": rule_name(result, rule.id), "level": _l(LEVEL_LABEL[rule.level], result.lang),
-                         "fail": summary[rule.id]["fail"], "unknown": summary[rule.id]["unknown"],
+                         "fail": counted[rule.id, "fail"], "unknown": counted[rule.id, "unknown"],
                          "department": department_label(rule.department, result.lang)})
     return pd.DataFrame(rows, columns=["rule", "name", "level", "fail", "unknown", "department"])
 
 
 def township_totals(result: AuditResult) -> pd.DataFrame:
-    """Households and registered households per township, and incidence where the villages are
-    known. Indexed by township; by county and township when several counties were audited,
-    whose townships each county counted for itself (names like 城关镇 recur across counties)."""
+    """Per township: households, registered households, living members, villages, the
+    satisfied and answered households behind its satisfaction rate, and incidence where the
+    villages are known. Indexed by township; by county and township when several counties were
+    audited, whose townships each county counted for itself (names like 城关镇 recur)."""
     if multi_county(result):
         return result.frames["township"].set_index(["county", "township"])
     households = result.frames["household"]
-    from exitcheck.rules.figures import registered
+    from exitcheck.rules.figures import registered, satisfaction_flags
 
-    reg = registered(households)
-    base = pd.DataFrame({"township": households["township"], "registered": reg})
-    counts = base.groupby("township", dropna=False).agg(households=("registered", "size"), registered=("registered", "sum"))
+    satisfied, answered = satisfaction_flags(households)
+    base = pd.DataFrame({"township": households["township"], "village": households["village"], "registered": registered(households),
+                         "satisfied": satisfied, "answered": answered})
+    counts = base.groupby("township", dropna=False).agg(
+        households=("registered", "size"), registered=("registered", "sum"), satisfied=("satisfied", "sum"), answered=("answered", "sum"))
+    counts["members"] = _per_township(result.frames["member"], counts.index)
+    # The village register lists every village, one without households too; else the households' villages.
+    villages = result.frames.get("village", base.drop_duplicates(["township", "village"]).dropna(subset=["village"]))
+    counts["villages"] = _per_township(villages, counts.index)
     townships = result.frames["township"]
     if "incidence" in townships:
         counts["incidence"] = townships.set_index("township")["incidence"].reindex(counts.index).astype("Float64")
     return counts
+
+
+def _per_township(frame: pd.DataFrame, index: pd.Index) -> pd.Series:
+    """Rows of `frame` per township of `index` (0 for a township without any)."""
+    return frame.groupby("township").size().reindex(index).fillna(0).astype(int)
 
 
 def gap_counts(gaps: Sequence[Gap], keys: Sequence[str], index: pd.Index) -> pd.DataFrame:
@@ -294,8 +317,9 @@ def gap_counts(gaps: Sequence[Gap], keys: Sequence[str], index: pd.Index) -> pd.
 
 
 def by_township(result: AuditResult, gaps: Sequence[Gap]) -> pd.DataFrame:
+    """township_totals with the counts of `gaps` per township, one row per township."""
     totals = township_totals(result)
-    counts = totals[["households", "registered"]].join(gap_counts(gaps, totals.index.names, totals.index))
+    counts = totals.join(gap_counts(gaps, totals.index.names, totals.index))
     if "incidence" in totals:
         counts["incidence"] = totals["incidence"].astype("Float64")
     return counts.reset_index()
@@ -320,16 +344,19 @@ def write_gaps_json(path: Path, result: AuditResult, mode: int = DEFAULT_MODE) -
 
 
 def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None = None, mode: int = DEFAULT_MODE,
-                    progress: pd.DataFrame | None = None, issues: Sequence[DataIssue] | None = None) -> Path:
+                    progress: pd.DataFrame | None = None, issues: Sequence[DataIssue] | None = None,
+                    place: Place | None = None) -> Path:
+    """The county's book; with `place`, that township's book, of its `gaps` and `issues`."""
     gaps = result.gaps if gaps is None else gaps
     issues = result.data_issues if issues is None else issues
+    unassigned = issues_by_township(result)[1] if place is None else []
     lang = result.lang
     t = chooser(lang)
     lead = [10] if multi_county(result) else []  # the county column
     with atomic_path(path, mode) as temp:
         workbook = open_workbook(temp)
-        _summary_sheet(workbook, result, gaps)
-        if lead and gaps is result.gaps:  # the whole book, not one township's
+        _summary_sheet(workbook, result, gaps, place, len(unassigned))
+        if lead and place is None:
             _counties_sheet(workbook, result, gaps)
         frame, headers = household_sheet(result, gaps)
         marks = sum(1 for column in frame.columns if column in result.evaluation.outcomes)
@@ -338,41 +365,46 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
         widths = [*lead, *places, *([5] * marks), 48, 14, 8, 12]
         reasons = len(lead) + len(places) + marks
         write_table(workbook, t("户清单", "Households"), frame, headers, widths=widths,
-                    wrap_columns=[reasons, reasons + 1])
-        for level, name in (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County"))):
+                    wrap_columns=[reasons, reasons + 1],
+                    none_note=t("没有指标未达标或待核实的户", "No household has a failing or unknown indicator"))
+        # A township's book has no county sheet: the county's own findings are never its gaps.
+        levels = (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County")))
+        for level, name in levels[:2] if place else levels:
             frame, headers = unit_sheet(result, gaps, level)
-            write_table(workbook, name, frame, headers)
+            write_table(workbook, name, frame, headers, none_note=t(*NONE_AT_LEVEL[level]))
         frame, headers = risk_sheet(result, gaps)
         group = [6] if "group" in frame else []
-        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, *group, 22, 10, 40, 14, 8, 12])
+        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, *group, 22, 10, 40, 14, 8, 12],
+                    none_note=t("没有风险户", "No household at risk"))
         if progress is not None:
             from exitcheck.report.progress_sheet import add_progress_sheet
 
             add_progress_sheet(workbook, progress, lang)
         add_issues_sheet(workbook, issues, lang, t(ISSUES_SHEET["zh"], ISSUES_SHEET["en"]))
+        if unassigned:
+            add_issues_sheet(workbook, unassigned, lang, t(*UNASSIGNED_SHEET))
         workbook.close()
     return path
 
 
-def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> None:
+def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], place: Place | None, unassigned: int) -> None:
+    """The 汇总 sheet: the county's (with `place`, that township's) figures, then the counts
+    per rule and per township (in a township's book, its own row only)."""
     lang = result.lang
     t = chooser(lang)
-    summary = result.summary()
     fmt = formats(workbook)
     sheet = workbook.add_worksheet(t("汇总", "Summary"))
-    sheet.write_string(0, 0, t(f"脱贫退出指标核查汇总(基准日 {result.as_of.isoformat()}, 规则 {result.ruleset.name} {result.ruleset.version})",
-                               f"Exit indicator audit (as of {result.as_of.isoformat()}, rules {result.ruleset.name} {result.ruleset.version})"), fmt["title"])
-    facts = [
-        (t("户数", "Households"), summary["households"]),
-        (t("建档立卡户", "Registered households"), summary["registered_households"]),
-        (t("有未达标指标的户", "Households with a failing indicator"), summary["households_with_gaps"]),
-        (t("在世成员", "Living members"), summary["members"]),
-        (t("村", "Villages"), summary["villages"]),
-        (t("乡镇", "Townships"), summary["townships"]),
-        (t("全县贫困发生率", "County poverty incidence"), summary["incidence"].get("county")) if not multi_county(result)
-        else (t("合计贫困发生率(各县贫困人口之和/户籍人口之和)", "Poverty incidence, all counties (summed)"), summary["incidence"].get("all")),
-        (t("认可度", "Satisfaction"), summary["satisfaction_rate"]),
-    ]
+    when = f"{result.as_of.isoformat()}, {t('规则', 'rules')} {result.ruleset.name} {result.ruleset.version}"
+    if place is None:
+        title = t(f"脱贫退出指标核查汇总(基准日 {when})", f"Exit indicator audit (as of {when})")
+    else:
+        name = " ".join(part for part in place if part)
+        title = t(f"{name} 脱贫退出核查汇总(基准日 {when})", f"{name}: exit indicator audit (as of {when})")
+    write_cells(workbook, sheet, 0, [title], "title")  # a township's name is input: it may start like a formula
+    towns = by_township(result, gaps)
+    if place is not None:
+        towns = _own_rows(result, towns, place)
+    facts = _county_facts(result, unassigned) if place is None else _township_facts(result, towns)
     for row, (label, value) in enumerate(facts, start=2):
         sheet.write_string(row, 0, label)
         if isinstance(value, float):
@@ -380,39 +412,26 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
         elif value is not None:
             sheet.write(row, 1, value)
     top = len(facts) + 3
-    indicators = by_indicator(result)
+    indicators = by_indicator(result, gaps, county_rules=place is None)
     headers = [t("规则", "Rule"), t("指标", "Indicator"), t("层级", "Level"), t("未达标", "Fail"), t("待核实", "Unknown"), t("责任部门", "Department")]
     sheet.write_row(top, 0, headers, fmt["header"])
     for offset, row in enumerate(indicators.itertuples(index=False), start=1):  # a dozen indicators
         write_cells(workbook, sheet, top + offset, [neutralise_cell(v) for v in row])
     if len(indicators):
-        chart = workbook.add_chart({"type": "bar"})
-        name = t("汇总", "Summary")
-        for col, title, color in ((3, t("未达标", "Fail"), "#C0504D"), (4, t("待核实", "Unknown"), "#F79646")):
-            chart.add_series({
-                "name": title,
-                "categories": [name, top + 1, 1, top + len(indicators), 1],
-                "values": [name, top + 1, col, top + len(indicators), col],
-                "fill": {"color": color},
-            })
-        chart.set_title({"name": t("各指标未达标与待核实数", "Gaps by indicator")})
-        chart.set_y_axis({"reverse": True})
-        chart.set_size({"width": 620, "height": max(320, 22 * len(indicators))})
-        sheet.insert_chart(2, 8, chart)
+        _indicator_chart(workbook, sheet, t, top, len(indicators))
     top2 = top + len(indicators) + 2
-    towns = by_township(result, gaps)
+    columns = [*(["county"] if multi_county(result) else []), "township", "households", "registered", "households_with_gaps", "fail", "unknown"]
     headers2 = [*_county_header(result), t("乡镇", "Township"), t("户数", "Households"), t("建档立卡户", "Registered"),
                 t("有未达标的户", "With gaps"), t("未达标", "Fail"), t("待核实", "Unknown")]
-    counted = len(headers2)
     if "incidence" in towns:
         headers2.append(t("贫困发生率", "Incidence"))
     sheet.write_row(top2, 0, headers2, fmt["header"])
-    for offset, row in enumerate(towns.itertuples(index=False), start=1):  # a few dozen townships
-        values = [neutralise_cell(v) for v in row]
-        write_cells(workbook, sheet, top2 + offset, values[:counted])
-        if len(values) > counted and values[counted] is not None:
-            sheet.write_number(top2 + offset, counted, float(values[counted]), fmt["pct"])
-    skipped = summary["skipped_rules"]
+    for offset, row in enumerate(towns.to_dict("records"), start=1):  # a few dozen townships
+        write_cells(workbook, sheet, top2 + offset, [neutralise_cell(row[c]) for c in columns])
+        incidence = plain(row.get("incidence"))
+        if incidence is not None:
+            sheet.write_number(top2 + offset, len(columns), float(incidence), fmt["pct"])
+    skipped = result.summary()["skipped_rules"]
     if skipped:
         top3 = top2 + len(towns) + 2
         sheet.write_string(top3, 0, t("未评估的规则", "Rules not evaluated"), fmt["header"])
@@ -425,6 +444,80 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     sheet.set_landscape()
     sheet.set_paper(9)
     sheet.fit_to_pages(1, 0)
+
+
+def _indicator_chart(workbook: Any, sheet: Any, t: Any, top: int, count: int) -> None:
+    """A bar chart of the fails and unknowns of the `count` rules listed under row `top`."""
+    chart = workbook.add_chart({"type": "bar"})
+    name = t("汇总", "Summary")
+    for col, title, color in ((3, t("未达标", "Fail"), "#C0504D"), (4, t("待核实", "Unknown"), "#F79646")):
+        chart.add_series({
+            "name": title,
+            "categories": [name, top + 1, 1, top + count, 1],
+            "values": [name, top + 1, col, top + count, col],
+            "fill": {"color": color},
+        })
+    chart.set_title({"name": t("各指标未达标与待核实数", "Gaps by indicator")})
+    chart.set_y_axis({"reverse": True})
+    chart.set_size({"width": 620, "height": max(320, 22 * count)})
+    sheet.insert_chart(2, 8, chart)
+
+
+UNASSIGNED_SHEET = ("不属任何乡镇的数据问题", "Issues of no township")
+
+
+def _county_facts(result: AuditResult, unassigned: int) -> list[tuple[str, Any]]:
+    """The county's (or the counties') figures, and how many data issues reach no township."""
+    t = chooser(result.lang)
+    summary = result.summary()
+    facts = [
+        (t("户数", "Households"), summary["households"]),
+        (t("建档立卡户", "Registered households"), summary["registered_households"]),
+        (t("有未达标指标的户", "Households with a failing indicator"), summary["households_with_gaps"]),
+        (t("在世成员", "Living members"), summary["members"]),
+        (t("村", "Villages"), summary["villages"]),
+        (t("乡镇", "Townships"), summary["townships"]),
+        (t("全县贫困发生率", "County poverty incidence"), summary["incidence"].get("county")) if not multi_county(result)
+        else (t("合计贫困发生率(各县贫困人口之和/户籍人口之和)", "Poverty incidence, all counties (summed)"), summary["incidence"].get("all")),
+        (t("认可度", "Satisfaction"), summary["satisfaction_rate"]),
+    ]
+    if unassigned:  # they reach no township's book: say where they are
+        facts.append((t(f"不属任何乡镇的数据问题(不在乡镇工作簿中, 见工作表 {UNASSIGNED_SHEET[0]})",
+                        f"Data issues of no township (in no township's book; see sheet {UNASSIGNED_SHEET[1]})"), unassigned))
+    return facts
+
+
+def _township_facts(result: AuditResult, towns: pd.DataFrame) -> list[tuple[str, Any]]:
+    """One township's own figures from its row of by_township (none: a township without
+    households). Its incidence is that of its villages together (their poor people over their
+    population, as the county's is), known only with the village register."""
+    t = chooser(result.lang)
+    row = towns.iloc[0].to_dict() if len(towns) else {}
+
+    def count(name: str) -> int:
+        return int(plain(row.get(name)) or 0)
+
+    answered = count("answered")
+    facts: list[tuple[str, Any]] = [
+        (t("户数", "Households"), count("households")),
+        (t("建档立卡户", "Registered households"), count("registered")),
+        (t("有未达标指标的户", "Households with a failing indicator"), count("households_with_gaps")),
+        (t("在世成员", "Living members"), count("members")),
+        (t("村", "Villages"), count("villages")),
+    ]
+    if "incidence" in towns:
+        facts.append((t("乡镇贫困发生率(各村贫困人口之和/户籍人口之和)", "Township poverty incidence (its villages' poor people / population)"),
+                      plain(row.get("incidence"))))
+    facts.append((t("认可度", "Satisfaction"), count("satisfied") / answered if answered else None))
+    return facts
+
+
+def _own_rows(result: AuditResult, towns: pd.DataFrame, place: Place) -> pd.DataFrame:
+    """The rows of by_township's table that are the township `place`."""
+    mine = towns["township"] == place[1]
+    if multi_county(result):
+        mine &= towns["county"] == place[0]
+    return towns[mine.fillna(False).astype(bool)]
 
 
 COUNTY_COLUMNS = (
@@ -450,8 +543,6 @@ def _counties_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> 
 
 
 def neutralise_cell(value: Any) -> Any:
-    from exitcheck.rules.engine import plain
-
     return plain(value)
 
 
@@ -489,7 +580,10 @@ def write_outputs(out: Path, result: AuditResult, formats_: Sequence[str], split
     return written
 
 
-def county_township_gaps(result: AuditResult) -> dict[tuple[str | None, str], list[Gap]]:
+Place = tuple[str | None, str]  # a township: (its county, None for a single county's audit; its name)
+
+
+def county_township_gaps(result: AuditResult) -> dict[Place, list[Gap]]:
     """Gaps per (county, township); the county is None for a single county's audit."""
     grouped: dict[tuple[str | None, str], list[Gap]] = {}
     for gap in result.gaps:
@@ -503,22 +597,68 @@ def township_gaps(result: AuditResult) -> dict[str, list[Gap]]:
     return {township: gaps for (_, township), gaps in county_township_gaps(result).items()}
 
 
-def township_issues(result: AuditResult, township: str, county: str | None = None) -> list[DataIssue]:
-    """The data issues of one township's households (a township fixes its own rows)."""
+def township_places(result: AuditResult) -> list[Place]:
+    """Every township of the registers, and any that a gap or data issue names: each gets its
+    book, a township that is clear too (so it knows it is done)."""
+    if multi_county(result):
+        places = {(county, name) for county, names in result.township_names.items() for name in names}  # type: ignore[attr-defined]
+    else:
+        places = {(None, str(name)) for name in result.frames["township"]["township"].dropna()}
+    places |= set(county_township_gaps(result)) | set(issues_by_township(result)[0])
+    return sorted(places, key=lambda place: (place[0] or "", place[1]))
+
+
+def issues_by_township(result: AuditResult) -> tuple[dict[Place, list[DataIssue]], list[DataIssue]]:
+    """Each data issue under the township of its household, or of its row of the village or
+    township register (a township fixes its own rows), and apart the issues of no known
+    township: a member whose household is not in the household sheet (the register format ties
+    no township to an id's digits, so its household id tells none), a household whose township
+    is blank, a missing column. Those are the county office's to settle; its book lists them on
+    a sheet of their own."""
     households = result.frames["household"]
-    here = households["township"] == township
-    if county is not None:
-        here &= households["county"] == county
-    ids = set(households.loc[here, "household_id"].dropna())
-    return [issue for issue in result.data_issues if issue.household_id in ids and issue.county == county]
+    households = households[households["household_id"].isin({issue.household_id for issue in result.data_issues})]
+    counties = households["county"] if multi_county(result) else [None] * len(households)
+    towns: dict[HouseholdKey, Any] = {}
+    for county, household, township in zip(counties, households["household_id"], households["township"], strict=True):
+        towns.setdefault((county, household), township)  # a repeated id: its first row, as everywhere
+    rows = _register_row_townships(result)
+    grouped: dict[Place, list[DataIssue]] = {}
+    unassigned: list[DataIssue] = []
+    for issue in result.data_issues:
+        if issue.household_id is None:
+            township = plain(rows.get((issue.file, issue.sheet, issue.row)))
+        else:
+            township = plain(towns.get(household_key(issue)))
+        if township is None:
+            unassigned.append(issue)
+        else:
+            grouped.setdefault((issue.county, str(township)), []).append(issue)
+    return grouped, unassigned
+
+
+def _register_row_townships(result: AuditResult) -> dict[tuple[str, str, int], Any]:
+    """The township of each row of the village and township registers, by (file, sheet, Excel
+    row). Several counties' results keep no register rows: there such issues stay apart."""
+    if multi_county(result):
+        return {}
+    sources = result.registers.sources
+    rows: dict[tuple[str, str, int], Any] = {}
+    for name in ("villages", "townships"):
+        table = result.parsed.tables.get(name)
+        if table is not None:
+            for src, row, township in zip(table["_src"], table["_row"], table["township"], strict=True):
+                rows[sources[int(src)].file, sources[int(src)].sheet, int(row)] = township
+    return rows
 
 
 def write_township_books(folder: Path, result: AuditResult, mode: int = DEFAULT_MODE) -> list[Path]:
     """One gap workbook per township, for distribution: its own gaps and data issues only.
     Several counties: one folder per county (township names recur across counties)."""
+    gaps, (issues, _) = county_township_gaps(result), issues_by_township(result)
     written = []
-    for (county, township), gaps in sorted(county_township_gaps(result).items()):
+    for place in township_places(result):
+        county, township = place
         where = folder / file_stem(county, "county") if county is not None else folder
-        written.append(write_gaps_xlsx(where / f"{file_stem(township, 'township')}.xlsx", result, gaps, mode,
-                                       issues=township_issues(result, township, county)))
+        written.append(write_gaps_xlsx(where / f"{file_stem(township, 'township')}.xlsx", result, gaps.get(place, []), mode,
+                                       issues=issues.get(place, []), place=place))
     return written

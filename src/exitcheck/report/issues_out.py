@@ -60,7 +60,7 @@ def add_issues_sheet(workbook: object, issues: Sequence[DataIssue], lang: str, n
     headers.insert(1, "问题" if lang != "en" else "Title")
     headers.append("如何修改" if lang != "en" else "How to fix")
     widths = [18, 16, 8, 24, 10, 7, 6, 14, 16, 22, 20, 50]
-    write_table(workbook, name, frame, headers, widths=widths)
+    write_table(workbook, name, frame, headers, widths=widths, none_note="没有数据问题" if lang != "en" else "No data issues")
 
 
 def write_issues_xlsx(path: Path, issues: Sequence[DataIssue], lang: str, mode: int = DEFAULT_MODE) -> Path:

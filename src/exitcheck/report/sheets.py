@@ -108,8 +108,11 @@ def write_table(
     title: str | None = None,
     pct_columns: Sequence[int] = (),
     wrap_columns: Sequence[int] = (),
+    none_note: str | None = None,
 ) -> Any:
-    """One sheet: optional title line, a header row, the rows; set up for filtering and print."""
+    """One sheet: optional title line, a header row, the rows; set up for filtering and print.
+    No rows: `none_note` under the headers, so that the printed page says there are none, and
+    no filter (a filter over a blank row offers nothing to choose)."""
     sheet = workbook.add_worksheet(name[:31])
     fmt = formats(workbook)
     top = 0
@@ -133,10 +136,12 @@ def write_table(
     for offset, count in enumerate(lines):
         if count > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
             sheet.set_row(top + 1 + offset, 15 * count)
-    last_row = top + max(len(frame), 1)
     sheet.freeze_panes(top + 1, 0)
-    if len(headers):
-        sheet.autofilter(top, 0, last_row, len(headers) - 1)
+    if not len(frame):
+        if none_note:
+            sheet.write_string(top + 1, 0, none_note)
+    elif len(headers):
+        sheet.autofilter(top, 0, top + len(frame), len(headers) - 1)
     for index, width in enumerate(chosen):
         cell_format = fmt["pct"] if index in pct_columns else fmt["wrap"] if index in wrap_columns else None
         sheet.set_column(index, index, width, cell_format)

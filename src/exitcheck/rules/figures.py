@@ -86,11 +86,17 @@ def township_frame(townships: pd.DataFrame | None, villages: pd.DataFrame | None
     return frame
 
 
+def satisfaction_flags(households: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per household row: (satisfied, answered), among registered households."""
+    answered = registered(households) & households["satisfaction"].notna()
+    satisfied = answered & households["satisfaction"].isin(SATISFIED).fillna(False).astype(bool)
+    return satisfied, answered
+
+
 def satisfaction_counts(households: pd.DataFrame) -> tuple[int, int]:
     """(satisfied, answered) among registered households: the numerator and denominator of the
     satisfaction rate, kept apart so that several counties' rates can be combined exactly."""
-    answered = registered(households) & households["satisfaction"].notna()
-    satisfied = answered & households["satisfaction"].isin(SATISFIED).fillna(False).astype(bool)
+    satisfied, answered = satisfaction_flags(households)
     return int(satisfied.sum()), int(answered.sum())
 
 
