@@ -1,6 +1,8 @@
 """Workbooks a clerk can print and work through, written with xlsxwriter.
 
-Every sheet gets frozen headers, filters, set widths, print titles and landscape fit-to-width.
+Every sheet gets frozen headers, filters, set widths, print titles and landscape fit-to-width;
+every cell of a list row is top-aligned and boxed with a thin border, so that rows of several
+lines stay readable and apart on paper.
 The workbook is created with `strings_to_formulas` off, so a cell that starts with '=' in the
 data is written as text and never becomes a formula.
 """
@@ -40,6 +42,9 @@ FORMATS: dict[str, dict[str, Any]] = {
     "wrap": {"text_wrap": True, "valign": "top"},
     "pct": {"num_format": "0.00%"},
 }
+#: Every cell of a list row: top-aligned, so that a row's cells start on one line beside a
+#: wrapped neighbour, and boxed, so that rows stay apart on paper (gridlines are not printed).
+LIST_CELL: dict[str, Any] = {"valign": "top", "border": 1}
 
 
 def formats(workbook: Any) -> dict[str, Any]:
@@ -55,20 +60,31 @@ def formats(workbook: Any) -> dict[str, Any]:
     return made
 
 
+def cell_format(workbook: Any, props: dict[str, Any], *, quoted: bool = False) -> Any:
+    """One xlsxwriter format per set of properties (and quote prefix), made once per workbook."""
+    made = workbook.__dict__.setdefault("_exitcheck_cell_formats", {})
+    key = (tuple(sorted(props.items())), quoted)
+    if key not in made:
+        made[key] = workbook.add_format({**props, "quote_prefix": True} if quoted else props)
+    return made[key]
+
+
 def write_cells(workbook: Any, sheet: Any, row: int, values: Sequence[Any], style: str = "plain", first: int = 0) -> None:
     """A row of values; text that starts like a formula (=, +, -, @, tab, CR) gets the quote
     prefix. Every row written from data goes through here (or write_table, which uses it)."""
     fmt = formats(workbook)
-    _write_values(sheet, row, first, values, None if style == "plain" else fmt[style], [fmt[f"quoted:{style}"]] * len(values))
+    _write_values(sheet, row, first, values, [None if style == "plain" else fmt[style]] * len(values),
+                  [fmt[f"quoted:{style}"]] * len(values))
 
 
-def _write_values(sheet: Any, row: int, first: int, values: Sequence[Any], style: Any, quoted: Sequence[Any]) -> None:
+def _write_values(sheet: Any, row: int, first: int, values: Sequence[Any], styles: Sequence[Any], quoted: Sequence[Any]) -> None:
     """Each value by its own kind, text always as text: xlsxwriter's write() and write_row()
     guess from the value, and before 3.3.1 made text in braces ('{=...}') an array formula
-    whatever strings_to_formulas said. `quoted[i]` is the format of column first + i for text
-    that starts like a formula (Excel's quote prefix keeps it text when a clerk edits it)."""
+    whatever strings_to_formulas said. `styles[i]` is the format of column first + i, and
+    `quoted[i]` its format for text that starts like a formula (Excel's quote prefix keeps it
+    text when a clerk edits it)."""
     for index, value in enumerate(values):
-        column = first + index
+        column, style = first + index, styles[index]
         if isinstance(value, str) and value:  # numpy's str_ too: write() would guess at it
             sheet.write_string(row, column, value, quoted[index] if value.startswith(FORMULA_STARTS) else style)
         elif value is None or isinstance(value, str):  # blank, as write() leaves it
@@ -126,9 +142,11 @@ def write_table(
         for i, h in enumerate(headers)
     ]
     wrapped = [i for i in wrap_columns if i < len(columns)]
-    quoted = [fmt["quoted:wrap" if index in wrapped else "quoted:plain"] for index in range(len(columns))]
+    props = [_list_cell(index in wrapped, index in pct_columns) for index in range(len(columns))]
+    styles = [cell_format(workbook, p) for p in props]
+    quoted = [cell_format(workbook, p, quoted=True) for p in props]
     for offset, cells in enumerate(zip(*columns, strict=True) if columns else []):
-        _write_values(sheet, top + 1 + offset, 0, cells, None, quoted)
+        _write_values(sheet, top + 1 + offset, 0, cells, styles, quoted)
     lines = [max(row) for row in zip(*(_lines(columns[i], chosen[i]) for i in wrapped), strict=True)] if wrapped else []
     for offset, count in enumerate(lines):
         if count > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
@@ -138,8 +156,7 @@ def write_table(
     if len(headers):
         sheet.autofilter(top, 0, last_row, len(headers) - 1)
     for index, width in enumerate(chosen):
-        cell_format = fmt["pct"] if index in pct_columns else fmt["wrap"] if index in wrap_columns else None
-        sheet.set_column(index, index, width, cell_format)
+        sheet.set_column(index, index, width)
     sheet.repeat_rows(top)
     sheet.set_landscape()
     sheet.set_paper(9)  # A4
@@ -147,6 +164,11 @@ def write_table(
     sheet.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
     sheet.set_footer("&C&P / &N")
     return sheet
+
+
+def _list_cell(wrapped: bool, pct: bool) -> dict[str, Any]:
+    """The properties of a list cell in a column that wraps its text, or shows percentages."""
+    return {**LIST_CELL, **(FORMATS["wrap"] if wrapped else {}), **(FORMATS["pct"] if pct else {})}
 
 
 def _column_cells(column: pd.Series) -> list[Any]:

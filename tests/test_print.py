@@ -1,0 +1,96 @@
+"""The workbooks as a clerk prints them: every list row boxed and top-aligned, widths that fit
+the headers of the chosen language, no word of the other language, numbers set apart.
+
+The outputs are those of the real CLI over the sample county (`exitcheck sample`), the county
+the reviewers print: its reasons wrap over several lines and its data issues are of every kind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+AS_OF = "2020-06-30"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "exitcheck", *args], capture_output=True, text=True, cwd=cwd,
+                          env=environment, stdin=subprocess.DEVNULL, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory) -> Path:
+    """The sample county's outputs, in both languages: zh/, en/, bands/, bands_en/, val/."""
+    folder = tmp_path_factory.mktemp("printed")
+    assert _cli("sample", "registers.xlsx", cwd=folder).returncode == 0
+    runs = [
+        ("audit", "registers.xlsx", "--out", "zh", "--as-of", AS_OF, "--format", "xlsx,csv"),
+        ("audit", "registers.xlsx", "--out", "en", "--as-of", AS_OF, "--lang", "en", "--format", "xlsx,csv"),
+        ("bands", "registers.xlsx", "--out", "bands", "--as-of", AS_OF),
+        ("bands", "registers.xlsx", "--out", "bands_en", "--as-of", AS_OF, "--lang", "en"),
+        ("validate", "registers.xlsx", "--out", "val"),
+    ]
+    for args in runs:
+        run = _cli(*args, cwd=folder)
+        assert run.returncode in (0, 1), run.stdout + run.stderr
+    return folder
+
+
+def _book(printed: Path, name: str) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(printed / name)
+
+
+LIST_SHEETS = {
+    "zh/gaps.xlsx": ["户清单", "村清单", "乡镇清单", "县", "风险清单", "数据问题"],
+    "en/gaps.xlsx": ["Households", "Villages", "Townships", "County", "Risks", "Data issues"],
+    "val/issues.xlsx": ["数据问题"],
+    "bands/bands.xlsx": None,  # every sheet
+}
+
+
+def _list_sheets(printed: Path):
+    for name, sheets in LIST_SHEETS.items():
+        book = _book(printed, name)
+        for sheet in sheets or book.sheetnames:
+            yield name, book[sheet]
+
+
+def _header_row(sheet) -> int:
+    """The header row: under the title line when there is one."""
+    return 2 if sheet.auto_filter.ref and sheet.auto_filter.ref[1] == "2" else 1
+
+
+def _data_cells(sheet):
+    top = _header_row(sheet)
+    width = len([c for c in sheet[top] if c.value is not None])
+    for row in sheet.iter_rows(min_row=top + 1, max_row=sheet.max_row, max_col=width):
+        yield from row
+
+
+def test_every_cell_of_a_list_row_is_top_aligned_and_boxed(printed):
+    """A reason over three lines must start level with the name it belongs to, and rows must
+    be told apart on paper, where gridlines are not printed."""
+    checked = 0
+    for name, sheet in _list_sheets(printed):
+        for cell in _data_cells(sheet):
+            where = f"{name} {sheet.title}!{cell.coordinate}"
+            assert cell.alignment.vertical == "top", where
+            assert cell.border.left.style == "thin" and cell.border.bottom.style == "thin", where
+            checked += 1
+    assert checked > 1000
+
+
+def test_a_row_of_several_lines_is_tall_enough_for_its_reason(printed):
+    sheet = _book(printed, "zh/gaps.xlsx")["户清单"]
+    headers = [c.value for c in sheet[1]]
+    reasons = headers.index("原因(✗未达标 ?待核实)") + 1
+    long_rows = [r for r in range(2, sheet.max_row + 1) if len(sheet.cell(r, reasons).value or "") > 60]
+    assert long_rows
+    for row in long_rows:
+        assert (sheet.row_dimensions[row].height or 15) >= 30, row
