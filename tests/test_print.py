@@ -94,3 +94,64 @@ def test_a_row_of_several_lines_is_tall_enough_for_its_reason(printed):
     assert long_rows
     for row in long_rows:
         assert (sheet.row_dimensions[row].height or 15) >= 30, row
+
+
+def _display_len(text: str) -> int:
+    """Columns a text takes in a spreadsheet: a Chinese character two."""
+    return sum(2 if ord(ch) >= 0x2E81 else 1 for ch in text)
+
+
+def _width(sheet, column_letter: str) -> float:
+    return sheet.column_dimensions[column_letter].width
+
+
+def _lines_at(text: str, room: float) -> int:
+    """Lines English words take in `room` columns, never broken inside a word."""
+    lines, used = 1, 0
+    for word in text.split():
+        if used and used + 1 + len(word) > room:
+            lines, used = lines + 1, 0
+        used += len(word) + (1 if used else 0)
+    return lines
+
+
+def test_english_headers_fit_whole_words_and_their_lines(printed):
+    """Widths are worked out from the English text: no header word is cut, and the header row
+    is tall enough for the lines its headers wrap to."""
+    for name in ("en/gaps.xlsx", "bands_en/bands.xlsx"):
+        book = _book(printed, name)
+        for sheet in book.worksheets[1:]:  # the list sheets (the summary has tables of its own)
+            top = _header_row(sheet)
+            height = sheet.row_dimensions[top].height or 15
+            for cell in sheet[top]:
+                if not cell.value:
+                    continue
+                width = _width(sheet, cell.column_letter)
+                where = f"{name} {sheet.title}!{cell.coordinate} {cell.value!r} at width {width}"
+                assert max(_display_len(word) for word in cell.value.split()) < width, where
+                assert height >= 15 * _lines_at(cell.value, width - 1) if cell.value.isascii() else True, where
+
+
+def test_cells_that_do_not_wrap_fit_their_column(printed):
+    """Every text cell either fits its column's width or wraps (and its row is tall enough),
+    in either language: the Summary's labels too."""
+    for name in ("zh/gaps.xlsx", "en/gaps.xlsx", "bands/bands.xlsx", "bands_en/bands.xlsx", "val/issues.xlsx"):
+        for sheet in _book(printed, name).worksheets:
+            for row in sheet.iter_rows(min_row=_header_row(sheet) + 1):
+                for cell in row:
+                    if not isinstance(cell.value, str) or cell.font.b and cell.font.sz == 14:  # a title spills over
+                        continue
+                    width = _width(sheet, cell.column_letter)
+                    where = f"{name} {sheet.title}!{cell.coordinate} {cell.value!r} at width {width}"
+                    if cell.alignment.wrap_text:
+                        needed = -(-_display_len(cell.value) // width)
+                        assert (sheet.row_dimensions[cell.row].height or 15) >= 15 * needed, where
+                    else:
+                        assert _display_len(cell.value) <= width, where
+
+
+def test_summary_labels_fit_in_english(printed):
+    sheet = _book(printed, "en/gaps.xlsx")["Summary"]
+    labels = [sheet.cell(row, 1).value for row in range(3, 11)]
+    assert "Households with a failing indicator" in labels
+    assert _width(sheet, "A") > len("Households with a failing indicator")

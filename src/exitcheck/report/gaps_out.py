@@ -20,7 +20,14 @@ from exitcheck.i18n import chooser
 from exitcheck.issues import DataIssue
 from exitcheck.report.files import DEFAULT_MODE, atomic_path, neutralise, write_bytes, write_json
 from exitcheck.report.issues_out import add_issues_sheet
-from exitcheck.report.sheets import formats, open_workbook, write_cells, write_table
+from exitcheck.report.sheets import (
+    Block,
+    fit_columns,
+    formats,
+    open_workbook,
+    write_cells,
+    write_table,
+)
 
 DEPARTMENTS = {
     "agriculture-rural": ("农业农村局", "Agriculture and rural affairs"),
@@ -147,9 +154,6 @@ def _mark(gap: Gap | None) -> str:
     if gap is None:
         return ""
     return "✗" if gap.status == "fail" else "?"
-
-
-HOUSEHOLD_WIDTHS = (8, 8, None, 8, 10, 7)  # None: as wide as the household ids
 
 
 def unit_sheet(result: AuditResult, gaps: Sequence[Gap], level: str) -> tuple[pd.DataFrame, list[str]]:
@@ -280,22 +284,18 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
     issues = result.data_issues if issues is None else issues
     lang = result.lang
     t = chooser(lang)
-    lead = [10] if multi_county(result) else []  # the county column
     with atomic_path(path, mode) as temp:
         workbook = open_workbook(temp)
         _summary_sheet(workbook, result, gaps)
-        if lead and gaps is result.gaps:  # the whole book, not one township's
+        if multi_county(result) and gaps is result.gaps:  # the whole book, not one township's
             _counties_sheet(workbook, result, gaps)
         frame, headers = household_sheet(result, gaps)
-        marks = sum(1 for column in frame.columns if column in result.evaluation.outcomes)
-        widths = [*lead, *HOUSEHOLD_WIDTHS, *([5] * marks), 48, 8, 12]
-        write_table(workbook, t("户清单", "Households"), frame, headers, widths=widths,
-                    wrap_columns=[len(lead) + len(HOUSEHOLD_WIDTHS) + marks])
+        write_table(workbook, t("户清单", "Households"), frame, headers)
         for level, name in (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County"))):
             frame, headers = unit_sheet(result, gaps, level)
             write_table(workbook, name, frame, headers)
         frame, headers = risk_sheet(result, gaps)
-        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, 22, 10, 40, 14])
+        write_table(workbook, t("风险清单", "Risks"), frame, headers)
         if progress is not None:
             from exitcheck.report.progress_sheet import add_progress_sheet
 
@@ -334,8 +334,10 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     indicators = by_indicator(result)
     headers = [t("规则", "Rule"), t("指标", "Indicator"), t("层级", "Level"), t("未达标", "Fail"), t("待核实", "Unknown"), t("责任部门", "Department")]
     sheet.write_row(top, 0, headers, fmt["header"])
-    for offset, row in enumerate(indicators.itertuples(index=False), start=1):  # a dozen indicators
-        write_cells(workbook, sheet, top + offset, [neutralise_cell(v) for v in row])
+    rows = [[neutralise_cell(v) for v in row] for row in indicators.itertuples(index=False)]  # a dozen indicators
+    for offset, row in enumerate(rows, start=1):
+        write_cells(workbook, sheet, top + offset, row)
+    blocks: list[Block] = [(None, [], facts), (top, headers, rows)]
     if len(indicators):
         chart = workbook.add_chart({"type": "bar"})
         name = t("汇总", "Summary")
@@ -358,11 +360,12 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     if "incidence" in towns:
         headers2.append(t("贫困发生率", "Incidence"))
     sheet.write_row(top2, 0, headers2, fmt["header"])
-    for offset, row in enumerate(towns.itertuples(index=False), start=1):  # a few dozen townships
-        values = [neutralise_cell(v) for v in row]
+    rows = [[neutralise_cell(v) for v in row] for row in towns.itertuples(index=False)]  # a few dozen townships
+    for offset, values in enumerate(rows, start=1):
         write_cells(workbook, sheet, top2 + offset, values[:counted])
         if len(values) > counted and values[counted] is not None:
             sheet.write_number(top2 + offset, counted, float(values[counted]), fmt["pct"])
+    blocks.append((top2, headers2, rows))
     skipped = summary["skipped_rules"]
     if skipped:
         top3 = top2 + len(towns) + 2
@@ -370,22 +373,21 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
         for offset, item in enumerate(skipped, start=1):
             sheet.write_string(top3 + offset, 0, item["rule"])
             sheet.write_string(top3 + offset, 1, item["reason"])
-    sheet.set_column(0, 0, 24)
-    sheet.set_column(1, 1, 16)
-    sheet.set_column(2, 6, 10)
+        blocks.append((None, [t("未评估的规则", "Rules not evaluated")], [[item["rule"]] for item in skipped]))
+    fit_columns(sheet, blocks)
     sheet.set_landscape()
     sheet.set_paper(9)
     sheet.fit_to_pages(1, 0)
 
 
 COUNTY_COLUMNS = (
-    ("county", ("县", "County"), 14), ("code", ("县代码", "Code"), 8), ("state", ("状态", "State"), 10),
-    ("households", ("户数", "Households"), 9), ("registered_households", ("建档立卡户", "Registered"), 9),
-    ("households_with_gaps", ("有未达标的户", "With gaps"), 9), ("fail", ("未达标", "Fail"), 8),
-    ("unknown", ("待核实", "Unknown"), 8), ("poor_people", ("贫困人口", "Poor people"), 9),
-    ("population", ("户籍人口", "Population"), 10), ("incidence", ("贫困发生率", "Incidence"), 9),
-    ("satisfied", ("满意户", "Satisfied"), 8), ("answered", ("作答户", "Answered"), 8),
-    ("satisfaction_rate", ("认可度", "Satisfaction"), 9),
+    ("county", ("县", "County")), ("code", ("县代码", "Code")), ("state", ("状态", "State")),
+    ("households", ("户数", "Households")), ("registered_households", ("建档立卡户", "Registered")),
+    ("households_with_gaps", ("有未达标的户", "With gaps")), ("fail", ("未达标", "Fail")),
+    ("unknown", ("待核实", "Unknown")), ("poor_people", ("贫困人口", "Poor people")),
+    ("population", ("户籍人口", "Population")), ("incidence", ("贫困发生率", "Incidence")),
+    ("satisfied", ("满意户", "Satisfied")), ("answered", ("作答户", "Answered")),
+    ("satisfaction_rate", ("认可度", "Satisfaction")),
 )
 
 
@@ -393,11 +395,11 @@ def _counties_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> 
     """县汇总: one row per county, then the roll-ups; the numerators beside each ratio so that
     anyone can check that a total is a ratio of sums, not an average of the counties' ratios."""
     table = by_county(result, gaps)
-    names = [name for name, _, _ in COUNTY_COLUMNS]
+    names = [name for name, _ in COUNTY_COLUMNS]
     frame = table.reindex(columns=names)
     pct = [names.index("incidence"), names.index("satisfaction_rate")]
-    write_table(workbook, chooser(result.lang)("县汇总", "Counties"), frame, [_l(label, result.lang) for _, label, _ in COUNTY_COLUMNS],
-                widths=[width for _, _, width in COUNTY_COLUMNS], pct_columns=pct)
+    write_table(workbook, chooser(result.lang)("县汇总", "Counties"), frame, [_l(label, result.lang) for _, label in COUNTY_COLUMNS],
+                pct_columns=pct)
 
 
 def neutralise_cell(value: Any) -> Any:

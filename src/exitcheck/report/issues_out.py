@@ -55,8 +55,7 @@ def add_issues_sheet(workbook: object, issues: Sequence[DataIssue], lang: str, n
     frame = issues_frame(issues, lang, mask_ids=False)
     headers = list(ISSUE_HEADERS[lang])
     headers.insert(1, "问题" if lang != "en" else "Title")
-    widths = [18, 16, 8, 24, 10, 7, 6, 14, 16, 22, 20, 50]
-    write_table(workbook, name, frame, headers, widths=widths)
+    write_table(workbook, name, frame, headers)
 
 
 def write_issues_xlsx(path: Path, issues: Sequence[DataIssue], lang: str, mode: int = DEFAULT_MODE) -> Path:

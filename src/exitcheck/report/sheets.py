@@ -120,12 +120,15 @@ def write_table(
     frame: pd.DataFrame,
     headers: Sequence[str],
     *,
-    widths: Sequence[int | None] | None = None,
     title: str | None = None,
     pct_columns: Sequence[int] = (),
-    wrap_columns: Sequence[int] = (),
 ) -> Any:
-    """One sheet: optional title line, a header row, the rows; set up for filtering and print."""
+    """One sheet: optional title line, a header row, the rows; set up for filtering and print.
+
+    Each column is as wide as its header (wrapped on up to three lines, never inside a word)
+    and its longest cell, in whatever language they are; a column of text longer than
+    WRAP_WIDTH wraps at that width, and its rows are made as tall as their text.
+    """
     sheet = workbook.add_worksheet(name[:31])
     fmt = formats(workbook)
     top = 0
@@ -133,15 +136,12 @@ def write_table(
         sheet.write_string(0, 0, title, fmt["title"])
         top = 1
     write_cells(workbook, sheet, top, list(headers), "header")  # extra columns' headers come from input
-    sheet.set_row(top, 30)  # two lines, so wrapped headers of narrow columns stay legible
     # Cells are prepared a column at a time (a text column as it is), and only the rows that
     # need it are made taller: the per-cell work left is one write each.
     columns = [_column_cells(frame[c]) for c in frame.columns]
-    chosen = [
-        (widths[i] if widths and i < len(widths) and widths[i] else None) or _guess_width(h, columns[i] if i < len(columns) else [])
-        for i, h in enumerate(headers)
-    ]
-    wrapped = [i for i in wrap_columns if i < len(columns)]
+    chosen = [column_width([h], columns[i] if i < len(columns) else []) for i, h in enumerate(headers)]
+    sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, chosen, strict=False)), default=1))
+    wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH]
     props = [_list_cell(index in wrapped, index in pct_columns) for index in range(len(columns))]
     styles = [cell_format(workbook, p) for p in props]
     quoted = [cell_format(workbook, p, quoted=True) for p in props]
@@ -150,7 +150,7 @@ def write_table(
     lines = [max(row) for row in zip(*(_lines(columns[i], chosen[i]) for i in wrapped), strict=True)] if wrapped else []
     for offset, count in enumerate(lines):
         if count > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
-            sheet.set_row(top + 1 + offset, 15 * count)
+            sheet.set_row(top + 1 + offset, LINE_HEIGHT * count)
     last_row = top + max(len(frame), 1)
     sheet.freeze_panes(top + 1, 0)
     if len(headers):
@@ -178,21 +178,97 @@ def _column_cells(column: pd.Series) -> list[Any]:
     return [_cell(v) for v in column.astype(object).tolist()]
 
 
-def _guess_width(header: str, cells: list[Any]) -> float:
-    sample = [str(cell) for cell in cells[:200] if cell is not None]
-    longest = max([_display_len(header), *(_display_len(s) for s in sample)], default=8)
-    return min(max(6, longest + 2), 60)
+#: Points per line of 11-point text, Chinese or English.
+LINE_HEIGHT = 15
+#: Widest a column gets; longer text wraps at this width.
+WRAP_WIDTH = 48
+#: A header wraps on up to this many lines before its column is made wider for it.
+HEADER_LINES = 3
+#: Room around a cell's text: its margins, and a bold header's wider letters.
+PADDING = 2
+
+
+def column_width(headers: Sequence[str], cells: Sequence[Any]) -> float:
+    """The width a column needs for its header(s) and its cells, measured in the text itself:
+    its longest cell, capped at WRAP_WIDTH (longer text wraps), and room for each header on
+    HEADER_LINES lines with no word broken."""
+    longest = max((_display_len(text) for text in {_shown(cell) for cell in cells if cell is not None}), default=0)
+    return max(min(longest + PADDING, WRAP_WIDTH), *(_header_width(header) for header in headers), 4)
+
+
+Block = tuple[int | None, Sequence[str], Sequence[Sequence[Any]]]
+
+
+def fit_columns(sheet: Any, blocks: Sequence[Block]) -> None:
+    """Widths for a sheet of several small tables, each written from column A: a block is its
+    header row's index (None for a table with no header row), its headers and its rows. Each
+    column fits the widest header and cell of every block; header rows get their lines."""
+    count = max((len(row) for _, headers, rows in blocks for row in [headers, *rows]), default=0)
+    widths = [
+        column_width([headers[c] for _, headers, _ in blocks if c < len(headers)],
+                     [row[c] for _, _, rows in blocks for row in rows if c < len(row)])
+        for c in range(count)
+    ]
+    for column, width in enumerate(widths):
+        sheet.set_column(column, column, width)
+    for top, headers, _ in blocks:
+        if top is not None:
+            sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, widths, strict=False)), default=1))
+
+
+def _header_width(header: str) -> int:
+    """The narrowest width at which a header takes HEADER_LINES lines at most, words whole."""
+    width = max((_display_len(word) for word in _pieces(header)), default=0) + PADDING
+    while header_lines(header, width) > HEADER_LINES:
+        width += 1
+    return width
+
+
+def header_lines(header: str, width: float) -> int:
+    """Lines a header takes at this width (the header format wraps)."""
+    return _wrapped_lines(header, width - PADDING)
+
+
+def _shown(cell: Any) -> str:
+    """A cell as the spreadsheet shows it, near enough to measure."""
+    return f"{cell:.2f}" if isinstance(cell, float) and not cell.is_integer() else str(cell)
 
 
 def _lines(cells: list[Any], width: float) -> list[int]:
     """Lines each cell of a wrapped column takes at this width."""
-    room = max(int(width) - 1, 1)
-    return [-(-_display_len(cell) // room) if isinstance(cell, str) and cell else 1 for cell in cells]
+    room = max(width - 1, 1)
+    return [_wrapped_lines(cell, room) if isinstance(cell, str) and cell else 1 for cell in cells]
 
 
-_WIDE = re.compile("[\u2e81-\U0010ffff]")
+_WIDE = re.compile(r"[\u2e81-\U0010ffff]")
+#: What a line may break after: a Chinese character, or a word with the spaces after it.
+_PIECE = re.compile(r"[\u2e81-\U0010ffff]|[^\s\u2e81-\U0010ffff]+\s*|\s+")
+
+
+def _pieces(text: str) -> list[str]:
+    return [piece.rstrip() for piece in _PIECE.findall(text) if piece.strip()]
+
+
+def _wrapped_lines(text: str, room: float) -> int:
+    """Lines `text` takes in a wrapped cell `room` characters wide: broken between Chinese
+    characters and between words, as spreadsheet programs do, a word only when it is wider
+    than the cell."""
+    if "\n" not in text and _display_len(text) <= room:
+        return 1
+    total = 0
+    for paragraph in text.split("\n"):
+        lines, used = 1, 0.0
+        for piece in _PIECE.findall(paragraph):
+            size, advance = _display_len(piece.rstrip()), _display_len(piece)
+            if used and used + size > room:
+                lines, used = lines + 1, 0.0
+            while size > room:  # a word wider than the cell is broken where it runs out
+                lines, size, advance = lines + 1, size - room, advance - room
+            used += advance
+        total += lines
+    return total
 
 
 def _display_len(text: str) -> int:
     """Chinese characters take two columns in a spreadsheet."""
-    return len(text) + len(_WIDE.findall(text))
+    return len(text) if text.isascii() else len(text) + len(_WIDE.findall(text))
