@@ -8,6 +8,7 @@ the reviewers print: its reasons wrap over several lines and its data issues are
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,35 @@ def test_summary_labels_fit_in_english(printed):
     labels = [sheet.cell(row, 1).value for row in range(3, 11)]
     assert "Households with a failing indicator" in labels
     assert _width(sheet, "A") > len("Households with a failing indicator")
+
+
+def _has_chinese(text: str) -> bool:
+    return any(ord(ch) >= 0x2E81 for ch in text)
+
+
+def test_english_headers_and_lists_have_no_chinese(printed):
+    """The county's 备注 column is 'Notes' in English; lists in English text are joined with
+    ', ', not with the Chinese list comma."""
+    for name in ("en/gaps.xlsx", "bands_en/bands.xlsx"):
+        for sheet in _book(printed, name).worksheets[1:]:
+            headers = [c.value for c in sheet[_header_row(sheet)] if c.value]
+            assert not [h for h in headers if _has_chinese(h)], f"{name} {sheet.title}: {headers}"
+    assert "Notes" in [c.value for c in _book(printed, "en/gaps.xlsx")["Households"][1]]
+    assert "备注" in [c.value for c in _book(printed, "zh/gaps.xlsx")["户清单"][1]]
+    messages = [row[-1] for row in _book(printed, "en/gaps.xlsx")["Data issues"].iter_rows(min_row=2, values_only=True)]
+    duplicates = [m for m in messages if "appears on rows" in m or "also registered" in m]
+    assert duplicates and not [m for m in duplicates if "、" in m]
+    assert any(re.search(r"rows \d+, \d+", m) for m in duplicates)
+    chinese = [row[-1] for row in _book(printed, "zh/gaps.xlsx")["数据问题"].iter_rows(min_row=2, values_only=True)]
+    assert any(re.search(r"\d+、\d+", m) for m in chinese)
+
+
+def test_special_groups_are_listed_in_the_language_of_the_book(printed):
+    def specials(name: str, header: str) -> list[str]:
+        sheet = _book(printed, name).worksheets[1]
+        column = [c.value for c in sheet[2]].index(header)
+        return [row[column] for row in sheet.iter_rows(min_row=3, values_only=True) if row[column]]
+
+    english = specials("bands_en/bands.xlsx", "Special groups")
+    assert any(", " in s for s in english) and not any("、" in s or _has_chinese(s) for s in english)
+    assert any("、" in s for s in specials("bands/bands.xlsx", "特殊群体"))

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from exitcheck.errors import ConfigError
-from exitcheck.i18n import did_you_mean, pick
+from exitcheck.i18n import did_you_mean, join_list, pick
 from exitcheck.registers.schema import field_names, field_spec
 from exitcheck.report.files import DEFAULT_MODE, atomic_path
 from exitcheck.report.sheets import WORKBOOK_OPTIONS, open_workbook, write_table
@@ -305,6 +305,8 @@ def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, colum
     used = {pick(lang, "汇总", "Summary")}
     for band in bands:
         part = frame.loc[frame["band"] == band.id].reindex(columns=list(columns))
+        if "special" in part:  # a list in each row, written as running text of the language
+            part["special"] = part["special"].map(lambda groups: join_list(groups, lang), na_action="ignore")
         label = band_label(band, lang)
         write_table(workbook, _sheet_name(label, used), part, headers, title=f"{label}: {len(part)}{pick(lang, ' 户', ' households')}")
 

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from exitcheck.audit import AuditResult, Gap
-from exitcheck.i18n import chooser
+from exitcheck.i18n import chooser, register_column_label
 from exitcheck.issues import DataIssue
 from exitcheck.report.files import DEFAULT_MODE, atomic_path, neutralise, write_bytes, write_json
 from exitcheck.report.issues_out import add_issues_sheet
@@ -146,7 +146,8 @@ def household_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFr
     headers = [*_county_header(result), t("乡镇", "Township"), t("行政村", "Village"), t("户编号", "Household ID"), t("户主姓名", "Head"),
                t("农户类别", "Category"), t("脱贫状态", "Status")]
     headers += [rule_name(result, r) for r in indicator_ids]
-    headers += [t("原因(✗未达标 ?待核实)", "Reasons (✗ fail, ? unknown)"), t("帮扶责任人", "Helper"), t("联系电话", "Helper's phone")] + extras
+    headers += [t("原因(✗未达标 ?待核实)", "Reasons (✗ fail, ? unknown)"), t("帮扶责任人", "Helper"), t("联系电话", "Helper's phone")]
+    headers += [register_column_label(extra, lang) for extra in extras]
     return frame, headers
 
 
