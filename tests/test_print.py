@@ -40,6 +40,7 @@ def printed(tmp_path_factory) -> Path:
     for args in runs:
         run = _cli(*args, cwd=folder)
         assert run.returncode in (0, 1), run.stdout + run.stderr
+        (folder / f"{args[args.index('--out') + 1]}.log").write_text(run.stdout, encoding="utf-8")
     return folder
 
 
@@ -188,3 +189,24 @@ def test_special_groups_are_listed_in_the_language_of_the_book(printed):
     english = specials("bands_en/bands.xlsx", "Special groups")
     assert any(", " in s for s in english) and not any("、" in s or _has_chinese(s) for s in english)
     assert any("、" in s for s in specials("bands/bands.xlsx", "特殊群体"))
+
+
+def _issue_columns(sheet, *names: str) -> list[tuple]:
+    headers = [c.value for c in sheet[1]]
+    columns = [headers.index(name) for name in names]
+    return [tuple(row[c] for c in columns) for row in sheet.iter_rows(min_row=2, values_only=True)]
+
+
+def test_severity_and_field_speak_the_language_of_the_book(printed):
+    """级别 says 错误/警告 and 字段 names the field as the register does, as `exitcheck explain`
+    does; the English book says error/warning and the field's English name."""
+    for name, sheet in (("zh/gaps.xlsx", "数据问题"), ("val/issues.xlsx", "数据问题")):
+        rows = _issue_columns(_book(printed, name)[sheet], "级别", "字段")
+        assert {severity for severity, _ in rows} == {"错误", "警告"}, name
+        assert all(_has_chinese(field) for _, field in rows), name
+    rows = _issue_columns(_book(printed, "en/gaps.xlsx")["Data issues"], "Severity", "Field")
+    assert {severity for severity, _ in rows} == {"error", "warning"}
+    assert "Gender" in {field for _, field in rows} and not [f for _, f in rows if "_" in f or _has_chinese(f)]
+    console = (printed / "val.log").read_text(encoding="utf-8")
+    assert "错误" in console and "警告" in console
+    assert not re.search(r"\b(error|warning)\b", console)

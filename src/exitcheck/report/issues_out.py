@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from exitcheck.issues import CATALOGUE, DataIssue
+from exitcheck.issues import CATALOGUE, DataIssue, severity_label
+from exitcheck.registers.schema import field_label
 from exitcheck.report.files import DEFAULT_MODE, atomic_path
 from exitcheck.report.sheets import open_workbook, write_table
 
@@ -47,6 +48,9 @@ def issues_frame(issues: Sequence[DataIssue], lang: str, *, mask_ids: bool) -> p
     frame = pd.DataFrame(rows, columns=list(ISSUE_COLUMNS))
     titles = {code: entry.title["en" if lang == "en" else "zh"] for code, entry in CATALOGUE.items()}
     frame.insert(1, "title", frame["code"].map(titles))
+    # A clerk reads 错误 and the field's Chinese name; the JSON keeps the codes.
+    frame["severity"] = [severity_label(severity, lang) for severity in frame["severity"]]
+    frame["field"] = [field_label(name, lang) if isinstance(name, str) else name for name in frame["field"]]
     return frame
 
 
