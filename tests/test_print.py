@@ -210,3 +210,32 @@ def test_severity_and_field_speak_the_language_of_the_book(printed):
     console = (printed / "val.log").read_text(encoding="utf-8")
     assert "错误" in console and "警告" in console
     assert not re.search(r"\b(error|warning)\b", console)
+
+
+def test_band_lists_show_incomes_alike_and_special_groups_stand_out(printed):
+    """Incomes with two decimals (3,101.00 beside 2,825.99); households under the five
+    guarantees or with a disabled member shaded, as domain.md asks; the summary's filter stops
+    above the 合计 row, so sorting it leaves the total at the bottom."""
+    for name, income, special, standing_out in (
+        ("bands/bands.xlsx", "人均纯收入", "特殊群体", ("五保/特困供养", "残疾")),
+        ("bands_en/bands.xlsx", "Per-capita net income", "Special groups", ("five guarantees / extreme-poverty support", "member with a disability")),
+    ):
+        book = _book(printed, name)
+        shaded = plain = 0
+        for sheet in book.worksheets[1:]:
+            headers = [c.value for c in sheet[2]]
+            for row in sheet.iter_rows(min_row=3):
+                assert row[headers.index(income)].number_format == "#,##0.00", f"{name} {sheet.title}"
+                groups = row[headers.index(special)].value or ""
+                fills = {cell.fill.fgColor.rgb for cell in row}
+                if any(group in groups for group in standing_out):
+                    assert fills == {"FFFCE4D6"}, f"{name} {sheet.title} row {row[0].row}: {groups}"
+                    shaded += 1
+                else:
+                    assert fills == {"00000000"}, f"{name} {sheet.title} row {row[0].row}: {groups}"
+                    plain += 1
+        assert shaded and plain
+        summary = book.worksheets[0]
+        last = summary.max_row
+        assert summary.cell(last, 1).value in ("合计", "Total") and summary.cell(last, 1).font.b
+        assert summary.auto_filter.ref == f"A2:{summary.cell(last, summary.max_column).column_letter}{last - 1}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,9 @@ FORMATS: dict[str, dict[str, Any]] = {
 #: Every cell of a list row: top-aligned, so that a row's cells start on one line beside a
 #: wrapped neighbour, and boxed, so that rows stay apart on paper (gridlines are not printed).
 LIST_CELL: dict[str, Any] = {"valign": "top", "border": 1}
+#: A row that must stand out (a special group), and a totals row.
+STAND_OUT: dict[str, Any] = {"bg_color": "#FCE4D6"}
+TOTAL: dict[str, Any] = {"bold": True}
 
 
 def formats(workbook: Any) -> dict[str, Any]:
@@ -122,12 +125,18 @@ def write_table(
     *,
     title: str | None = None,
     pct_columns: Sequence[int] = (),
+    number_formats: Mapping[str, str] | None = None,
+    stand_out: Sequence[bool] | None = None,
+    total_rows: int = 0,
 ) -> Any:
     """One sheet: optional title line, a header row, the rows; set up for filtering and print.
 
     Each column is as wide as its header (wrapped on up to three lines, never inside a word)
     and its longest cell, in whatever language they are; a column of text longer than
     WRAP_WIDTH wraps at that width, and its rows are made as tall as their text.
+    `number_formats` gives a frame column its number format ("#,##0.00"); the rows marked in
+    `stand_out` are shaded; the last `total_rows` rows are totals: bold, and outside the filter,
+    so that sorting or filtering the list leaves them where they are.
     """
     sheet = workbook.add_worksheet(name[:31])
     fmt = formats(workbook)
@@ -139,19 +148,22 @@ def write_table(
     # Cells are prepared a column at a time (a text column as it is), and only the rows that
     # need it are made taller: the per-cell work left is one write each.
     columns = [_column_cells(frame[c]) for c in frame.columns]
-    chosen = [column_width([h], columns[i] if i < len(columns) else []) for i, h in enumerate(headers)]
+    formatted = {frame.columns.get_loc(name): code for name, code in (number_formats or {}).items() if name in frame}
+    chosen = [column_width([h], columns[i] if i < len(columns) else [], formatted=i in formatted) for i, h in enumerate(headers)]
     sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, chosen, strict=False)), default=1))
     wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH]
-    props = [_list_cell(index in wrapped, index in pct_columns) for index in range(len(columns))]
-    styles = [cell_format(workbook, p) for p in props]
-    quoted = [cell_format(workbook, p, quoted=True) for p in props]
+    props = [_list_cell(index in wrapped, index in pct_columns, formatted.get(index)) for index in range(len(columns))]
+    kinds = {"plain": props, "stand_out": [{**p, **STAND_OUT} for p in props], "total": [{**p, **TOTAL} for p in props]}
+    styles = {kind: ([cell_format(workbook, p) for p in ps], [cell_format(workbook, p, quoted=True) for p in ps]) for kind, ps in kinds.items()}
+    first_total = len(frame) - total_rows
     for offset, cells in enumerate(zip(*columns, strict=True) if columns else []):
-        _write_values(sheet, top + 1 + offset, 0, cells, styles, quoted)
+        kind = "total" if offset >= first_total else "stand_out" if stand_out is not None and stand_out[offset] else "plain"
+        _write_values(sheet, top + 1 + offset, 0, cells, *styles[kind])
     lines = [max(row) for row in zip(*(_lines(columns[i], chosen[i]) for i in wrapped), strict=True)] if wrapped else []
     for offset, count in enumerate(lines):
         if count > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
             sheet.set_row(top + 1 + offset, LINE_HEIGHT * count)
-    last_row = top + max(len(frame), 1)
+    last_row = top + max(len(frame) - total_rows, 1)
     sheet.freeze_panes(top + 1, 0)
     if len(headers):
         sheet.autofilter(top, 0, last_row, len(headers) - 1)
@@ -166,9 +178,11 @@ def write_table(
     return sheet
 
 
-def _list_cell(wrapped: bool, pct: bool) -> dict[str, Any]:
-    """The properties of a list cell in a column that wraps its text, or shows percentages."""
-    return {**LIST_CELL, **(FORMATS["wrap"] if wrapped else {}), **(FORMATS["pct"] if pct else {})}
+def _list_cell(wrapped: bool, pct: bool, number_format: str | None) -> dict[str, Any]:
+    """The properties of a list cell in a column that wraps its text, shows percentages, or
+    has a number format of its own."""
+    return {**LIST_CELL, **(FORMATS["wrap"] if wrapped else {}), **(FORMATS["pct"] if pct else {}),
+            **({"num_format": number_format} if number_format else {})}
 
 
 def _column_cells(column: pd.Series) -> list[Any]:
@@ -188,11 +202,13 @@ HEADER_LINES = 3
 PADDING = 2
 
 
-def column_width(headers: Sequence[str], cells: Sequence[Any]) -> float:
+def column_width(headers: Sequence[str], cells: Sequence[Any], *, formatted: bool = False) -> float:
     """The width a column needs for its header(s) and its cells, measured in the text itself:
     its longest cell, capped at WRAP_WIDTH (longer text wraps), and room for each header on
-    HEADER_LINES lines with no word broken."""
-    longest = max((_display_len(text) for text in {_shown(cell) for cell in cells if cell is not None}), default=0)
+    HEADER_LINES lines with no word broken. `formatted`: numbers shown with thousands
+    separators and two decimals."""
+    shown = (lambda cell: f"{cell:,.2f}" if isinstance(cell, int | float) else _shown(cell)) if formatted else _shown
+    longest = max((_display_len(text) for text in {shown(cell) for cell in cells if cell is not None}), default=0)
     return max(min(longest + PADDING, WRAP_WIDTH), *(_header_width(header) for header in headers), 4)
 
 
