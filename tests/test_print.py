@@ -7,6 +7,7 @@ the reviewers print: its reasons wrap over several lines and its data issues are
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -239,3 +240,26 @@ def test_band_lists_show_incomes_alike_and_special_groups_stand_out(printed):
         last = summary.max_row
         assert summary.cell(last, 1).value in ("合计", "Total") and summary.cell(last, 1).font.b
         assert summary.auto_filter.ref == f"A2:{summary.cell(last, summary.max_column).column_letter}{last - 1}"
+
+
+def test_numbers_are_kept_off_the_next_column(printed):
+    """A number right-aligned against the next column's text printed as '615E' or
+    '0农业农村局': every number in a list, and in the Summary's tables, is boxed and indented."""
+    numbers = 0
+    for name, sheet in _list_sheets(printed):
+        for cell in _data_cells(sheet):
+            if isinstance(cell.value, int | float):
+                assert cell.alignment.horizontal == "right" and cell.alignment.indent >= 1, f"{name} {sheet.title}!{cell.coordinate}"
+                numbers += 1
+    assert numbers > 300
+    summary = _book(printed, "zh/gaps.xlsx")["汇总"]
+    tables = [row for row in summary.iter_rows() if row[0].value in ("规则", "乡镇") and row[0].font.b]
+    assert len(tables) == 2
+    for header in tables:
+        below = summary.iter_rows(min_row=header[0].row + 1, max_col=len([c for c in header if c.value]))
+        rows = list(itertools.takewhile(lambda row: row[0].value is not None, below))
+        assert rows
+        for cell in (cell for row in rows for cell in row):
+            assert cell.border.left.style == "thin" and cell.alignment.vertical == "top", cell.coordinate
+            if isinstance(cell.value, int | float):
+                assert cell.alignment.indent >= 1, cell.coordinate

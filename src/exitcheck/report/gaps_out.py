@@ -25,7 +25,7 @@ from exitcheck.report.sheets import (
     fit_columns,
     formats,
     open_workbook,
-    write_cells,
+    write_list_row,
     write_table,
 )
 
@@ -337,7 +337,7 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     sheet.write_row(top, 0, headers, fmt["header"])
     rows = [[neutralise_cell(v) for v in row] for row in indicators.itertuples(index=False)]  # a dozen indicators
     for offset, row in enumerate(rows, start=1):
-        write_cells(workbook, sheet, top + offset, row)
+        write_list_row(workbook, sheet, top + offset, row)
     blocks: list[Block] = [(None, [], facts), (top, headers, rows)]
     if len(indicators):
         chart = workbook.add_chart({"type": "bar"})
@@ -363,9 +363,8 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> N
     sheet.write_row(top2, 0, headers2, fmt["header"])
     rows = [[neutralise_cell(v) for v in row] for row in towns.itertuples(index=False)]  # a few dozen townships
     for offset, values in enumerate(rows, start=1):
-        write_cells(workbook, sheet, top2 + offset, values[:counted])
-        if len(values) > counted and values[counted] is not None:
-            sheet.write_number(top2 + offset, counted, float(values[counted]), fmt["pct"])
+        write_list_row(workbook, sheet, top2 + offset, [*values[:counted], *(float(v) if v is not None else None for v in values[counted:])],
+                       pct_columns=[counted])
     blocks.append((top2, headers2, rows))
     skipped = summary["skipped_rules"]
     if skipped:

@@ -45,6 +45,9 @@ FORMATS: dict[str, dict[str, Any]] = {
 #: Every cell of a list row: top-aligned, so that a row's cells start on one line beside a
 #: wrapped neighbour, and boxed, so that rows stay apart on paper (gridlines are not printed).
 LIST_CELL: dict[str, Any] = {"valign": "top", "border": 1}
+#: A number in a list cell: kept off the right border, so that it does not run into the text
+#: of the next column on paper (615 beside E read as 615E).
+NUMBER: dict[str, Any] = {"align": "right", "indent": 1}
 #: A row that must stand out (a special group), and a totals row.
 STAND_OUT: dict[str, Any] = {"bg_color": "#FCE4D6"}
 TOTAL: dict[str, Any] = {"bold": True}
@@ -70,6 +73,22 @@ def cell_format(workbook: Any, props: dict[str, Any], *, quoted: bool = False) -
     if key not in made:
         made[key] = workbook.add_format({**props, "quote_prefix": True} if quoted else props)
     return made[key]
+
+
+def write_list_row(workbook: Any, sheet: Any, row: int, values: Sequence[Any], pct_columns: Sequence[int] = ()) -> None:
+    """A row of a small table outside write_table (a summary's): boxed and top-aligned like a
+    list row, numbers kept off the border, `pct_columns` as percentages."""
+    props = [_list_cell(False, index in pct_columns, None, _is_number(value)) for index, value in enumerate(values)]
+    _write_values(sheet, row, 0, values, [cell_format(workbook, p) for p in props], [cell_format(workbook, p, quoted=True) for p in props])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numbers(cells: Sequence[Any]) -> bool:
+    """Whether a column holds numbers (and blanks) only."""
+    return any(_is_number(cell) for cell in cells) and all(cell is None or _is_number(cell) for cell in cells)
 
 
 def write_cells(workbook: Any, sheet: Any, row: int, values: Sequence[Any], style: str = "plain", first: int = 0) -> None:
@@ -149,10 +168,11 @@ def write_table(
     # need it are made taller: the per-cell work left is one write each.
     columns = [_column_cells(frame[c]) for c in frame.columns]
     formatted = {frame.columns.get_loc(name): code for name, code in (number_formats or {}).items() if name in frame}
+    numeric = [_numbers(cells) for cells in columns]
     chosen = [column_width([h], columns[i] if i < len(columns) else [], formatted=i in formatted) for i, h in enumerate(headers)]
     sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, chosen, strict=False)), default=1))
     wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH]
-    props = [_list_cell(index in wrapped, index in pct_columns, formatted.get(index)) for index in range(len(columns))]
+    props = [_list_cell(index in wrapped, index in pct_columns, formatted.get(index), numeric[index]) for index in range(len(columns))]
     kinds = {"plain": props, "stand_out": [{**p, **STAND_OUT} for p in props], "total": [{**p, **TOTAL} for p in props]}
     styles = {kind: ([cell_format(workbook, p) for p in ps], [cell_format(workbook, p, quoted=True) for p in ps]) for kind, ps in kinds.items()}
     first_total = len(frame) - total_rows
@@ -178,11 +198,11 @@ def write_table(
     return sheet
 
 
-def _list_cell(wrapped: bool, pct: bool, number_format: str | None) -> dict[str, Any]:
-    """The properties of a list cell in a column that wraps its text, shows percentages, or
-    has a number format of its own."""
+def _list_cell(wrapped: bool, pct: bool, number_format: str | None, number: bool = False) -> dict[str, Any]:
+    """The properties of a list cell in a column that wraps its text, shows percentages, has a
+    number format of its own, or holds numbers."""
     return {**LIST_CELL, **(FORMATS["wrap"] if wrapped else {}), **(FORMATS["pct"] if pct else {}),
-            **({"num_format": number_format} if number_format else {})}
+            **({"num_format": number_format} if number_format else {}), **(NUMBER if number or pct else {})}
 
 
 def _column_cells(column: pd.Series) -> list[Any]:
@@ -209,6 +229,7 @@ def column_width(headers: Sequence[str], cells: Sequence[Any], *, formatted: boo
     separators and two decimals."""
     shown = (lambda cell: f"{cell:,.2f}" if isinstance(cell, int | float) else _shown(cell)) if formatted else _shown
     longest = max((_display_len(text) for text in {shown(cell) for cell in cells if cell is not None}), default=0)
+    longest += _numbers(cells)  # the indent that keeps a number off the border
     return max(min(longest + PADDING, WRAP_WIDTH), *(_header_width(header) for header in headers), 4)
 
 
