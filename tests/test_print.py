@@ -7,9 +7,11 @@ the reviewers print: its reasons wrap over several lines and its data issues are
 
 from __future__ import annotations
 
+import csv
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +265,33 @@ def test_numbers_are_kept_off_the_next_column(printed):
             assert cell.border.left.style == "thin" and cell.alignment.vertical == "top", cell.coordinate
             if isinstance(cell.value, int | float):
                 assert cell.alignment.indent >= 1, cell.coordinate
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_the_clerks_csv_keeps_long_numbers_as_text_the_programs_csv_as_they_are(printed):
+    clerks = _csv_rows(printed / "zh" / "gaps_households.csv")
+    ids = [row[clerks[0].index("户编号")] for row in clerks[1:]]
+    phones = [row[clerks[0].index("联系电话")] for row in clerks[1:] if row[clerks[0].index("联系电话")]]
+    assert ids and all(re.fullmatch(r"\t\d{18}", hid) for hid in ids)
+    assert phones and all(re.fullmatch(r"\t\d{11}", phone) for phone in phones)
+    programs = _csv_rows(printed / "zh" / "gaps.csv")
+    assert programs[0][:4] == ["level", "rule", "status", "household_id"]
+    assert {row[3].lstrip("\t") for row in programs[1:] if row[3]} >= {hid.lstrip("\t") for hid in ids}
+    assert not [row for row in programs[1:] if row[3].startswith("\t")]
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+def test_libreoffice_opens_the_clerks_csv_with_ids_whole(printed, tmp_path):
+    """As a clerk opens it: LibreOffice's CSV import (UTF-8) reads the IDs as text, all 18
+    digits, not 5.13434002001e+17."""
+    subprocess.run(["soffice", "--headless", "--infilter=CSV:44,34,76", "--convert-to", "xlsx", "--outdir", str(tmp_path),
+                    str(printed / "zh" / "gaps_households.csv")],
+                   check=True, capture_output=True, timeout=180, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    sheet = openpyxl.load_workbook(tmp_path / "gaps_households.xlsx").active
+    column = [c.value for c in sheet[1]].index("户编号")
+    ids = [row[column] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert ids and all(isinstance(hid, str) and re.fullmatch(r"\s?\d{18}", hid) for hid in ids), ids[:3]

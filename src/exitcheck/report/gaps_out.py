@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -409,22 +410,38 @@ def neutralise_cell(value: Any) -> Any:
 
 
 def write_gaps_csv(folder: Path, result: AuditResult, gaps: Sequence[Gap] | None = None, mode: int = DEFAULT_MODE) -> list[Path]:
-    """UTF-8 with a BOM, so Excel and WPS open the Chinese intact; formula-like text neutralised."""
+    """UTF-8 with a BOM, so Excel and WPS open the Chinese intact; formula-like text neutralised.
+
+    gaps_households.csv is the clerk's (the 户清单 sheet, in the chosen language, long numbers
+    kept as text); gaps.csv is for programs (English keys, stable codes, values as they are)."""
     gaps = result.gaps if gaps is None else gaps
     written = []
     frame, headers = household_sheet(result, gaps)
-    written.append(_write_csv(folder / "gaps_households.csv", frame, headers, mode))
+    written.append(_write_csv(folder / "gaps_households.csv", frame, headers, mode, for_spreadsheets=True))
     rows = pd.DataFrame([{**g.to_dict(), "values": None} for g in gaps]).drop(columns=["values"], errors="ignore")
     written.append(_write_csv(folder / "gaps.csv", rows, list(rows.columns), mode))
     return written
 
 
-def _write_csv(path: Path, frame: pd.DataFrame, headers: list[str], mode: int) -> Path:
+#: Digits a spreadsheet opening a CSV would turn into a number and so change: 11 digits and
+#: more (a phone number shown as 1.32E+10 in a narrow column, an 18-digit ID as 5.13434E+17
+#: and rounded past 15 digits), or a leading zero (dropped).
+_MANGLED_DIGITS = re.compile(r"\d{11,}|0\d+")
+
+
+def _as_text_in_spreadsheets(value: object) -> object:
+    """A tab before such digits: Excel, WPS and LibreOffice then read the cell as text (the
+    tab does not show), so an 18-digit household ID opens whole."""
+    return "\t" + value if isinstance(value, str) and _MANGLED_DIGITS.fullmatch(value) else value
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, headers: list[str], mode: int, *, for_spreadsheets: bool = False) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(headers)
+    cell = _as_text_in_spreadsheets if for_spreadsheets else (lambda value: value)
     for row in frame.astype(object).itertuples(index=False):  # a writer emits row by row
-        writer.writerow(["" if v is None or (isinstance(v, float) and v != v) or v is pd.NA else neutralise(v) for v in row])
+        writer.writerow(["" if v is None or (isinstance(v, float) and v != v) or v is pd.NA else cell(neutralise(v)) for v in row])
     return write_bytes(path, ("\ufeff" + buffer.getvalue()).encode("utf-8"), mode)
 
 
