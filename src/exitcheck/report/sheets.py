@@ -169,7 +169,8 @@ def write_table(
     columns = [_column_cells(frame[c]) for c in frame.columns]
     formatted = {frame.columns.get_loc(name): code for name, code in (number_formats or {}).items() if name in frame}
     numeric = [_numbers(cells) for cells in columns]
-    chosen = [column_width([h], columns[i] if i < len(columns) else [], formatted=i in formatted) for i, h in enumerate(headers)]
+    chosen = [column_width([h], columns[i], formatted=i in formatted, numbers=numeric[i]) if i < len(columns) else column_width([h], [])
+              for i, h in enumerate(headers)]
     sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, chosen, strict=False)), default=1))
     wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH]
     props = [_list_cell(index in wrapped, index in pct_columns, formatted.get(index), numeric[index]) for index in range(len(columns))]
@@ -222,14 +223,14 @@ HEADER_LINES = 3
 PADDING = 2
 
 
-def column_width(headers: Sequence[str], cells: Sequence[Any], *, formatted: bool = False) -> float:
+def column_width(headers: Sequence[str], cells: Sequence[Any], *, formatted: bool = False, numbers: bool | None = None) -> float:
     """The width a column needs for its header(s) and its cells, measured in the text itself:
     its longest cell, capped at WRAP_WIDTH (longer text wraps), and room for each header on
     HEADER_LINES lines with no word broken. `formatted`: numbers shown with thousands
-    separators and two decimals."""
+    separators and two decimals; `numbers`: whether the cells are numbers, when known."""
     shown = (lambda cell: f"{cell:,.2f}" if isinstance(cell, int | float) else _shown(cell)) if formatted else _shown
     longest = max((_display_len(text) for text in {shown(cell) for cell in cells if cell is not None}), default=0)
-    longest += _numbers(cells)  # the indent that keeps a number off the border
+    longest += _numbers(cells) if numbers is None else numbers  # the indent that keeps a number off the border
     return max(min(longest + PADDING, WRAP_WIDTH), *(_header_width(header) for header in headers), 4)
 
 
