@@ -41,6 +41,9 @@ EVIL = [
     '{=HYPERLINK("http://evil.invalid/","点我")}',
 ]
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+#: A long number in the clerk's CSV, after the tab that keeps spreadsheets from turning it into
+#: 5.13434E+17: digits only after the tab, so nothing a spreadsheet could run.
+DIGITS_AS_TEXT = re.compile(r"^\t\d+$")
 
 
 def _env() -> dict[str, str]:
@@ -149,7 +152,7 @@ def test_csv_fields_that_start_like_a_formula_are_quoted(outputs: dict[str, obje
         if path.suffix == ".csv":
             with path.open(encoding="utf-8-sig", newline="") as handle:
                 fields += [field for row in csv.reader(handle) for field in row]
-    dangerous = [f for f in fields if f.startswith(FORMULA_STARTS) and not NUMBER.match(f)]
+    dangerous = [f for f in fields if f.startswith(FORMULA_STARTS) and not NUMBER.match(f) and not DIGITS_AS_TEXT.match(f)]
     assert not dangerous, dangerous
     assert "'" + EVIL[0] in fields and "'" + EVIL[3] in fields  # neutralised, not dropped
     assert "'@马拖村" in fields or "'+中所镇" in fields

@@ -103,14 +103,15 @@ def test_a_duplicate_names_the_other_households_that_share_it(tmp_path):
     path = county.write(tmp_path / "planted.xlsx")
     issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
     hid = [f"51343400{n:04d}" for n in range(1, 7)]
-    others = sorted((i.household_id, i.params["others"]) for i in issues if i.code == "duplicate_person")
+    others = sorted((i.household_id, i.params["others"]["zh"]) for i in issues if i.code == "duplicate_person")
     assert others == [
         (hid[0], f"{hid[2]}、{hid[3]}"),
         (hid[2], f"{hid[0]}、{hid[3]}"),
         (hid[2], f"{hid[0]}、{hid[3]}"),
         (hid[3], f"{hid[0]}、{hid[2]}"),
     ]
-    houses = sorted((i.household_id, i.params["others"]) for i in issues if i.code == "shared_house")
+    assert {i.params["others"]["en"] for i in issues if i.household_id == hid[0] and i.code == "duplicate_person"} == {f"{hid[2]}, {hid[3]}"}
+    houses = sorted((i.household_id, i.params["others"]["zh"]) for i in issues if i.code == "shared_house")
     assert houses == [(hid[0], hid[1]), (hid[1], hid[0])]
 
 

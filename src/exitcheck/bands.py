@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from exitcheck.errors import ConfigError
-from exitcheck.i18n import did_you_mean, pick
+from exitcheck.i18n import did_you_mean, join_list, pick
 from exitcheck.registers.schema import field_names, field_spec
 from exitcheck.report.files import DEFAULT_MODE, atomic_path
 from exitcheck.report.sheets import WORKBOOK_OPTIONS, open_workbook, write_table
@@ -309,14 +309,30 @@ def bands_document(banded: Banded) -> dict[str, Any]:
 def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, columns: Sequence[str], lang: str, title: str,
                 *, by_county: bool = False) -> None:
     """A summary sheet, then one sheet per band with its households."""
-    summary = count_table(frame, bands, lang, by_township="township" in columns, by_county=by_county)
-    write_table(workbook, pick(lang, "汇总", "Summary"), summary, [str(c) for c in summary.columns], title=title)
+    by_township = "township" in columns
+    summary = count_table(frame, bands, lang, by_township=by_township, by_county=by_county)
+    write_table(workbook, pick(lang, "汇总", "Summary"), summary, [str(c) for c in summary.columns], title=title,
+                total_rows=1 if by_township or by_county else 0)
     headers = [column_label(column, lang) for column in columns]
     used = {pick(lang, "汇总", "Summary")}
     for band in bands:
         part = frame.loc[frame["band"] == band.id].reindex(columns=list(columns))
+        stand_out = _stands_out(part["special"], lang) if "special" in part else None
+        if "special" in part:  # a list in each row, written as running text of the language
+            part["special"] = part["special"].map(lambda groups: join_list(groups, lang), na_action="ignore")
         label = band_label(band, lang)
-        write_table(workbook, _sheet_name(label, used), part, headers, title=f"{label}: {len(part)}{pick(lang, ' 户', ' households')}")
+        write_table(workbook, _sheet_name(label, used), part, headers, title=f"{label}: {len(part)}{pick(lang, ' 户', ' households')}",
+                    number_formats={"income_per_capita": "#,##0.00"}, stand_out=stand_out)
+
+
+#: The groups that must stand out in the band lists (domain.md): five guarantees and disability.
+STAND_OUT_GROUPS = ("extreme_poverty", "disability")
+
+
+def _stands_out(special: pd.Series, lang: str) -> list[bool]:
+    """Per row, whether its special groups (labels in `lang`) include one that must stand out."""
+    marked = {pick(lang, zh, en) for key, zh, en in SPECIAL_GROUPS if key in STAND_OUT_GROUPS}
+    return [isinstance(groups, list) and not marked.isdisjoint(groups) for groups in special]
 
 
 def _sheet_name(label: str, used: set[str]) -> str:

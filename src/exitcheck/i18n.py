@@ -15,6 +15,27 @@ def chooser(lang: str) -> Callable[[str, str], str]:
     return partial(pick, lang)
 
 
+def join_list(items: Iterable[object], lang: str) -> str:
+    """A list in running text: 甲、乙 in Chinese, "a, b" in English."""
+    return pick(lang, "、", ", ").join(str(item) for item in items)
+
+
+def listed(items: Iterable[object]) -> dict[str, str]:
+    """A list as a message parameter in both languages ({"zh": "甲、乙", "en": "a, b"})."""
+    items = list(items)
+    return {"zh": join_list(items, "zh"), "en": join_list(items, "en")}
+
+
+#: Columns a county often adds to its register, for an English header; any other column the
+#: county added keeps its own header, the one a clerk finds in the register.
+REGISTER_COLUMNS_EN = {"备注": "Notes", "备注栏": "Notes", "说明": "Remarks", "其他": "Other"}
+
+
+def register_column_label(name: str, lang: str) -> str:
+    """The header of a column the county added to its register, carried into a list."""
+    return pick(lang, name, REGISTER_COLUMNS_EN.get(name, name))
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> tuple[str, str]:
     """('; 是否指 X?', '; did you mean X?') for the closest choice, or ('', '') when none is close."""
     import difflib

@@ -345,15 +345,23 @@ def mask_in_message(message: str, value: str | None) -> str:
     return message.replace(value, mask(value) or "")
 
 
+SEVERITY_LABELS = {"error": ("错误", "error"), "warning": ("警告", "warning")}
+
+
+def severity_label(severity: str, lang: str) -> str:
+    """错误/警告 in Chinese; the JSON keeps the code (error, warning) whatever the language."""
+    zh, en = SEVERITY_LABELS.get(severity, (severity, severity))
+    return en if lang == "en" else zh
+
+
 def explain(code: str, lang: str = "zh") -> str:
     """The catalogue entry as text, for `exitcheck explain CODE`."""
     entry = CATALOGUE[code]
     key = "en" if lang == "en" else "zh"
-    severity = {"error": ("错误", "error"), "warning": ("警告", "warning")}[entry.severity]
     return "\n".join(
         [
             f"{entry.code} — {entry.title[key]}",
-            f"{'severity' if key == 'en' else '级别'}: {severity[1 if key == 'en' else 0]}",
+            f"{'severity' if key == 'en' else '级别'}: {severity_label(entry.severity, lang)}",
             "",
             entry.description[key],
             "",

@@ -14,6 +14,7 @@ import pandas as pd
 
 from exitcheck import idcard
 from exitcheck.fastpaths import member_of
+from exitcheck.i18n import listed
 from exitcheck.registers.model import ROW, Registers
 from exitcheck.registers.parse import IssueSink, Parsed
 from exitcheck.registers.schema import RegisterName
@@ -127,7 +128,7 @@ def _others(keys: pd.Series, owners: pd.Series, mask: pd.Series) -> pd.Series:
     rows = []
     for key, me in zip(shared, mine, strict=True):
         others = [o for o in sorted(groups.get(key, ())) if o != me] if not pd.isna(key) else []
-        rows.append({"others": "、".join(others) or (me or "")})
+        rows.append({"others": listed(others) if others else (me or "")})
     return pd.Series(rows, index=flagged, dtype=object).reindex(keys.index)
 
 
@@ -145,8 +146,8 @@ def check_duplicate_households(households: pd.DataFrame, sink: IssueSink) -> Non
     ids = households["household_id"]
     dup = (ids.notna() & ids.duplicated(keep=False)).fillna(False).astype(bool)
     if dup.any():
-        rows = households[ROW][dup].groupby(ids[dup]).agg(lambda s: "、".join(str(r) for r in s))
-        params = pd.Series([{"rows": r} for r in ids[dup].map(rows)], index=ids[dup].index).reindex(ids.index)
+        rows = households[ROW][dup].groupby(ids[dup]).agg(list)
+        params = pd.Series([{"rows": listed(r)} for r in ids[dup].map(rows)], index=ids[dup].index).reindex(ids.index)
         sink.add("households", households, dup, "duplicate_household", "household_id", values=ids,
                  household=ids, params=params)
 

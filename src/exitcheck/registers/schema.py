@@ -276,6 +276,16 @@ def field_spec(register: RegisterName, name: str) -> FieldSpec:
     raise KeyError(f"{register}.{name}")
 
 
+def field_label(name: str, lang: str = "zh") -> str:
+    """A field's header (its English name in English), from whichever register has it; a name
+    no register has (a derived figure) as it is."""
+    for register in REGISTERS:
+        for spec in fields(register):
+            if spec.name == name:
+                return spec.label(lang)
+    return name
+
+
 _SPACES = re.compile(r"\s+")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from exitcheck.idcard import mask_text
-from exitcheck.issues import CATALOGUE, DataIssue
+from exitcheck.issues import CATALOGUE, DataIssue, severity_label
 
 FIRST_ISSUES = 20
 
@@ -40,7 +40,7 @@ def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> No
     table = _table(t("按问题", "By code"), t("问题代码", "Code"), t("问题", "Title"), t("级别", "Severity"), t("数量", "Count"))
     for code, count in by_code.most_common():
         entry = CATALOGUE[code]
-        table.add_row(code, entry.title[key], entry.severity, str(count))
+        table.add_row(code, entry.title[key], severity_label(entry.severity, ui.lang), str(count))
     ui.out.print(table)
     by_sheet = Counter((issue.file, issue.sheet) for issue in issues)
     table = _table(t("按工作表", "By sheet"), t("文件", "File"), t("工作表", "Sheet"), t("数量", "Count"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from exitcheck.audit import AuditResult, Gap
-from exitcheck.i18n import chooser
+from exitcheck.i18n import chooser, register_column_label
 from exitcheck.issues import ISSUES_SHEET, DataIssue
 from exitcheck.report.files import (
     DEFAULT_MODE,
@@ -28,7 +29,15 @@ from exitcheck.report.files import (
     write_json,
 )
 from exitcheck.report.issues_out import add_issues_sheet
-from exitcheck.report.sheets import formats, open_workbook, write_cells, write_table
+from exitcheck.report.sheets import (
+    Block,
+    fit_columns,
+    formats,
+    open_workbook,
+    write_cells,
+    write_list_row,
+    write_table,
+)
 from exitcheck.rules.engine import plain
 
 DEPARTMENTS = {
@@ -157,7 +166,8 @@ def household_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFr
                t("户编号", "Household ID"), t("户主姓名", "Head"), t("农户类别", "Category"), t("脱贫状态", "Status")]
     headers += [rule_name(result, r) for r in indicator_ids]
     headers += [t("原因(✗未达标 ?待核实)", "Reasons (✗ fail, ? unknown)"), t("责任部门", "Department"),
-                t("帮扶责任人", "Helper"), t("联系电话", "Helper's phone")] + extras
+                t("帮扶责任人", "Helper"), t("联系电话", "Helper's phone")]
+    headers += [register_column_label(extra, lang) for extra in extras]
     return frame, headers
 
 
@@ -197,9 +207,6 @@ def _mark(gap: Gap | None) -> str:
     if gap is None:
         return ""
     return "✗" if gap.status == "fail" else "?"
-
-
-HOUSEHOLD_WIDTHS = (8, 8, None, 8, 10, 7)  # None: as wide as the household ids
 
 
 def unit_sheet(result: AuditResult, gaps: Sequence[Gap], level: str) -> tuple[pd.DataFrame, list[str]]:
@@ -352,20 +359,13 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
     unassigned = issues_by_township(result)[1] if place is None else []
     lang = result.lang
     t = chooser(lang)
-    lead = [10] if multi_county(result) else []  # the county column
     with atomic_path(path, mode) as temp:
         workbook = open_workbook(temp)
         _summary_sheet(workbook, result, gaps, place, len(unassigned))
-        if lead and place is None:
+        if multi_county(result) and place is None:  # the whole book, not one township's
             _counties_sheet(workbook, result, gaps)
         frame, headers = household_sheet(result, gaps)
-        marks = sum(1 for column in frame.columns if column in result.evaluation.outcomes)
-        group = [6] if "group" in frame else []
-        places = [*HOUSEHOLD_WIDTHS[:2], *group, *HOUSEHOLD_WIDTHS[2:]]
-        widths = [*lead, *places, *([5] * marks), 48, 14, 8, 12]
-        reasons = len(lead) + len(places) + marks
-        write_table(workbook, t("户清单", "Households"), frame, headers, widths=widths,
-                    wrap_columns=[reasons, reasons + 1],
+        write_table(workbook, t("户清单", "Households"), frame, headers,
                     none_note=t("没有指标未达标或待核实的户", "No household has a failing or unknown indicator"))
         # A township's book has no county sheet: the county's own findings are never its gaps.
         levels = (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County")))
@@ -373,9 +373,7 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
             frame, headers = unit_sheet(result, gaps, level)
             write_table(workbook, name, frame, headers, none_note=t(*NONE_AT_LEVEL[level]))
         frame, headers = risk_sheet(result, gaps)
-        group = [6] if "group" in frame else []
-        write_table(workbook, t("风险清单", "Risks"), frame, headers, widths=[12, 8, 8, *lead, 10, 10, *group, 22, 10, 40, 14, 8, 12],
-                    none_note=t("没有风险户", "No household at risk"))
+        write_table(workbook, t("风险清单", "Risks"), frame, headers, none_note=t("没有风险户", "No household at risk"))
         if progress is not None:
             from exitcheck.report.progress_sheet import add_progress_sheet
 
@@ -415,8 +413,10 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], plac
     indicators = by_indicator(result, gaps, county_rules=place is None)
     headers = [t("规则", "Rule"), t("指标", "Indicator"), t("层级", "Level"), t("未达标", "Fail"), t("待核实", "Unknown"), t("责任部门", "Department")]
     sheet.write_row(top, 0, headers, fmt["header"])
-    for offset, row in enumerate(indicators.itertuples(index=False), start=1):  # a dozen indicators
-        write_cells(workbook, sheet, top + offset, [neutralise_cell(v) for v in row])
+    rows = [[neutralise_cell(v) for v in row] for row in indicators.itertuples(index=False)]  # a dozen indicators
+    for offset, row in enumerate(rows, start=1):
+        write_list_row(workbook, sheet, top + offset, row)
+    blocks: list[Block] = [(None, [], facts), (top, headers, rows)]
     if len(indicators):
         _indicator_chart(workbook, sheet, t, top, len(indicators))
     top2 = top + len(indicators) + 2
@@ -426,11 +426,13 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], plac
     if "incidence" in towns:
         headers2.append(t("贫困发生率", "Incidence"))
     sheet.write_row(top2, 0, headers2, fmt["header"])
-    for offset, row in enumerate(towns.to_dict("records"), start=1):  # a few dozen townships
-        write_cells(workbook, sheet, top2 + offset, [neutralise_cell(row[c]) for c in columns])
-        incidence = plain(row.get("incidence"))
-        if incidence is not None:
-            sheet.write_number(top2 + offset, len(columns), float(incidence), fmt["pct"])
+    counted = len(columns)
+    rows = [[neutralise_cell(row[c]) for c in columns] + ([plain(row.get("incidence"))] if "incidence" in towns else [])
+            for row in towns.to_dict("records")]  # a few dozen townships
+    for offset, values in enumerate(rows, start=1):
+        write_list_row(workbook, sheet, top2 + offset, [*values[:counted], *(float(v) if v is not None else None for v in values[counted:])],
+                       pct_columns=[counted])
+    blocks.append((top2, headers2, rows))
     skipped = result.summary()["skipped_rules"]
     if skipped:
         top3 = top2 + len(towns) + 2
@@ -438,9 +440,8 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], plac
         for offset, item in enumerate(skipped, start=1):
             sheet.write_string(top3 + offset, 0, item["rule"])
             sheet.write_string(top3 + offset, 1, item["reason"])
-    sheet.set_column(0, 0, 24)
-    sheet.set_column(1, 1, 16)
-    sheet.set_column(2, 6, 10)
+        blocks.append((None, [t("未评估的规则", "Rules not evaluated")], [[item["rule"]] for item in skipped]))
+    fit_columns(sheet, blocks)
     sheet.set_landscape()
     sheet.set_paper(9)
     sheet.fit_to_pages(1, 0)
@@ -521,13 +522,13 @@ def _own_rows(result: AuditResult, towns: pd.DataFrame, place: Place) -> pd.Data
 
 
 COUNTY_COLUMNS = (
-    ("county", ("县", "County"), 14), ("code", ("县代码", "Code"), 8), ("state", ("状态", "State"), 10),
-    ("households", ("户数", "Households"), 9), ("registered_households", ("建档立卡户", "Registered"), 9),
-    ("households_with_gaps", ("有未达标的户", "With gaps"), 9), ("fail", ("未达标", "Fail"), 8),
-    ("unknown", ("待核实", "Unknown"), 8), ("poor_people", ("贫困人口", "Poor people"), 9),
-    ("population", ("户籍人口", "Population"), 10), ("incidence", ("贫困发生率", "Incidence"), 9),
-    ("satisfied", ("满意户", "Satisfied"), 8), ("answered", ("作答户", "Answered"), 8),
-    ("satisfaction_rate", ("认可度", "Satisfaction"), 9),
+    ("county", ("县", "County")), ("code", ("县代码", "Code")), ("state", ("状态", "State")),
+    ("households", ("户数", "Households")), ("registered_households", ("建档立卡户", "Registered")),
+    ("households_with_gaps", ("有未达标的户", "With gaps")), ("fail", ("未达标", "Fail")),
+    ("unknown", ("待核实", "Unknown")), ("poor_people", ("贫困人口", "Poor people")),
+    ("population", ("户籍人口", "Population")), ("incidence", ("贫困发生率", "Incidence")),
+    ("satisfied", ("满意户", "Satisfied")), ("answered", ("作答户", "Answered")),
+    ("satisfaction_rate", ("认可度", "Satisfaction")),
 )
 
 
@@ -535,11 +536,11 @@ def _counties_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap]) -> 
     """县汇总: one row per county, then the roll-ups; the numerators beside each ratio so that
     anyone can check that a total is a ratio of sums, not an average of the counties' ratios."""
     table = by_county(result, gaps)
-    names = [name for name, _, _ in COUNTY_COLUMNS]
+    names = [name for name, _ in COUNTY_COLUMNS]
     frame = table.reindex(columns=names)
     pct = [names.index("incidence"), names.index("satisfaction_rate")]
-    write_table(workbook, chooser(result.lang)("县汇总", "Counties"), frame, [_l(label, result.lang) for _, label, _ in COUNTY_COLUMNS],
-                widths=[width for _, _, width in COUNTY_COLUMNS], pct_columns=pct)
+    write_table(workbook, chooser(result.lang)("县汇总", "Counties"), frame, [_l(label, result.lang) for _, label in COUNTY_COLUMNS],
+                pct_columns=pct)
 
 
 def neutralise_cell(value: Any) -> Any:
@@ -547,22 +548,38 @@ def neutralise_cell(value: Any) -> Any:
 
 
 def write_gaps_csv(folder: Path, result: AuditResult, gaps: Sequence[Gap] | None = None, mode: int = DEFAULT_MODE) -> list[Path]:
-    """UTF-8 with a BOM, so Excel and WPS open the Chinese intact; formula-like text neutralised."""
+    """UTF-8 with a BOM, so Excel and WPS open the Chinese intact; formula-like text neutralised.
+
+    gaps_households.csv is the clerk's (the 户清单 sheet, in the chosen language, long numbers
+    kept as text); gaps.csv is for programs (English keys, stable codes, values as they are)."""
     gaps = result.gaps if gaps is None else gaps
     written = []
     frame, headers = household_sheet(result, gaps)
-    written.append(_write_csv(folder / "gaps_households.csv", frame, headers, mode))
+    written.append(_write_csv(folder / "gaps_households.csv", frame, headers, mode, for_spreadsheets=True))
     rows = pd.DataFrame([{**g.to_dict(), "values": None} for g in gaps]).drop(columns=["values"], errors="ignore")
     written.append(_write_csv(folder / "gaps.csv", rows, list(rows.columns), mode))
     return written
 
 
-def _write_csv(path: Path, frame: pd.DataFrame, headers: list[str], mode: int) -> Path:
+#: Digits a spreadsheet opening a CSV would turn into a number and so change: 11 digits and
+#: more (a phone number shown as 1.32E+10 in a narrow column, an 18-digit ID as 5.13434E+17
+#: and rounded past 15 digits), or a leading zero (dropped).
+_MANGLED_DIGITS = re.compile(r"\d{11,}|0\d+")
+
+
+def _as_text_in_spreadsheets(value: object) -> object:
+    """A tab before such digits: Excel, WPS and LibreOffice then read the cell as text (the
+    tab does not show), so an 18-digit household ID opens whole."""
+    return "\t" + value if isinstance(value, str) and _MANGLED_DIGITS.fullmatch(value) else value
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, headers: list[str], mode: int, *, for_spreadsheets: bool = False) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(headers)
+    cell = _as_text_in_spreadsheets if for_spreadsheets else (lambda value: value)
     for row in frame.astype(object).itertuples(index=False):  # a writer emits row by row
-        writer.writerow(["" if v is None or (isinstance(v, float) and v != v) or v is pd.NA else neutralise(v) for v in row])
+        writer.writerow(["" if v is None or (isinstance(v, float) and v != v) or v is pd.NA else cell(neutralise(v)) for v in row])
     return write_bytes(path, ("\ufeff" + buffer.getvalue()).encode("utf-8"), mode)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from exitcheck.issues import CATALOGUE, ISSUES_SHEET, DataIssue
+from exitcheck.issues import CATALOGUE, ISSUES_SHEET, DataIssue, severity_label
+from exitcheck.registers.schema import field_label
 from exitcheck.report.files import DEFAULT_MODE, atomic_path
 from exitcheck.report.sheets import open_workbook, write_table
 
@@ -49,6 +50,9 @@ def issues_frame(issues: Sequence[DataIssue], lang: str, *, mask_ids: bool) -> p
     key = "en" if lang == "en" else "zh"
     frame.insert(1, "title", frame["code"].map({code: entry.title[key] for code, entry in CATALOGUE.items()}))
     frame["fix"] = frame["code"].map({code: entry.fix[key] for code, entry in CATALOGUE.items()})
+    # A clerk reads 错误 and the field's Chinese name; the JSON keeps the codes.
+    frame["severity"] = [severity_label(severity, lang) for severity in frame["severity"]]
+    frame["field"] = [field_label(name, lang) if isinstance(name, str) else name for name in frame["field"]]
     return frame
 
 
@@ -59,8 +63,7 @@ def add_issues_sheet(workbook: object, issues: Sequence[DataIssue], lang: str, n
     headers = list(ISSUE_HEADERS[lang])
     headers.insert(1, "问题" if lang != "en" else "Title")
     headers.append("如何修改" if lang != "en" else "How to fix")
-    widths = [18, 16, 8, 24, 10, 7, 6, 14, 16, 22, 20, 50]
-    write_table(workbook, name, frame, headers, widths=widths, none_note="没有数据问题" if lang != "en" else "No data issues")
+    write_table(workbook, name, frame, headers, none_note="没有数据问题" if lang != "en" else "No data issues")
 
 
 def write_issues_xlsx(path: Path, issues: Sequence[DataIssue], lang: str, mode: int = DEFAULT_MODE) -> Path:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from exitcheck.history import COUNTY
 from exitcheck.i18n import chooser
-from exitcheck.report.sheets import formats, write_cells
+from exitcheck.report.sheets import formats, write_cells, write_list_row
 
 #: Excel's limit on the series of one chart; a county has far fewer townships.
 MAX_SERIES = 255
@@ -38,7 +38,7 @@ def add_progress_sheet(workbook: Any, progress: pd.DataFrame, lang: str) -> Any:
     write_cells(workbook, sheet, top, [t("运行", "Run"), t("基准日", "As of"), *labels, t("合计", "Total")], "header")
     for offset, (run, day) in enumerate(runs, start=1):
         counts = [opened.get((run, town), 0) for town in townships]
-        sheet.write_row(top + offset, 0, [run, day.isoformat() if day else None, *counts, sum(counts)])
+        write_list_row(workbook, sheet, top + offset, [run, day.isoformat() if day else None, *counts, sum(counts)])
     last = top + len(runs)
     if runs:
         _chart(workbook, sheet, name, top, last, len(townships), t)
@@ -52,7 +52,7 @@ def add_progress_sheet(workbook: Any, progress: pd.DataFrame, lang: str) -> Any:
                       key=lambda row: (-(_int(row[2]) or 0), row[0]))
         for offset, (town, n, oldest) in enumerate(rows, start=1):
             label = t("县级", "County") if town == COUNTY else town
-            write_cells(workbook, sheet, below + offset, [label, int(n), _int(oldest)])
+            write_list_row(workbook, sheet, below + offset, [label, int(n), _int(oldest)])
     sheet.set_column(0, 0, 18)
     sheet.set_column(1, 1, 12)
     sheet.set_column(2, 2 + len(townships), 14)

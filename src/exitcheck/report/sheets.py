@@ -1,6 +1,8 @@
 """Workbooks a clerk can print and work through, written with xlsxwriter.
 
-Every sheet gets frozen headers, filters, set widths, print titles and landscape fit-to-width.
+Every sheet gets frozen headers, filters, set widths, print titles and landscape fit-to-width;
+every cell of a list row is top-aligned and boxed with a thin border, so that rows of several
+lines stay readable and apart on paper.
 The workbook is created with `strings_to_formulas` off, so a cell that starts with '=' in the
 data is written as text and never becomes a formula.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,15 @@ FORMATS: dict[str, dict[str, Any]] = {
     "wrap": {"text_wrap": True, "valign": "top"},
     "pct": {"num_format": "0.00%"},
 }
+#: Every cell of a list row: top-aligned, so that a row's cells start on one line beside a
+#: wrapped neighbour, and boxed, so that rows stay apart on paper (gridlines are not printed).
+LIST_CELL: dict[str, Any] = {"valign": "top", "border": 1}
+#: A number in a list cell: kept off the right border, so that it does not run into the text
+#: of the next column on paper (615 beside E read as 615E).
+NUMBER: dict[str, Any] = {"align": "right", "indent": 1}
+#: A row that must stand out (a special group), and a totals row.
+STAND_OUT: dict[str, Any] = {"bg_color": "#FCE4D6"}
+TOTAL: dict[str, Any] = {"bold": True}
 
 
 def formats(workbook: Any) -> dict[str, Any]:
@@ -55,20 +66,47 @@ def formats(workbook: Any) -> dict[str, Any]:
     return made
 
 
+def cell_format(workbook: Any, props: dict[str, Any], *, quoted: bool = False) -> Any:
+    """One xlsxwriter format per set of properties (and quote prefix), made once per workbook."""
+    made = workbook.__dict__.setdefault("_exitcheck_cell_formats", {})
+    key = (tuple(sorted(props.items())), quoted)
+    if key not in made:
+        made[key] = workbook.add_format({**props, "quote_prefix": True} if quoted else props)
+    return made[key]
+
+
+def write_list_row(workbook: Any, sheet: Any, row: int, values: Sequence[Any], pct_columns: Sequence[int] = ()) -> None:
+    """A row of a small table outside write_table (a summary's): boxed and top-aligned like a
+    list row, numbers kept off the border, `pct_columns` as percentages."""
+    props = [_list_cell(False, index in pct_columns, None, _is_number(value)) for index, value in enumerate(values)]
+    _write_values(sheet, row, 0, values, [cell_format(workbook, p) for p in props], [cell_format(workbook, p, quoted=True) for p in props])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numbers(cells: Sequence[Any]) -> bool:
+    """Whether a column holds numbers (and blanks) only."""
+    return any(_is_number(cell) for cell in cells) and all(cell is None or _is_number(cell) for cell in cells)
+
+
 def write_cells(workbook: Any, sheet: Any, row: int, values: Sequence[Any], style: str = "plain", first: int = 0) -> None:
     """A row of values; text that starts like a formula (=, +, -, @, tab, CR) gets the quote
     prefix. Every row written from data goes through here (or write_table, which uses it)."""
     fmt = formats(workbook)
-    _write_values(sheet, row, first, values, None if style == "plain" else fmt[style], [fmt[f"quoted:{style}"]] * len(values))
+    _write_values(sheet, row, first, values, [None if style == "plain" else fmt[style]] * len(values),
+                  [fmt[f"quoted:{style}"]] * len(values))
 
 
-def _write_values(sheet: Any, row: int, first: int, values: Sequence[Any], style: Any, quoted: Sequence[Any]) -> None:
+def _write_values(sheet: Any, row: int, first: int, values: Sequence[Any], styles: Sequence[Any], quoted: Sequence[Any]) -> None:
     """Each value by its own kind, text always as text: xlsxwriter's write() and write_row()
     guess from the value, and before 3.3.1 made text in braces ('{=...}') an array formula
-    whatever strings_to_formulas said. `quoted[i]` is the format of column first + i for text
-    that starts like a formula (Excel's quote prefix keeps it text when a clerk edits it)."""
+    whatever strings_to_formulas said. `styles[i]` is the format of column first + i, and
+    `quoted[i]` its format for text that starts like a formula (Excel's quote prefix keeps it
+    text when a clerk edits it)."""
     for index, value in enumerate(values):
-        column = first + index
+        column, style = first + index, styles[index]
         if isinstance(value, str) and value:  # numpy's str_ too: write() would guess at it
             sheet.write_string(row, column, value, quoted[index] if value.startswith(FORMULA_STARTS) else style)
         elif value is None or isinstance(value, str):  # blank, as write() leaves it
@@ -104,15 +142,24 @@ def write_table(
     frame: pd.DataFrame,
     headers: Sequence[str],
     *,
-    widths: Sequence[int | None] | None = None,
     title: str | None = None,
     pct_columns: Sequence[int] = (),
-    wrap_columns: Sequence[int] = (),
+    number_formats: Mapping[str, str] | None = None,
+    stand_out: Sequence[bool] | None = None,
+    total_rows: int = 0,
     none_note: str | None = None,
 ) -> Any:
     """One sheet: optional title line, a header row, the rows; set up for filtering and print.
-    No rows: `none_note` under the headers, so that the printed page says there are none, and
-    no filter (a filter over a blank row offers nothing to choose)."""
+
+    Each column is as wide as its header (wrapped on up to three lines, never inside a word)
+    and its longest cell, in whatever language they are; a column of text longer than
+    WRAP_WIDTH wraps at that width, and its rows are made as tall as their text.
+    `number_formats` gives a frame column its number format ("#,##0.00"); the rows marked in
+    `stand_out` are shaded; the last `total_rows` rows are totals: bold, and outside the filter,
+    so that sorting or filtering the list leaves them where they are. No rows: `none_note`
+    under the headers, so that the printed page says there are none, and no filter (a filter
+    over a blank row offers nothing to choose).
+    """
     sheet = workbook.add_worksheet(name[:31])
     fmt = formats(workbook)
     top = 0
@@ -120,31 +167,35 @@ def write_table(
         sheet.write_string(0, 0, title, fmt["title"])
         top = 1
     write_cells(workbook, sheet, top, list(headers), "header")  # extra columns' headers come from input
-    sheet.set_row(top, 30)  # two lines, so wrapped headers of narrow columns stay legible
     # Cells are prepared a column at a time (a text column as it is), and only the rows that
     # need it are made taller: the per-cell work left is one write each.
     columns = [_column_cells(frame[c]) for c in frame.columns]
-    chosen = [
-        (widths[i] if widths and i < len(widths) and widths[i] else None) or _guess_width(h, columns[i] if i < len(columns) else [])
-        for i, h in enumerate(headers)
-    ]
-    wrapped = [i for i in wrap_columns if i < len(columns)]
-    quoted = [fmt["quoted:wrap" if index in wrapped else "quoted:plain"] for index in range(len(columns))]
+    formatted = {frame.columns.get_loc(name): code for name, code in (number_formats or {}).items() if name in frame}
+    numeric = [_numbers(cells) for cells in columns]
+    chosen = [column_width([h], columns[i], formatted=i in formatted, numbers=numeric[i]) if i < len(columns) else column_width([h], [])
+              for i, h in enumerate(headers)]
+    sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, chosen, strict=False)), default=1))
+    wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH]
+    props = [_list_cell(index in wrapped, index in pct_columns, formatted.get(index), numeric[index]) for index in range(len(columns))]
+    kinds = {"plain": props, "stand_out": [{**p, **STAND_OUT} for p in props], "total": [{**p, **TOTAL} for p in props]}
+    styles = {kind: ([cell_format(workbook, p) for p in ps], [cell_format(workbook, p, quoted=True) for p in ps]) for kind, ps in kinds.items()}
+    first_total = len(frame) - total_rows
     for offset, cells in enumerate(zip(*columns, strict=True) if columns else []):
-        _write_values(sheet, top + 1 + offset, 0, cells, None, quoted)
+        kind = "total" if offset >= first_total else "stand_out" if stand_out is not None and stand_out[offset] else "plain"
+        _write_values(sheet, top + 1 + offset, 0, cells, *styles[kind])
     lines = [max(row) for row in zip(*(_lines(columns[i], chosen[i]) for i in wrapped), strict=True)] if wrapped else []
     for offset, count in enumerate(lines):
         if count > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
-            sheet.set_row(top + 1 + offset, 15 * count)
+            sheet.set_row(top + 1 + offset, LINE_HEIGHT * count)
+    last_row = top + max(len(frame) - total_rows, 1)
     sheet.freeze_panes(top + 1, 0)
     if not len(frame):
         if none_note:
             sheet.write_string(top + 1, 0, none_note)
     elif len(headers):
-        sheet.autofilter(top, 0, top + len(frame), len(headers) - 1)
+        sheet.autofilter(top, 0, last_row, len(headers) - 1)
     for index, width in enumerate(chosen):
-        cell_format = fmt["pct"] if index in pct_columns else fmt["wrap"] if index in wrap_columns else None
-        sheet.set_column(index, index, width, cell_format)
+        sheet.set_column(index, index, width)
     sheet.repeat_rows(top)
     sheet.set_landscape()
     sheet.set_paper(9)  # A4
@@ -154,6 +205,13 @@ def write_table(
     return sheet
 
 
+def _list_cell(wrapped: bool, pct: bool, number_format: str | None, number: bool = False) -> dict[str, Any]:
+    """The properties of a list cell in a column that wraps its text, shows percentages, has a
+    number format of its own, or holds numbers."""
+    return {**LIST_CELL, **(FORMATS["wrap"] if wrapped else {}), **(FORMATS["pct"] if pct else {}),
+            **({"num_format": number_format} if number_format else {}), **(NUMBER if number or pct else {})}
+
+
 def _column_cells(column: pd.Series) -> list[Any]:
     """A column's cells as written: text as it is (blank as None), anything else through _cell."""
     if pd.api.types.infer_dtype(column, skipna=True) in ("string", "empty"):
@@ -161,21 +219,100 @@ def _column_cells(column: pd.Series) -> list[Any]:
     return [_cell(v) for v in column.astype(object).tolist()]
 
 
-def _guess_width(header: str, cells: list[Any]) -> float:
-    sample = [str(cell) for cell in cells[:200] if cell is not None]
-    longest = max([_display_len(header), *(_display_len(s) for s in sample)], default=8)
-    return min(max(6, longest + 2), 60)
+#: Points per line of 11-point text, Chinese or English.
+LINE_HEIGHT = 15
+#: Widest a column gets; longer text wraps at this width.
+WRAP_WIDTH = 48
+#: A header wraps on up to this many lines before its column is made wider for it.
+HEADER_LINES = 3
+#: Room around a cell's text: its margins, and a bold header's wider letters.
+PADDING = 2
+
+
+def column_width(headers: Sequence[str], cells: Sequence[Any], *, formatted: bool = False, numbers: bool | None = None) -> float:
+    """The width a column needs for its header(s) and its cells, measured in the text itself:
+    its longest cell, capped at WRAP_WIDTH (longer text wraps), and room for each header on
+    HEADER_LINES lines with no word broken. `formatted`: numbers shown with thousands
+    separators and two decimals; `numbers`: whether the cells are numbers, when known."""
+    shown = (lambda cell: f"{cell:,.2f}" if isinstance(cell, int | float) else _shown(cell)) if formatted else _shown
+    longest = max((_display_len(text) for text in {shown(cell) for cell in cells if cell is not None}), default=0)
+    longest += _numbers(cells) if numbers is None else numbers  # the indent that keeps a number off the border
+    return max(min(longest + PADDING, WRAP_WIDTH), *(_header_width(header) for header in headers), 4)
+
+
+Block = tuple[int | None, Sequence[str], Sequence[Sequence[Any]]]
+
+
+def fit_columns(sheet: Any, blocks: Sequence[Block]) -> None:
+    """Widths for a sheet of several small tables, each written from column A: a block is its
+    header row's index (None for a table with no header row), its headers and its rows. Each
+    column fits the widest header and cell of every block; header rows get their lines."""
+    count = max((len(row) for _, headers, rows in blocks for row in [headers, *rows]), default=0)
+    widths = [
+        column_width([headers[c] for _, headers, _ in blocks if c < len(headers)],
+                     [row[c] for _, _, rows in blocks for row in rows if c < len(row)])
+        for c in range(count)
+    ]
+    for column, width in enumerate(widths):
+        sheet.set_column(column, column, width)
+    for top, headers, _ in blocks:
+        if top is not None:
+            sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, widths, strict=False)), default=1))
+
+
+def _header_width(header: str) -> int:
+    """The narrowest width at which a header takes HEADER_LINES lines at most, words whole."""
+    width = max((_display_len(word) for word in _pieces(header)), default=0) + PADDING
+    while header_lines(header, width) > HEADER_LINES:
+        width += 1
+    return width
+
+
+def header_lines(header: str, width: float) -> int:
+    """Lines a header takes at this width (the header format wraps)."""
+    return _wrapped_lines(header, width - PADDING)
+
+
+def _shown(cell: Any) -> str:
+    """A cell as the spreadsheet shows it, near enough to measure."""
+    return f"{cell:.2f}" if isinstance(cell, float) and not cell.is_integer() else str(cell)
 
 
 def _lines(cells: list[Any], width: float) -> list[int]:
     """Lines each cell of a wrapped column takes at this width."""
-    room = max(int(width) - 1, 1)
-    return [-(-_display_len(cell) // room) if isinstance(cell, str) and cell else 1 for cell in cells]
+    room = max(width - 1, 1)
+    return [_wrapped_lines(cell, room) if isinstance(cell, str) and cell else 1 for cell in cells]
 
 
-_WIDE = re.compile("[\u2e81-\U0010ffff]")
+_WIDE = re.compile(r"[\u2e81-\U0010ffff]")
+#: What a line may break after: a Chinese character, or a word with the spaces after it.
+_PIECE = re.compile(r"[\u2e81-\U0010ffff]|[^\s\u2e81-\U0010ffff]+\s*|\s+")
+
+
+def _pieces(text: str) -> list[str]:
+    return [piece.rstrip() for piece in _PIECE.findall(text) if piece.strip()]
+
+
+def _wrapped_lines(text: str, room: float) -> int:
+    """Lines `text` takes in a wrapped cell `room` characters wide: broken between Chinese
+    characters and between words, as spreadsheet programs do, a word only when it is wider
+    than the cell."""
+    if "\n" not in text and _display_len(text) <= room:
+        return 1
+    total = 0
+    for paragraph in text.split("\n"):
+        lines, used = 1, 0.0
+        for piece in _PIECE.findall(paragraph):
+            size, advance = _display_len(piece.rstrip()), _display_len(piece)
+            if used and used + size > room:
+                lines, used = lines + 1, 0.0
+            while size > room:  # a word wider than the cell is broken where it runs out
+                lines, size, advance = lines + 1, size - room, advance - room
+            used += advance
+        total += lines
+    return total
 
 
 def _display_len(text: str) -> int:
     """Chinese characters take two columns in a spreadsheet."""
-    return len(text) + len(_WIDE.findall(text))
+    return len(text) if text.isascii() else len(text) + len(_WIDE.findall(text))
