@@ -18,6 +18,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from openpyxl.utils import get_column_letter
 
 AS_OF = "2020-06-30"
 
@@ -75,7 +76,8 @@ def _data_cells(sheet):
     top = _header_row(sheet)
     width = len([c for c in sheet[top] if c.value is not None])
     for row in sheet.iter_rows(min_row=top + 1, max_row=sheet.max_row, max_col=width):
-        yield from row
+        # the cells under a merge (an empty list's one-line note) take the merge's first cell's look
+        yield from (cell for cell in row if type(cell).__name__ != "MergedCell")
 
 
 def test_every_cell_of_a_list_row_is_top_aligned_and_boxed(printed):
@@ -107,6 +109,14 @@ def _display_len(text: str) -> int:
 
 
 def _width(sheet, column_letter: str) -> float:
+    """The column's width; openpyxl keeps a run of equal widths (<col min max>) under its first
+    letter only, and gives any other letter its default."""
+    from openpyxl.utils import column_index_from_string
+
+    index = column_index_from_string(column_letter)
+    for dimension in sheet.column_dimensions.values():
+        if dimension.min is not None and dimension.min <= index <= dimension.max:
+            return dimension.width
     return sheet.column_dimensions[column_letter].width
 
 
@@ -146,7 +156,9 @@ def test_cells_that_do_not_wrap_fit_their_column(printed):
                 for cell in row:
                     if not isinstance(cell.value, str) or cell.font.b and cell.font.sz == 14:  # a title spills over
                         continue
-                    width = _width(sheet, cell.column_letter)
+                    merged = next((r for r in sheet.merged_cells.ranges if cell.coordinate in r), None)
+                    letters = [get_column_letter(c) for c in range(merged.min_col, merged.max_col + 1)] if merged else [cell.column_letter]
+                    width = sum(_width(sheet, letter) for letter in letters)  # an empty list's note spans the list
                     where = f"{name} {sheet.title}!{cell.coordinate} {cell.value!r} at width {width}"
                     if cell.alignment.wrap_text:
                         needed = -(-_display_len(cell.value) // width)
@@ -175,11 +187,15 @@ def test_english_headers_and_lists_have_no_chinese(printed):
             assert not [h for h in headers if _has_chinese(h)], f"{name} {sheet.title}: {headers}"
     assert "Notes" in [c.value for c in _book(printed, "en/gaps.xlsx")["Households"][1]]
     assert "备注" in [c.value for c in _book(printed, "zh/gaps.xlsx")["户清单"][1]]
-    messages = [row[-1] for row in _book(printed, "en/gaps.xlsx")["Data issues"].iter_rows(min_row=2, values_only=True)]
+    def messages_of(sheet, header: str) -> list[str]:
+        column = [c.value for c in sheet[1]].index(header)
+        return [row[column] for row in sheet.iter_rows(min_row=2, values_only=True)]
+
+    messages = messages_of(_book(printed, "en/gaps.xlsx")["Data issues"], "Message")
     duplicates = [m for m in messages if "appears on rows" in m or "also registered" in m]
     assert duplicates and not [m for m in duplicates if "、" in m]
     assert any(re.search(r"rows \d+, \d+", m) for m in duplicates)
-    chinese = [row[-1] for row in _book(printed, "zh/gaps.xlsx")["数据问题"].iter_rows(min_row=2, values_only=True)]
+    chinese = messages_of(_book(printed, "zh/gaps.xlsx")["数据问题"], "说明")
     assert any(re.search(r"\d+、\d+", m) for m in chinese)
 
 

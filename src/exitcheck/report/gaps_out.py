@@ -483,8 +483,7 @@ def _county_facts(result: AuditResult, unassigned: int) -> list[tuple[str, Any]]
         (t("认可度", "Satisfaction"), summary["satisfaction_rate"]),
     ]
     if unassigned:  # they reach no township's book: say where they are
-        facts.append((t(f"不属任何乡镇的数据问题(不在乡镇工作簿中, 见工作表 {UNASSIGNED_SHEET[0]})",
-                        f"Data issues of no township (in no township's book; see sheet {UNASSIGNED_SHEET[1]})"), unassigned))
+        facts.append((t(f"{UNASSIGNED_SHEET[0]}(见同名工作表)", f"{UNASSIGNED_SHEET[1]} (see that sheet)"), unassigned))
     return facts
 
 

@@ -174,6 +174,8 @@ def write_table(
     numeric = [_numbers(cells) for cells in columns]
     chosen = [column_width([h], columns[i], formatted=i in formatted, numbers=numeric[i]) if i < len(columns) else column_width([h], [])
               for i, h in enumerate(headers)]
+    if not len(frame) and none_note and chosen:  # the note is the list's only text: it must show whole
+        chosen[0] = max(chosen[0], column_width([], [none_note]) - sum(chosen[1:]))
     sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, chosen, strict=False)), default=1))
     wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH]
     props = [_list_cell(index in wrapped, index in pct_columns, formatted.get(index), numeric[index]) for index in range(len(columns))]
@@ -190,8 +192,12 @@ def write_table(
     last_row = top + max(len(frame) - total_rows, 1)
     sheet.freeze_panes(top + 1, 0)
     if not len(frame):
-        if none_note:
-            sheet.write_string(top + 1, 0, none_note)
+        if none_note:  # a boxed row across the list, printed like the rows it stands for
+            boxed = cell_format(workbook, _list_cell(False, False, None, False))
+            if len(headers) > 1:
+                sheet.merge_range(top + 1, 0, top + 1, len(headers) - 1, none_note, boxed)
+            else:
+                sheet.write_string(top + 1, 0, none_note, boxed)
     elif len(headers):
         sheet.autofilter(top, 0, last_row, len(headers) - 1)
     for index, width in enumerate(chosen):
