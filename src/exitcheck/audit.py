@@ -181,12 +181,13 @@ class Reasons:
     findings: Findings
     #: (household id, indicator rule id) -> that indicator's reason, for the risks built on it
     indicator_reasons: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    _templates: dict[tuple[str, str], set[str]] = field(default_factory=dict, init=False, repr=False)
 
     def failed(self, rule: Rule, data: dict[str, Any], used: list[str], members: list[dict[str, Any]]) -> str:
         """The rule's message, with the members who fail it and the indicators a risk rests on
         (placed by {members} and {failing}, else added at the end)."""
         template = rule.message_for(self.lang)
-        placeholders = set(check_template(template, rule.id))
+        placeholders = self._placeholders(template, rule.id)
         extra = {
             reasons.MEMBERS: reasons.some_of([reasons.member_label(m, self.lang) for m in members], self.lang),
             reasons.FAILING: self._indicators(data, used),
@@ -199,13 +200,22 @@ class Reasons:
             message = reasons.with_detail(message, extra[reasons.MEMBERS], reasons.MEMBERS, placeholders)
         return reasons.with_detail(message, extra[reasons.FAILING], reasons.FAILING, placeholders)
 
+    def _placeholders(self, template: str, rule_id: str) -> set[str]:
+        """A template's placeholders, parsed once per rule, not once per gap."""
+        if (template, rule_id) not in self._templates:
+            self._templates[template, rule_id] = set(check_template(template, rule_id))
+        return self._templates[template, rule_id]
+
     def _indicators(self, data: dict[str, Any], used: list[str]) -> str:
         """The failing indicators a rule over ok_ columns rests on, each with its reason."""
+        resting = {name.removeprefix("ok_") for name in used if name.startswith("ok_")}
+        if not resting:  # an indicator rule, as most gaps are: it rests on no other
+            return ""
         household = _text(data.get("household_id"))
         named = []
         for rule in self.ruleset.rules:
-            why = self.indicator_reasons.get((household, rule.id))
-            if f"ok_{rule.id}" in used and why is not None and plain(data.get(f"ok_{rule.id}")) is False:
+            why = self.indicator_reasons.get((household, rule.id)) if rule.id in resting else None
+            if why is not None and plain(data.get(f"ok_{rule.id}")) is False:
                 named.append(f"{self._name(rule)}: {why}")
         return "; ".join(named)
 
