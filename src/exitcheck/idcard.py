@@ -222,9 +222,13 @@ def digits_lost(raw: pd.Series) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             lost[is_number] = ~(np.abs(_floats(values[is_number])) < 10.0**EXACT_DIGITS)
     if is_text.any():
-        texts = _normalise_text(pa.array(values[is_text], type=pa.string()))
-        lost[is_text] = _flags(pc.match_substring_regex(texts, _SCIENTIFIC_RE))
+        lost[is_text] = _as_excel_shows_a_number(_normalise_text(pa.array(values[is_text], type=pa.string())))
     return lost
+
+
+def _as_excel_shows_a_number(texts: pa.Array) -> np.ndarray:
+    """Normalised texts that are a long number as Excel shows it (5.13434E+17)."""
+    return _flags(pc.match_substring_regex(texts, _SCIENTIFIC_RE))
 
 
 def _number_digits(values: np.ndarray) -> np.ndarray:
@@ -385,7 +389,7 @@ def analyse(raw: pd.Series, as_of: _dt.date) -> pd.DataFrame:
         cells[is_number] = _number_digits(values[is_number])
     ids = _normalise_text(pa.array(cells, type=pa.string()))
     # A number cell, or the text of one as Excel showed it: its last digits are gone
-    lost = is_number | (is_text & _flags(pc.match_substring_regex(ids, _SCIENTIFIC_RE)))
+    lost = is_number | (is_text & _as_excel_shows_a_number(ids))
 
     # Shape and check digit (never for numbers: their digits are not theirs).
     shape_ok = _flags(pc.match_substring_regex(ids, f"^{_SHAPE_RE}$")) & ~lost

@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exitcheck.i18n import pick
+from exitcheck.i18n import join_list, pick
 from exitcheck.issues import CATALOGUE, DataIssue
 from exitcheck.registers.model import ROW, SOURCE, Registers
-from exitcheck.registers.schema import REGISTERS, fields
+from exitcheck.registers.schema import field_label
 
 MEMBERS_SHOWN = 3  # members named in a reason before "等N人"
 ERRORS_SHOWN = 3  # kinds of register error named before "等N处"
@@ -64,7 +64,7 @@ class Findings:
         found = self.errors.get(household_id or "", [])
         titles = Counter(_issue_title(issue, lang) for issue in found)
         named = [title if n == 1 else pick(lang, f"{title}({n}处)", f"{title} ({n})") for title, n in titles.items()]
-        shown = pick(lang, "、", "; ").join(named[:ERRORS_SHOWN])
+        shown = join_parts(named[:ERRORS_SHOWN], lang)
         if len(named) > ERRORS_SHOWN:
             shown += pick(lang, f"等{len(found)}处", f" and more ({len(found)} in all)")
         return shown
@@ -78,16 +78,8 @@ def _issue_title(issue: DataIssue, lang: str) -> str:
     title = CATALOGUE[issue.code].title["en" if lang == "en" else "zh"]
     if issue.code not in CELL_CODES or not (issue.field or issue.header):
         return title
-    return pick(lang, f"{title}({issue.header or issue.field})", f"{title} ({field_label(issue.field, issue.header)})")
-
-
-def field_label(name: str | None, header: str | None) -> str:
-    """A register field's English name (the header as typed when the field is not known)."""
-    for register in REGISTERS:
-        for spec in fields(register):
-            if spec.name == name and spec.en:
-                return spec.en
-    return header or name or ""
+    english = field_label(issue.field, "en") if issue.field else issue.header
+    return pick(lang, f"{title}({issue.header or issue.field})", f"{title} ({english})")
 
 
 def blank_input(label: str, unreadable: str | None, lang: str) -> str:
@@ -125,7 +117,7 @@ def member_label(member: dict[str, Any], lang: str) -> str:
 
 def some_of(phrases: Sequence[str], lang: str) -> str:
     """A few phrases, then how many there are in all: A、B、C等5人 / A, B, C and 2 more."""
-    shown = pick(lang, "、", ", ").join(phrases[:MEMBERS_SHOWN])
+    shown = join_list(phrases[:MEMBERS_SHOWN], lang)
     if len(phrases) > MEMBERS_SHOWN:
         shown += pick(lang, f"等{len(phrases)}人", f" and {len(phrases) - MEMBERS_SHOWN} more")
     return shown

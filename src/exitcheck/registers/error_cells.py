@@ -2,8 +2,8 @@
 
 python-calamine gives such a cell as '', the same as an empty cell: a VLOOKUP that found nothing
 became a blank income ("人均纯收入为空"), and a birth date of #NAME? no issue at all. The package
-scan notes which sheet parts hold an error cell (`PartScan.error_cells`, two byte searches a
-stretch); for those few parts this reads the error values back from the sheet XML, so that the
+scan notes which sheet parts hold an error cell (`PartScan.error_cells`: a search for '#' a
+stretch, and for t="e" only where one is found); for those few parts this reads the error values back from the sheet XML, so that the
 parsers see "#N/A" and report it as a value that cannot be read, with the value shown.
 """
 

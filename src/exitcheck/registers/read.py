@@ -490,7 +490,6 @@ class _SheetReader:
         )
         return SheetRead(name, rows, 1, merged, lengths_checked=self.lengths_checked)
 
-
     def _restore_error_values(self, name: str, rows: list[list[object]]) -> None:
         """Put back the error values (#N/A) calamine gives as '', in the xlsx parts the scan saw
         holding one (registers/error_cells.py)."""

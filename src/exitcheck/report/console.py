@@ -102,7 +102,7 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
             table.add_row(f"{row.rule} {row.name}", str(row.fail), str(row.unknown))
     ui.out.print(table)
     table = _table(t("按乡镇", "By township"), t("乡镇", "Township"), t("有未达标的户", "Households with gaps"), t("未达标", "Fail"), t("待核实", "Unknown"))
-    for row in by_township(result, result.gaps).itertuples(index=False):
+    for row in by_township(result, result.gaps).itertuples(index=False):  # a few dozen townships, for the screen
         table.add_row(_place(result, row, row.township), str(row.households_with_gaps), str(row.fail), str(row.unknown))
     ui.out.print(table)
     villages = result.frames.get("village")
