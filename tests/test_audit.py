@@ -313,6 +313,26 @@ def test_every_data_issue_reaches_a_township_book_or_the_county_sheet_of_issues_
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
+def test_households_of_a_blank_township_are_counted_in_a_row_of_their_own(tmp_path, run_cli, lang):
+    import openpyxl
+
+    county = base_county()
+    for index in (1, 4):  # one of each township, both below the income line
+        county.households[index]["乡镇"] = ""
+        county.households[index]["人均纯收入"] = 3000
+    path = county.write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    shown = run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--lang", lang).stdout
+    en = lang == "en"
+    label = "Township blank" if en else "乡镇未填"
+    _, _, _, towns = _summary(openpyxl.load_workbook(out / "gaps.xlsx"), "Summary" if en else "汇总")
+    blank = [row for row in towns if row[0] == label]
+    assert [list(row[1:4]) for row in blank] == [[2, 2, 2]]  # households, registered, with gaps
+    assert re.search(rf"{label}\s*│\s*2\s*│", shown), shown  # the console's table: 2 households with gaps, not 0
+    assert "<NA>" not in shown
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
 def test_an_empty_gap_list_says_there_is_none_and_filters_nothing(tmp_path, run_cli, lang):
     import openpyxl
 

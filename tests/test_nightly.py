@@ -542,6 +542,25 @@ def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_c
     assert quiet.returncode == 1 and quiet.stdout == "" and quiet.stderr == ""
 
 
+def test_progress_counts_households_of_a_blank_township_apart_from_the_county(workspace, run_cli):
+    """Gaps of households whose 乡镇 is blank are theirs, not the county's own (县级)."""
+    import openpyxl
+
+    county = broken(0, 3)
+    county.households[3]["乡镇"] = ""
+    county.households[3]["人均纯收入"] = 3000
+    write_county(workspace, county)
+    run_id = nightly(run_cli, workspace, "2020-06-01")
+    sheet = openpyxl.load_workbook(workspace / "out" / run_id / "gaps.xlsx")["进度"]
+    rows = [r for r in sheet.iter_rows(values_only=True) if any(v is not None for v in r)]
+    labels = rows[1][2:rows[1].index("合计")]
+    assert "乡镇未填" in labels and "县级" not in labels, labels
+    assert rows[2][2 + labels.index("乡镇未填")] == 3  # income, the wrong-exit risk, the blank as an inaccuracy
+    nightly(run_cli, workspace, "2020-06-02")
+    diff = run_cli("diff", cwd=workspace)
+    assert re.search(r"乡镇未填\s*│\s*income", diff.stdout) and "(县级)" not in diff.stdout, diff.stdout
+
+
 def workbook_text(path: Path) -> str:
     """Every cell of a workbook, joined: enough to see whose households it holds."""
     import openpyxl

@@ -142,6 +142,7 @@ def diff(
 
 
 def _print_diff(ui: Ui, result: Any) -> None:
+    from exitcheck.history import township_key, township_label
     from exitcheck.report.console import _table
 
     oldest = max((e.age_days for e in result.open), default=0)
@@ -155,7 +156,7 @@ def _print_diff(ui: Ui, result: Any) -> None:
     ages: dict[tuple[str, str], int] = {}
     for name in lists:
         for entry in getattr(result, name):
-            key = (entry.township or ui.t("(县级)", "(county)"), entry.rule)
+            key = (township_label(township_key(entry.level, entry.township), ui.lang), entry.rule)
             counts.setdefault(key, Counter())[name] += 1
             if name == "open":
                 ages[key] = max(ages.get(key, 0), entry.age_days)

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from exitcheck.errors import UsageError
-from exitcheck.i18n import did_you_mean
+from exitcheck.i18n import did_you_mean, pick
 from exitcheck.idcard import mask_text
 from exitcheck.state_files import HISTORY, prove_writable, workspace_files
 
@@ -48,6 +48,9 @@ DB_NAME = "history.sqlite"
 Status = Literal["ok", "findings", "failed"]
 HOUSEHOLD_LEVELS = ("household", "member")
 COUNTY = "county"  # the unit key of county rules, and the township label of county counts
+#: The township label of the counts of households, members and villages whose 乡镇 is blank:
+#: they are not the county's own findings, and a progress sheet that counted them so would say so.
+NO_TOWNSHIP = "no-township"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -218,10 +221,28 @@ class Run:
         }
 
 
+def township_key(level: str, township: str | None) -> str:
+    """The township a finding is counted under: its own, COUNTY for a county rule's, and
+    NO_TOWNSHIP for a finding below the county whose township is blank."""
+    if township:
+        return township
+    return COUNTY if level == "county" else NO_TOWNSHIP
+
+
+#: What a clerk reads for the two township keys that are not townships.
+_KEY_LABELS = {COUNTY: ("县级", "County"), NO_TOWNSHIP: ("乡镇未填", "Township blank")}
+
+
+def township_label(key: str, lang: str) -> str:
+    """A township key as a clerk reads it, in `lang`."""
+    label = _KEY_LABELS.get(key)
+    return key if label is None else pick(lang, *label)
+
+
 def counts_of(findings: Sequence[Finding]) -> dict[tuple[str, str], dict[str, int]]:
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for finding in findings:
-        entry = counts.setdefault((finding.rule, finding.township or COUNTY), {"fail": 0, "unknown": 0})
+        entry = counts.setdefault((finding.rule, township_key(finding.level, finding.township)), {"fail": 0, "unknown": 0})
         entry["fail" if finding.status == "fail" else "unknown"] += 1
     return counts
 
@@ -494,18 +515,18 @@ class History:
             oldest: dict[str, int] = {}
             for town, since_day in self._open_since(latest, pending):
                 age = max(0, ((latest_day or date.today()) - date.fromisoformat(since_day)).days)
-                oldest[town or COUNTY] = max(oldest.get(town or COUNTY, 0), age)
+                oldest[town] = max(oldest.get(town, 0), age)
             last = frame["run"] == latest
             frame.loc[last, "oldest_days"] = frame.loc[last, "township"].map(oldest)
         return frame.sort_values(["run", "township"], na_position="last").reset_index(drop=True)
 
-    def _open_since(self, run_id: str, pending: RunRecord | None) -> list[tuple[str | None, str]]:
-        """(township, day its streak began) of every finding open in a run."""
+    def _open_since(self, run_id: str, pending: RunRecord | None) -> list[tuple[str, str]]:
+        """(township_key, day its streak began) of every finding open in a run."""
         if pending is not None and pending.id == run_id:
             with self._connect() as db:
                 streaks = self._streaks(db, pending.id, pending.day, [f.fingerprint for f in pending.findings])
-            return [(f.township, streaks[f.fingerprint][1]) for f in pending.findings]
-        return [(row[5], row[8]) for row in self._findings(run_id).values()]
+            return [(township_key(f.level, f.township), streaks[f.fingerprint][1]) for f in pending.findings]
+        return [(township_key(row[1], row[5]), row[8]) for row in self._findings(run_id).values()]
 
 
 def _by_township(counts: dict[tuple[str, str], dict[str, int]]) -> dict[str, int]:

@@ -306,10 +306,16 @@ def gap_counts(gaps: Sequence[Gap], keys: Sequence[str], index: pd.Index) -> pd.
     """Households with a failing indicator, fails and unknowns per unit, the unit named by the
     Gap attributes `keys` (e.g. township, or county), on `index`."""
 
+    # A blank unit (households whose township is blank) has its row in `index` too: blanks are
+    # matched as one key, whatever form of NA each side holds them in.
+    blank_as_key = {key: "" for key in keys}
+    wanted = pd.MultiIndex.from_frame(index.to_frame(index=False).astype(object).fillna(blank_as_key))
+
     def tally(units: Sequence[tuple[Any, ...]]) -> pd.Series:
         if not units:
             return pd.Series(0, index=index, dtype=int)
-        return pd.DataFrame(units, columns=list(keys)).groupby(list(keys)).size().reindex(index).fillna(0).astype(int)
+        found = pd.DataFrame(units, columns=list(keys)).astype(object).fillna(blank_as_key).groupby(list(keys)).size()
+        return found.reindex(wanted).fillna(0).astype(int).set_axis(index)
 
     def unit(gap: Gap) -> tuple[Any, ...]:
         return tuple(getattr(gap, key) for key in keys)
@@ -324,12 +330,17 @@ def gap_counts(gaps: Sequence[Gap], keys: Sequence[str], index: pd.Index) -> pd.
 
 
 def by_township(result: AuditResult, gaps: Sequence[Gap]) -> pd.DataFrame:
-    """township_totals with the counts of `gaps` per township, one row per township."""
+    """township_totals with the counts of `gaps` per township, one row per township; the
+    households whose township is blank in a row of their own, labelled so."""
+    from exitcheck.history import NO_TOWNSHIP, township_label
+
     totals = township_totals(result)
     counts = totals.join(gap_counts(gaps, totals.index.names, totals.index))
     if "incidence" in totals:
         counts["incidence"] = totals["incidence"].astype("Float64")
-    return counts.reset_index()
+    counts = counts.reset_index()
+    counts["township"] = counts["township"].astype(object).where(counts["township"].notna(), township_label(NO_TOWNSHIP, result.lang))
+    return counts
 
 
 def by_county(result: AuditResult, gaps: Sequence[Gap]) -> pd.DataFrame:

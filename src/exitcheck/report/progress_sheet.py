@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from exitcheck.history import COUNTY
+from exitcheck.history import COUNTY, NO_TOWNSHIP, township_label
 from exitcheck.i18n import chooser
 from exitcheck.report.sheets import formats, write_cells, write_list_row
 
@@ -30,9 +30,9 @@ def add_progress_sheet(workbook: Any, progress: pd.DataFrame, lang: str) -> Any:
 
     runs = list(dict.fromkeys(zip(progress["run"], progress["day"], strict=True)))
     named = progress[progress["township"].notna()]
-    townships = sorted(set(named["township"]), key=lambda town: (town == COUNTY, town))
+    townships = sorted(set(named["township"]), key=lambda town: (town in (COUNTY, NO_TOWNSHIP), town))
     opened = {(run, town): int(n) for run, town, n in zip(named["run"], named["township"], named["open"], strict=True)}
-    labels = [t("县级", "County") if town == COUNTY else town for town in townships]
+    labels = [township_label(town, lang) for town in townships]
 
     top = 2
     write_cells(workbook, sheet, top, [t("运行", "Run"), t("基准日", "As of"), *labels, t("合计", "Total")], "header")
@@ -51,8 +51,7 @@ def add_progress_sheet(workbook: Any, progress: pd.DataFrame, lang: str) -> Any:
         rows = sorted(zip(latest["township"], latest["open"], latest["oldest_days"], strict=True),
                       key=lambda row: (-(_int(row[2]) or 0), row[0]))
         for offset, (town, n, oldest) in enumerate(rows, start=1):
-            label = t("县级", "County") if town == COUNTY else town
-            write_list_row(workbook, sheet, below + offset, [label, int(n), _int(oldest)])
+            write_list_row(workbook, sheet, below + offset, [township_label(town, lang), int(n), _int(oldest)])
     sheet.set_column(0, 0, 18)
     sheet.set_column(1, 1, 12)
     sheet.set_column(2, 2 + len(townships), 14)
