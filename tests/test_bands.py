@@ -119,6 +119,17 @@ def test_each_household_carries_its_special_groups(tmp_path):
     assert labels[H[1]] == ["minimum living guarantee"] and english["bands"][0]["label"] == "below 4200"
 
 
+@pytest.mark.parametrize(("lang", "line"), [
+    ("zh", "其中有特殊群体(五保/特困、低保、残疾、有劳动力未务工)的户: 5; 须突出的(五保/特困、残疾, 名单中加底色)户: 3"),
+    ("en", "special group (five guarantees, dibao, disability, able to work without work): 5; "
+           "that must stand out (five guarantees, disability; shaded in the lists): 3"),
+])
+def test_the_console_counts_the_households_that_must_stand_out(tmp_path, run_cli, lang, line):
+    workbook = special_county().write(tmp_path / "registers.xlsx")
+    done = run_cli("bands", str(workbook), "--out", "out", "--as-of", "2020-06-30", "--lang", lang, env={"COLUMNS": "400"})
+    assert done.returncode == 0 and line in done.stdout, done.stdout
+
+
 def test_bands_cli_prints_json_and_writes_both_files(tmp_path, run_cli):
     workbook = edge_county().write(tmp_path / "registers.xlsx")
     done = run_cli("bands", str(workbook), "--json", "--out", "out", "--as-of", "2020-06-30")

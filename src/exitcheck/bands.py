@@ -317,7 +317,7 @@ def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, colum
     used = {pick(lang, "汇总", "Summary")}
     for band in bands:
         part = frame.loc[frame["band"] == band.id].reindex(columns=list(columns))
-        stand_out = _stands_out(part["special"], lang) if "special" in part else None
+        stand_out = stands_out(part["special"], lang) if "special" in part else None
         if "special" in part:  # a list in each row, written as running text of the language
             part["special"] = part["special"].map(lambda groups: join_list(groups, lang), na_action="ignore")
         label = band_label(band, lang)
@@ -329,7 +329,7 @@ def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, colum
 STAND_OUT_GROUPS = ("extreme_poverty", "disability")
 
 
-def _stands_out(special: pd.Series, lang: str) -> list[bool]:
+def stands_out(special: pd.Series, lang: str) -> list[bool]:
     """Per row, whether its special groups (labels in `lang`) include one that must stand out."""
     marked = {pick(lang, zh, en) for key, zh, en in SPECIAL_GROUPS if key in STAND_OUT_GROUPS}
     return [isinstance(groups, list) and not marked.isdisjoint(groups) for groups in special]

@@ -164,7 +164,7 @@ def _counties(ui: Ui, paths: list[Path], ruleset: Any, as_of: Any, headers: Path
 def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
     if ui.quiet:  # -q prints nothing, so nothing is counted for the table
         return
-    from exitcheck.bands import count_table
+    from exitcheck.bands import count_table, stands_out
     from exitcheck.report.console import _table
 
     table_frame = count_table(banded.frame, banded.bands, ui.lang, by_county=banded.several_counties)
@@ -174,8 +174,11 @@ def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
         table.add_row(*[str(v) for v in row])
     ui.out.print(table)
     specials = banded.frame["special"].str.len().gt(0).sum() if len(banded.frame) else 0
-    ui.out.print(ui.t(f"其中有特殊群体(五保/特困、低保、残疾、有劳动力未务工)的户: {specials}",
-                      f"of which households in a special group (five guarantees, dibao, disability, able to work without work): {specials}"))
+    marked = sum(stands_out(banded.frame["special"], ui.lang)) if len(banded.frame) else 0
+    ui.out.print(ui.t(f"其中有特殊群体(五保/特困、低保、残疾、有劳动力未务工)的户: {specials}; "
+                      f"须突出的(五保/特困、残疾, 名单中加底色)户: {marked}",
+                      f"of which households in a special group (five guarantees, dibao, disability, able to work without work): {specials}; "
+                      f"that must stand out (five guarantees, disability; shaded in the lists): {marked}"))
     if banded.blank_income:
         ui.note(ui.t(f"{banded.blank_income} 户人均纯收入为空或无法识别, 未能分档(见 exitcheck validate)",
                      f"{banded.blank_income} households have a blank or unreadable income and are in no band (see exitcheck validate)"))
