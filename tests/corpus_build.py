@@ -688,6 +688,7 @@ class Outcome:
     seconds: float
     peak_rss: int  # bytes, of the child process alone
     timed_out: bool
+    cpu_seconds: float = 0.0  # user + system time of the child alone: a bound on its work that a busy machine does not move
 
 
 def run_bounded(args: Sequence[str], *, timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None) -> Outcome:
@@ -722,6 +723,7 @@ def run_bounded(args: Sequence[str], *, timeout: float, cwd: Path | None = None,
             seconds,
             usage.ru_maxrss * scale,
             killed.is_set(),
+            usage.ru_utime + usage.ru_stime,
         )
 
 
