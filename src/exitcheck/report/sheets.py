@@ -99,18 +99,20 @@ def write_cells(workbook: Any, sheet: Any, row: int, values: Sequence[Any], styl
                   [fmt[f"quoted:{style}"]] * len(values))
 
 
-def _write_values(sheet: Any, row: int, first: int, values: Sequence[Any], styles: Sequence[Any], quoted: Sequence[Any]) -> None:
+def _write_values(sheet: Any, row: int, first: int, values: Sequence[Any], styles: Sequence[Any], quoted: Sequence[Any],
+                  *, blanks: bool = True) -> None:
     """Each value by its own kind, text always as text: xlsxwriter's write() and write_row()
     guess from the value, and before 3.3.1 made text in braces ('{=...}') an array formula
     whatever strings_to_formulas said. `styles[i]` is the format of column first + i, and
     `quoted[i]` its format for text that starts like a formula (Excel's quote prefix keeps it
-    text when a clerk edits it)."""
+    text when a clerk edits it). Without `blanks`, a blank cell is not written: the list's
+    box (see _box_list) draws its border."""
     for index, value in enumerate(values):
         column, style = first + index, styles[index]
         if isinstance(value, str) and value:  # numpy's str_ too: write() would guess at it
             sheet.write_string(row, column, value, quoted[index] if value.startswith(FORMULA_STARTS) else style)
         elif value is None or isinstance(value, str):  # blank, as write() leaves it
-            if style is not None:
+            if style is not None and blanks:
                 sheet.write_blank(row, column, None, style)
         elif isinstance(value, bool):
             sheet.write_boolean(row, column, value, style)
@@ -184,7 +186,9 @@ def write_table(
     first_total = len(frame) - total_rows
     for offset, cells in enumerate(zip(*columns, strict=True) if columns else []):
         kind = "total" if offset >= first_total else "stand_out" if stand_out is not None and stand_out[offset] else "plain"
-        _write_values(sheet, top + 1 + offset, 0, cells, *styles[kind])
+        _write_values(sheet, top + 1 + offset, 0, cells, *styles[kind], blanks=kind != "plain")  # shading and bold need the cell
+    if len(frame) and len(headers):
+        _box_list(workbook, sheet, top + 1, top + len(frame), len(headers) - 1)
     lines = [max(row) for row in zip(*(_lines(columns[i], chosen[i]) for i in wrapped), strict=True)] if wrapped else []
     for offset, count in enumerate(lines):
         if count > 1:  # spreadsheet programs do not grow rows for wrapped text on their own
@@ -209,6 +213,17 @@ def write_table(
     sheet.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
     sheet.set_footer("&C&P / &N")
     return sheet
+
+
+def _box_list(workbook: Any, sheet: Any, first_row: int, last_row: int, last_column: int) -> None:
+    """A thin border around every cell of a list's rows, as a conditional format that always
+    applies: a blank cell of a plain row need not be written just to carry its border (writing
+    them was a quarter of the gap workbook's time), and a cell a clerk fills in later (备注)
+    keeps its box."""
+    boxed = workbook.__dict__.get("_exitcheck_box")
+    if boxed is None:  # a format of its own: a conditional format's may not serve a cell
+        boxed = workbook._exitcheck_box = workbook.add_format({"border": 1})
+    sheet.conditional_format(first_row, 0, last_row, last_column, {"type": "formula", "criteria": "TRUE", "format": boxed})
 
 
 def _list_cell(wrapped: bool, pct: bool, number_format: str | None, number: bool = False) -> dict[str, Any]:
