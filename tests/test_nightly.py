@@ -561,6 +561,19 @@ def test_progress_counts_households_of_a_blank_township_apart_from_the_county(wo
     assert re.search(r"乡镇未填\s*│\s*income", diff.stdout) and "(县级)" not in diff.stdout, diff.stdout
 
 
+def test_a_rule_that_does_not_compile_stops_the_run_before_the_registers_are_read(workspace, run_cli):
+    from exitcheck.rules.model import default_rules_path
+
+    rules = workspace / "rules.yaml"
+    rules.write_text(default_rules_path().read_text(encoding="utf-8").replace("check: safe_water", "check: safe_watr", 1), encoding="utf-8")
+    line = next(n for n, text in enumerate(rules.read_text(encoding="utf-8").splitlines(), 1) if "safe_watr" in text)
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "rules: rules.yaml\n", encoding="utf-8")
+    (workspace / "data" / "registers.xlsx").write_bytes(b"not read")  # read, it would be exit 3
+    result = run_cli("run", "--as-of", "2020-06-01", "--lang", "en", cwd=workspace)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"rules.yaml:{line}: rule water, check: unknown name 'safe_watr'" in result.stdout + result.stderr
+
+
 def workbook_text(path: Path) -> str:
     """Every cell of a workbook, joined: enough to see whose households it holds."""
     import openpyxl

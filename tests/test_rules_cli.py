@@ -92,9 +92,29 @@ main()
 """
 
 
+def _line_holding(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text in line)
+
+
+@pytest.mark.parametrize(("old", "new", "words"), [
+    ("check: income_per_capita >= income_line", "check: income_per_capita >=>= income_line", "syntax error"),
+    ("check: safe_water", "check: safe_watr", "unknown name 'safe_watr'"),
+])
+def test_an_expression_error_names_its_line_rule_and_part(tmp_path, run_cli, old, new, words):
+    path = _broken(tmp_path, old, new)
+    line = _line_holding(path, new)
+    rule = "income" if "income" in old else "water"
+    for command in (("rules", "check", str(path)), ("audit", str(base_county().write(tmp_path / "c.xlsx")), "--rules", str(path))):
+        result = run_cli(*command, "--lang", "en")
+        assert result.returncode == 4, result.stderr
+        assert f"rules.yaml:{line}: rule {rule}, check: {words}" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("old", "new"), [("level: household", "level: hamlet"),
+                                          ("check: income_per_capita >= income_line", "check: income_per_capita >=>= income_line")])
 @pytest.mark.parametrize("command", ["audit", "bands"])
-def test_a_broken_rule_set_is_refused_before_the_registers_are_read(tmp_path, command):
-    rules = _broken(tmp_path, "level: household", "level: hamlet")
+def test_a_broken_rule_set_is_refused_before_the_registers_are_read(tmp_path, command, old, new):
+    rules = _broken(tmp_path, old, new)
     county = base_county().write(tmp_path / "county.xlsx")
     result = subprocess.run([sys.executable, "-c", SPY_ON_READING, command, str(county), "--rules", str(rules), "--out", str(tmp_path / "o")],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)

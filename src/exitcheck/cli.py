@@ -410,16 +410,9 @@ def _rules_file(path: Path | None) -> Any:
 
 def _compiled(ruleset: Any) -> Any:
     """`ruleset` with every rule's expressions compiled once (ConfigError for a bad one)."""
-    from exitcheck.errors import ConfigError
-    from exitcheck.rules.engine import compile_rule
-    from exitcheck.rules.expr import ExpressionError
+    from exitcheck.rules.engine import compile_ruleset
 
-    for rule in ruleset.rules:
-        try:
-            compile_rule(rule, ruleset)
-        except ExpressionError as error:
-            raise ConfigError(f"{ruleset.path}: {error}", f"{ruleset.path}: {error}") from None
-    return ruleset
+    return compile_ruleset(ruleset)
 
 
 rules_app = typer.Typer(help="List, explain and check rule sets.", no_args_is_help=True)

@@ -317,13 +317,13 @@ class _Night:
     def _load_and_audit(self) -> None:
         from exitcheck.audit import audit
         from exitcheck.registers.load import load
-        from exitcheck.rules.expr import ExpressionError
+        from exitcheck.rules.engine import compile_ruleset
         from exitcheck.rules.model import load_ruleset
 
         if not self.config.registers:
             where = self.config.position("registers")
             raise ConfigError(f"{where}: 没有写明登记表(registers)", f"{where}: no registers: named")
-        ruleset = load_ruleset(self.config.rules)
+        ruleset = compile_ruleset(load_ruleset(self.config.rules))  # a rule that does not compile: before the reading
         if self.config.engine == "dask":
             self.result = self._audit_counties(ruleset)
             self._audited()
@@ -342,10 +342,7 @@ class _Night:
             zh += "; 无法读取: " + "; ".join(f.zh for f in registers.failures)
             en += "; unreadable: " + "; ".join(f.en for f in registers.failures)
         self.step("load", ExitCode.INPUT if registers.failures else ExitCode.OK, zh, en, counts=counts)
-        try:
-            self.result = audit(registers, ruleset, as_of=self.as_of, lang=self.lang)
-        except ExpressionError as error:  # a rule that does not compile is the rule file's fault
-            raise ConfigError(f"{ruleset.path}: {error}", f"{ruleset.path}: {error}") from None
+        self.result = audit(registers, ruleset, as_of=self.as_of, lang=self.lang)
         self._audited()
 
     def _audit_counties(self, ruleset: RuleSet) -> ProvinceResult:
@@ -358,15 +355,8 @@ class _Night:
             audit_counties,
             import_distributed,
         )
-        from exitcheck.rules.engine import compile_rule
-        from exitcheck.rules.expr import ExpressionError
 
         import_distributed(f"{self.config.position('engine')}: engine: dask")  # without Dask: exit 4 with the install line
-        for rule in ruleset.rules:  # on a worker a rule that does not compile would be a lost county
-            try:
-                compile_rule(rule, ruleset)
-            except ExpressionError as error:
-                raise ConfigError(f"{ruleset.path}: {error}", f"{ruleset.path}: {error}") from None
         # The heads' ID numbers leave the workers only when a department asks for them.
         id_numbers = any(spec.deliver is not None and "id_number" in (spec.columns or ())
                          for spec in self.config.departments.values())

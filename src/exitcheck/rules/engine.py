@@ -19,7 +19,7 @@ from exitcheck.idcard import mask
 from exitcheck.registers.model import Registers
 from exitcheck.registers.schema import REGISTERS, fields
 from exitcheck.rules.expr import Expression, ExpressionError, compile_expression
-from exitcheck.rules.model import Level, Rule, RuleSet
+from exitcheck.rules.model import EXPRESSION_PARTS, Level, Rule, RuleSet, expression_error
 
 PASS, FAIL, UNKNOWN, NA = "pass", "fail", "unknown", "na"
 #: A status column is categorical over these: a code per unit, not a string (making 90,000
@@ -132,10 +132,11 @@ def ok_columns(ruleset: RuleSet) -> list[str]:
 
 
 def compile_rule(rule: Rule, ruleset: RuleSet) -> dict[str, Expression | None]:
-    """The rule's expressions, compiled once; ExpressionError names the rule and the part."""
+    """The rule's expressions, compiled once; a ConfigError names the rule-set file's line,
+    the rule and the part of one that does not compile (an unknown name, a kind mismatch)."""
     mapping, types, _ = names_for(rule.level, ruleset, ok_columns(ruleset))
     out: dict[str, Expression | None] = {}
-    for part in ("applies_to", "check", "high_when"):
+    for part in EXPRESSION_PARTS:
         text = getattr(rule, part)
         if text is None:
             out[part] = None
@@ -143,8 +144,16 @@ def compile_rule(rule: Rule, ruleset: RuleSet) -> dict[str, Expression | None]:
         try:
             out[part] = compile_expression(text, fields=mapping, params=ruleset.spec.params, types=types)
         except ExpressionError as error:
-            raise ExpressionError(f"rule {rule.id}, {part}: {error}") from None
+            raise expression_error(ruleset, rule, part, error) from None
     return out
+
+
+def compile_ruleset(ruleset: RuleSet) -> RuleSet:
+    """`ruleset` with every rule compiled once, so that a rule that does not compile is
+    reported (ConfigError) before any register is read."""
+    for rule in ruleset.rules:
+        compile_rule(rule, ruleset)
+    return ruleset
 
 
 def statuses(applies: pd.Series | None, ok: pd.Series) -> pd.Series:

@@ -103,7 +103,6 @@ import ast
 import difflib
 import operator
 import re
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -112,6 +111,11 @@ import numpy as np
 import pandas as pd
 
 from exitcheck.registers import normalise
+from exitcheck.rules.syntax import (
+    ExpressionError,
+    Source,
+    parse,
+)
 
 __all__ = [
     "FIELD_TYPES",
@@ -122,9 +126,6 @@ __all__ = [
     "compile_expression",
 ]
 
-MAX_TEXT_LENGTH = 2000
-MAX_NODES = 300
-MAX_DEPTH = 40
 MAX_STRING_LITERAL = 1000
 MAX_INT_LITERAL = 10**15
 MAX_PATTERN_LENGTH = 200
@@ -171,38 +172,6 @@ _FALSE_WORDS = ("否", "false", "no", "n", "f", "0", "无", "×", "✗")
 
 # --------------------------------------------------------------------------
 # Errors
-
-
-class ExpressionError(ValueError):
-    """An expression that cannot be compiled or evaluated.
-
-    ``message`` describes the problem, ``offset`` is the 0-based character
-    position in ``expression`` (or None) and ``hint`` an optional suggestion.
-    ``str(error)`` is a single line such as ``unknown name 'incme' at column
-    1; did you mean 'income'?``.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        expression: str = "",
-        offset: int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        self.message = " ".join(message.split())
-        self.expression = expression
-        self.offset = offset
-        self.hint = hint
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        text = self.message
-        if self.offset is not None:
-            text += f" at column {self.offset + 1}"
-        if self.hint:
-            text += f"; {' '.join(self.hint.split())}"
-        return text
 
 
 class MissingColumn(ExpressionError):
@@ -464,7 +433,6 @@ _FORBIDDEN_NODES: dict[type[ast.AST], str] = {
     ast.Yield: "yield",
     ast.YieldFrom: "yield",
 }
-_LEAF_NODES = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
 
 
 def _repeats_repetition(pattern: str) -> bool:
@@ -590,23 +558,17 @@ def compile_expression(
     kind mismatches are reported now.  With ``boolean=True`` an expression
     that is known not to give a true/false result is rejected.
     """
-    if not isinstance(text, str):
-        raise ExpressionError("expression must be text", expression=str(text))
-    if len(text) > MAX_TEXT_LENGTH:
-        raise ExpressionError(
-            f"expression is too long ({len(text)} characters, at most {MAX_TEXT_LENGTH})",
-            expression=text,
-        )
+    source = Source(text)
     for name, kind in (types or {}).items():
         if kind not in FIELD_TYPES:
             raise ValueError(f"unknown field type {kind!r} for {name!r}")
-    compiler = _Compiler(text, fields, params or {}, types or {})
+    compiler = _Compiler(source, fields, params or {}, types or {})
     root = compiler.build_tree()
     if boolean and root.kind not in ("bool", "any"):
         raise ExpressionError(
             f"expression gives {_KIND_LABEL[root.kind]}, not a condition (true/false)",
             expression=text,
-            offset=compiler.lead,
+            offset=source.lead,
         )
     return Expression(
         text=text,
@@ -623,81 +585,32 @@ def compile_expression(
 class _Compiler:
     def __init__(
         self,
-        text: str,
+        source: Source,
         fields: Mapping[str, str],
         params: Mapping[str, object],
         types: Mapping[str, str],
     ) -> None:
-        self.text = text
+        self.source = source
+        self.text = source.text
         self.fields = fields
         self.params = params
         self.types = types
         self.used_fields: set[str] = set()
-        stripped = text.lstrip()
-        self.lead = len(text) - len(stripped)
-        self.body = stripped.rstrip()
-        self.lines = re.split(r"(?<=\n)|(?<=\r)(?!\n)", self.body)
 
     # -- errors and positions ----------------------------------------------
 
     def error(
         self, message: str, node: ast.AST | None = None, hint: str | None = None
     ) -> ExpressionError:
-        return ExpressionError(message, expression=self.text, offset=self.offset(node), hint=hint)
+        return self.source.error(message, node, hint)
 
     def offset(self, node: ast.AST | None) -> int | None:
-        if node is None or not hasattr(node, "lineno"):
-            return None
-        return self._char_offset(node.lineno, node.col_offset, in_bytes=True)
-
-    def _char_offset(self, lineno: int, column: int, *, in_bytes: bool) -> int:
-        lines = self.lines
-        row = max(0, min(lineno - 1, len(lines) - 1)) if lines else 0
-        before = sum(len(line) for line in lines[:row])
-        line = lines[row] if lines else ""
-        if in_bytes:
-            column = len(line.encode("utf-8", "surrogatepass")[:column].decode("utf-8", "ignore"))
-        return self.lead + before + max(0, min(column, len(line)))
+        return self.source.offset(node)
 
     # -- entry point ---------------------------------------------------------
 
     def build_tree(self) -> _Node:
-        if not self.body:
-            raise self.error("expression is empty")
-        try:
-            with warnings.catch_warnings():
-                # e.g. "invalid decimal literal" for 1and: the error, if any, is ours
-                warnings.simplefilter("ignore")
-                tree = ast.parse(self.body, mode="eval")
-        except SyntaxError as exc:
-            offset = None
-            if exc.lineno is not None and exc.offset is not None:
-                offset = self._char_offset(exc.lineno, exc.offset - 1, in_bytes=False)
-            raise ExpressionError(
-                f"syntax error: {exc.msg}", expression=self.text, offset=offset
-            ) from None
-        except (RecursionError, MemoryError):
-            raise self.error("expression is too deeply nested") from None
-        except (ValueError, OverflowError, TypeError) as exc:
-            raise self.error(f"syntax error: {exc}") from None
-        self._check_size(tree)
-        return self.visit(tree.body)
-
-    def _check_size(self, tree: ast.Expression) -> None:
-        count = 0
-        stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
-        while stack:
-            node, depth = stack.pop()
-            if isinstance(node, _LEAF_NODES):
-                continue
-            count += 1
-            if count > MAX_NODES:
-                raise self.error(f"expression is too large (more than {MAX_NODES} elements)")
-            if depth > MAX_DEPTH:
-                raise self.error(
-                    f"expression is nested too deeply (more than {MAX_DEPTH} levels)", node
-                )
-            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        return self.visit(parse(self.source).body)
 
     # -- dispatch ----------------------------------------------------------
 

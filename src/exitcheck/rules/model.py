@@ -183,10 +183,44 @@ def load_ruleset(path: Path | None = None) -> RuleSet:
         raise ConfigError(f"{where}: {loc}: {first['msg']}", f"{where}: {loc}: {first['msg']}") from None
     bands = _bands(spec, path)
     ruleset = RuleSet(spec=spec, path=str(path), sha256=hashlib.sha256(data_bytes).hexdigest(), bands=bands)
-    for rule in spec.rules:
+    for index, rule in enumerate(spec.rules):
         for template in (rule.message, rule.message_en, rule.high_message, rule.high_message_en):
             check_template(template, f"{path}: {rule.id}")
+        _check_syntax(ruleset, index, text)
     return ruleset
+
+
+#: The parts of a rule written in the rule language.
+EXPRESSION_PARTS = ("applies_to", "check", "high_when")
+
+
+def _check_syntax(ruleset: RuleSet, index: int, text: str) -> None:
+    """A rule's expressions parsed now (no pandas needed), so that a typo is reported before
+    the registers are read; the names in them are checked when they are compiled."""
+    from exitcheck.rules.syntax import ExpressionError, check
+
+    rule = ruleset.rules[index]
+    for part in EXPRESSION_PARTS:
+        expression = getattr(rule, part)
+        if expression is not None:
+            try:
+                check(expression)
+            except ExpressionError as error:
+                raise expression_error(ruleset, rule, part, error, text) from None
+
+
+def expression_error(ruleset: RuleSet, rule: Rule, part: str, error: Exception, text: str | None = None) -> ConfigError:
+    """An error in a rule's expression, at its line of the rule-set file: 'FILE:LINE: rule ID,
+    PART: what is wrong'."""
+    if text is None:
+        try:
+            text = Path(ruleset.path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+    line = _line_of(text, ("rules", ruleset.rules.index(rule), part)) if text else None
+    where = f"{ruleset.path}:{line}" if line else ruleset.path
+    message = f"{where}: rule {rule.id}, {part}: {error}"
+    return ConfigError(message, message)
 
 
 def _bands(spec: RuleSetFile, path: Path) -> list[Band]:
