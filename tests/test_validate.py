@@ -313,3 +313,57 @@ def test_an_excel_error_cell_is_a_value_that_cannot_be_read_not_a_blank(tmp_path
     bad = {(i.sheet, i.row, i.value) for i in issues if i.code == "bad_value"}
     assert bad == {(HH, excel_row(HH, 0), "#N/A"), (HH, excel_row(HH, 1), "#DIV/0!"), (MB, excel_row(MB, 4), "#NAME?")}
     assert not [i for i in issues if i.code == "missing_value"]
+
+
+def test_a_household_id_in_two_workbooks_of_a_folder_names_each_rows_file_and_sheet(tmp_path):
+    """A folder of township workbooks: 'appears on rows 5, 8' did not say that row 5 is in one
+    file and row 8 in another, so the clerk could not find them."""
+    county = base_county()
+    towns = {"越城镇": county.copy(), "中所镇": county.copy()}
+    for town, part in towns.items():
+        part.households = [h for h in county.households if h["乡镇"] == town]
+        ids = {h["户编号"] for h in part.households}
+        part.members = [m for m in county.members if m["户编号"] in ids]
+    towns["中所镇"].villages = towns["中所镇"].townships = []
+    reused = towns["越城镇"].households[0]["户编号"]
+    towns["中所镇"].households[1]["户编号"] = reused  # 中所镇 gave a household 越城镇's number
+    folder = tmp_path / "registers"
+    folder.mkdir()
+    first, second = towns["越城镇"].write(folder / "a.xlsx"), towns["中所镇"].write(folder / "b.xlsx")
+    issues = [i for i in exitcheck.validate(exitcheck.load([folder]), AS_OF) if i.code == "duplicate_household"]
+    assert [(i.file, i.sheet, i.row, i.column) for i in issues] == [
+        (str(first), HH, excel_row(HH, 0), "A"), (str(second), HH, excel_row(HH, 1), "A")]
+    zh = f"户编号「{reused}」出现在{first} 工作表「户表」第 {excel_row(HH, 0)} 行、{second} 工作表「户表」第 {excel_row(HH, 1)} 行"
+    en = f"household ID '{reused}' appears on {first} sheet '户表' row {excel_row(HH, 0)}, {second} sheet '户表' row {excel_row(HH, 1)}"
+    assert [i.message("zh") for i in issues] == [zh, zh]
+    assert [i.message("en") for i in issues] == [en, en]
+
+
+def test_a_household_id_on_two_township_sheets_of_one_workbook_names_each_sheet(tmp_path):
+    """One workbook, a household sheet per township: each row is named by its sheet; the file,
+    the same for both, is the issue's own."""
+    import xlsxwriter
+
+    from builders import write_sheet
+
+    county = base_county()
+    county.households[3]["户编号"] = county.households[0]["户编号"]
+    path = tmp_path / "county.xlsx"
+    book = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
+    for town, sheet in (("越城镇", "越城镇户表"), ("中所镇", "中所镇户表")):
+        write_sheet(book, sheet, [h for h in county.households if h["乡镇"] == town])
+    write_sheet(book, MB, county.members)
+    book.close()
+    issues = [i for i in exitcheck.validate(exitcheck.load([path]), AS_OF) if i.code == "duplicate_household"]
+    first, second = excel_row("越城镇户表", 0), excel_row("中所镇户表", 0)
+    assert [(i.file, i.sheet, i.row) for i in issues] == [(str(path), "中所镇户表", second), (str(path), "越城镇户表", first)]
+    assert {i.message("zh") for i in issues} == {f"户编号「513434000001」出现在工作表「越城镇户表」第 {first} 行、工作表「中所镇户表」第 {second} 行"}
+    assert {i.message("en") for i in issues} == {f"household ID '513434000001' appears on sheet '越城镇户表' row {first}, sheet '中所镇户表' row {second}"}
+
+
+def test_a_household_id_repeated_on_one_sheet_keeps_the_short_message(tmp_path):
+    path = planted_county().write(tmp_path / "planted.xlsx")
+    issues = [i for i in exitcheck.validate(exitcheck.load([path]), AS_OF) if i.code == "duplicate_household"]
+    rows = f"{excel_row(HH, 2)}、{excel_row(HH, 6)}"
+    assert {i.message("zh") for i in issues} == {f"户编号「513434000003」出现在第 {rows} 行"}
+    assert {i.message("en") for i in issues} == {f"household ID '513434000003' appears on rows {rows.replace('、', ', ')}"}

@@ -191,8 +191,8 @@ class DuplicateHousehold(IssueType):
     }
     fix = {"zh": "合并或删除重复行。", "en": "Merge or delete the repeated rows."}
     template = {
-        "zh": "户编号「{value}」出现在第 {rows} 行",
-        "en": "household ID '{value}' appears on rows {rows}",
+        "zh": "户编号「{value}」出现在{where}",
+        "en": "household ID '{value}' appears on {where}",
     }
 
 

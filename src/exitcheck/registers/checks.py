@@ -7,15 +7,15 @@ rules need (a member's birth date and age from the ID number, whether the member
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
 from exitcheck import idcard
 from exitcheck.fastpaths import member_of
-from exitcheck.i18n import listed
-from exitcheck.registers.model import ROW, Registers
+from exitcheck.i18n import join_list, listed
+from exitcheck.registers.model import ROW, SOURCE, Registers, SheetSource
 from exitcheck.registers.parse import IssueSink, Parsed
 from exitcheck.registers.schema import RegisterName
 
@@ -56,7 +56,7 @@ def run_checks(registers: Registers, parsed: Parsed, sink: IssueSink) -> None:
         check_ids(registers, parsed, sink, "households", "head_id_number")
     members["living"] = living(members)
     check_duplicate_people(members, sink)
-    check_duplicate_households(households, sink)
+    check_duplicate_households(registers, households, sink)
     check_orphans(households, members, sink)
     check_heads_and_sizes(registers, households, members, sink)
     if "villages" in parsed.tables:
@@ -142,14 +142,42 @@ def check_duplicate_people(members: pd.DataFrame, sink: IssueSink) -> None:
                  household=members["household_id"], params=_others(ids, members["household_id"], dup))
 
 
-def check_duplicate_households(households: pd.DataFrame, sink: IssueSink) -> None:
+def check_duplicate_households(registers: Registers, households: pd.DataFrame, sink: IssueSink) -> None:
     ids = households["household_id"]
     dup = (ids.notna() & ids.duplicated(keep=False)).fillna(False).astype(bool)
     if dup.any():
-        rows = households[ROW][dup].groupby(ids[dup]).agg(list)
-        params = pd.Series([{"rows": listed(r)} for r in ids[dup].map(rows)], index=ids[dup].index).reindex(ids.index)
+        rows = households.loc[dup, [SOURCE, ROW]]
+        where = {
+            hid: rows_where(registers.sources, list(zip(group[SOURCE], group[ROW], strict=True)))
+            for hid, group in rows.groupby(ids[dup], sort=False)
+        }
+        params = pd.Series([{"where": where[hid]} for hid in ids[dup]], index=ids[dup].index)
         sink.add("households", households, dup, "duplicate_household", "household_id", values=ids,
                  household=ids, params=params)
+
+
+def sheet_named(source: SheetSource, with_file: bool) -> dict[str, str]:
+    """A sheet as a clerk finds it, with its file when the reader could look in another."""
+    zh, en = f"工作表「{source.sheet}」", f"sheet '{source.sheet}'"
+    return {"zh": f"{source.file} {zh}", "en": f"{source.file} {en}"} if with_file else {"zh": zh, "en": en}
+
+
+def rows_where(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]], seen_from: SheetSource | None = None) -> dict[str, str]:
+    """Excel rows, given as (source index, row), in both languages: "第 5、8 行" / "rows 5, 8"
+    when they are all on one sheet (the sheet of the row the message is about, `seen_from`);
+    otherwise each row with its sheet, and with its file too when the rows (or `seen_from`)
+    are in several files: a register read from a folder, or a sheet per township."""
+    places = [(sources[int(src)], int(row)) for src, row in rows]
+    sheets = {(s.file, s.sheet) for s, _ in places} | ({(seen_from.file, seen_from.sheet)} if seen_from else set())
+    if len(sheets) == 1:
+        numbers = listed(row for _, row in places)
+        return {"zh": f"第 {numbers['zh']} 行", "en": f"row{'s' if len(places) > 1 else ''} {numbers['en']}"}
+    with_file = len({file for file, _ in sheets}) > 1
+    named = [(sheet_named(source, with_file), row) for source, row in places]
+    return {
+        "zh": join_list((f"{sheet['zh']}第 {row} 行" for sheet, row in named), "zh"),
+        "en": join_list((f"{sheet['en']} row {row}" for sheet, row in named), "en"),
+    }
 
 
 def check_orphans(households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
