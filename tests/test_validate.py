@@ -25,6 +25,7 @@ def planted_county():
     for key in ("证件号码", "性别", "出生日期"):  # duplicate_person: hh1's head again in hh3
         m[7][key] = m[0][key]
     county.members.append(member("513434009999", "孤儿", make_id(date(1980, 1, 1), 77, True), "户主", "男", "1980-01-01"))  # orphan
+    county.members.append(member("0513434000006", "零", make_id(date(1981, 1, 1), 78, True), "之父", "男", "1981-01-01"))  # zeros lost
     m[9]["与户主关系"] = "之父"  # no_head for hh4 (its head is member 9)
     county.households[4]["家庭人口数"] = 5  # size_mismatch hh5
     county.households[5]["行政村"] = "不存在村"  # unknown_village hh6
@@ -59,6 +60,7 @@ def test_every_planted_problem_is_found_where_it_is(tmp_path):
         ("duplicate_person", MB, excel_row(MB, 0), hid[0]),
         ("duplicate_person", MB, excel_row(MB, 7), hid[2]),
         ("orphan_member", MB, excel_row(MB, 18), "513434009999"),
+        ("household_id_zeros_lost", MB, excel_row(MB, 19), "0513434000006"),
         ("no_head", HH, excel_row(HH, 3), hid[3]),
         ("size_mismatch", HH, excel_row(HH, 4), hid[4]),
         ("unknown_village", HH, excel_row(HH, 5), hid[5]),
@@ -367,3 +369,57 @@ def test_a_household_id_repeated_on_one_sheet_keeps_the_short_message(tmp_path):
     rows = f"{excel_row(HH, 2)}、{excel_row(HH, 6)}"
     assert {i.message("zh") for i in issues} == {f"户编号「513434000003」出现在第 {rows} 行"}
     assert {i.message("en") for i in issues} == {f"household ID '513434000003' appears on rows {rows.replace('、', ', ')}"}
+
+
+#: What a household id cell can be found to be (no_head and size_mismatch follow from them)
+ID_CODES = {"orphan_member", "household_id_zeros_lost", "household_id_precision_lost"}
+
+
+def zeros_county(household_cell, member_cell):
+    """Household 1's id as the household sheet holds it and as its members' rows hold it."""
+    county = base_county()
+    county.households[0]["户编号"] = household_cell
+    for row in county.members[:3]:
+        row["户编号"] = member_cell
+    return county
+
+
+@pytest.mark.parametrize(("household_cell", "cause_zh", "cause_en"), [
+    (1, "工作表「户表」的「户编号」列存为数字, Excel 去掉了前导零",
+     "the '户编号' column on sheet '户表' was stored as numbers and Excel dropped the leading zeros"),
+    ("01", "工作表「户表」的「户编号」少了前导零, 该列很可能曾存为数字, Excel 去掉了前导零",
+     "the '户编号' on sheet '户表' has fewer leading zeros: the column was most likely stored as numbers once, and Excel dropped them"),
+], ids=["number cell", "text with fewer zeros"])
+def test_members_of_a_household_whose_id_lost_its_leading_zeros_are_told_why(tmp_path, household_cell, cause_zh, cause_en):
+    """000001 on the member sheet, 1 on the household sheet (Excel drops the zeros of a number
+    cell): every member was an orphan of a household 'not in the households sheet', with no
+    word of why. The cause and the household row are named; the members stay unjoined."""
+    path = zeros_county(household_cell, "000001").write(tmp_path / "zeros.xlsx")
+    parsed = exitcheck.prepare(exitcheck.load([path]), AS_OF)
+    issues = [i for i in parsed.issues if i.code in ID_CODES]
+    assert [(i.code, i.sheet, i.row, i.column, i.household_id) for i in issues] == [
+        ("household_id_zeros_lost", MB, excel_row(MB, n), "A", "000001") for n in range(3)]
+    shown = str(household_cell)
+    assert issues[0].message("zh") == (
+        f"户编号「000001」不在户表中, 但忽略前导零后与工作表「户表」第 {excel_row(HH, 0)} 行的户编号「{shown}」相同(成员未归入该户): "
+        f"{cause_zh}; 请把该列设置为文本格式, 按原件重新录入户编号(含前导零), 或重新导入该表")
+    assert issues[0].message("en") == (
+        f"household ID '000001' is not in the households sheet, but ignoring leading zeros it matches household ID '{shown}' "
+        f"on sheet '户表' row {excel_row(HH, 0)} (the member is not joined to it): {cause_en}; format that column as Text "
+        "and type the IDs again with their leading zeros, or import the sheet again")
+    assert parsed.tables["households"]["living_members"].iloc[0] == 0  # never joined on a guess
+
+
+def test_the_household_row_in_another_workbook_is_named_with_its_file(tmp_path):
+    """A folder: the household sheet in one workbook, the members in another."""
+    county = zeros_county(1, "000001")
+    households, members = county.copy(), county.copy()
+    households.members, members.households = [], []
+    folder = tmp_path / "registers"
+    folder.mkdir()
+    first = households.write(folder / "a-households.xlsx")
+    members.write(folder / "b-members.xlsx")
+    issues = [i for i in exitcheck.validate(exitcheck.load([folder]), AS_OF) if i.code == "household_id_zeros_lost"]
+    assert len(issues) == 3
+    assert f"与{first} 工作表「户表」第 {excel_row(HH, 0)} 行的户编号「1」相同" in issues[0].message("zh")
+    assert f"): {first} 工作表「户表」的「户编号」列存为数字" in issues[0].message("zh")
