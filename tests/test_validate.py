@@ -410,6 +410,21 @@ def test_members_of_a_household_whose_id_lost_its_leading_zeros_are_told_why(tmp
     assert parsed.tables["households"]["living_members"].iloc[0] == 0  # never joined on a guess
 
 
+def test_a_member_id_that_lost_its_zeros_names_the_member_sheet(tmp_path, run_cli):
+    """The other way round: the member sheet's column was the one stored as numbers."""
+    path = zeros_county("000001", 1).write(tmp_path / "zeros.xlsx")
+    result = run_cli("validate", str(path), "--json", "--lang", "en", "--as-of", AS_OF.isoformat())
+    issues = [i for i in json.loads(result.stdout)["data_issues"] if i["code"] in ID_CODES]
+    assert [(i["code"], i["sheet"], i["row"], i["value"]) for i in issues] == [
+        ("household_id_zeros_lost", MB, excel_row(MB, n), "1") for n in range(3)]
+    assert issues[0]["message"].startswith(
+        f"household ID '1' is not in the households sheet, but ignoring leading zeros it matches household ID '000001' "
+        f"on sheet '户表' row {excel_row(HH, 0)} (the member is not joined to it): the '户编号' column on sheet '成员表' "
+        "was stored as numbers and Excel dropped the leading zeros;")
+    explained = run_cli("explain", "household_id_zeros_lost", "--lang", "en")
+    assert explained.returncode == 0 and "leading zeros" in explained.stdout
+
+
 def test_the_household_row_in_another_workbook_is_named_with_its_file(tmp_path):
     """A folder: the household sheet in one workbook, the members in another."""
     county = zeros_county(1, "000001")
@@ -423,3 +438,23 @@ def test_the_household_row_in_another_workbook_is_named_with_its_file(tmp_path):
     assert len(issues) == 3
     assert f"与{first} 工作表「户表」第 {excel_row(HH, 0)} 行的户编号「1」相同" in issues[0].message("zh")
     assert f"): {first} 工作表「户表」的「户编号」列存为数字" in issues[0].message("zh")
+
+
+@pytest.mark.parametrize(("household_cell", "member_cell", "expected"), [
+    # 18 digits as a number: the digits are gone, so that cell is household_id_precision_lost
+    # only, and its members are orphans of it: no match is guessed from a rounded number, even
+    # one whose digits, read as a whole number, look like the text without its zero
+    (51343400100100000.0, "051343400100100000",
+     {(HH, 0): {"household_id_precision_lost"}, **{(MB, n): {"orphan_member"} for n in range(3)}}),
+    ("051343400100100000", 51343400100100000.0,
+     {(MB, n): {"household_id_precision_lost"} for n in range(3)}),
+    # 15 digits as a number are exact: only the zeros are lost
+    (513434001001001, "0513434001001001", {(MB, n): {"household_id_zeros_lost"} for n in range(3)}),
+], ids=["household 18 digits", "members 18 digits", "15 digits"])
+def test_a_household_id_cell_is_either_precision_lost_or_zeros_lost_never_both(tmp_path, household_cell, member_cell, expected):
+    path = zeros_county(household_cell, member_cell).write(tmp_path / "ids.xlsx")
+    issues = [i for i in exitcheck.validate(exitcheck.load([path]), AS_OF) if i.code in ID_CODES]
+    found: dict[tuple[str, int], set[str]] = {}
+    for issue in issues:
+        found.setdefault((issue.sheet, issue.row), set()).add(issue.code)
+    assert found == {(sheet, excel_row(sheet, n)): codes for (sheet, n), codes in expected.items()}
