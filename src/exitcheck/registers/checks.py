@@ -196,11 +196,9 @@ def check_orphans(registers: Registers, households: pd.DataFrame, members: pd.Da
 
 
 def without_leading_zeros(ids: pd.Series) -> pd.Series:
-    """What a number cell keeps of an all-digit household id: '000001' -> '1' ('000' -> '0');
-    NA for an id with anything but digits, whose zeros Excel never drops."""
-    digits = ids.str.fullmatch("[0-9]+").fillna(False).astype(bool)
-    kept = ids.str.lstrip("0")
-    return kept.mask(kept.eq(""), "0").where(digits)
+    """An all-digit household id as a key that ignores its leading zeros: '000001' -> '1'
+    ('0' and '000' -> ''); NA for an id with anything but digits, whose zeros Excel never drops."""
+    return ids.str.lstrip("0").where(ids.str.fullmatch("[0-9]+").fillna(False).astype(bool))
 
 
 def typed_as_number(cells: pd.Series) -> np.ndarray:
@@ -217,7 +215,10 @@ def _zeros_lost(registers: Registers, households: pd.DataFrame, members: pd.Data
     numbers orphans every member, so the matching is column-wise and a message is made once per
     distinct (id, sheet, number cell or not) of the members, not once per member."""
     keys = without_leading_zeros(members.loc[orphan, "household_id"]).dropna()
-    house_keys = without_leading_zeros(households["household_id"])
+    # stripped first, the digits checked on the few households that match (a regex over every
+    # household id would cost more than the rest of the check on a county with a few orphans)
+    rough = member_of(households["household_id"].str.lstrip("0"), keys)
+    house_keys = without_leading_zeros(households.loc[rough, "household_id"]).dropna()
     near = house_keys[member_of(house_keys, keys)]  # the households that lost or kept the zeros
     keys = keys[member_of(keys, near)]
     if keys.empty:
