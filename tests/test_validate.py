@@ -25,6 +25,7 @@ def planted_county():
     for key in ("证件号码", "性别", "出生日期"):  # duplicate_person: hh1's head again in hh3
         m[7][key] = m[0][key]
     county.members.append(member("513434009999", "孤儿", make_id(date(1980, 1, 1), 77, True), "户主", "男", "1980-01-01"))  # orphan
+    county.members.append(member("0513434000006", "零", make_id(date(1981, 1, 1), 78, True), "之父", "男", "1981-01-01"))  # zeros lost
     m[9]["与户主关系"] = "之父"  # no_head for hh4 (its head is member 9)
     county.households[4]["家庭人口数"] = 5  # size_mismatch hh5
     county.households[5]["行政村"] = "不存在村"  # unknown_village hh6
@@ -59,6 +60,7 @@ def test_every_planted_problem_is_found_where_it_is(tmp_path):
         ("duplicate_person", MB, excel_row(MB, 0), hid[0]),
         ("duplicate_person", MB, excel_row(MB, 7), hid[2]),
         ("orphan_member", MB, excel_row(MB, 18), "513434009999"),
+        ("household_id_zeros_lost", MB, excel_row(MB, 19), "0513434000006"),
         ("no_head", HH, excel_row(HH, 3), hid[3]),
         ("size_mismatch", HH, excel_row(HH, 4), hid[4]),
         ("unknown_village", HH, excel_row(HH, 5), hid[5]),
@@ -313,3 +315,146 @@ def test_an_excel_error_cell_is_a_value_that_cannot_be_read_not_a_blank(tmp_path
     bad = {(i.sheet, i.row, i.value) for i in issues if i.code == "bad_value"}
     assert bad == {(HH, excel_row(HH, 0), "#N/A"), (HH, excel_row(HH, 1), "#DIV/0!"), (MB, excel_row(MB, 4), "#NAME?")}
     assert not [i for i in issues if i.code == "missing_value"]
+
+
+def test_a_household_id_in_two_workbooks_of_a_folder_names_each_rows_file_and_sheet(tmp_path):
+    """A folder of township workbooks: 'appears on rows 5, 8' did not say that row 5 is in one
+    file and row 8 in another, so the clerk could not find them."""
+    county = base_county()
+    towns = {"越城镇": county.copy(), "中所镇": county.copy()}
+    for town, part in towns.items():
+        part.households = [h for h in county.households if h["乡镇"] == town]
+        ids = {h["户编号"] for h in part.households}
+        part.members = [m for m in county.members if m["户编号"] in ids]
+    towns["中所镇"].villages = towns["中所镇"].townships = []
+    reused = towns["越城镇"].households[0]["户编号"]
+    towns["中所镇"].households[1]["户编号"] = reused  # 中所镇 gave a household 越城镇's number
+    folder = tmp_path / "registers"
+    folder.mkdir()
+    first, second = towns["越城镇"].write(folder / "a.xlsx"), towns["中所镇"].write(folder / "b.xlsx")
+    issues = [i for i in exitcheck.validate(exitcheck.load([folder]), AS_OF) if i.code == "duplicate_household"]
+    assert [(i.file, i.sheet, i.row, i.column) for i in issues] == [
+        (str(first), HH, excel_row(HH, 0), "A"), (str(second), HH, excel_row(HH, 1), "A")]
+    zh = f"户编号「{reused}」出现在{first} 工作表「户表」第 {excel_row(HH, 0)} 行、{second} 工作表「户表」第 {excel_row(HH, 1)} 行"
+    en = f"household ID '{reused}' appears on {first} sheet '户表' row {excel_row(HH, 0)}, {second} sheet '户表' row {excel_row(HH, 1)}"
+    assert [i.message("zh") for i in issues] == [zh, zh]
+    assert [i.message("en") for i in issues] == [en, en]
+
+
+def test_a_household_id_on_two_township_sheets_of_one_workbook_names_each_sheet(tmp_path):
+    """One workbook, a household sheet per township: each row is named by its sheet; the file,
+    the same for both, is the issue's own."""
+    import xlsxwriter
+
+    from builders import write_sheet
+
+    county = base_county()
+    county.households[3]["户编号"] = county.households[0]["户编号"]
+    path = tmp_path / "county.xlsx"
+    book = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False})
+    for town, sheet in (("越城镇", "越城镇户表"), ("中所镇", "中所镇户表")):
+        write_sheet(book, sheet, [h for h in county.households if h["乡镇"] == town])
+    write_sheet(book, MB, county.members)
+    book.close()
+    issues = [i for i in exitcheck.validate(exitcheck.load([path]), AS_OF) if i.code == "duplicate_household"]
+    first, second = excel_row("越城镇户表", 0), excel_row("中所镇户表", 0)
+    assert [(i.file, i.sheet, i.row) for i in issues] == [(str(path), "中所镇户表", second), (str(path), "越城镇户表", first)]
+    assert {i.message("zh") for i in issues} == {f"户编号「513434000001」出现在工作表「越城镇户表」第 {first} 行、工作表「中所镇户表」第 {second} 行"}
+    assert {i.message("en") for i in issues} == {f"household ID '513434000001' appears on sheet '越城镇户表' row {first}, sheet '中所镇户表' row {second}"}
+
+
+def test_a_household_id_repeated_on_one_sheet_keeps_the_short_message(tmp_path):
+    path = planted_county().write(tmp_path / "planted.xlsx")
+    issues = [i for i in exitcheck.validate(exitcheck.load([path]), AS_OF) if i.code == "duplicate_household"]
+    rows = f"{excel_row(HH, 2)}、{excel_row(HH, 6)}"
+    assert {i.message("zh") for i in issues} == {f"户编号「513434000003」出现在第 {rows} 行"}
+    assert {i.message("en") for i in issues} == {f"household ID '513434000003' appears on rows {rows.replace('、', ', ')}"}
+
+
+#: What a household id cell can be found to be (no_head and size_mismatch follow from them)
+ID_CODES = {"orphan_member", "household_id_zeros_lost", "household_id_precision_lost"}
+
+
+def zeros_county(household_cell, member_cell):
+    """Household 1's id as the household sheet holds it and as its members' rows hold it."""
+    county = base_county()
+    county.households[0]["户编号"] = household_cell
+    for row in county.members[:3]:
+        row["户编号"] = member_cell
+    return county
+
+
+@pytest.mark.parametrize(("household_cell", "cause_zh", "cause_en"), [
+    (1, "工作表「户表」的「户编号」列存为数字, Excel 去掉了前导零",
+     "the '户编号' column on sheet '户表' was stored as numbers and Excel dropped the leading zeros"),
+    ("01", "工作表「户表」的「户编号」少了前导零, 该列很可能曾存为数字, Excel 去掉了前导零",
+     "the '户编号' on sheet '户表' has fewer leading zeros: the column was most likely stored as numbers once, and Excel dropped them"),
+], ids=["number cell", "text with fewer zeros"])
+def test_members_of_a_household_whose_id_lost_its_leading_zeros_are_told_why(tmp_path, household_cell, cause_zh, cause_en):
+    """000001 on the member sheet, 1 on the household sheet (Excel drops the zeros of a number
+    cell): every member was an orphan of a household 'not in the households sheet', with no
+    word of why. The cause and the household row are named; the members stay unjoined."""
+    path = zeros_county(household_cell, "000001").write(tmp_path / "zeros.xlsx")
+    parsed = exitcheck.prepare(exitcheck.load([path]), AS_OF)
+    issues = [i for i in parsed.issues if i.code in ID_CODES]
+    assert [(i.code, i.sheet, i.row, i.column, i.household_id) for i in issues] == [
+        ("household_id_zeros_lost", MB, excel_row(MB, n), "A", "000001") for n in range(3)]
+    shown = str(household_cell)
+    assert issues[0].message("zh") == (
+        f"户编号「000001」不在户表中, 但忽略前导零后与工作表「户表」第 {excel_row(HH, 0)} 行的户编号「{shown}」相同(成员未归入该户): "
+        f"{cause_zh}; 请把该列设置为文本格式, 按原件重新录入户编号(含前导零), 或重新导入该表")
+    assert issues[0].message("en") == (
+        f"household ID '000001' is not in the households sheet, but ignoring leading zeros it matches household ID '{shown}' "
+        f"on sheet '户表' row {excel_row(HH, 0)} (the member is not joined to it): {cause_en}; format that column as Text "
+        "and type the IDs again with their leading zeros, or import the sheet again")
+    assert parsed.tables["households"]["living_members"].iloc[0] == 0  # never joined on a guess
+
+
+def test_a_member_id_that_lost_its_zeros_names_the_member_sheet(tmp_path, run_cli):
+    """The other way round: the member sheet's column was the one stored as numbers."""
+    path = zeros_county("000001", 1).write(tmp_path / "zeros.xlsx")
+    result = run_cli("validate", str(path), "--json", "--lang", "en", "--as-of", AS_OF.isoformat())
+    issues = [i for i in json.loads(result.stdout)["data_issues"] if i["code"] in ID_CODES]
+    assert [(i["code"], i["sheet"], i["row"], i["value"]) for i in issues] == [
+        ("household_id_zeros_lost", MB, excel_row(MB, n), "1") for n in range(3)]
+    assert issues[0]["message"].startswith(
+        f"household ID '1' is not in the households sheet, but ignoring leading zeros it matches household ID '000001' "
+        f"on sheet '户表' row {excel_row(HH, 0)} (the member is not joined to it): the '户编号' column on sheet '成员表' "
+        "was stored as numbers and Excel dropped the leading zeros;")
+    explained = run_cli("explain", "household_id_zeros_lost", "--lang", "en")
+    assert explained.returncode == 0 and "leading zeros" in explained.stdout
+
+
+def test_the_household_row_in_another_workbook_is_named_with_its_file(tmp_path):
+    """A folder: the household sheet in one workbook, the members in another."""
+    county = zeros_county(1, "000001")
+    households, members = county.copy(), county.copy()
+    households.members, members.households = [], []
+    folder = tmp_path / "registers"
+    folder.mkdir()
+    first = households.write(folder / "a-households.xlsx")
+    members.write(folder / "b-members.xlsx")
+    issues = [i for i in exitcheck.validate(exitcheck.load([folder]), AS_OF) if i.code == "household_id_zeros_lost"]
+    assert len(issues) == 3
+    assert f"与{first} 工作表「户表」第 {excel_row(HH, 0)} 行的户编号「1」相同" in issues[0].message("zh")
+    assert f"): {first} 工作表「户表」的「户编号」列存为数字" in issues[0].message("zh")
+
+
+@pytest.mark.parametrize(("household_cell", "member_cell", "expected"), [
+    # 18 digits as a number: the digits are gone, so that cell is household_id_precision_lost
+    # only, and its members are orphans of it: no match is guessed from a rounded number, even
+    # one whose digits, read as a whole number, look like the text without its zero
+    (51343400100100000.0, "051343400100100000",
+     {(HH, 0): {"household_id_precision_lost"}, **{(MB, n): {"orphan_member"} for n in range(3)}}),
+    ("051343400100100000", 51343400100100000.0,
+     {(MB, n): {"household_id_precision_lost"} for n in range(3)}),
+    # 15 digits as a number are exact: only the zeros are lost
+    (513434001001001, "0513434001001001", {(MB, n): {"household_id_zeros_lost"} for n in range(3)}),
+], ids=["household 18 digits", "members 18 digits", "15 digits"])
+def test_a_household_id_cell_is_either_precision_lost_or_zeros_lost_never_both(tmp_path, household_cell, member_cell, expected):
+    path = zeros_county(household_cell, member_cell).write(tmp_path / "ids.xlsx")
+    issues = [i for i in exitcheck.validate(exitcheck.load([path]), AS_OF) if i.code in ID_CODES]
+    found: dict[tuple[str, int], set[str]] = {}
+    for issue in issues:
+        found.setdefault((issue.sheet, issue.row), set()).add(issue.code)
+    assert found == {(sheet, excel_row(sheet, n)): codes for (sheet, n), codes in expected.items()}

@@ -191,8 +191,8 @@ class DuplicateHousehold(IssueType):
     }
     fix = {"zh": "合并或删除重复行。", "en": "Merge or delete the repeated rows."}
     template = {
-        "zh": "户编号「{value}」出现在第 {rows} 行",
-        "en": "household ID '{value}' appears on rows {rows}",
+        "zh": "户编号「{value}」出现在{where}",
+        "en": "household ID '{value}' appears on {where}",
     }
 
 
@@ -224,6 +224,31 @@ class OrphanMember(IssueType):
     template = {
         "zh": "户编号「{value}」不在户表中",
         "en": "household ID '{value}' is not in the households sheet",
+    }
+
+
+class HouseholdIdZerosLost(IssueType):
+    code = "household_id_zeros_lost"
+    title = {"zh": "户编号的前导零丢失", "en": "Household ID lost its leading zeros"}
+    description = {
+        "zh": "成员的户编号不在户表中, 但忽略开头的0后与户表某行的户编号相同(000001 与 1): 其中一张表的户编号列存为数字, "
+              "Excel 去掉了开头的0。成员不会按猜测归入该户: 更正之前, 该户按没有这些成员核查(会显示无户主、人口数不符)。",
+        "en": "The member's household ID is not in the households sheet, but matches a household's once leading zeros are "
+              "ignored (000001 and 1): one sheet's household ID column was stored as numbers, and Excel dropped the leading "
+              "zeros. The member is not joined to that household on a guess: until it is corrected the household is audited "
+              "without these members (it shows no head and a size mismatch).",
+    }
+    fix = {
+        "zh": "把消息中指明的户编号列设置为'文本'格式, 再按原件重新录入完整户编号(含开头的0), 或从原系统重新导入该表。",
+        "en": "Format the household ID column the message names as Text, then type the full IDs again with their leading "
+              "zeros, or import the sheet again from the source system.",
+    }
+    template = {
+        "zh": "户编号「{value}」不在户表中, 但忽略前导零后与{households}相同(成员未归入该户): {cause}; "
+              "请把该列设置为文本格式, 按原件重新录入户编号(含前导零), 或重新导入该表",
+        "en": "household ID '{value}' is not in the households sheet, but ignoring leading zeros it matches {households} "
+              "(the member is not joined to it): {cause}; format that column as Text and type the IDs again with their "
+              "leading zeros, or import the sheet again",
     }
 
 
@@ -286,7 +311,7 @@ CATALOGUE: dict[str, type[IssueType]] = {
     for cls in (
         MissingColumn, MissingValue, BadValue, IdChecksum, IdPrecisionLost, HouseholdIdPrecisionLost, IdBirthMismatch,
         IdGenderMismatch, DuplicatePerson, DuplicateHousehold, DuplicateHouseholdAcrossCounties,
-        OrphanMember, NoHead, SizeMismatch, UnknownVillage, SharedHouse,
+        OrphanMember, HouseholdIdZerosLost, NoHead, SizeMismatch, UnknownVillage, SharedHouse,
     )
 }
 

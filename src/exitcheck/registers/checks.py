@@ -7,15 +7,16 @@ rules need (a member's birth date and age from the ID number, whether the member
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from exitcheck import idcard
-from exitcheck.fastpaths import member_of
-from exitcheck.i18n import listed
-from exitcheck.registers.model import ROW, Registers
+from exitcheck.fastpaths import kinds_of, member_of
+from exitcheck.i18n import join_list, listed
+from exitcheck.registers.model import ROW, SOURCE, Registers, SheetSource
 from exitcheck.registers.parse import IssueSink, Parsed
 from exitcheck.registers.schema import RegisterName
 
@@ -56,8 +57,8 @@ def run_checks(registers: Registers, parsed: Parsed, sink: IssueSink) -> None:
         check_ids(registers, parsed, sink, "households", "head_id_number")
     members["living"] = living(members)
     check_duplicate_people(members, sink)
-    check_duplicate_households(households, sink)
-    check_orphans(households, members, sink)
+    check_duplicate_households(registers, households, sink)
+    check_orphans(registers, households, members, sink)
     check_heads_and_sizes(registers, households, members, sink)
     if "villages" in parsed.tables:
         check_villages(households, parsed.tables["villages"], sink)
@@ -142,20 +143,172 @@ def check_duplicate_people(members: pd.DataFrame, sink: IssueSink) -> None:
                  household=members["household_id"], params=_others(ids, members["household_id"], dup))
 
 
-def check_duplicate_households(households: pd.DataFrame, sink: IssueSink) -> None:
+def check_duplicate_households(registers: Registers, households: pd.DataFrame, sink: IssueSink) -> None:
     ids = households["household_id"]
     dup = (ids.notna() & ids.duplicated(keep=False)).fillna(False).astype(bool)
     if dup.any():
-        rows = households[ROW][dup].groupby(ids[dup]).agg(list)
-        params = pd.Series([{"rows": listed(r)} for r in ids[dup].map(rows)], index=ids[dup].index).reindex(ids.index)
+        rows = households.loc[dup, [SOURCE, ROW]]
+        where = {
+            hid: rows_where(registers.sources, list(zip(group[SOURCE], group[ROW], strict=True)))
+            for hid, group in rows.groupby(ids[dup], sort=False)
+        }
+        params = pd.Series([{"where": where[hid]} for hid in ids[dup]], index=ids[dup].index)
         sink.add("households", households, dup, "duplicate_household", "household_id", values=ids,
                  household=ids, params=params)
 
 
-def check_orphans(households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
+def sheet_named(source: SheetSource, with_file: bool) -> dict[str, str]:
+    """A sheet as a clerk finds it, with its file when the reader could look in another."""
+    zh, en = f"工作表「{source.sheet}」", f"sheet '{source.sheet}'"
+    return {"zh": f"{source.file} {zh}", "en": f"{source.file} {en}"} if with_file else {"zh": zh, "en": en}
+
+
+def rows_where(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]], seen_from: SheetSource | None = None) -> dict[str, str]:
+    """Excel rows, given as (source index, row), in both languages: "第 5、8 行" / "rows 5, 8"
+    when they are all on one sheet (the sheet of the row the message is about, `seen_from`);
+    otherwise each row with its sheet, and with its file too when the rows (or `seen_from`)
+    are in several files: a register read from a folder, or a sheet per township."""
+    places = [(sources[int(src)], int(row)) for src, row in rows]
+    sheets = {(s.file, s.sheet) for s, _ in places} | ({(seen_from.file, seen_from.sheet)} if seen_from else set())
+    if len(sheets) == 1:
+        numbers = listed(row for _, row in places)
+        return {"zh": f"第 {numbers['zh']} 行", "en": f"row{'s' if len(places) > 1 else ''} {numbers['en']}"}
+    with_file = len({file for file, _ in sheets}) > 1
+    named = [row_on(sheet_named(source, with_file), row) for source, row in places]
+    return {"zh": join_list((row["zh"] for row in named), "zh"), "en": join_list((row["en"] for row in named), "en")}
+
+
+def row_on(sheet: dict[str, str], row: int) -> dict[str, str]:
+    """A row of a sheet named by sheet_named: 工作表「户表」第 5 行 / sheet '户表' row 5."""
+    return {"zh": f"{sheet['zh']}第 {row} 行", "en": f"{sheet['en']} row {row}"}
+
+
+def check_orphans(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
+    """A member whose household id is on no household row. When the id is a household's once
+    leading zeros are ignored (000001 and 1), Excel dropped them from a column stored as numbers:
+    that is said (household_id_zeros_lost), and the member is still joined to no household."""
     ids = members["household_id"]
     orphan = ids.notna().fillna(False).astype(bool) & ~member_of(ids, households["household_id"])
-    sink.add("members", members, orphan, "orphan_member", "household_id", values=ids, household=ids)
+    zeros = _zeros_lost(registers, households, members, orphan) if orphan.any() else pd.Series(dtype=object)
+    lost = pd.Series(members.index.isin(zeros.index), index=members.index)
+    sink.add("members", members, orphan & ~lost, "orphan_member", "household_id", values=ids, household=ids)
+    sink.add("members", members, lost, "household_id_zeros_lost", "household_id", values=ids, household=ids, params=zeros)
+
+
+def without_leading_zeros(ids: pd.Series) -> pd.Series:
+    """An all-digit household id as a key that ignores its leading zeros: '000001' -> '1'
+    ('0' and '000' -> ''); NA for an id with anything but digits, whose zeros Excel never drops."""
+    return ids.str.lstrip("0").where(ids.str.fullmatch("[0-9]+").fillna(False).astype(bool))
+
+
+def typed_as_number(cells: pd.Series) -> np.ndarray:
+    """Which cells were number cells as read (a TRUE/FALSE cell is not one)."""
+    def is_number(t: type) -> bool:
+        return issubclass(t, (int, float, np.integer, np.floating)) and not issubclass(t, (bool, np.bool_))
+
+    return kinds_of(cells.to_numpy(dtype=object), is_number).astype(bool)
+
+
+def _zeros_lost(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, orphan: pd.Series) -> pd.Series:
+    """The params of household_id_zeros_lost for each orphan member (by row) whose household id
+    is a household's once leading zeros are ignored on both sides. A whole column stored as
+    numbers orphans every member, so the matching is column-wise and a message is made once per
+    distinct (id, sheet, number cell or not) of the members, not once per member."""
+    keys = without_leading_zeros(members.loc[orphan, "household_id"]).dropna()
+    # stripped first, the digits checked on the few households that match (a regex over every
+    # household id would cost more than the rest of the check on a county with a few orphans)
+    rough = member_of(households["household_id"].str.lstrip("0"), keys)
+    house_keys = without_leading_zeros(households.loc[rough, "household_id"]).dropna()
+    near = house_keys[member_of(house_keys, keys)]  # the households that lost or kept the zeros
+    keys = keys[member_of(keys, near)]
+    if keys.empty:
+        return pd.Series(dtype=object)
+    cells = households.loc[near.index]
+    numbers = typed_as_number(registers.raw["households"].loc[near.index, "household_id"])
+    houses: dict[str, list[_IdCell]] = {}
+    columns = (cells[SOURCE].tolist(), cells[ROW].tolist(), cells["household_id"].tolist(), numbers.tolist())
+    for key, cell in zip(near.tolist(), zip(*columns, strict=True), strict=True):
+        houses.setdefault(key, []).append(_IdCell(*cell))
+    found = pd.DataFrame({
+        "key": keys,
+        "id": members.loc[keys.index, "household_id"],
+        "src": members.loc[keys.index, SOURCE],
+        "number": typed_as_number(registers.raw["members"].loc[keys.index, "household_id"]),
+    })
+    distinct = found.drop_duplicates(["id", "src", "number"])
+    messages = _ZerosMessages(registers.sources)
+    distinct = distinct.assign(params=[
+        messages.params(_IdCell(src, 0, member_id, number), houses[key])
+        for key, member_id, src, number in zip(*(distinct[name].tolist() for name in ("key", "id", "src", "number")), strict=True)
+    ])
+    by_member = found.reset_index(names="member").merge(distinct.drop(columns="key"), on=["id", "src", "number"], how="left")
+    return pd.Series(by_member["params"].to_numpy(), index=by_member["member"].to_numpy(), dtype=object)
+
+
+#: Why a column's ids lost their leading zeros, by whether its cells are numbers (certain) or
+#: text with fewer zeros (a column stored as numbers once, then turned into text).
+ZEROS_CAUSE = {
+    True: ("{sheet}的「{header}」列存为数字, Excel 去掉了前导零",
+           "the '{header}' column on {sheet} was stored as numbers and Excel dropped the leading zeros"),
+    False: ("{sheet}的「{header}」少了前导零, 该列很可能曾存为数字, Excel 去掉了前导零",
+            "the '{header}' on {sheet} has fewer leading zeros: the column was most likely stored as numbers once, and Excel dropped them"),
+}
+
+
+class _IdCell(NamedTuple):
+    """A household id cell: where it is, its text, and whether it was a number cell."""
+
+    src: int
+    row: int
+    id: str
+    number: bool
+
+
+class _ZerosMessages:
+    """The params of household_id_zeros_lost. A whole column stored as numbers gives a message
+    for every household of the county: each sheet's name and each cause are made once."""
+
+    def __init__(self, sources: Sequence[SheetSource]) -> None:
+        self.sources = sources
+        self._sheets: dict[tuple[int, int], dict[str, str]] = {}
+        self._causes: dict[tuple[tuple[int, ...], bool, int], dict[str, str]] = {}
+
+    def params(self, member: _IdCell, houses: list[_IdCell]) -> dict[str, object]:
+        """The households a member's id matches once zeros are ignored, and the likely cause:
+        the side whose ids are shorter lost the zeros, certainly if its cells are numbers."""
+        shorter = [house for house in houses if len(house.id) < len(member.id)]
+        lost_on = shorter or [member]  # no household is shorter: the member's own column lost them
+        sheets = tuple(dict.fromkeys(int(cell.src) for cell in lost_on))
+        places = [(row_on(self.sheet(house.src, member.src), house.row), house.id) for house in houses]
+        return {
+            "households": {
+                "zh": join_list((f"{place['zh']}的户编号「{hid}」" for place, hid in places), "zh"),
+                "en": join_list((f"household ID '{hid}' on {place['en']}" for place, hid in places), "en"),
+            },
+            "cause": self.cause(sheets, any(cell.number for cell in lost_on), member.src),
+        }
+
+    def sheet(self, src: int, seen_from: int) -> dict[str, str]:
+        """A sheet named for a message about a row of `seen_from`: with its file if another."""
+        key = (int(src), int(seen_from))
+        if key not in self._sheets:
+            source = self.sources[key[0]]
+            self._sheets[key] = sheet_named(source, source.file != self.sources[key[1]].file)
+        return self._sheets[key]
+
+    def cause(self, sheets: tuple[int, ...], numbers: bool, seen_from: int) -> dict[str, str]:
+        key = (sheets, bool(numbers), int(seen_from))
+        if key not in self._causes:
+            zh, en = ZEROS_CAUSE[key[1]]
+            named = [(self.sheet(src, seen_from), _header(self.sources[src])) for src in sheets]
+            self._causes[key] = {"zh": "; ".join(zh.format(sheet=sheet["zh"], header=header) for sheet, header in named),
+                                 "en": "; ".join(en.format(sheet=sheet["en"], header=header) for sheet, header in named)}
+        return self._causes[key]
+
+
+def _header(source: SheetSource) -> str:
+    column = source.column_for("household_id")
+    return column.header if column else "户编号"
 
 
 def living_counts(households: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
