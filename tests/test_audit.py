@@ -6,13 +6,14 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from datetime import date
 
 import pytest
 
 import exitcheck
 from builders import AS_OF, base_county, make_id, member
-from exitcheck.audit import audit
+from exitcheck.auditing import audit
 from exitcheck.rules.model import load_ruleset
 
 H = [f"51343400{n:04d}" for n in range(1, 7)]
@@ -406,3 +407,30 @@ def test_income_boundary_4200_passes(tmp_path):
     county.households[1]["人均纯收入"] = "4,199.99元"
     res = audit(exitcheck.load([county.write(tmp_path / "i.xlsx")]), as_of=AS_OF)
     assert {g.household_id for g in res.gaps if g.rule == "income"} == {H[1]}
+
+
+LIBRARY_USE = """
+import sys
+from datetime import date
+import exitcheck
+registers = exitcheck.load([sys.argv[1]])
+as_of = date(2020, 6, 30)
+{before}
+for _ in range(2):  # the second call finds the same functions: no submodule import replaced them
+    issues = exitcheck.validate(registers, as_of)
+    result = exitcheck.audit(registers, as_of=as_of)
+    banded = exitcheck.bands(result)
+print(len(issues), len(result.gaps) > 0, len(banded.frame))
+"""
+
+
+@pytest.mark.parametrize("before", ["", "import exitcheck.auditing, exitcheck.income_bands, exitcheck.report.gaps_out"])
+def test_the_library_api_mirrors_the_commands_in_a_fresh_interpreter(tmp_path, before):
+    """exitcheck.audit and exitcheck.bands stay the functions however the program imported
+    the package's modules (a submodule of the same name used to replace them)."""
+    path = planted_gaps().write(tmp_path / "g.xlsx")
+    done = subprocess.run([sys.executable, "-c", LIBRARY_USE.format(before=before), str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", "True", "2"], done.stdout  # planted_gaps: 3 data issues, 2 households in a band
+

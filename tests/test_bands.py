@@ -15,8 +15,10 @@ from python_calamine import CalamineWorkbook
 
 import exitcheck
 from builders import AS_OF, base_county, make_id, member
-from exitcheck.audit import audit
-from exitcheck.bands import (
+from exitcheck.auditing import audit
+from exitcheck.config_path import find_config
+from exitcheck.errors import ConfigError
+from exitcheck.income_bands import (
     DOCUMENT_KEYS,
     bands,
     bands_document,
@@ -25,8 +27,6 @@ from exitcheck.bands import (
     department_list,
     department_lists,
 )
-from exitcheck.config_path import find_config
-from exitcheck.errors import ConfigError
 from exitcheck.rules.model import Band
 from exitcheck.workspace import Department, load_config
 

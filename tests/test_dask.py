@@ -17,7 +17,7 @@ import pytest
 
 import exitcheck
 from builders import AS_OF, base_county, excel_row, recode
-from exitcheck.audit import audit
+from exitcheck.auditing import audit
 from exitcheck.rules.model import load_ruleset
 from ports import port_down
 

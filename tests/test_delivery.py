@@ -543,7 +543,7 @@ def test_an_unreadable_input_delivers_nothing(workspace, run_cli, inbox, mailbox
 def test_the_library_push_reports_each_department(workspace, inbox, mailbox):
     """The API `exitcheck run` will call: one outcome per department, secrets from `environ`."""
     import exitcheck
-    from exitcheck.audit import audit
+    from exitcheck.auditing import audit
     from exitcheck.delivery import push as push_lists
     from exitcheck.workspace import load_config
 

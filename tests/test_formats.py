@@ -12,7 +12,7 @@ import pytest
 
 import exitcheck
 from builders import AS_OF, base_county, make_id
-from exitcheck.audit import audit
+from exitcheck.auditing import audit
 from exitcheck.errors import InputError
 
 EXPORT_HOUSEHOLDS = ["县(市、区、旗)", "乡(镇)", "行政村", "户编号", "户主姓名", "户主证件号码", "家庭人口数",

@@ -13,7 +13,7 @@ import pytest
 
 import exitcheck
 from builders import AS_OF, base_county, household, make_id, member
-from exitcheck.audit import AuditResult, audit
+from exitcheck.auditing import AuditResult, audit
 from exitcheck.report.gaps_out import write_outputs
 
 H = [f"51343400{n:04d}" for n in range(1, 7)]

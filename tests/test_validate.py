@@ -209,7 +209,7 @@ def test_issues_xlsx_shows_ids_whole(tmp_path, run_cli):
 def test_every_issue_row_says_how_to_fix_it(tmp_path, lang, sheet, fix_header):
     import openpyxl
 
-    from exitcheck.audit import audit
+    from exitcheck.auditing import audit
     from exitcheck.report.gaps_out import write_outputs
     from exitcheck.report.issues_out import write_issues_xlsx
 

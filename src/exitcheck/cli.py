@@ -378,7 +378,7 @@ def audit(
     rules_file = _rules_file(rules)
     config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:
-        from exitcheck.audit import audit as run_audit
+        from exitcheck.auditing import audit as run_audit
         from exitcheck.report import console
         from exitcheck.report.gaps_out import write_outputs
         from exitcheck.validation import prepare

@@ -88,9 +88,14 @@ def bands(
     reference = _reference_date(as_of, settings.as_of if settings else None)
     local = engine == "local"
     with _reading_ahead(inputs, settings) if local else contextlib.nullcontext() as ahead:
-        from exitcheck.bands import bands as band_households
-        from exitcheck.bands import bands_document, department_lists, json_default, write_bands_xlsx
         from exitcheck.delivery import resolve_departments
+        from exitcheck.income_bands import bands as band_households
+        from exitcheck.income_bands import (
+            bands_document,
+            department_lists,
+            json_default,
+            write_bands_xlsx,
+        )
         from exitcheck.report.files import DEFAULT_MODE, write_bytes
 
         chosen = resolve_departments(settings, push_to) if push_to else []
@@ -98,7 +103,7 @@ def bands(
         if local:
             registers = _load(ui, inputs, headers=headers, config=settings, ahead=ahead, as_of=reference)
     if local:
-        from exitcheck.audit import audit as run_audit
+        from exitcheck.auditing import audit as run_audit
 
         failures = registers.failures
         with _progress(ui, ui.t("核查中", "Auditing")):
@@ -164,7 +169,7 @@ def _counties(ui: Ui, paths: list[Path], ruleset: Any, as_of: Any, headers: Path
 def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
     if ui.quiet:  # -q prints nothing, so nothing is counted for the table
         return
-    from exitcheck.bands import count_table, stands_out
+    from exitcheck.income_bands import count_table, stands_out
     from exitcheck.report.console import _table
 
     table_frame = count_table(banded.frame, banded.bands, ui.lang, by_county=banded.several_counties)

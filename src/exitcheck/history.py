@@ -142,7 +142,7 @@ class Finding:
 
 
 def findings_from_gaps(gaps: Iterable[Any]) -> list[Finding]:
-    """Findings of an audit's gaps (exitcheck.audit.Gap), one per fingerprint, IDs masked.
+    """Findings of an audit's gaps (exitcheck.auditing.Gap), one per fingerprint, IDs masked.
 
     A duplicated household id in the register gives two gaps with one fingerprint; the history
     keeps one, a fail before an unknown.

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from exitcheck.audit import AuditResult, Gap
+from exitcheck.auditing import AuditResult, Gap
 from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, UsageError, worst
 from exitcheck.issues import DataIssue
 from exitcheck.rules.engine import Skipped, plain
@@ -145,7 +145,7 @@ def audit_county(
     a worker lost half-way) gives the same answer. An unreadable county is an answer too (a
     CountyFailure), not an exception: retrying would not make the file readable.
     """
-    from exitcheck.audit import audit
+    from exitcheck.auditing import audit
     from exitcheck.registers.load import load
 
     try:
@@ -158,7 +158,7 @@ def audit_county(
 
 def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numbers: bool = False) -> CountyAudit:
     """The plain-data form of one county's audit."""
-    from exitcheck.bands import rows_without_household_id
+    from exitcheck.income_bands import rows_without_household_id
     from exitcheck.report.gaps_out import township_totals
     from exitcheck.rules.figures import satisfaction_counts
 
@@ -205,7 +205,7 @@ def county_bands(result: AuditResult, id_numbers: bool = False) -> pd.DataFrame:
     """The county's households in an income band: every household column (a department's
     `where` and `columns` may name any), the band, and with `id_numbers` the head's ID number
     (from the members, which stay here). The special groups are labelled on the client."""
-    from exitcheck.bands import HEAD_ID, head_id_numbers, in_bands
+    from exitcheck.income_bands import HEAD_ID, head_id_numbers, in_bands
 
     rows = in_bands(result.frames["household"], result.ruleset.bands)
     rows = rows.drop(columns=[c for c in ("_src", "_row") if c in rows]).reset_index(drop=True)
@@ -282,7 +282,7 @@ class ProvinceResult:
     notes: list[tuple[str, str]] = field(default_factory=list)
     #: Each county's townships, as a single county's audit lists them (frames["township"]).
     township_names: dict[str, list[str]] = field(default_factory=dict)
-    #: The counties' households in an income band, with their county (exitcheck.bands.bands
+    #: The counties' households in an income band, with their county (exitcheck.income_bands.bands
     #: reads them); None when the counties were audited without.
     band_rows: pd.DataFrame | None = None
     blank_income: int = 0
@@ -593,7 +593,7 @@ def audit_counties(
 
     A county that cannot be read is reported in `failures` and the others complete, unless
     `strict`. With `bands` each county also bands its households on its worker, so that
-    exitcheck.bands.bands() and the department lists work on the result; `id_numbers` adds the
+    exitcheck.income_bands.bands() and the department lists work on the result; `id_numbers` adds the
     heads' ID numbers, for a department that lists `id_number`. Raises ClusterError when a county's task never comes back, so that no output is
     written without every county accounted for. `on_county(outcome, done, total)` is called as
     each county comes back. The files must be readable at the same paths on the workers.

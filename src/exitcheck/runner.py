@@ -52,7 +52,7 @@ from exitcheck.report.files import file_stem, write_json
 from exitcheck.state_files import LOGS, OUTPUT, STATE, check_folder, workspace_files
 
 if TYPE_CHECKING:
-    from exitcheck.audit import AuditResult, Gap
+    from exitcheck.auditing import AuditResult, Gap
     from exitcheck.delivery.push import DeliveryOutcome
     from exitcheck.province import ProvinceResult
     from exitcheck.rules.model import RuleSet
@@ -315,7 +315,7 @@ class _Night:
     # -- steps --
 
     def _load_and_audit(self) -> None:
-        from exitcheck.audit import audit
+        from exitcheck.auditing import audit
         from exitcheck.registers.load import load
         from exitcheck.rules.engine import compile_ruleset
         from exitcheck.rules.model import load_ruleset
@@ -424,7 +424,7 @@ class _Night:
                   f"outputs: {self.folder} ({', '.join(p.name for p in written)}, {len(self.books)} township workbooks)")
 
     def _bands(self) -> None:
-        from exitcheck.bands import (
+        from exitcheck.income_bands import (
             band_label,
             bands,
             bands_document,
@@ -512,8 +512,8 @@ class _Night:
         return common
 
     def _township_parcel(self, township: str, gaps: list[Gap], digest: str) -> Any:
-        from exitcheck.bands import json_default
         from exitcheck.delivery.transports import Parcel
+        from exitcheck.income_bands import json_default
 
         assert self.result is not None
         as_of = self.result.as_of.isoformat()
@@ -668,7 +668,7 @@ def _file_safe(township: str) -> str:
 
 def _gaps_digest(gaps: list[Gap]) -> str:
     """sha256 of a township's gaps, sorted, without the date: a new night alone is not a new list."""
-    from exitcheck.bands import canonical_json
+    from exitcheck.income_bands import canonical_json
 
     rows = sorted((gap.to_dict() for gap in gaps), key=lambda g: (g["rule"], g["household_id"] or "", g["village"] or ""))
     return hashlib.sha256(canonical_json(rows)).hexdigest()

@@ -193,7 +193,7 @@ class Department(_Strict):
     def _known_columns(cls, columns: list[str] | None) -> list[str] | None:
         if columns is None:
             return None
-        from exitcheck.bands import list_columns  # bands owns what a list may carry
+        from exitcheck.income_bands import list_columns  # bands owns what a list may carry
 
         known = list_columns()
         for name in columns:

@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from exitcheck.bands import Banded, DepartmentList, band_label, department_lists
-from exitcheck.bands import bands as band_households
 from exitcheck.delivery.ledger import (
     DELIVERED,
     FAILED,
@@ -40,9 +38,11 @@ from exitcheck.delivery.transports import (
 )
 from exitcheck.errors import ConfigError, UsageError
 from exitcheck.i18n import pick
+from exitcheck.income_bands import Banded, DepartmentList, band_label, department_lists
+from exitcheck.income_bands import bands as band_households
 
 if TYPE_CHECKING:
-    from exitcheck.audit import AuditResult
+    from exitcheck.auditing import AuditResult
     from exitcheck.workspace import WorkspaceConfig
 
 DRY_RUN = "dry-run"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from exitcheck.audit import AuditResult, Gap
+from exitcheck.auditing import AuditResult, Gap
 from exitcheck.i18n import chooser, register_column_label
 from exitcheck.issues import ISSUES_SHEET, DataIssue
 from exitcheck.report.files import (

@@ -42,7 +42,7 @@ from exitcheck.rules.expr import ExpressionError, compile_expression
 from exitcheck.rules.model import Band, RuleSet
 
 if TYPE_CHECKING:
-    from exitcheck.audit import AuditResult
+    from exitcheck.auditing import AuditResult
     from exitcheck.workspace import Department, WorkspaceConfig
 
 SCHEMA = "exitcheck/bands@1"
