@@ -4,12 +4,14 @@ anywhere it could leak."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import hashlib
 import io
 import json
 import re
+import sqlite3
 import ssl
 import subprocess
 import threading
@@ -418,9 +420,10 @@ def test_the_ledger_masks_id_numbers_it_is_given_and_those_an_older_version_stor
     with open_ledger(tmp_path) as book:
         book.begin(attempt_id="a1", run_id=None, department="d", transport="http", target="t", digest="0" * 64, rows=1, as_of=None)
         book.finish("a1", FAILED, error=f"HTTP 400: {quoted} refused", receipt=f"id={quoted}")
-        book._connection.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at,"
-                                 " outcome, error) VALUES ('old', 'd', 'http', 't', '', 1, '2020-01-01T00:00:00+00:00', 'failed', ?)",
-                                 (f"HTTP 400: {quoted} refused",))
+        with contextlib.closing(sqlite3.connect(tmp_path / "deliveries.sqlite")) as older, older:  # as an older version wrote it
+            older.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at,"
+                          " outcome, error) VALUES ('old', 'd', 'http', 't', '', 1, '2020-01-01T00:00:00+00:00', 'failed', ?)",
+                          (f"HTTP 400: {quoted} refused",))
         attempts = book.attempts()
     assert [(a.error, a.receipt) for a in attempts] == [("HTTP 400: 513434********1633 refused", None),
                                                        ("HTTP 400: 513434********1633 refused", "id=513434********1633")]
@@ -564,3 +567,17 @@ def test_the_library_push_reports_each_department(workspace, inbox, mailbox):
     result = audit(exitcheck.load(config.registers), as_of=config.as_of)
     outcomes = push_lists(config, result, ["human-resources"], environ=ENV)
     assert outcomes[0].outcome == "delivered" and outcomes[0].rows == 1 and len(mailbox.messages) == 2
+
+
+def test_a_ledger_file_others_could_read_is_made_owner_only_however_it_is_opened(tmp_path):
+    """It names households: a copy made with a wider mode is narrowed by the ledger itself,
+    not only by one of the functions that open it."""
+    from exitcheck.delivery.ledger import FILE_NAME, Ledger
+
+    path = tmp_path / FILE_NAME
+    with contextlib.closing(sqlite3.connect(path)):
+        pass
+    path.chmod(0o644)
+    with Ledger(tmp_path) as book:
+        assert book.attempts() == []
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -75,7 +75,8 @@ def now() -> str:
 
 class Ledger:
     """The attempts table of one workspace. Opening creates the state folder and the file,
-    readable by their owner only. A file that cannot be read or written is a
+    readable by their owner only (a file made with a wider mode, by an earlier version or a
+    copy, is narrowed: it names households). A file that cannot be read or written is a
     WorkspaceFileError (exit 74) naming it."""
 
     def __init__(self, state: Path) -> None:
@@ -84,6 +85,7 @@ class Ledger:
             state.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
                 self.path.touch(mode=0o600)
+            os.chmod(self.path, 0o600)
             self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._connection.row_factory = sqlite3.Row
         try:
@@ -191,7 +193,4 @@ def _masked(text: str | None) -> str | None:
 
 def open_ledger(state: Path) -> Ledger:
     """The ledger of a workspace's state folder, created on first use."""
-    ledger = Ledger(state)
-    with ledger._file():
-        os.chmod(ledger.path, 0o600)
-    return ledger
+    return Ledger(state)
