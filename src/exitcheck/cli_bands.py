@@ -195,7 +195,8 @@ def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *,
     outcomes = push(settings, result, chosen, force=force, dry_run=dry_run, lang=ui.lang, banded=banded, lists=lists)
     console = ui.err if to_stderr else ui.out
     label = {"delivered": ui.t("已投递", "delivered"), "unchanged": ui.t("未变化, 未重复投递", "unchanged, not sent again"),
-             "failed": ui.t("失败", "FAILED"), "dry-run": ui.t("演练", "dry run")}
+             "failed": ui.t("失败", "FAILED"), "dry-run": ui.t("演练", "dry run"),
+             "skipped": ui.t("跳过: 另一进程正在投递", "skipped: another process is sending it")}
     table = _table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
                    ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"))
     for outcome in outcomes:

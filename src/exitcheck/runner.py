@@ -566,7 +566,8 @@ class _Night:
         tally: dict[str, int] = {}
         for outcome in outcomes:
             tally[outcome.outcome] = tally.get(outcome.outcome, 0) + 1
-        words = {"delivered": ("已投递", "delivered"), "unchanged": ("未变化", "unchanged"), "failed": ("失败", "failed")}
+        words = {"delivered": ("已投递", "delivered"), "unchanged": ("未变化", "unchanged"), "failed": ("失败", "failed"),
+                 "skipped": ("跳过(另一进程正在投递)", "skipped (another process is sending it)")}
         parts_zh = [f"{words.get(k, (k, k))[0]} {n}" for k, n in sorted(tally.items())]
         parts_en = [f"{n} {words.get(k, (k, k))[1]}" for k, n in sorted(tally.items())]
         failed = [o for o in outcomes if o.failed]
