@@ -79,8 +79,8 @@ def bands(
         raise UsageError("请给出登记表路径, 或在 exitcheck.yaml 的 registers 中写明",
                          "give the registers' paths, or name them under registers: in exitcheck.yaml")
     if push_to and not dry_run:
-        # The run's lock, before any work: a push while `exitcheck run` (or another push) is
-        # delivering would find the ledger without those deliveries and send the lists again.
+        # The run's lock, before any work: while `exitcheck run` (or another push) is
+        # delivering, this push is refused at once and says by whom (exit 75).
         from exitcheck.runner import delivery_lock
 
         ui.hold(delivery_lock(settings.state, ui.lang, "bands --push-to"))

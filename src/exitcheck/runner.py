@@ -172,9 +172,9 @@ def workspace_lock(state: Path, lang: str, holder: Callable[[], dict[str, Any]],
 
 
 def delivery_lock(state: Path, lang: str, command: str) -> contextlib.AbstractContextManager[str | None]:
-    """The run's lock for another command that delivers (`bands --push-to`): while a run or a
-    push is delivering, a second one would find the ledger without its deliveries yet and send
-    the same lists again."""
+    """The run's lock for another command that delivers (`bands --push-to`): one delivering
+    command at a time, the second refused at once (exit 75) with the holder named, rather than
+    left to skip, list by list, what the first has claimed in the ledger (Ledger.claim)."""
     return workspace_lock(state, lang, lambda: {"command": command})
 
 
