@@ -4,18 +4,23 @@ anywhere it could leak."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import hashlib
 import io
 import json
+import os
 import re
+import sqlite3
 import ssl
 import subprocess
+import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -46,6 +51,8 @@ class Inbox:
         self.answers: list[int] = []
         self.echo_auth = False
         self.say: dict[str, str] = {}  # more fields of the JSON answer
+        self.hold = 0.0  # seconds each POST is held before its answer: its sender stays mid-send
+        self.released = threading.Event()  # set: held POSTs are answered at once
 
     @property
     def bodies(self) -> list[dict]:
@@ -57,6 +64,7 @@ class _InboxHandler(BaseHTTPRequestHandler):
         inbox: Inbox = self.server.inbox  # type: ignore[attr-defined]
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         inbox.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        inbox.released.wait(inbox.hold)
         status = inbox.answers.pop(0) if inbox.answers else 201
         answer = {"id": f"receipt-{len(inbox.requests)}"}
         answer.update(inbox.say)
@@ -101,6 +109,7 @@ def inbox() -> Inbox:
 def http_port(inbox: Inbox) -> Iterator[int]:
     server = HttpServer(inbox)
     yield server.port
+    inbox.released.set()
     server.stop()
 
 
@@ -416,11 +425,12 @@ def test_the_ledger_masks_id_numbers_it_is_given_and_those_an_older_version_stor
 
     quoted = "513434197205221633"
     with open_ledger(tmp_path) as book:
-        book.begin(attempt_id="a1", run_id=None, department="d", transport="http", target="t", digest="0" * 64, rows=1, as_of=None)
+        book.claim(attempt_id="a1", run_id=None, department="d", transport="http", target="t", digest="0" * 64, rows=1, as_of=None)
         book.finish("a1", FAILED, error=f"HTTP 400: {quoted} refused", receipt=f"id={quoted}")
-        book._connection.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at,"
-                                 " outcome, error) VALUES ('old', 'd', 'http', 't', '', 1, '2020-01-01T00:00:00+00:00', 'failed', ?)",
-                                 (f"HTTP 400: {quoted} refused",))
+        with contextlib.closing(sqlite3.connect(tmp_path / "deliveries.sqlite")) as older, older:  # as an older version wrote it
+            older.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at,"
+                          " outcome, error) VALUES ('old', 'd', 'http', 't', '', 1, '2020-01-01T00:00:00+00:00', 'failed', ?)",
+                          (f"HTTP 400: {quoted} refused",))
         attempts = book.attempts()
     assert [(a.error, a.receipt) for a in attempts] == [("HTTP 400: 513434********1633 refused", None),
                                                        ("HTTP 400: 513434********1633 refused", "id=513434********1633")]
@@ -564,3 +574,196 @@ def test_the_library_push_reports_each_department(workspace, inbox, mailbox):
     result = audit(exitcheck.load(config.registers), as_of=config.as_of)
     outcomes = push_lists(config, result, ["human-resources"], environ=ENV)
     assert outcomes[0].outcome == "delivered" and outcomes[0].rows == 1 and len(mailbox.messages) == 2
+
+
+def test_a_ledger_file_others_could_read_is_made_owner_only_however_it_is_opened(tmp_path):
+    """It names households: a copy made with a wider mode is narrowed by the ledger itself,
+    not only by one of the functions that open it."""
+    from exitcheck.delivery.ledger import FILE_NAME, Ledger
+
+    path = tmp_path / FILE_NAME
+    with contextlib.closing(sqlite3.connect(path)):
+        pass
+    path.chmod(0o644)
+    with Ledger(tmp_path) as book:
+        assert book.attempts() == []
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+# ---- two processes at once, without the workspace's lock: each list claimed, sent once ----
+
+#: A library caller of push() in a process of its own (no lock taken): audits, says it is
+#: ready, waits for the word, pushes, prints [department, outcome] for each list.
+PUSHER = """
+import json, os, sys, time
+from pathlib import Path
+
+import exitcheck
+from exitcheck.audit import audit
+from exitcheck.bands import bands
+from exitcheck.delivery import push
+from exitcheck.workspace import load_config
+
+root, go = Path(sys.argv[1]), Path(sys.argv[2])
+config = load_config(root / "exitcheck.yaml")
+result = audit(exitcheck.load(config.registers), as_of=config.as_of)
+banded = bands(result)
+(root / f"ready-{os.getpid()}").touch()
+while not go.exists():
+    time.sleep(0.005)
+outcomes = push(config, result, sys.argv[3:], banded=banded)
+print(json.dumps([[o.department, o.outcome] for o in outcomes]))
+"""
+
+
+def start_pusher(root: Path, *departments: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", PUSHER, str(root), str(root / "go"), *(departments or ["all"])],
+                            env={**os.environ, **ENV, "PYTHONIOENCODING": "utf-8"}, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def pushed(process: subprocess.Popen[str]) -> dict[str, str]:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, out + err
+    return dict(json.loads(out.splitlines()[-1]))
+
+
+def ready(root: Path, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(list(root.glob("ready-*"))) < count:
+        assert time.monotonic() < deadline, "the pushers never got ready"
+        time.sleep(0.02)
+
+
+def with_a_second_http_department(root: Path) -> Path:
+    """agriculture-copy: agriculture-rural's list at the same inbox, a second recipient there."""
+    config = (root / "exitcheck.yaml").read_text(encoding="utf-8")
+    agriculture = config[config.index("  agriculture-rural:"):config.index("  human-resources:")]
+    (root / "exitcheck.yaml").write_text(config + agriculture.replace("agriculture-rural:", "agriculture-copy:"), encoding="utf-8")
+    return root
+
+
+def delivered_per_department(root: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(root / ".exitcheck" / "deliveries.sqlite")) as db:
+        return dict(db.execute("SELECT department, COUNT(*) FROM attempts WHERE outcome = 'delivered' GROUP BY department"))
+
+
+def test_two_processes_pushing_at_once_without_the_lock_send_each_list_once(workspace, inbox, mailbox):
+    root = with_a_second_http_department(workspace)
+    inbox.hold = 3.0  # each POST takes a while: the other process comes by while it is on its way
+    pushers = [start_pusher(root), start_pusher(root)]
+    ready(root, 2)
+    (root / "go").touch()
+    first, second = (pushed(p) for p in pushers)
+    recipients = [body["department"]["id"] for body in inbox.bodies]
+    assert sorted(recipients) == ["agriculture-copy", "agriculture-rural"]  # one request per recipient
+    assert len(mailbox.messages) == 1 and len(outbox(root)) == 2
+    assert delivered_per_department(root) == {"agriculture-copy": 1, "agriculture-rural": 1, "civil-affairs": 1, "human-resources": 1}
+    for department in first:  # one process sent it; the other found it sent, or being sent
+        assert sorted([first[department], second[department]]) in (["delivered", "skipped"], ["delivered", "unchanged"])
+    assert "skipped" in [*first.values(), *second.values()]  # they did meet
+
+
+def test_a_claim_held_by_a_live_process_is_skipped_and_one_left_by_a_killed_process_is_sent_again(workspace, inbox, run_cli):
+    inbox.hold = 120  # the first sender stays mid-send until it is killed, and waits that long for an answer
+    config = workspace / "exitcheck.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("backoff: 0.01, timeout: 5", "backoff: 0.01, timeout: 120"), encoding="utf-8")
+    victim = start_pusher(workspace, "agriculture-rural")
+    (workspace / "go").touch()
+    deadline = time.monotonic() + 120
+    while not inbox.requests:
+        assert time.monotonic() < deadline and victim.poll() is None, "the first sender never reached the server"
+        time.sleep(0.02)
+    inbox.hold = 0  # the victim's POST stays held; any other is answered at once
+    alive = run_cli("bands", "--push-to", "agriculture-rural", cwd=workspace, env={**ENV, "COLUMNS": "300"})
+    assert alive.returncode == 0, alive.stdout + alive.stderr
+    assert "跳过: 另一进程正在投递" in alive.stdout and f"另一进程正在投递同一名单(pid {victim.pid}," in alive.stdout
+    assert len(inbox.requests) == 1
+    victim.kill()
+    victim.wait(60)
+    inbox.released.set()
+    again = run_cli("bands", "--push-to", "agriculture-rural", cwd=workspace, env=ENV)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(inbox.requests) == 2  # the killed sender's list went out again, under the same key
+    assert inbox.requests[0]["headers"]["Idempotency-Key"] == inbox.requests[1]["headers"]["Idempotency-Key"]
+    attempts = [(a["outcome"], a["error"]) for a in ledger(run_cli, workspace)["attempts"]]
+    assert attempts[0] == ("delivered", None) and attempts[1][0] == "failed" and len(attempts) == 2
+    assert attempts[1][1].startswith(f"interrupted: pid {victim.pid} on ")
+    once = run_cli("bands", "--push-to", "agriculture-rural", cwd=workspace, env=ENV)
+    assert once.returncode == 0 and len(inbox.requests) == 2
+
+
+def claim_of_another_host(root: Path, department: str, age: timedelta) -> None:
+    """A claim on this workspace's agriculture list by a process on another machine."""
+    import exitcheck
+    from exitcheck.audit import audit
+    from exitcheck.delivery import push as push_lists
+    from exitcheck.workspace import load_config
+
+    config = load_config(root / "exitcheck.yaml")
+    result = audit(exitcheck.load(config.registers), as_of=config.as_of)
+    (planned,) = push_lists(config, result, [department], dry_run=True, environ=ENV)
+    claimed_at = (datetime.now(UTC) - age).isoformat(timespec="seconds")
+    with contextlib.closing(sqlite3.connect(root / ".exitcheck" / "deliveries.sqlite")) as db, db:
+        db.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at, outcome)"
+                   " VALUES ('elsewhere', ?, 'http', ?, ?, 4, ?, 'pending')", (department, planned.target, planned.digest, claimed_at))
+        db.execute("INSERT INTO claims VALUES (?, ?, ?, 'elsewhere', 4242, 'another-host', ?)",
+                   (department, planned.target, planned.digest, claimed_at))
+
+
+@pytest.mark.parametrize(("age", "sent"), [(timedelta(minutes=5), False), (timedelta(hours=7), True)], ids=["recent", "expired"])
+def test_a_claim_from_another_host_holds_until_it_expires(workspace, inbox, run_cli, age, sent):
+    """Its pid cannot be looked at from here: it is honoured for CLAIM_EXPIRES (6 hours), then
+    taken for a sender that died."""
+    from exitcheck.delivery.ledger import CLAIM_EXPIRES
+
+    assert timedelta(minutes=5) < CLAIM_EXPIRES < timedelta(hours=7)
+    claim_of_another_host(workspace, "agriculture-rural", age)
+    done = run_cli("bands", "--push-to", "agriculture-rural", cwd=workspace, env=ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(inbox.requests) == int(sent)
+    outcomes = [(a["attempt_id"], a["outcome"]) for a in ledger(run_cli, workspace)["attempts"]]
+    assert outcomes[-1] == ("elsewhere", "failed" if sent else "pending")
+    assert [o for _, o in outcomes[:-1]] == (["delivered"] if sent else [])
+
+
+#: The ledger's tables as the versions before claims made them.
+OLD_LEDGER = """
+CREATE TABLE attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, attempt_id TEXT NOT NULL UNIQUE, run_id TEXT, department TEXT NOT NULL,
+    transport TEXT NOT NULL, target TEXT NOT NULL, digest TEXT NOT NULL, rows INTEGER NOT NULL, as_of TEXT,
+    started_at TEXT NOT NULL, finished_at TEXT, outcome TEXT NOT NULL, receipt TEXT, error TEXT
+);
+CREATE INDEX attempts_by_department ON attempts (department, id);
+"""
+
+
+def test_a_ledger_from_before_claims_is_migrated_and_keeps_what_it_knew(workspace, inbox, mailbox, run_cli):
+    """civil-affairs' list was delivered and stays unchanged; agriculture's attempt was left
+    pending by a run killed under an older version: it holds no claim, and the list goes out."""
+    import exitcheck
+    from exitcheck.audit import audit
+    from exitcheck.delivery import push as push_lists
+    from exitcheck.workspace import load_config
+
+    config = load_config(workspace / "exitcheck.yaml")
+    result = audit(exitcheck.load(config.registers), as_of=config.as_of)
+    planned = {o.department: o for o in push_lists(config, result, ["all"], dry_run=True, environ=ENV)}
+    path = workspace / ".exitcheck" / "deliveries.sqlite"
+    path.unlink()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.executescript(OLD_LEDGER)
+        for attempt_id, department, outcome in (("old-1", "civil-affairs", "delivered"), ("old-2", "agriculture-rural", "pending")):
+            db.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at, outcome)"
+                       " VALUES (?, ?, ?, ?, ?, 4, '2020-06-01T02:00:00+00:00', ?)",
+                       (attempt_id, department, planned[department].transport, planned[department].target,
+                        planned[department].digest, outcome))
+    done = push(run_cli, workspace)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(inbox.requests) == 1 and len(mailbox.messages) == 1 and outbox(workspace) == []  # civil affairs: unchanged
+    latest = {}
+    for attempt in ledger(run_cli, workspace)["attempts"]:
+        latest.setdefault(attempt["department"], attempt["outcome"])
+    assert latest == {"civil-affairs": "unchanged", "agriculture-rural": "delivered", "human-resources": "delivered"}
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)  # every claim released with its outcome

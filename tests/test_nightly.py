@@ -785,6 +785,35 @@ def test_an_output_or_state_folder_that_cannot_be_made_is_exit_74(workspace, run
     assert "point it at a folder in exitcheck.yaml" in result.stderr
     assert not (workspace / "outbox").exists()
 
+#: A state folder that cannot be made or written, and what the message says (en, zh) besides its path.
+STATE_OBSTACLES = {
+    "a file where the folder should be": ("data/registers.xlsx/state", "cannot be a folder: a file stands in its way", "无法成为目录"),
+    "a read-only parent": ("locked/state", "give the user that runs exitcheck write access", "有写权限"),
+    "the lock's details a folder": ("state/run.lock.json", "cannot read or write the state folder", "无法读写状态目录"),
+}
+
+
+@pytest.mark.parametrize("command", [["run"], ["bands", "--push-to", "all"]], ids=["run", "push"])
+@pytest.mark.parametrize("obstacle", list(STATE_OBSTACLES))
+def test_a_push_meets_a_state_folder_it_cannot_use_as_the_run_does_with_exit_74(workspace, run_cli, command, obstacle):
+    """`bands --push-to` takes the run's lock in the state folder: the same exit 74 and the same
+    message, the full path and the fix, never an internal error."""
+    write_county(workspace, broken(0))
+    path, en, zh = STATE_OBSTACLES[obstacle]
+    (workspace / "locked").mkdir()
+    if obstacle == "the lock's details a folder":
+        (workspace / path).mkdir(parents=True)
+    else:
+        (workspace / "exitcheck.yaml").write_text(CONFIG.replace("state: state", f"state: {path}"), encoding="utf-8")
+    with unwritable(workspace / "locked"):
+        for lang, words in (("en", en), ("zh", zh)):
+            result = run_cli(*command, "--lang", lang, "--as-of", "2020-06-01", cwd=workspace)
+            assert result.returncode == 74, result.stdout + result.stderr
+            assert str(workspace / path) in result.stderr and words in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr and "internal" not in result.stderr and "内部错误" not in result.stderr
+    assert not (workspace / "outbox").exists()
+
+
 
 def test_a_history_that_fails_after_the_deliveries_leaves_the_ledger_true(slow_workspace, run_cli):
     """The history turns read-only while a delivery is on its way: the run ends with 74, it is

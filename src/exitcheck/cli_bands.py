@@ -79,8 +79,8 @@ def bands(
         raise UsageError("请给出登记表路径, 或在 exitcheck.yaml 的 registers 中写明",
                          "give the registers' paths, or name them under registers: in exitcheck.yaml")
     if push_to and not dry_run:
-        # The run's lock, before any work: a push while `exitcheck run` (or another push) is
-        # delivering would find the ledger without those deliveries and send the lists again.
+        # The run's lock, before any work: while `exitcheck run` (or another push) is
+        # delivering, this push is refused at once and says by whom (exit 75).
         from exitcheck.runner import delivery_lock
 
         ui.hold(delivery_lock(settings.state, ui.lang, "bands --push-to"))
@@ -203,7 +203,8 @@ def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *,
     outcomes = push(settings, result, chosen, force=force, dry_run=dry_run, lang=ui.lang, banded=banded, lists=lists)
     console = ui.err if to_stderr else ui.out
     label = {"delivered": ui.t("已投递", "delivered"), "unchanged": ui.t("未变化, 未重复投递", "unchanged, not sent again"),
-             "failed": ui.t("失败", "FAILED"), "dry-run": ui.t("演练", "dry run")}
+             "failed": ui.t("失败", "FAILED"), "dry-run": ui.t("演练", "dry run"),
+             "skipped": ui.t("跳过: 另一进程正在投递", "skipped: another process is sending it")}
     table = _table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
                    ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"))
     for outcome in outcomes:

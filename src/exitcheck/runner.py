@@ -137,25 +137,45 @@ def _acquire(state: Path, lang: str) -> Any:
 
 
 @contextlib.contextmanager
-def delivery_lock(state: Path, lang: str, command: str) -> Iterator[None]:
-    """The run's lock, for another command that delivers (`bands --push-to`): while a run or a
-    push is delivering, a second one would find the ledger without its deliveries yet and
-    send the same lists again. LockedError (exit 75) at once if held, with the holder named.
-    A run killed earlier is recorded first, as the next run would, since its details in
-    run.lock.json make way for this command's."""
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = _acquire(state, lang)
+def workspace_lock(state: Path, lang: str, holder: Callable[[], dict[str, Any]], *,
+                     check: Callable[[], None] | None = None, leave_trace: bool = False) -> Iterator[str | None]:
+    """The workspace's lock, for everything that delivers (`exitcheck run`, `bands --push-to`):
+    the state folder made, the lock taken (LockedError, exit 75, at once if held, the holder
+    named), `check` run, a run killed earlier recorded as failed, and who holds the lock written
+    to run.lock.json (`holder()`'s details, with pid, host and start time). Yields the killed
+    run's id, if a run was killed. A state folder that cannot be made or written is a
+    WorkspaceFileError (exit 74) naming it.
+
+    The details are removed when the block ends. With `leave_trace` (a run) they stay behind
+    when it does not reach its end (Ctrl-C, an error), so that the next run records this one as
+    interrupted, as it does a killed one; a push is not in the history, so it leaves none."""
+    with workspace_files(state, STATE):
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = _acquire(state, lang)
     try:
-        if (state / HOLDER_NAME).exists():
-            recover_killed_run(state, History(state), datetime.now().astimezone())
-        write_json(state / HOLDER_NAME, {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
-                                         "started": datetime.now().astimezone().isoformat(timespec="seconds")})
+        if check is not None:
+            check()
+        now = datetime.now().astimezone()
+        killed = recover_killed_run(state, History(state), now) if (state / HOLDER_NAME).exists() else None
+        details = {"pid": os.getpid(), "host": socket.gethostname(), "started": now.isoformat(timespec="seconds"), **holder()}
+        with workspace_files(state / HOLDER_NAME, STATE):
+            write_json(state / HOLDER_NAME, details)
+        finished = False
         try:
-            yield
+            yield killed
+            finished = True
         finally:
-            (state / HOLDER_NAME).unlink(missing_ok=True)  # nothing to recover: a push is not in the history
+            if finished or not leave_trace:
+                (state / HOLDER_NAME).unlink(missing_ok=True)
     finally:
         lock.release()
+
+
+def delivery_lock(state: Path, lang: str, command: str) -> contextlib.AbstractContextManager[str | None]:
+    """The run's lock for another command that delivers (`bands --push-to`): one delivering
+    command at a time, the second refused at once (exit 75) with the holder named, rather than
+    left to skip, list by list, what the first has claimed in the ledger (Ledger.claim)."""
+    return workspace_lock(state, lang, lambda: {"command": command})
 
 
 # ---- the log ----
@@ -191,19 +211,10 @@ def run(
     """The nightly job. LockedError (exit 75) at once if another run holds the lock;
     WorkspaceFileError (exit 74) before anything is read or sent if the workspace's own files
     cannot be written."""
-    state = config.state
-    with workspace_files(state, STATE):
-        state.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock = _acquire(state, lang)
-    try:
-        check_workspace(config)
-        report = _Night(config, as_of, lang, on_step, environ).run()
-        # Only a run that reached its end clears its details: after Ctrl-C they stay behind and
-        # the next run records this one as interrupted, as it does for a killed one.
-        (state / HOLDER_NAME).unlink(missing_ok=True)
-        return report
-    finally:
-        lock.release()
+    night = _Night(config, as_of, lang, on_step, environ)
+    with workspace_lock(config.state, lang, night.take_run_id, check=lambda: check_workspace(config),
+                          leave_trace=True) as killed:
+        return night.run(killed)
 
 
 def check_workspace(config: WorkspaceConfig) -> None:
@@ -230,7 +241,6 @@ class _Night:
         self.config, self.lang, self.on_step, self.environ = config, lang, on_step, environ
         self.as_of = as_of or config.as_of
         self.started = datetime.now().astimezone()
-        self.history = History(config.state)
         self.result: AuditResult | ProvinceResult | None = None
         self.banded: Any = None
         self.complete = False  # the audit read every input and its outputs are written
@@ -238,12 +248,20 @@ class _Night:
 
     # -- framing --
 
-    def run(self) -> RunReport:
-        interrupted = self._recover()
+    @functools.cached_property
+    def history(self) -> History:
+        # Opened under the lock: before it, a state folder that cannot be made would be named
+        # as the history rather than as itself.
+        return History(self.config.state)
+
+    def take_run_id(self) -> dict[str, Any]:
+        """This run's id, unique (called under the lock, once a killed run is recorded), and
+        what run.lock.json says of it."""
         self.run_id = self.history.new_run_id(self.started, taken=self._names_in_use())
-        with workspace_files(self.config.state / HOLDER_NAME, STATE):
-            write_json(self.config.state / HOLDER_NAME, {"run": self.run_id, "pid": os.getpid(), "host": socket.gethostname(),
-                                                        "started": self.started.isoformat(timespec="seconds")})
+        return {"run": self.run_id, "started": self.started.isoformat(timespec="seconds")}
+
+    def run(self, interrupted: str | None) -> RunReport:
+        """The steps, the history and run.json; `interrupted` names a run found killed."""
         self.folder = self.config.out / self.run_id
         self.report = RunReport(self.run_id, None)
         self.log = RunLog(self.config.state / LOG_DIR / f"{self.run_id}.jsonl", self.run_id, self.config.file_mode)
@@ -538,7 +556,8 @@ class _Night:
         tally: dict[str, int] = {}
         for outcome in outcomes:
             tally[outcome.outcome] = tally.get(outcome.outcome, 0) + 1
-        words = {"delivered": ("已投递", "delivered"), "unchanged": ("未变化", "unchanged"), "failed": ("失败", "failed")}
+        words = {"delivered": ("已投递", "delivered"), "unchanged": ("未变化", "unchanged"), "failed": ("失败", "failed"),
+                 "skipped": ("跳过(另一进程正在投递)", "skipped (another process is sending it)")}
         parts_zh = [f"{words.get(k, (k, k))[0]} {n}" for k, n in sorted(tally.items())]
         parts_en = [f"{n} {words.get(k, (k, k))[1]}" for k, n in sorted(tally.items())]
         failed = [o for o in outcomes if o.failed]
@@ -632,9 +651,6 @@ class _Night:
         if logs.is_dir():
             names |= {p.stem for p in logs.iterdir()}
         return names
-
-    def _recover(self) -> str | None:
-        return recover_killed_run(self.config.state, self.history, self.started)
 
 
 def recover_killed_run(state: Path, history: History, now: datetime) -> str | None:

@@ -5,16 +5,27 @@ department at this target (then it is "unchanged" and not sent again), and which
 keep failing. An attempt is written as "pending" before anything is sent and completed after,
 so that a run killed half-way leaves a trace rather than a silent gap. The ledger holds digests,
 counts, receipts and error texts: never the list's content, never a secret, no whole ID number.
+
+Nothing is sent twice, even by two processes at once that do not hold the workspace's lock
+(two library callers of push()): `claim` decides, in one SQLite write transaction, whether a
+list (recipient, target, content digest) is unchanged, being sent by another process, or this
+process's to send, and in the last case writes the pending attempt and a row in `claims` (its
+pid and host) in the same transaction; `finish` removes the claim with the outcome. A claim
+whose process is gone (its pid no longer runs on this host) or that is older than
+CLAIM_EXPIRES is stale: its attempt is marked failed ("interrupted") and the list goes out
+again, so a process that died mid-send blocks nothing. A ledger made before claims existed
+gains the table when it is opened; its pending attempts hold no claim.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +34,15 @@ from exitcheck.state_files import LEDGER, prove_writable, workspace_files
 
 FILE_NAME = "deliveries.sqlite"
 PENDING, DELIVERED, UNCHANGED, FAILED = "pending", "delivered", "unchanged", "failed"
+#: Not an attempt, never in the ledger: another process is sending the same list right now.
+SKIPPED = "skipped"
 #: Consecutive failed runs after which a department is reported as failing.
 FAILING_RUNS = 3
+#: A claim older than this is stale even when its process cannot be looked at (another host)
+#: or its pid now belongs to another process. Longer than any send can take: at most 10 tries
+#: of at most 600 s each with waits of at most 60 s (about 2 hours for HTTP, 3 for e-mail's
+#: connection and dialogue), so that a live sender is never taken for a dead one.
+CLAIM_EXPIRES = timedelta(hours=6)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS attempts (
@@ -44,6 +62,16 @@ CREATE TABLE IF NOT EXISTS attempts (
     error       TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_department ON attempts (department, id);
+CREATE TABLE IF NOT EXISTS claims (  -- a list being sent right now, by one process
+    department  TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    attempt_id  TEXT NOT NULL UNIQUE,  -- its pending attempt
+    pid         INTEGER NOT NULL,
+    host        TEXT NOT NULL,
+    claimed_at  TEXT NOT NULL,
+    PRIMARY KEY (department, target, digest)
+);
 """
 
 
@@ -69,13 +97,58 @@ class Attempt:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A list being sent: by which attempt, which process (pid on host), since when."""
+
+    attempt_id: str
+    pid: int
+    host: str
+    claimed_at: str
+
+    def stale(self) -> bool:
+        """Its process is gone (looked at on this host only), or it is older than CLAIM_EXPIRES."""
+        if datetime.now(UTC) - datetime.fromisoformat(self.claimed_at) > CLAIM_EXPIRES:
+            return True
+        return self.host == socket.gethostname() and not process_alive(self.pid)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What `Ledger.claim` decided: PENDING, the list is this process's to send (its attempt
+    is written and claimed); UNCHANGED, delivered before (`last`); SKIPPED, another process is
+    sending it (`holder`)."""
+
+    outcome: str
+    last: Attempt | None = None
+    holder: Claim | None = None
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs on this machine. Where that cannot be asked safely (Windows, where
+    os.kill with signal 0 would interrupt the process) the answer is yes: the claim's age decides."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    try:  # Linux: a zombie has ended and only waits for its parent to collect it
+        return Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError, UnicodeDecodeError):
+        return True
+
+
 class Ledger:
     """The attempts table of one workspace. Opening creates the state folder and the file,
-    readable by their owner only. A file that cannot be read or written is a
+    readable by their owner only (a file made with a wider mode, by an earlier version or a
+    copy, is narrowed: it names households). A file that cannot be read or written is a
     WorkspaceFileError (exit 74) naming it."""
 
     def __init__(self, state: Path) -> None:
@@ -84,6 +157,7 @@ class Ledger:
             state.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not self.path.exists():
                 self.path.touch(mode=0o600)
+            os.chmod(self.path, 0o600)
             self._connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._connection.row_factory = sqlite3.Row
         try:
@@ -121,33 +195,42 @@ class Ledger:
                 raise
             self._connection.execute("COMMIT")
 
-    def begin(self, *, attempt_id: str, run_id: str | None, department: str, transport: str, target: str,
-              digest: str, rows: int, as_of: str | None, outcome: str = PENDING) -> None:
-        """Record an attempt before it is made (or, for "unchanged", the decision not to)."""
+    def claim(self, *, attempt_id: str, run_id: str | None, department: str, transport: str, target: str,
+              digest: str, rows: int, as_of: str | None, force: bool = False) -> Decision:
+        """Decide, atomically with any other process, what becomes of this list: SKIPPED while a
+        live claim holds it (even with `force`: sending again on purpose is not sending twice
+        at once), UNCHANGED when it is the last delivered to this department at this target
+        (unless `force`; the decision is recorded), else PENDING: the attempt is recorded and
+        claimed for this process until `finish`. A stale claim is cleared first."""
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO attempts (attempt_id, run_id, department, transport, target, digest, rows, as_of,"
-                " started_at, finished_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (attempt_id, run_id, department, transport, target, digest, rows, as_of, now(),
-                 None if outcome == PENDING else now(), outcome),
-            )
+            row = db.execute("SELECT attempt_id, pid, host, claimed_at FROM claims WHERE department = ? AND target = ?"
+                             " AND digest = ?", (department, target, digest)).fetchone()
+            if row is not None:
+                holder = Claim(row["attempt_id"], int(row["pid"]), row["host"], row["claimed_at"])
+                if not holder.stale():
+                    return Decision(SKIPPED, holder=holder)
+                _close_attempt(db, holder.attempt_id, FAILED, None, f"interrupted: pid {holder.pid} on {holder.host} "
+                               f"claimed it at {holder.claimed_at} and never recorded the outcome")
+            last = _last_delivered(db, department, target)
+            if last is not None and last.digest == digest and not force:
+                _insert_attempt(db, attempt_id, run_id, department, transport, target, digest, rows, as_of, UNCHANGED)
+                return Decision(UNCHANGED, last=last)
+            _insert_attempt(db, attempt_id, run_id, department, transport, target, digest, rows, as_of, PENDING)
+            db.execute("INSERT INTO claims (department, target, digest, attempt_id, pid, host, claimed_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)", (department, target, digest, attempt_id, os.getpid(),
+                                                         socket.gethostname(), now()))
+        return Decision(PENDING)
 
     def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, error: str | None = None) -> None:
-        """Complete an attempt; ID numbers in the receipt or the error (the receiver's words) are masked."""
+        """Complete an attempt and release its claim; ID numbers in the receipt or the error
+        (the receiver's words) are masked."""
         with self._transaction() as db:
-            db.execute(
-                "UPDATE attempts SET outcome = ?, receipt = ?, error = ?, finished_at = ? WHERE attempt_id = ?",
-                (outcome, _masked(receipt), _masked(error), now(), attempt_id),
-            )
+            _close_attempt(db, attempt_id, outcome, receipt, error)
 
     def last_delivered(self, department: str, target: str) -> Attempt | None:
         """The last successful delivery of anything to this department at this target."""
         with self._file():
-            row = self._connection.execute(
-                "SELECT * FROM attempts WHERE department = ? AND target = ? AND outcome = ? ORDER BY id DESC LIMIT 1",
-                (department, target, DELIVERED),
-            ).fetchone()
-        return _attempt(row) if row else None
+            return _last_delivered(self._connection, department, target)
 
     def attempts(self, department: str | None = None, limit: int | None = None) -> list[Attempt]:
         """Newest first."""
@@ -179,6 +262,31 @@ class Ledger:
         return {row["department"]: int(row["streak"]) for row in rows}
 
 
+def _insert_attempt(db: sqlite3.Connection, attempt_id: str, run_id: str | None, department: str, transport: str,
+                    target: str, digest: str, rows: int, as_of: str | None, outcome: str) -> None:
+    db.execute(
+        "INSERT INTO attempts (attempt_id, run_id, department, transport, target, digest, rows, as_of,"
+        " started_at, finished_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (attempt_id, run_id, department, transport, target, digest, rows, as_of, now(),
+         None if outcome == PENDING else now(), outcome),
+    )
+
+
+def _close_attempt(db: sqlite3.Connection, attempt_id: str, outcome: str, receipt: str | None, error: str | None) -> None:
+    """The attempt's outcome written and its claim released, in the caller's transaction."""
+    db.execute("UPDATE attempts SET outcome = ?, receipt = ?, error = ?, finished_at = ? WHERE attempt_id = ?",
+               (outcome, _masked(receipt), _masked(error), now(), attempt_id))
+    db.execute("DELETE FROM claims WHERE attempt_id = ?", (attempt_id,))
+
+
+def _last_delivered(db: sqlite3.Connection, department: str, target: str) -> Attempt | None:
+    row = db.execute(
+        "SELECT * FROM attempts WHERE department = ? AND target = ? AND outcome = ? ORDER BY id DESC LIMIT 1",
+        (department, target, DELIVERED),
+    ).fetchone()
+    return _attempt(row) if row else None
+
+
 def _attempt(row: sqlite3.Row) -> Attempt:
     attempt = Attempt(**{key: row[key] for key in Attempt.__dataclass_fields__})
     # Masked again as read: rows written by a version that stored them unmasked.
@@ -191,7 +299,4 @@ def _masked(text: str | None) -> str | None:
 
 def open_ledger(state: Path) -> Ledger:
     """The ledger of a workspace's state folder, created on first use."""
-    ledger = Ledger(state)
-    with ledger._file():
-        os.chmod(ledger.path, 0o600)
-    return ledger
+    return Ledger(state)

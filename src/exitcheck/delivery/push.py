@@ -10,6 +10,7 @@ mistake in exitcheck.yaml stops the run before a half of it is delivered.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import uuid
@@ -21,7 +22,9 @@ from exitcheck.delivery.ledger import (
     DELIVERED,
     FAILED,
     FAILING_RUNS,
+    SKIPPED,
     UNCHANGED,
+    Claim,
     Ledger,
     open_ledger,
 )
@@ -57,7 +60,7 @@ class DeliveryOutcome:
     name: str
     transport: str
     target: str
-    outcome: str  # delivered, unchanged, failed, dry-run
+    outcome: str  # delivered, unchanged, failed, skipped (another process is sending it), dry-run
     digest: str
     rows: int
     counts: dict[str, int] = field(default_factory=dict)
@@ -144,8 +147,10 @@ def push(
     `dry_run` sends nothing and records nothing: the outcomes say what would go where.
     ConfigError (a bad band or `where`) is raised before anything is sent. `banded` and `lists`
     save the work when the caller has them already (the CLI cuts the lists early to fail fast).
-    The caller holds the workspace's lock (exitcheck.runner.delivery_lock) for a real push:
-    the ledger's "already delivered?" and the sending are not one atomic step.
+    Each list is claimed in the ledger before it is sent (Ledger.claim), so two processes
+    pushing at once send it once: the other one's outcome is "skipped". The CLI and the nightly
+    run hold the workspace's lock besides (exitcheck.runner.delivery_lock), so that a push and
+    a run do not work over each other at all.
     """
     chosen = resolve_departments(config, departments)
     if lists is None or not set(chosen) <= set(lists):
@@ -179,17 +184,16 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
                    counts: dict[str, int] | None = None, force: bool = False, dry_run: bool = False,
                    run_id: str | None = None, environ: Mapping[str, str] | None = None) -> DeliveryOutcome:
     """Deliver one list to one recipient through the ledger: unchanged content is not sent
-    again, a missing secret or a transport error fails this recipient alone. Departments' band
-    lists and the nightly run's township gap lists (recipient `township:<name>`) both go here.
-    `render` makes the parcel only when it is sent; `setting` names the config key for messages.
+    again, a list another process is sending is skipped, a missing secret or a transport error
+    fails this recipient alone. Departments' band lists and the nightly run's township gap
+    lists (recipient `township:<name>`) both go here. `render` makes the parcel only when it is
+    sent; `setting` names the config key for messages.
     """
     target = describe(spec)
     outcome = DeliveryOutcome(
         department=recipient, name=name, transport=spec.type, target=target, outcome=FAILED,
         digest=digest, rows=rows, counts=counts or {},
     )
-    last = ledger.last_delivered(recipient, target)
-    unchanged = last is not None and last.digest == digest and not force
     secrets: dict[str, str] = {}
     missing: str | None = None
     try:
@@ -197,17 +201,21 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     except MissingSecret as error:
         missing = _secret_message(error, setting, config, lang)
     if dry_run:
+        last = ledger.last_delivered(recipient, target)
+        unchanged = last is not None and last.digest == digest and not force
         outcome.outcome, outcome.would, outcome.error = DRY_RUN, UNCHANGED if unchanged else "deliver", missing
         return outcome
     attempt_id = uuid.uuid4().hex[:16]
-    outcome.attempt_id = attempt_id
-    record = dict(attempt_id=attempt_id, run_id=run_id, department=recipient, transport=spec.type, target=target,
-                  digest=digest, rows=rows, as_of=as_of)
-    if unchanged:
-        ledger.begin(**record, outcome=UNCHANGED)
-        outcome.outcome, outcome.receipt = UNCHANGED, last.receipt if last else None
+    decision = ledger.claim(attempt_id=attempt_id, run_id=run_id, department=recipient, transport=spec.type,
+                            target=target, digest=digest, rows=rows, as_of=as_of, force=force)
+    if decision.outcome == SKIPPED:  # not an attempt: nothing recorded, the sender records its own
+        assert decision.holder is not None
+        outcome.outcome, outcome.receipt = SKIPPED, _sent_elsewhere(decision.holder, lang)
         return outcome
-    ledger.begin(**record)
+    outcome.attempt_id = attempt_id
+    if decision.outcome == UNCHANGED:
+        outcome.outcome, outcome.receipt = UNCHANGED, decision.last.receipt if decision.last else None
+        return outcome
     if missing:
         outcome.error = missing
         ledger.finish(attempt_id, FAILED, error=missing)
@@ -221,6 +229,10 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         outcome.error = scrub(str(error), secrets.values())
     except Exception as error:  # one recipient's surprise must not stop the others
         outcome.error = scrub(f"unexpected {type(error).__name__}: {error}", secrets.values())
+    except BaseException:  # Ctrl-C mid-send: the claim must not outlive the attempt in a process that goes on
+        with contextlib.suppress(Exception):
+            ledger.finish(attempt_id, FAILED, error="interrupted before the outcome was known")
+        raise
     else:
         outcome.outcome, outcome.receipt = DELIVERED, scrub(receipt.text, secrets.values())  # the receiver's id: its words
         ledger.finish(attempt_id, DELIVERED, receipt=outcome.receipt)
@@ -235,6 +247,13 @@ def idempotency_key(recipient: str, target: str, digest: str) -> str:
     different recipient even with the same content (two departments with the same cut, the
     townships with nothing to fix, all posting to one URL)."""
     return hashlib.sha256("\n".join((recipient, target, digest)).encode("utf-8")).hexdigest()
+
+
+def _sent_elsewhere(holder: Claim, lang: str) -> str:
+    """Who is sending the list instead: it records the outcome in the ledger."""
+    return pick(lang, f"另一进程正在投递同一名单(pid {holder.pid}, {holder.host}, 始于 {holder.claimed_at}), 结果见 exitcheck deliveries",
+                f"the same list is being sent by another process (pid {holder.pid} on {holder.host}, since "
+                f"{holder.claimed_at}); exitcheck deliveries shows its outcome")
 
 
 def _secret_message(error: MissingSecret, setting: str, config: WorkspaceConfig, lang: str) -> str:
