@@ -599,8 +599,8 @@ import json, os, sys, time
 from pathlib import Path
 
 import exitcheck
-from exitcheck.audit import audit
-from exitcheck.bands import bands
+from exitcheck.auditing import audit
+from exitcheck.income_bands import bands
 from exitcheck.delivery import push
 from exitcheck.workspace import load_config
 
@@ -696,7 +696,7 @@ def test_a_claim_held_by_a_live_process_is_skipped_and_one_left_by_a_killed_proc
 def claim_of_another_host(root: Path, department: str, age: timedelta) -> None:
     """A claim on this workspace's agriculture list by a process on another machine."""
     import exitcheck
-    from exitcheck.audit import audit
+    from exitcheck.auditing import audit
     from exitcheck.delivery import push as push_lists
     from exitcheck.workspace import load_config
 
@@ -742,7 +742,7 @@ def test_a_ledger_from_before_claims_is_migrated_and_keeps_what_it_knew(workspac
     """civil-affairs' list was delivered and stays unchanged; agriculture's attempt was left
     pending by a run killed under an older version: it holds no claim, and the list goes out."""
     import exitcheck
-    from exitcheck.audit import audit
+    from exitcheck.auditing import audit
     from exitcheck.delivery import push as push_lists
     from exitcheck.workspace import load_config
 
