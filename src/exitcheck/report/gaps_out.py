@@ -309,7 +309,9 @@ def gap_counts(gaps: Sequence[Gap], keys: Sequence[str], index: pd.Index) -> pd.
     # A blank unit (households whose township is blank) has its row in `index` too: blanks are
     # matched as one key, whatever form of NA each side holds them in.
     blank_as_key = {key: "" for key in keys}
-    wanted = pd.MultiIndex.from_frame(index.to_frame(index=False).astype(object).fillna(blank_as_key))
+    filled = index.to_frame(index=False).astype(object).fillna(blank_as_key)
+    # one key: a flat index, as groupby gives it (pandas 2 matches no flat label in a 1-level MultiIndex)
+    wanted = pd.MultiIndex.from_frame(filled) if len(keys) > 1 else pd.Index(filled[keys[0]])
 
     def tally(units: Sequence[tuple[Any, ...]]) -> pd.Series:
         if not units:
