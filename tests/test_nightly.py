@@ -811,6 +811,8 @@ def test_a_push_meets_a_state_folder_it_cannot_use_as_the_run_does_with_exit_74(
             assert result.returncode == 74, result.stdout + result.stderr
             assert str(workspace / path) in result.stderr and words in result.stderr, result.stderr
             assert "Traceback" not in result.stderr and "internal" not in result.stderr and "内部错误" not in result.stderr
+            if obstacle == "a read-only parent":  # the folder to fix is the one that exists, not the state folder to be
+                assert (f"the folder {workspace / 'locked'} (" if lang == "en" else f"目录 {workspace / 'locked'} 有写权限") in result.stderr, result.stderr
     assert not (workspace / "outbox").exists()
 
 

@@ -51,6 +51,14 @@ def _about_the_file(error: BaseException) -> bool:
     return isinstance(error, _FILE_ERRORS) or type(error) is sqlite3.DatabaseError  # "file is not a database"
 
 
+def _nearest_existing(folder: Path) -> Path:
+    """`folder`, or the folder it would be made in when it does not exist yet: the one whose
+    write access is missing."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
 def workspace_file_error(path: Path, kind: Kind, error: BaseException) -> WorkspaceFileError:
     """The bilingual message for `error` on `path`: what is wrong and what to do."""
     detail = _detail(path, error)
@@ -64,7 +72,7 @@ def workspace_file_error(path: Path, kind: Kind, error: BaseException) -> Worksp
         )
     text = str(error).lower()
     if isinstance(error, PermissionError) or "readonly" in text or "unable to open" in text:
-        folder = path if kind in (OUTPUT, STATE) else path.parent
+        folder = _nearest_existing(path if kind in (OUTPUT, STATE) else path.parent)
         return WorkspaceFileError(
             path,
             f"无法写入{kind.zh} {path}({detail}): 请让运行 exitcheck 的用户对它和目录 {folder} 有写权限(用 ls -l 和 lsattr 查看)",
