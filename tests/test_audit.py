@@ -317,20 +317,31 @@ def test_every_data_issue_reaches_a_township_book_or_the_county_sheet_of_issues_
 def test_households_of_a_blank_township_are_counted_in_a_row_of_their_own(tmp_path, run_cli, lang):
     import openpyxl
 
+    from exitcheck.report.gaps_out import township_totals
+
     county = base_county()
     for index in (1, 4):  # one of each township, both below the income line
         county.households[index]["乡镇"] = ""
         county.households[index]["人均纯收入"] = 3000
+    for household in county.households:  # a county gap too (satisfaction), which has no township either
+        household["认可度"] = "不满意"
     path = county.write(tmp_path / "g.xlsx")
     out = tmp_path / "out"
     shown = run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--lang", lang).stdout
+    result = audit(exitcheck.load([path]), as_of=AS_OF)
+    theirs = [g for g in result.gaps if g.township is None and g.level != "county" and g.kind == "indicator"]
+    assert any(g.level == "county" and g.status == "fail" for g in result.gaps)
     en = lang == "en"
     label = "Township blank" if en else "乡镇未填"
     _, _, _, towns = _summary(openpyxl.load_workbook(out / "gaps.xlsx"), "Summary" if en else "汇总")
     blank = [row for row in towns if row[0] == label]
-    assert [list(row[1:4]) for row in blank] == [[2, 2, 2]]  # households, registered, with gaps
-    assert re.search(rf"{label}\s*│\s*2\s*│", shown), shown  # the console's table: 2 households with gaps, not 0
+    # households, registered, with gaps, fail (their own: income, info accuracy, satisfaction), unknown
+    assert [list(row[1:6]) for row in blank] == [[2, 2, 2, len(theirs), 0]], blank
+    assert len(theirs) == 6
+    assert re.search(rf"{label}\s*│\s*2\s*│\s*6\s*│", shown), shown  # the console's table, not 0 or the county's too
     assert "<NA>" not in shown
+    members = township_totals(result)["members"]
+    assert members[members.index.isna()].tolist() == [sum(m["户编号"] in {county.households[i]["户编号"] for i in (1, 4)} for m in county.members)]
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

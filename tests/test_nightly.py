@@ -874,3 +874,15 @@ def test_run_ids_are_unique_even_within_one_second(workspace, run_cli):
     run_id = nightly(run_cli, workspace, "2020-06-01", expect=0)
     assert re.fullmatch(r"\d{8}-\d{6}-02", run_id), run_id
     assert [r["id"] for r in history(run_cli, workspace)] == [run_id]
+
+
+def test_the_folder_a_write_error_names_is_found_where_looking_it_up_fails(tmp_path):
+    """Looking for the nearest existing folder may itself fail (no search permission for
+    another user's home; here a name too long to look up): the message is still made, exit 74."""
+    from exitcheck.errors import ExitCode
+    from exitcheck.state_files import STATE, workspace_file_error
+
+    state = tmp_path / ("x" * 300) / "state"  # os.stat raises ENAMETOOLONG, which Path.exists() re-raises
+    error = workspace_file_error(state, STATE, PermissionError(13, "Permission denied"))
+    assert error.exit_code == ExitCode.WORKSPACE_FILES
+    assert f"the folder {tmp_path} (" in error.en

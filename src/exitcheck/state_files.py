@@ -54,7 +54,7 @@ def _about_the_file(error: BaseException) -> bool:
 def _nearest_existing(folder: Path) -> Path:
     """`folder`, or the folder it would be made in when it does not exist yet: the one whose
     write access is missing."""
-    while not folder.exists() and folder.parent != folder:
+    while not os.path.exists(folder) and folder.parent != folder:  # False, not an error, where search is denied
         folder = folder.parent
     return folder
 

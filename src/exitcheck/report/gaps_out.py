@@ -299,25 +299,30 @@ def township_totals(result: AuditResult) -> pd.DataFrame:
 
 def _per_township(frame: pd.DataFrame, index: pd.Index) -> pd.Series:
     """Rows of `frame` per township of `index` (0 for a township without any)."""
-    return frame.groupby("township").size().reindex(index).fillna(0).astype(int)
+    return _count_by(frame[["township"]], index)
+
+
+def _count_by(units: pd.DataFrame, index: pd.Index) -> pd.Series:
+    """Rows of `units` per entry of `index`, whose level names are its columns (0 for none).
+    A blank unit (households whose township is blank) has its entry in `index` too: blanks are
+    matched as one key, whatever form of NA each side holds them in."""
+    keys = list(index.names)
+    blank_as_key = dict.fromkeys(keys, "")
+    filled = index.to_frame(index=False).astype(object).fillna(blank_as_key)
+    # one key: a flat index, as groupby gives it (pandas 2 matches no flat label in a 1-level MultiIndex)
+    wanted = pd.MultiIndex.from_frame(filled) if len(keys) > 1 else pd.Index(filled[keys[0]])
+    found = units[keys].astype(object).fillna(blank_as_key).groupby(keys).size()
+    return found.reindex(wanted).fillna(0).astype(int).set_axis(index)
 
 
 def gap_counts(gaps: Sequence[Gap], keys: Sequence[str], index: pd.Index) -> pd.DataFrame:
     """Households with a failing indicator, fails and unknowns per unit, the unit named by the
-    Gap attributes `keys` (e.g. township, or county), on `index`."""
-
-    # A blank unit (households whose township is blank) has its row in `index` too: blanks are
-    # matched as one key, whatever form of NA each side holds them in.
-    blank_as_key = {key: "" for key in keys}
-    filled = index.to_frame(index=False).astype(object).fillna(blank_as_key)
-    # one key: a flat index, as groupby gives it (pandas 2 matches no flat label in a 1-level MultiIndex)
-    wanted = pd.MultiIndex.from_frame(filled) if len(keys) > 1 else pd.Index(filled[keys[0]])
+    Gap attributes `keys` (e.g. township, or county, the names of `index`'s levels), on `index`."""
 
     def tally(units: Sequence[tuple[Any, ...]]) -> pd.Series:
         if not units:
             return pd.Series(0, index=index, dtype=int)
-        found = pd.DataFrame(units, columns=list(keys)).astype(object).fillna(blank_as_key).groupby(list(keys)).size()
-        return found.reindex(wanted).fillna(0).astype(int).set_axis(index)
+        return _count_by(pd.DataFrame(units, columns=list(keys)), index)
 
     def unit(gap: Gap) -> tuple[Any, ...]:
         return tuple(getattr(gap, key) for key in keys)
@@ -337,7 +342,9 @@ def by_township(result: AuditResult, gaps: Sequence[Gap]) -> pd.DataFrame:
     from exitcheck.history import NO_TOWNSHIP, township_label
 
     totals = township_totals(result)
-    counts = totals.join(gap_counts(gaps, totals.index.names, totals.index))
+    # The county's own findings have no township either: they belong to no township's row.
+    below_county = [gap for gap in gaps if gap.level != "county"]
+    counts = totals.join(gap_counts(below_county, totals.index.names, totals.index))
     if "incidence" in totals:
         counts["incidence"] = totals["incidence"].astype("Float64")
     counts = counts.reset_index()
