@@ -388,7 +388,7 @@ def zeros_county(household_cell, member_cell):
     (1, "工作表「户表」的「户编号」列存为数字, Excel 去掉了前导零",
      "the '户编号' column on sheet '户表' was stored as numbers and Excel dropped the leading zeros"),
     ("01", "工作表「户表」的「户编号」少了前导零, 该列很可能曾存为数字, Excel 去掉了前导零",
-     "the '户编号' on sheet '户表' has fewer leading zeros: the column was most likely stored as numbers once, and Excel dropped them"),
+     "the '户编号' column on sheet '户表' has fewer leading zeros: the column was most likely stored as numbers once, and Excel dropped them"),
 ], ids=["number cell", "text with fewer zeros"])
 def test_members_of_a_household_whose_id_lost_its_leading_zeros_are_told_why(tmp_path, household_cell, cause_zh, cause_en):
     """000001 on the member sheet, 1 on the household sheet (Excel drops the zeros of a number

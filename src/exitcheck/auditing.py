@@ -146,7 +146,8 @@ def audit(
     as_of: date | None = None,
     lang: str = "zh",
 ) -> AuditResult:
-    """Validate the registers, run every rule, and collect the gaps."""
+    """Validate the registers, run every rule, and collect the gaps (the default rule set when
+    `ruleset` is None). A rule that does not compile is a ConfigError naming its file line."""
     ruleset = ruleset or load_ruleset()
     as_of = as_of or date.today()
     parsed = prepare(registers, as_of)

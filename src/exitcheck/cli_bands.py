@@ -198,19 +198,17 @@ def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
 def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *, force: bool, dry_run: bool,
           lists: dict[str, Any], to_stderr: bool) -> int:
     from exitcheck.delivery import failing_departments, push
+    from exitcheck.delivery.push import outcome_label
     from exitcheck.report.console import _table
 
     outcomes = push(settings, result, chosen, force=force, dry_run=dry_run, lang=ui.lang, banded=banded, lists=lists)
     console = ui.err if to_stderr else ui.out
-    label = {"delivered": ui.t("已投递", "delivered"), "unchanged": ui.t("未变化, 未重复投递", "unchanged, not sent again"),
-             "failed": ui.t("失败", "FAILED"), "dry-run": ui.t("演练", "dry run"),
-             "skipped": ui.t("跳过: 另一进程正在投递", "skipped: another process is sending it")}
     table = _table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
                    ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"))
     for outcome in outcomes:
-        result_text = label[outcome.outcome]
+        result_text = outcome_label(outcome.outcome, ui.lang)
         if outcome.would:
-            result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else label["unchanged"])
+            result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else outcome_label("unchanged", ui.lang))
         detail = outcome.error if outcome.failed else (outcome.receipt or outcome.error or "")
         table.add_row(f"{outcome.department} {outcome.name}".strip(), outcome.target, str(outcome.rows), result_text, detail or "")
     for column in table.columns:

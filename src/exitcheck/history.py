@@ -497,8 +497,10 @@ class History:
         the latest of them.
 
         Columns: run, day, township, open, oldest_days (on the latest run's rows only). County
-        findings count under the township "county"; a run with nothing open has one row with
-        township None and open 0, so it still shows on the chart.
+        findings count under the township "county" (COUNTY), those of households whose
+        township is blank under "no-township" (NO_TOWNSHIP; runs recorded before it counted them
+        under "county"); a run with nothing open has one row with township None and open 0, so
+        it still shows on the chart.
         """
         series = [(r.id, r.day, r.by_township()) for r in self.good_runs()]
         if pending is not None and pending.status != "failed":

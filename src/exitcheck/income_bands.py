@@ -235,7 +235,9 @@ def count_table(frame: pd.DataFrame, bands: Sequence[Band], lang: str, *, by_tow
     """Households by township (rows) and band (columns), with totals: the summary sheet.
     `by_county`: by county and township (township names recur across counties)."""
     total = pick(lang, "合计", "Total")
-    blank = pick(lang, "(空)", "(blank)")
+    from exitcheck.history import NO_TOWNSHIP, township_label
+
+    blank = township_label(NO_TOWNSHIP, lang)  # as the gap lists name it
     labels = [band_label(band, lang) for band in bands]
     places = (["county"] if by_county else []) + (["township"] if by_township else [])
     if places:

@@ -553,13 +553,13 @@ class _Night:
         )
 
     def _delivered(self, name: str, zh: str, en: str, outcomes: list[DeliveryOutcome], unknown: list[str] | None = None) -> None:
+        from exitcheck.delivery.push import outcome_label
+
         tally: dict[str, int] = {}
         for outcome in outcomes:
             tally[outcome.outcome] = tally.get(outcome.outcome, 0) + 1
-        words = {"delivered": ("已投递", "delivered"), "unchanged": ("未变化", "unchanged"), "failed": ("失败", "failed"),
-                 "skipped": ("跳过(另一进程正在投递)", "skipped (another process is sending it)")}
-        parts_zh = [f"{words.get(k, (k, k))[0]} {n}" for k, n in sorted(tally.items())]
-        parts_en = [f"{n} {words.get(k, (k, k))[1]}" for k, n in sorted(tally.items())]
+        parts_zh = [f"{outcome_label(k, 'zh')} {n}" for k, n in sorted(tally.items())]
+        parts_en = [f"{n} {outcome_label(k, 'en')}" for k, n in sorted(tally.items())]
         failed = [o for o in outcomes if o.failed]
         line_zh = f"{zh}: {len(outcomes)} 个收件方, {', '.join(parts_zh) or '无'}"
         line_en = f"{en}: {len(outcomes)} recipients, {', '.join(parts_en) or 'none'}"

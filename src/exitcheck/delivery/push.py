@@ -49,6 +49,20 @@ if TYPE_CHECKING:
     from exitcheck.workspace import WorkspaceConfig
 
 DRY_RUN = "dry-run"
+#: Each outcome of a list as the console says it, (Chinese, English): one table for the push
+#: and the nightly run.
+OUTCOME_LABELS = {
+    DELIVERED: ("已投递", "delivered"),
+    UNCHANGED: ("未变化, 未重复投递", "unchanged, not sent again"),
+    FAILED: ("失败", "FAILED"),
+    DRY_RUN: ("演练", "dry run"),
+    SKIPPED: ("跳过: 另一进程正在投递", "skipped: another process is sending it"),
+}
+
+
+def outcome_label(outcome: str, lang: str) -> str:
+    zh, en = OUTCOME_LABELS.get(outcome, (outcome, outcome))
+    return pick(lang, zh, en)
 ALL = "all"
 
 
@@ -149,7 +163,7 @@ def push(
     save the work when the caller has them already (the CLI cuts the lists early to fail fast).
     Each list is claimed in the ledger before it is sent (Ledger.claim), so two processes
     pushing at once send it once: the other one's outcome is "skipped". The CLI and the nightly
-    run hold the workspace's lock besides (exitcheck.runner.delivery_lock), so that a push and
+    run hold the workspace's lock besides (exitcheck.runner.workspace_lock), so that a push and
     a run do not work over each other at all.
     """
     chosen = resolve_departments(config, departments)

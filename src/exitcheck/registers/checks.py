@@ -163,13 +163,12 @@ def sheet_named(source: SheetSource, with_file: bool) -> dict[str, str]:
     return {"zh": f"{source.file} {zh}", "en": f"{source.file} {en}"} if with_file else {"zh": zh, "en": en}
 
 
-def rows_where(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]], seen_from: SheetSource | None = None) -> dict[str, str]:
+def rows_where(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]]) -> dict[str, str]:
     """Excel rows, given as (source index, row), in both languages: "第 5、8 行" / "rows 5, 8"
-    when they are all on one sheet (the sheet of the row the message is about, `seen_from`);
-    otherwise each row with its sheet, and with its file too when the rows (or `seen_from`)
-    are in several files: a register read from a folder, or a sheet per township."""
+    when they are all on one sheet; otherwise each row with its sheet, and with its file too
+    when the rows are in several files: a register read from a folder, or a sheet per township."""
     places = [(sources[int(src)], int(row)) for src, row in rows]
-    sheets = {(s.file, s.sheet) for s, _ in places} | ({(seen_from.file, seen_from.sheet)} if seen_from else set())
+    sheets = {(s.file, s.sheet) for s, _ in places}
     if len(sheets) == 1:
         numbers = listed(row for _, row in places)
         return {"zh": f"第 {numbers['zh']} 行", "en": f"row{'s' if len(places) > 1 else ''} {numbers['en']}"}
@@ -251,7 +250,7 @@ ZEROS_CAUSE = {
     True: ("{sheet}的「{header}」列存为数字, Excel 去掉了前导零",
            "the '{header}' column on {sheet} was stored as numbers and Excel dropped the leading zeros"),
     False: ("{sheet}的「{header}」少了前导零, 该列很可能曾存为数字, Excel 去掉了前导零",
-            "the '{header}' on {sheet} has fewer leading zeros: the column was most likely stored as numbers once, and Excel dropped them"),
+            "the '{header}' column on {sheet} has fewer leading zeros: the column was most likely stored as numbers once, and Excel dropped them"),
 }
 
 

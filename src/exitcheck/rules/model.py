@@ -1,9 +1,9 @@
 """Rule-set files (rules/*.yaml): pydantic models, loading with positions, message templates.
 
 Like ruff's registry, every rule has an id, a one-line name and an explanation a user can print
-(`exitcheck rules explain ID`). Expressions are compiled here once, through the safe language
-of rules/expr.py; a mistake anywhere is a ConfigError (exit 4) naming the file, the line and,
-for a misspelt name, the nearest known one.
+(`exitcheck rules explain ID`). Expressions are parsed here (rules/syntax.py) and compiled once
+by the engine, through the safe language of rules/expr.py; a mistake anywhere is a ConfigError
+(exit 4) naming the file, the line and, for a misspelt name, the nearest known one.
 """
 
 from __future__ import annotations
@@ -217,7 +217,8 @@ def expression_error(ruleset: RuleSet, rule: Rule, part: str, error: Exception, 
             text = Path(ruleset.path).read_text(encoding="utf-8", errors="replace")
         except OSError:
             text = ""
-    line = _line_of(text, ("rules", ruleset.rules.index(rule), part)) if text else None
+    index = next((i for i, known in enumerate(ruleset.rules) if known is rule), None)
+    line = _line_of(text, ("rules", index, part)) if text and index is not None else None
     where = f"{ruleset.path}:{line}" if line else ruleset.path
     message = f"{where}: rule {rule.id}, {part}: {error}"
     return ConfigError(message, message)
