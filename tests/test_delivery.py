@@ -693,8 +693,9 @@ def test_a_claim_held_by_a_live_process_is_skipped_and_one_left_by_a_killed_proc
     assert once.returncode == 0 and len(inbox.requests) == 2
 
 
-def claim_of_another_host(root: Path, department: str, age: timedelta) -> None:
-    """A claim on this workspace's agriculture list by a process on another machine."""
+def claim_of_another_host(root: Path, department: str, age: timedelta, pid: int = 4242, host: str = "another-host") -> None:
+    """A claim on this workspace's agriculture list by a process on another machine (or the
+    `pid` and `host` given)."""
     import exitcheck
     from exitcheck.auditing import audit
     from exitcheck.delivery import push as push_lists
@@ -707,8 +708,32 @@ def claim_of_another_host(root: Path, department: str, age: timedelta) -> None:
     with contextlib.closing(sqlite3.connect(root / ".exitcheck" / "deliveries.sqlite")) as db, db:
         db.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at, outcome)"
                    " VALUES ('elsewhere', ?, 'http', ?, ?, 4, ?, 'pending')", (department, planned.target, planned.digest, claimed_at))
-        db.execute("INSERT INTO claims VALUES (?, ?, ?, 'elsewhere', 4242, 'another-host', ?)",
-                   (department, planned.target, planned.digest, claimed_at))
+        db.execute("INSERT INTO claims VALUES (?, ?, ?, 'elsewhere', ?, ?, ?)",
+                   (department, planned.target, planned.digest, pid, host, claimed_at))
+
+
+@pytest.mark.parametrize(("whose", "sent"), [("this process's pid, not its claim", True),
+                                             ("a live pid of this host name in another pid namespace", False)])
+def test_a_claim_is_judged_by_the_machine_and_process_that_made_it(workspace, inbox, whose, sent):
+    """A claim in this process's own pid that it did not make was left by an earlier process
+    with the same pid (a restarted container): stale. A pid of another pid namespace that
+    shares the host name (containers on host networking) says nothing here: honoured until it
+    expires, or a live sender there would be taken for a dead one and the list sent twice."""
+    import socket
+
+    import exitcheck
+    from exitcheck.delivery import push as push_lists
+    from exitcheck.delivery.ledger import this_machine
+    from exitcheck.workspace import load_config
+
+    other_namespace = f"{socket.gethostname()}:pidns-1"
+    assert this_machine() != other_namespace
+    pid, host = (os.getpid(), this_machine()) if sent else (os.getpid() + 1_000_000, other_namespace)
+    claim_of_another_host(workspace, "agriculture-rural", timedelta(minutes=5), pid=pid, host=host)
+    config = load_config(workspace / "exitcheck.yaml")
+    (outcome,) = push_lists(config, exitcheck.audit(exitcheck.load(config.registers), as_of=config.as_of),
+                            ["agriculture-rural"], environ=ENV)
+    assert (outcome.outcome, len(inbox.requests)) == (("delivered", 1) if sent else ("skipped", 0))
 
 
 @pytest.mark.parametrize(("age", "sent"), [(timedelta(minutes=5), False), (timedelta(hours=7), True)], ids=["recent", "expired"])

@@ -11,7 +11,8 @@ Nothing is sent twice, even by two processes at once that do not hold the worksp
 list (recipient, target, content digest) is unchanged, being sent by another process, or this
 process's to send, and in the last case writes the pending attempt and a row in `claims` (its
 pid and host) in the same transaction; `finish` removes the claim with the outcome. A claim
-whose process is gone (its pid no longer runs on this host) or that is older than
+whose process is gone (its pid no longer runs on this machine: host name and pid namespace;
+or it is this process's pid and this process did not make it) or that is older than
 CLAIM_EXPIRES is stale: its attempt is marked failed ("interrupted") and the list goes out
 again, so a process that died mid-send blocks nothing. A ledger made before claims existed
 gains the table when it is opened; its pending attempts hold no claim.
@@ -107,10 +108,29 @@ class Claim:
     claimed_at: str
 
     def stale(self) -> bool:
-        """Its process is gone (looked at on this host only), or it is older than CLAIM_EXPIRES."""
+        """Its process is gone (looked at on this machine only), or it is older than CLAIM_EXPIRES.
+        A claim in this process's pid that this process did not make was left by an earlier one
+        that had the same pid (a container restarted): it is gone too."""
         if datetime.now(UTC) - datetime.fromisoformat(self.claimed_at) > CLAIM_EXPIRES:
             return True
-        return self.host == socket.gethostname() and not process_alive(self.pid)
+        if self.host != this_machine():
+            return False
+        if self.pid == os.getpid():
+            return self.attempt_id not in _CLAIMED_HERE
+        return not process_alive(self.pid)
+
+
+#: The attempts this process has claimed and not yet finished.
+_CLAIMED_HERE: set[str] = set()
+
+
+def this_machine() -> str:
+    """Where a pid means one process: the host name, and on Linux the pid namespace too, since
+    containers that share a host name (host networking) each count their pids from 1."""
+    try:
+        return f"{socket.gethostname()}:pidns-{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -218,7 +238,8 @@ class Ledger:
             _insert_attempt(db, attempt_id, run_id, department, transport, target, digest, rows, as_of, PENDING)
             db.execute("INSERT INTO claims (department, target, digest, attempt_id, pid, host, claimed_at)"
                        " VALUES (?, ?, ?, ?, ?, ?, ?)", (department, target, digest, attempt_id, os.getpid(),
-                                                         socket.gethostname(), now()))
+                                                         this_machine(), now()))
+            _CLAIMED_HERE.add(attempt_id)
         return Decision(PENDING)
 
     def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, error: str | None = None) -> None:
@@ -277,6 +298,7 @@ def _close_attempt(db: sqlite3.Connection, attempt_id: str, outcome: str, receip
     db.execute("UPDATE attempts SET outcome = ?, receipt = ?, error = ?, finished_at = ? WHERE attempt_id = ?",
                (outcome, _masked(receipt), _masked(error), now(), attempt_id))
     db.execute("DELETE FROM claims WHERE attempt_id = ?", (attempt_id,))
+    _CLAIMED_HERE.discard(attempt_id)
 
 
 def _last_delivered(db: sqlite3.Connection, department: str, target: str) -> Attempt | None:
