@@ -886,3 +886,19 @@ def test_the_folder_a_write_error_names_is_found_where_looking_it_up_fails(tmp_p
     error = workspace_file_error(state, STATE, PermissionError(13, "Permission denied"))
     assert error.exit_code == ExitCode.WORKSPACE_FILES
     assert f"the folder {tmp_path} (" in error.en
+
+
+def test_several_counties_keep_a_blank_township_apart_from_the_county_in_the_history():
+    """With `engine: dask` a finding's township is "<county>-<township>": a household whose
+    township is blank was labelled with its county alone, as the county's own rules are."""
+    from types import SimpleNamespace
+
+    from exitcheck.history import counts_of, findings_from_gaps, township_label
+
+    def gap(level: str, rule: str, household: str | None) -> SimpleNamespace:
+        return SimpleNamespace(level=level, rule=rule, status="fail", household_id=household, township=None,
+                               village="瓦曲村" if household else None, county="越西县")
+
+    findings = findings_from_gaps([gap("household", "income", "513434001"), gap("county", "county_incidence", None)])
+    assert {town for _, town in counts_of(findings)} == {"越西县-no-township", "越西县"}
+    assert (township_label("越西县-no-township", "zh"), township_label("越西县-no-township", "en")) == ("越西县-乡镇未填", "越西县-Township blank")

@@ -114,13 +114,16 @@ def unit_key(level: str, household_id: str | None, township: str | None, village
     return key if county is None else f"{county}//{key}"
 
 
-def place_label(county: str | None, township: str | None) -> str | None:
+def place_label(county: str | None, township: str | None, level: str = "county") -> str | None:
     """A township as the history (and the nightly run's township books) name it: its name, or
-    "<county>-<township>" when several counties were audited together; then a finding with no
-    township (a county rule) is labelled with its county, so that the diff says which."""
+    "<county>-<township>" when several counties were audited together; then a county rule's
+    finding is labelled with its county, so that the diff says which, and a finding of a
+    household, member or village whose township is blank "<county>-no-township"."""
     if county is None:
         return township
-    return county if township is None else f"{county}-{township}"
+    if township is None:
+        return county if level == "county" else f"{county}-{NO_TOWNSHIP}"
+    return f"{county}-{township}"
 
 
 def fingerprint(rule: str, level: str, key: str) -> str:
@@ -155,7 +158,7 @@ def findings_from_gaps(gaps: Iterable[Any]) -> list[Finding]:
         if print_ in chosen and chosen[print_].status == "fail":
             continue
         chosen[print_] = Finding(print_, gap.level, gap.rule, gap.status, _masked(gap.household_id),
-                                 _masked(place_label(county, gap.township)), _masked(gap.village))
+                                 _masked(place_label(county, gap.township, gap.level)), _masked(gap.village))
     return list(chosen.values())
 
 
@@ -234,9 +237,13 @@ _KEY_LABELS = {COUNTY: ("县级", "County"), NO_TOWNSHIP: ("乡镇未填", "Town
 
 
 def township_label(key: str, lang: str) -> str:
-    """A township key as a clerk reads it, in `lang`."""
+    """A township key as a clerk reads it, in `lang` ("<county>-no-township" as well)."""
     label = _KEY_LABELS.get(key)
-    return key if label is None else pick(lang, *label)
+    if label is not None:
+        return pick(lang, *label)
+    if key.endswith(f"-{NO_TOWNSHIP}"):
+        return key.removesuffix(NO_TOWNSHIP) + pick(lang, *_KEY_LABELS[NO_TOWNSHIP])
+    return key
 
 
 def counts_of(findings: Sequence[Finding]) -> dict[tuple[str, str], dict[str, int]]:
