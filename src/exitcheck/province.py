@@ -312,7 +312,7 @@ class ProvinceResult:
         from exitcheck.report.gaps_out import gap_counts
 
         counties = self.frames["county"].set_index("county")
-        counted = gap_counts(self.gaps if gaps is None else gaps, ["county"], counties.index)
+        counted = gap_counts(self.gaps if gaps is None else gaps, counties.index)
         return counties.join(counted).reset_index()
 
     def summary(self) -> dict[str, Any]:

@@ -315,9 +315,10 @@ def _count_by(units: pd.DataFrame, index: pd.Index) -> pd.Series:
     return found.reindex(wanted).fillna(0).astype(int).set_axis(index)
 
 
-def gap_counts(gaps: Sequence[Gap], keys: Sequence[str], index: pd.Index) -> pd.DataFrame:
-    """Households with a failing indicator, fails and unknowns per unit, the unit named by the
-    Gap attributes `keys` (e.g. township, or county, the names of `index`'s levels), on `index`."""
+def gap_counts(gaps: Sequence[Gap], index: pd.Index) -> pd.DataFrame:
+    """Households with a failing indicator, fails and unknowns per unit of `index`, whose level
+    names are the Gap attributes that name the unit (township, or county and township, or county)."""
+    keys = list(index.names)
 
     def tally(units: Sequence[tuple[Any, ...]]) -> pd.Series:
         if not units:
@@ -344,7 +345,7 @@ def by_township(result: AuditResult, gaps: Sequence[Gap]) -> pd.DataFrame:
     totals = township_totals(result)
     # The county's own findings have no township either: they belong to no township's row.
     below_county = [gap for gap in gaps if gap.level != "county"]
-    counts = totals.join(gap_counts(below_county, totals.index.names, totals.index))
+    counts = totals.join(gap_counts(below_county, totals.index))
     if "incidence" in totals:
         counts["incidence"] = totals["incidence"].astype("Float64")
     counts = counts.reset_index()
