@@ -425,6 +425,43 @@ def test_a_member_id_that_lost_its_zeros_names_the_member_sheet(tmp_path, run_cl
     assert explained.returncode == 0 and "leading zeros" in explained.stdout
 
 
+#: What a household's own findings add when 3 of its members have 1 for 000001
+POINTER_ZH = "(工作表「成员表」中有 3 名成员的户编号为「1」, 疑为户编号的前导零丢失所致, 见 household_id_zeros_lost)"
+POINTER_EN = (" (3 members on sheet '成员表' with household ID '1': most likely the household IDs lost their leading zeros; "
+              "see household_id_zeros_lost)")
+
+
+def test_a_household_whose_members_lost_its_zeros_says_they_are_why(tmp_path):
+    """The member sheet's 户编号 stored as numbers: household 000001 has, as far as the audit
+    can tell, no head and no living member. Its no_head and size_mismatch said only that, and
+    a cadre went looking for a head who is on the member sheet; they now point to the members
+    and to household_id_zeros_lost. A household really without a head is told nothing more."""
+    county = zeros_county("000001", 1)
+    county.members[3]["与户主关系"] = "之父"  # household 2's head is not marked
+    path = county.write(tmp_path / "zeros.xlsx")
+    issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
+    mine = {i.code: i for i in issues if i.household_id == "000001" and i.code in ("no_head", "size_mismatch")}
+    assert mine["no_head"].message("zh") == "该户没有在世的户主" + POINTER_ZH
+    assert mine["no_head"].message("en") == "the household has no living head" + POINTER_EN
+    assert mine["size_mismatch"].message("zh") == "家庭人口数为 3, 成员表在世成员 0 人" + POINTER_ZH
+    assert mine["size_mismatch"].message("en") == "household size is 3 but the members sheet has 0 living members" + POINTER_EN
+    (other,) = [i for i in issues if i.code == "no_head" and i.household_id != "000001"]
+    assert (other.message("zh"), other.message("en")) == ("该户没有在世的户主", "the household has no living head")
+
+
+def test_members_matching_two_households_but_for_zeros_point_from_both_and_are_filed_under_neither(tmp_path):
+    """1 is 01 and 001 but for zeros: both households point to the members, who may be either's;
+    their issues keep the id as typed (which household, and so which township, is not guessed)."""
+    county = zeros_county("01", 1)
+    county.households[3]["户编号"] = "001"  # in another township, its own members now orphans
+    path = county.write(tmp_path / "zeros.xlsx")
+    issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
+    sizes = {i.household_id: i.message("zh") for i in issues if i.code == "size_mismatch"}
+    assert sizes == {"01": "家庭人口数为 3, 成员表在世成员 0 人" + POINTER_ZH, "001": "家庭人口数为 3, 成员表在世成员 0 人" + POINTER_ZH}
+    lost = [(i.row, i.value, i.household_id) for i in issues if i.code == "household_id_zeros_lost"]
+    assert lost == [(excel_row(MB, n), "1", "1") for n in range(3)]
+
+
 def test_the_household_row_in_another_workbook_is_named_with_its_file(tmp_path):
     """A folder: the household sheet in one workbook, the members in another."""
     county = zeros_county(1, "000001")

@@ -8,9 +8,11 @@ entry. A DataIssue is one finding, positioned so that a clerk can fix the cell i
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar, Literal
 
+from exitcheck.i18n import join_list
 from exitcheck.idcard import mask
 
 Severity = Literal["error", "warning"]
@@ -232,11 +234,11 @@ class HouseholdIdZerosLost(IssueType):
     title = {"zh": "户编号的前导零丢失", "en": "Household ID lost its leading zeros"}
     description = {
         "zh": "成员的户编号不在户表中, 但忽略开头的0后与户表某行的户编号相同(000001 与 1): 其中一张表的户编号列存为数字, "
-              "Excel 去掉了开头的0。成员不会按猜测归入该户: 更正之前, 该户按没有这些成员核查(会显示无户主、人口数不符)。",
+              "Excel 去掉了开头的0。成员不会按猜测归入该户: 更正之前, 该户按没有这些成员核查(会显示无户主、人口数不符, 并指向这些成员)。",
         "en": "The member's household ID is not in the households sheet, but matches a household's once leading zeros are "
               "ignored (000001 and 1): one sheet's household ID column was stored as numbers, and Excel dropped the leading "
               "zeros. The member is not joined to that household on a guess: until it is corrected the household is audited "
-              "without these members (it shows no head and a size mismatch).",
+              "without these members (it shows no head and a size mismatch, which point to these members).",
     }
     fix = {
         "zh": "把消息中指明的户编号列设置为'文本'格式, 再按原件重新录入完整户编号(含开头的0), 或从原系统重新导入该表。",
@@ -250,6 +252,31 @@ class HouseholdIdZerosLost(IssueType):
               "(the member is not joined to it): {cause}; format that column as Text and type the IDs again with their "
               "leading zeros, or import the sheet again",
     }
+    #: What a household's own findings add (no_head, size_mismatch, a member rule it has no
+    #: living member for) when members have its ID but for leading zeros: those members are why,
+    #: so that nobody goes looking for a head or members who are on the sheet.
+    pointer = {
+        "zh": "({members}, 疑为户编号的前导零丢失所致, 见 household_id_zeros_lost)",
+        "en": " ({members}: most likely the household IDs lost their leading zeros; see household_id_zeros_lost)",
+    }
+    #: One member sheet's part of the pointer.
+    pointer_members = {
+        "zh": "{sheet}中有 {count} 名成员的户编号为{ids}",
+        "en": "{count} {noun} on {sheet} with household ID {ids}",
+    }
+
+    @classmethod
+    def pointer_to(cls, sheets: Iterable[tuple[dict[str, str], int, Sequence[str]]]) -> dict[str, str]:
+        """The pointer in both languages, from each member sheet's (name in both languages,
+        how many members have the household's ID but for zeros, those IDs as typed)."""
+        sheets = list(sheets)  # a whole column stored as numbers makes one for every household: plain formats
+        both = {}
+        for lang, quote in (("zh", "「{}」"), ("en", "'{}'")):
+            parts = [cls.pointer_members[lang].format(sheet=sheet[lang], count=count, noun="member" if count == 1 else "members",
+                                                      ids=join_list(map(quote.format, ids), lang))
+                     for sheet, count, ids in sheets]
+            both[lang] = cls.pointer[lang].format(members=join_list(parts, lang))
+        return both
 
 
 class NoHead(IssueType):
@@ -260,7 +287,8 @@ class NoHead(IssueType):
         "en": "The household has no living member whose relation is 户主 (head).",
     }
     fix = {"zh": "在成员表中标明户主。", "en": "Mark the head of household in the members sheet."}
-    template = {"zh": "该户没有在世的户主", "en": "the household has no living head"}
+    #: {zeros_lost}: HouseholdIdZerosLost.pointer when members have its ID but for zeros
+    template = {"zh": "该户没有在世的户主{zeros_lost}", "en": "the household has no living head{zeros_lost}"}
 
 
 class SizeMismatch(IssueType):
@@ -272,8 +300,8 @@ class SizeMismatch(IssueType):
     }
     fix = {"zh": "核实人口, 更正家庭人口数或成员表。", "en": "Check who lives there and correct the size or the members."}
     template = {
-        "zh": "家庭人口数为 {value}, 成员表在世成员 {expected} 人",
-        "en": "household size is {value} but the members sheet has {expected} living members",
+        "zh": "家庭人口数为 {value}, 成员表在世成员 {expected} 人{zeros_lost}",
+        "en": "household size is {value} but the members sheet has {expected} living members{zeros_lost}",
     }
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from exitcheck import idcard
 from exitcheck.fastpaths import kinds_of, member_of
 from exitcheck.i18n import join_list, listed
+from exitcheck.issues import HouseholdIdZerosLost
 from exitcheck.registers.model import ROW, SOURCE, Registers, SheetSource
 from exitcheck.registers.parse import IssueSink, Parsed
 from exitcheck.registers.schema import RegisterName
@@ -58,8 +59,8 @@ def run_checks(registers: Registers, parsed: Parsed, sink: IssueSink) -> None:
     members["living"] = living(members)
     check_duplicate_people(members, sink)
     check_duplicate_households(registers, households, sink)
-    check_orphans(registers, households, members, sink)
-    check_heads_and_sizes(registers, households, members, sink)
+    parsed.zeros_pointers = check_orphans(registers, households, members, sink)
+    check_heads_and_sizes(registers, households, members, sink, parsed.zeros_pointers)
     if "villages" in parsed.tables:
         check_villages(households, parsed.tables["villages"], sink)
     if "house_id" in registers.present_fields("households"):
@@ -114,6 +115,18 @@ def _per_row(mask: pd.Series, make: Callable[[Any], dict[str, object]]) -> pd.Se
     """Message params for the flagged rows only (few), keyed by their index."""
     flagged = mask.index[mask.to_numpy()]
     return pd.Series([make(i) for i in flagged], index=flagged, dtype=object)
+
+
+def _row_params(mask: pd.Series, **columns: pd.Series) -> pd.Series:
+    """Message params for the flagged rows only, each from its column's value on the row; a
+    value that is missing (not a number or a dict) is left out: its placeholder renders empty."""
+    flagged = mask.index[mask.to_numpy()]
+    if not columns:
+        return pd.Series([{} for _ in flagged], index=flagged, dtype=object)
+    names = list(columns)
+    rows = zip(*(column[mask].tolist() for column in columns.values()), strict=True)
+    params = [{name: value for name, value in zip(names, row, strict=True) if isinstance(value, (int, dict))} for row in rows]
+    return pd.Series(params, index=flagged, dtype=object)
 
 
 def _others(keys: pd.Series, owners: pd.Series, mask: pd.Series) -> pd.Series:
@@ -182,16 +195,20 @@ def row_on(sheet: dict[str, str], row: int) -> dict[str, str]:
     return {"zh": f"{sheet['zh']}第 {row} 行", "en": f"{sheet['en']} row {row}"}
 
 
-def check_orphans(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
+def check_orphans(registers: Registers, households: pd.DataFrame, members: pd.DataFrame,
+                  sink: IssueSink) -> dict[str, dict[str, str]]:
     """A member whose household id is on no household row. When the id is a household's once
     leading zeros are ignored (000001 and 1), Excel dropped them from a column stored as numbers:
-    that is said (household_id_zeros_lost), and the member is still joined to no household."""
+    that is said (household_id_zeros_lost), and the member is still joined to no household.
+    Returns the pointer to those members that each such household's own findings carry, by
+    household id."""
     ids = members["household_id"]
     orphan = ids.notna().fillna(False).astype(bool) & ~member_of(ids, households["household_id"])
-    zeros = _zeros_lost(registers, households, members, orphan) if orphan.any() else pd.Series(dtype=object)
-    lost = pd.Series(members.index.isin(zeros.index), index=members.index)
+    zeros = _zeros_lost(registers, households, members, orphan) if orphan.any() else ZerosLost.none()
+    lost = pd.Series(members.index.isin(zeros.params.index), index=members.index)
     sink.add("members", members, orphan & ~lost, "orphan_member", "household_id", values=ids, household=ids)
-    sink.add("members", members, lost, "household_id_zeros_lost", "household_id", values=ids, household=ids, params=zeros)
+    sink.add("members", members, lost, "household_id_zeros_lost", "household_id", values=ids, household=ids, params=zeros.params)
+    return zeros.pointers
 
 
 def without_leading_zeros(ids: pd.Series) -> pd.Series:
@@ -208,10 +225,22 @@ def typed_as_number(cells: pd.Series) -> np.ndarray:
     return kinds_of(cells.to_numpy(dtype=object), is_number).astype(bool)
 
 
-def _zeros_lost(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, orphan: pd.Series) -> pd.Series:
-    """The params of household_id_zeros_lost for each orphan member (by row) whose household id
-    is a household's once leading zeros are ignored on both sides. A whole column stored as
-    numbers orphans every member, so the matching is column-wise and a message is made once per
+class ZerosLost(NamedTuple):
+    """What the zeros-lost match found: per member (by row) the params of its issue; per
+    matched household id, the pointer its findings carry."""
+
+    params: pd.Series
+    pointers: dict[str, dict[str, str]]
+
+    @classmethod
+    def none(cls) -> ZerosLost:
+        return cls(pd.Series(dtype=object), {})
+
+
+def _zeros_lost(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, orphan: pd.Series) -> ZerosLost:
+    """household_id_zeros_lost for each orphan member (by row) whose household id is a
+    household's once leading zeros are ignored on both sides. A whole column stored as numbers
+    orphans every member, so the matching is column-wise and a message is made once per
     distinct (id, sheet, number cell or not) of the members, not once per member."""
     keys = without_leading_zeros(members.loc[orphan, "household_id"]).dropna()
     # stripped first, the digits checked on the few households that match (a regex over every
@@ -221,7 +250,7 @@ def _zeros_lost(registers: Registers, households: pd.DataFrame, members: pd.Data
     near = house_keys[member_of(house_keys, keys)]  # the households that lost or kept the zeros
     keys = keys[member_of(keys, near)]
     if keys.empty:
-        return pd.Series(dtype=object)
+        return ZerosLost.none()
     cells = households.loc[near.index]
     numbers = typed_as_number(registers.raw["households"].loc[near.index, "household_id"])
     houses: dict[str, list[_IdCell]] = {}
@@ -241,7 +270,28 @@ def _zeros_lost(registers: Registers, households: pd.DataFrame, members: pd.Data
         for key, member_id, src, number in zip(*(distinct[name].tolist() for name in ("key", "id", "src", "number")), strict=True)
     ])
     by_member = found.reset_index(names="member").merge(distinct.drop(columns="key"), on=["id", "src", "number"], how="left")
-    return pd.Series(by_member["params"].to_numpy(), index=by_member["member"].to_numpy(), dtype=object)
+    params = pd.Series(by_member["params"].to_numpy(), index=by_member["member"].to_numpy(), dtype=object)
+    return ZerosLost(params, _pointers(found, houses, messages))
+
+
+def _pointers(found: pd.DataFrame, houses: dict[str, list[_IdCell]], messages: _ZerosMessages) -> dict[str, dict[str, str]]:
+    """Per matched household id, HouseholdIdZerosLost's pointer: on which member sheets how
+    many members have its id but for zeros, and those ids as typed. Counted column-wise; a
+    pointer is made once per key (most often one household), its sheets named as seen from the
+    household's first row."""
+    counts = found.groupby(["key", "src", "id"], sort=True).size()
+    sheets: dict[str, dict[int, list[tuple[str, int]]]] = {}
+    for (key, src, member_id), count in counts.items():
+        sheets.setdefault(key, {}).setdefault(int(src), []).append((str(member_id), int(count)))
+    pointers = {}
+    for key, cells in houses.items():
+        seen_from = cells[0].src
+        pointer = HouseholdIdZerosLost.pointer_to(
+            (messages.sheet(src, seen_from), sum(n for _, n in typed), [member_id for member_id, _ in typed])
+            for src, typed in sheets[key].items())
+        for cell in cells:
+            pointers.setdefault(str(cell.id), pointer)
+    return pointers
 
 
 #: Why a column's ids lost their leading zeros, by whether its cells are numbers (certain) or
@@ -316,20 +366,26 @@ def living_counts(households: pd.DataFrame, members: pd.DataFrame) -> pd.Series:
     return households["household_id"].map(counts).fillna(0).astype(int)
 
 
-def check_heads_and_sizes(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink) -> None:
+def check_heads_and_sizes(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, sink: IssueSink,
+                          zeros_pointers: dict[str, dict[str, str]]) -> None:
+    """no_head and size_mismatch; a household whose members lost its id's leading zeros says so
+    (`zeros_pointers`, from check_orphans), since they are why."""
     first = first_rows(households) & households["household_id"].notna()
     ids = households["household_id"]
+    # mapped from objects: from arrow strings the dicts would become an arrow struct column,
+    # whose tolist costs a hundred times more
+    pointers = {"zeros_lost": ids.astype(object).map(zeros_pointers)} if zeros_pointers else {}
     if "relation" in registers.present_fields("members"):
         heads = members.loc[members["living"] & members["relation"].eq(HEAD).fillna(False), "household_id"]
-        no_head = first & ~member_of(ids, heads)
-        sink.add("households", households, no_head.astype(bool), "no_head", "household_id", values=ids, household=ids)
+        no_head = (first & ~member_of(ids, heads)).astype(bool)
+        sink.add("households", households, no_head, "no_head", "household_id", values=ids, household=ids,
+                 params=_row_params(no_head, **pointers))
     count = living_counts(households, members)
     households["living_members"] = count
     size = households["household_size"]
     mismatch = (first & size.notna() & (size != count)).fillna(False).astype(bool)
-    expected = _per_row(mismatch, lambda i: {"expected": int(count[i])})
     sink.add("households", households, mismatch, "size_mismatch", "household_size", values=size,
-             household=ids, params=expected)
+             household=ids, params=_row_params(mismatch, expected=count, **pointers))
 
 
 def check_villages(households: pd.DataFrame, villages: pd.DataFrame, sink: IssueSink) -> None:

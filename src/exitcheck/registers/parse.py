@@ -31,6 +31,9 @@ class Parsed:
     blanks: dict[tuple[str, str], object] = field(default_factory=dict)
     #: (register, field) -> idcard.analyse of an ID number column, for the ID checks
     id_analyses: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    #: household id -> HouseholdIdZerosLost's pointer {"zh", "en"}, for a household whose
+    #: members have its id but for leading zeros (the checks fill it; reasons quote it)
+    zeros_pointers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def table(self, register: RegisterName) -> pd.DataFrame | None:
         return self.tables.get(register)
