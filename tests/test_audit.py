@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 
 import exitcheck
-from builders import AS_OF, base_county, make_id, member
+from builders import AS_OF, base_county, excel_row, make_id, member
 from exitcheck.auditing import audit
 from exitcheck.rules.model import load_ruleset
 
@@ -311,6 +311,38 @@ def test_every_data_issue_reaches_a_township_book_or_the_county_sheet_of_issues_
     assert facts[label] == 1
     assert all(apart not in book.sheetnames for book in books.values())
 
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_members_whose_household_id_lost_its_zeros_are_on_that_households_township_book(tmp_path, run_cli, lang):
+    """The member sheet's 户编号 stored as numbers: 1 for 越城镇's household 000001. The members'
+    household_id_zeros_lost issues sat on the county's sheet of issues of no township, while the
+    household's no_head and size_mismatch went to 越城镇: they are now beside them, the 户编号
+    as typed still their value."""
+    import openpyxl
+
+    county = base_county()
+    county.households[0]["户编号"] = "000001"
+    for row in county.members[:3]:
+        row["户编号"] = 1
+    path = county.write(tmp_path / "g.xlsx")
+    out = tmp_path / "out"
+    run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), "--split-by", "township", "--lang", lang)
+    en = lang == "en"
+    issues_sheet, apart = ("Data issues", "Issues of no township") if en else ("数据问题", "不属任何乡镇的数据问题")
+    sheet = openpyxl.load_workbook(out / "townships" / "越城镇.xlsx")[issues_sheet]
+    columns = [c.value for c in sheet[1]]
+    value, household = columns.index("Value" if en else "原值"), columns.index("Household" if en else "户编号")
+    rows = [(row[0], row[4], row[5], row[value], row[household]) for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert sorted(rows) == sorted([
+        *[("household_id_zeros_lost", "成员表", excel_row("成员表", n), "1", "000001") for n in range(3)],
+        ("no_head", "户表", excel_row("户表", 0), "000001", "000001"),
+        ("size_mismatch", "户表", excel_row("户表", 0), "3", "000001"),
+    ])
+    whole = openpyxl.load_workbook(out / "gaps.xlsx")
+    assert apart not in whole.sheetnames  # nothing is left of no township
+    other = openpyxl.load_workbook(out / "townships" / "中所镇.xlsx")[issues_sheet]
+    assert not any(row[0] == "household_id_zeros_lost" for row in other.iter_rows(min_row=2, values_only=True))
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

@@ -60,7 +60,7 @@ def test_every_planted_problem_is_found_where_it_is(tmp_path):
         ("duplicate_person", MB, excel_row(MB, 0), hid[0]),
         ("duplicate_person", MB, excel_row(MB, 7), hid[2]),
         ("orphan_member", MB, excel_row(MB, 18), "513434009999"),
-        ("household_id_zeros_lost", MB, excel_row(MB, 19), "0513434000006"),
+        ("household_id_zeros_lost", MB, excel_row(MB, 19), hid[5]),  # filed under the household it matches
         ("no_head", HH, excel_row(HH, 3), hid[3]),
         ("size_mismatch", HH, excel_row(HH, 4), hid[4]),
         ("unknown_village", HH, excel_row(HH, 5), hid[5]),
@@ -393,13 +393,14 @@ def zeros_county(household_cell, member_cell):
 def test_members_of_a_household_whose_id_lost_its_leading_zeros_are_told_why(tmp_path, household_cell, cause_zh, cause_en):
     """000001 on the member sheet, 1 on the household sheet (Excel drops the zeros of a number
     cell): every member was an orphan of a household 'not in the households sheet', with no
-    word of why. The cause and the household row are named; the members stay unjoined."""
+    word of why. The cause and the household row are named; the members stay unjoined, their
+    issues filed under the household they match (so under its township), the id as typed kept."""
     path = zeros_county(household_cell, "000001").write(tmp_path / "zeros.xlsx")
     parsed = exitcheck.prepare(exitcheck.load([path]), AS_OF)
     issues = [i for i in parsed.issues if i.code in ID_CODES]
-    assert [(i.code, i.sheet, i.row, i.column, i.household_id) for i in issues] == [
-        ("household_id_zeros_lost", MB, excel_row(MB, n), "A", "000001") for n in range(3)]
     shown = str(household_cell)
+    assert [(i.code, i.sheet, i.row, i.column, i.value, i.household_id) for i in issues] == [
+        ("household_id_zeros_lost", MB, excel_row(MB, n), "A", "000001", shown) for n in range(3)]
     assert issues[0].message("zh") == (
         f"户编号「000001」不在户表中, 但忽略前导零后与工作表「户表」第 {excel_row(HH, 0)} 行的户编号「{shown}」相同(成员未归入该户): "
         f"{cause_zh}; 请把该列设置为文本格式, 按原件重新录入户编号(含前导零), 或重新导入该表")

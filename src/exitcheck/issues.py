@@ -234,11 +234,13 @@ class HouseholdIdZerosLost(IssueType):
     title = {"zh": "户编号的前导零丢失", "en": "Household ID lost its leading zeros"}
     description = {
         "zh": "成员的户编号不在户表中, 但忽略开头的0后与户表某行的户编号相同(000001 与 1): 其中一张表的户编号列存为数字, "
-              "Excel 去掉了开头的0。成员不会按猜测归入该户: 更正之前, 该户按没有这些成员核查(会显示无户主、人口数不符, 并指向这些成员)。",
+              "Excel 去掉了开头的0。成员不会按猜测归入该户: 更正之前, 该户按没有这些成员核查(会显示无户主、人口数不符, 并指向这些成员)。"
+              "只与一户相同时, 该问题记在该户下, 随该户列入其乡镇的清单。",
         "en": "The member's household ID is not in the households sheet, but matches a household's once leading zeros are "
               "ignored (000001 and 1): one sheet's household ID column was stored as numbers, and Excel dropped the leading "
               "zeros. The member is not joined to that household on a guess: until it is corrected the household is audited "
-              "without these members (it shows no head and a size mismatch, which point to these members).",
+              "without these members (it shows no head and a size mismatch, which point to these members)."
+              " When it matches one household, the finding is filed under that household, and so goes to its township's list.",
     }
     fix = {
         "zh": "把消息中指明的户编号列设置为'文本'格式, 再按原件重新录入完整户编号(含开头的0), 或从原系统重新导入该表。",

@@ -199,15 +199,16 @@ def check_orphans(registers: Registers, households: pd.DataFrame, members: pd.Da
                   sink: IssueSink) -> dict[str, dict[str, str]]:
     """A member whose household id is on no household row. When the id is a household's once
     leading zeros are ignored (000001 and 1), Excel dropped them from a column stored as numbers:
-    that is said (household_id_zeros_lost), and the member is still joined to no household.
-    Returns the pointer to those members that each such household's own findings carry, by
-    household id."""
+    that is said (household_id_zeros_lost), filed under that household (so under its township),
+    and the member is still joined to no household. Returns the pointer to those members that
+    each such household's own findings carry, by household id."""
     ids = members["household_id"]
     orphan = ids.notna().fillna(False).astype(bool) & ~member_of(ids, households["household_id"])
     zeros = _zeros_lost(registers, households, members, orphan) if orphan.any() else ZerosLost.none()
     lost = pd.Series(members.index.isin(zeros.params.index), index=members.index)
     sink.add("members", members, orphan & ~lost, "orphan_member", "household_id", values=ids, household=ids)
-    sink.add("members", members, lost, "household_id_zeros_lost", "household_id", values=ids, household=ids, params=zeros.params)
+    sink.add("members", members, lost, "household_id_zeros_lost", "household_id", values=ids,
+             household=zeros.filed_under, params=zeros.params)
     return zeros.pointers
 
 
@@ -226,15 +227,16 @@ def typed_as_number(cells: pd.Series) -> np.ndarray:
 
 
 class ZerosLost(NamedTuple):
-    """What the zeros-lost match found: per member (by row) the params of its issue; per
-    matched household id, the pointer its findings carry."""
+    """What the zeros-lost match found: per member (by row) the params of its issue and the
+    household it is filed under; per matched household id, the pointer its findings carry."""
 
     params: pd.Series
+    filed_under: pd.Series
     pointers: dict[str, dict[str, str]]
 
     @classmethod
     def none(cls) -> ZerosLost:
-        return cls(pd.Series(dtype=object), {})
+        return cls(pd.Series(dtype=object), pd.Series(dtype=object), {})
 
 
 def _zeros_lost(registers: Registers, households: pd.DataFrame, members: pd.DataFrame, orphan: pd.Series) -> ZerosLost:
@@ -271,7 +273,19 @@ def _zeros_lost(registers: Registers, households: pd.DataFrame, members: pd.Data
     ])
     by_member = found.reset_index(names="member").merge(distinct.drop(columns="key"), on=["id", "src", "number"], how="left")
     params = pd.Series(by_member["params"].to_numpy(), index=by_member["member"].to_numpy(), dtype=object)
-    return ZerosLost(params, _pointers(found, houses, messages))
+    return ZerosLost(params, _filed_under(found, near, cells["household_id"]), _pointers(found, houses, messages))
+
+
+def _filed_under(found: pd.DataFrame, near: pd.Series, house_ids: pd.Series) -> pd.Series:
+    """The household each zeros-lost member's issue is filed under: the one household id its
+    own matches (`near`: the matched households' keys, `house_ids` their ids), so that the
+    issue reaches that household's township beside the household's own findings; the id as
+    typed when it matches several (which of them is not guessed)."""
+    matched = pd.DataFrame({"key": near, "id": house_ids}).drop_duplicates()
+    single = matched.drop_duplicates("key", keep=False)
+    owner = pd.Series(single["id"].to_numpy(), index=single["key"].to_numpy(), dtype=object)
+    filed = found["key"].map(owner).astype(object)
+    return filed.where(filed.notna(), found["id"].astype(object))  # objects: no NaN turns an id into a float
 
 
 def _pointers(found: pd.DataFrame, houses: dict[str, list[_IdCell]], messages: _ZerosMessages) -> dict[str, dict[str, str]]:
