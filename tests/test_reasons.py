@@ -136,6 +136,31 @@ def test_an_unknown_risk_names_the_indicator_it_waits_for(tmp_path: Path):
     assert risk.status == "unknown" and risk.message == "待核实: 安全饮水(安全饮水为空)"
 
 
+def test_a_household_without_members_for_lost_zeros_says_so_in_its_reasons(tmp_path: Path):
+    """Household 000001's members have 1 (the member sheet's 户编号 stored as numbers): the
+    audit sees no living member, and its member rules said only 该户没有在世成员, sending the
+    cadre after members who are on the sheet. They now point to them; its register errors
+    count the members' issues, filed under it. A household really without a living member is
+    told nothing more."""
+    county = base_county()
+    county.households[0]["户编号"] = "000001"
+    for row in county.members[:3]:
+        row["户编号"] = 1
+    for row in county.members[9:12]:  # household 4 really has no living member
+        row["人员状态"] = "死亡"
+    registers = exitcheck.load([county.write(tmp_path / "r.xlsx")])
+    zh = {g.rule: g.message for g in audit(registers, as_of=AS_OF).gaps if g.household_id == "000001"}
+    pointer = "(工作表「成员表」中有 3 名成员的户编号为「1」, 疑为户编号的前导零丢失所致, 见 household_id_zeros_lost)"
+    assert zh["medical"] == zh["education"] == "待核实: 该户没有在世成员" + pointer
+    assert zh["risk_wrong_exit"] == f"待核实: 教育保障(该户没有在世成员{pointer})、医疗保障(该户没有在世成员{pointer})"
+    assert zh["info_accuracy"] == "登记信息有5处错误: 户编号的前导零丢失(3处)、无户主、家庭人口数与成员数不符, 见「数据问题」表"
+    en = {g.rule: g.message for g in audit(registers, as_of=AS_OF, lang="en").gaps if g.household_id == "000001"}
+    assert en["medical"] == ("unknown: no living member (3 members on sheet '成员表' with household ID '1': "
+                             "most likely the household IDs lost their leading zeros; see household_id_zeros_lost)")
+    (other,) = [g.message for g in audit(registers, as_of=AS_OF).gaps if g.household_id == H[3] and g.rule == "medical"]
+    assert other == "待核实: 该户没有在世成员"
+
+
 def test_household_list_names_the_departments_and_the_group(written):
     _, _, zh_book = written["zh"]
     assert cell(zh_book, "户清单", H[2], "责任部门") == "卫健局"

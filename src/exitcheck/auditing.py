@@ -153,7 +153,7 @@ def audit(
     parsed = prepare(registers, as_of)
     frames = build_frames(parsed)
     evaluation = engine.evaluate(ruleset, frames, registers)
-    gaps = collect_gaps(ruleset, frames, evaluation, lang, Findings.of(registers, parsed.issues))
+    gaps = collect_gaps(ruleset, frames, evaluation, lang, Findings.of(registers, parsed.issues, parsed.zeros_pointers))
     digests = [{"path": path, "sha256": digest(path)} for path in registers.inputs if Path(path).is_file()]
     return AuditResult(as_of, ruleset, registers, parsed, frames, evaluation, gaps, lang, digests)
 
@@ -243,7 +243,7 @@ class Reasons:
         """Why a member rule cannot be told for a household: the unknown members named, each
         with its missing inputs."""
         if not members:
-            return ["该户没有在世成员" if self.lang != "en" else "no living member"]
+            return [self.findings.no_living_member(_text(data.get("household_id")), self.lang)]
         told = [(m.entry, m.missing) for m in members if m.entry["status"] == UNKNOWN and m.missing]
         if not told:  # the household's own inputs (who the rule applies to) are missing
             return self.missing_inputs(data, inputs, labels)

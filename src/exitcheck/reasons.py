@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from exitcheck.i18n import join_list, pick
@@ -38,9 +38,12 @@ class Findings:
     sources: Sequence[tuple[str, str]]  # per SOURCE index: (file, sheet)
     unreadable: dict[CellKey, str]
     errors: dict[str, list[DataIssue]]
+    #: household id -> the pointer to its members whose household id lost its leading zeros
+    zeros_pointers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, registers: Registers, issues: Iterable[DataIssue]) -> Findings:
+    def of(cls, registers: Registers, issues: Iterable[DataIssue],
+           zeros_pointers: dict[str, dict[str, str]] | None = None) -> Findings:
         unreadable: dict[CellKey, str] = {}
         errors: dict[str, list[DataIssue]] = {}
         for issue in issues:
@@ -48,7 +51,7 @@ class Findings:
                 unreadable[(issue.file or "", issue.sheet or "", issue.row, issue.field)] = issue.value
             if issue.severity == "error" and issue.household_id:
                 errors.setdefault(issue.household_id, []).append(issue)
-        return cls([(s.file, s.sheet) for s in registers.sources], unreadable, errors)
+        return cls([(s.file, s.sheet) for s in registers.sources], unreadable, errors, zeros_pointers or {})
 
     def unreadable_value(self, row: dict[str, Any], field: str) -> str | None:
         """The value as typed of `field` in the register row `row` came from, when it could not
@@ -58,6 +61,12 @@ class Findings:
             return None
         file, sheet = self.sources[int(source)]
         return self.unreadable.get((file, sheet, int(excel_row), field))
+
+    def no_living_member(self, household_id: str | None, lang: str) -> str:
+        """Why a member rule cannot be told for a household with no living member; when members
+        have its id but for leading zeros, the pointer to them (they are why)."""
+        pointer = self.zeros_pointers.get(household_id or "")
+        return pick(lang, "该户没有在世成员", "no living member") + (pick(lang, pointer["zh"], pointer["en"]) if pointer else "")
 
     def error_list(self, household_id: str | None, lang: str) -> str:
         """The household's register errors by title, e.g. 性别与身份证号不符、户编号重复(2处)."""
