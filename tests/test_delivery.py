@@ -253,8 +253,8 @@ def outbox(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "outbox" / "civil-affairs").iterdir()) if (root / "outbox").exists() else []
 
 
-def ledger(run_cli, root: Path) -> dict:
-    done = run_cli("deliveries", "--json", cwd=root)
+def ledger(run_cli, root: Path, *args: str) -> dict:
+    done = run_cli("deliveries", "--json", *args, cwd=root)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -339,7 +339,7 @@ def test_a_server_down_fails_alone_and_the_next_run_delivers_the_missed_list_onc
         root = make_workspace(tmp_path, http_port=port, smtp_port=smtp_port, certificate=certificate)
         down = push(run_cli, root)
     assert down.returncode == 5
-    assert "agriculture-rural" in down.stderr and "cannot connect" in down.stderr
+    assert "agriculture-rural" in down.stderr and "无法连接" in down.stderr
     assert len(outbox(root)) == 2 and len(mailbox.messages) == 1  # the others went out
     server = HttpServer(inbox, port)  # the server is back
     try:
@@ -408,7 +408,7 @@ def test_an_id_number_in_the_receivers_answer_is_masked_wherever_it_is_shown_or_
     done = run_cli("bands", "--push-to", "agriculture-rural", "--lang", "en", cwd=workspace, env={**ENV, "COLUMNS": "300"})
     assert done.returncode == 0, done.stdout + done.stderr
     table = run_cli("deliveries", "--lang", "en", cwd=workspace, env={"COLUMNS": "300"})
-    document = ledger(run_cli, workspace)
+    document = ledger(run_cli, workspace, "--lang", "en")
     assert [(a["outcome"], a["receipt"], a["error"]) for a in document["attempts"]] == [
         ("delivered", "HTTP 201 id=513434********1633", None),
         ("failed", None, f"HTTP 400 from http://127.0.0.1:{http_port}/inbox: "
@@ -422,19 +422,76 @@ def test_an_id_number_in_the_receivers_answer_is_masked_wherever_it_is_shown_or_
 
 def test_the_ledger_masks_id_numbers_it_is_given_and_those_an_older_version_stored(tmp_path):
     from exitcheck.delivery.ledger import FAILED, open_ledger
+    from exitcheck.i18n import Bilingual
 
     quoted = "513434197205221633"
     with open_ledger(tmp_path) as book:
         book.claim(attempt_id="a1", run_id=None, department="d", transport="http", target="t", digest="0" * 64, rows=1, as_of=None)
-        book.finish("a1", FAILED, error=f"HTTP 400: {quoted} refused", receipt=f"id={quoted}")
+        book.finish("a1", FAILED, error=Bilingual(f"拒收 {quoted}", f"HTTP 400: {quoted} refused"), receipt=f"id={quoted}")
         with contextlib.closing(sqlite3.connect(tmp_path / "deliveries.sqlite")) as older, older:  # as an older version wrote it
             older.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at,"
                           " outcome, error) VALUES ('old', 'd', 'http', 't', '', 1, '2020-01-01T00:00:00+00:00', 'failed', ?)",
                           (f"HTTP 400: {quoted} refused",))
         attempts = book.attempts()
-    assert [(a.error, a.receipt) for a in attempts] == [("HTTP 400: 513434********1633 refused", None),
-                                                       ("HTTP 400: 513434********1633 refused", "id=513434********1633")]
+    assert [(a.error, a.receipt) for a in attempts] == [
+        (Bilingual.same("HTTP 400: 513434********1633 refused"), None),
+        (Bilingual("拒收 513434********1633", "HTTP 400: 513434********1633 refused"), "id=513434********1633")]
     assert (tmp_path / "deliveries.sqlite").read_bytes().count(quoted.encode()) == 1  # the older row's, as it was
+
+
+#: What the two failures of the test below are called in each language, as the push says them
+#: and as `exitcheck deliveries` lists them later.
+FAILURE_WORDS = {"zh": ("返回 HTTP 500", "服务器拒绝登录(535)"), "en": ("HTTP 500 from", "login refused (535)")}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_failed_delivery_is_told_in_the_language_asked_then_and_later(workspace, run_cli, inbox, http_port, lang):
+    """The push speaks its --lang (Chinese by default); the ledger keeps both languages, so that
+    `exitcheck deliveries` lists the failure in the language it is asked for, whichever the push
+    spoke. The receiver's own words would be quoted as they are."""
+    inbox.answers = [500, 500]  # both tries of agriculture's list
+    wrong = {**ENV, "EXITCHECK_SMTP_PASSWORD": "wrong-" + PASSWORD, "COLUMNS": "400"}
+    done = push(run_cli, workspace, *(["--lang", "en"] if lang == "en" else []), env=wrong)
+    assert done.returncode == 5, done.stdout + done.stderr
+    other = "en" if lang == "zh" else "zh"
+    for words in FAILURE_WORDS[lang]:
+        assert words in done.stdout and words in done.stderr, (words, done.stdout + done.stderr)
+    assert not [words for words in FAILURE_WORDS[other] if words in done.stdout + done.stderr]
+    target = f"http://127.0.0.1:{http_port}/inbox"
+    for asked in ("zh", "en"):
+        errors = {a["department"]: a["error"] for a in ledger(run_cli, workspace, "--lang", asked)["attempts"] if a["error"]}
+        http_error, mail_error = FAILURE_WORDS[asked]
+        assert errors["agriculture-rural"] == (f"{target} 返回 HTTP 500" if asked == "zh" else f"HTTP 500 from {target}")
+        assert errors["human-resources"].endswith(f": {mail_error}") and len(errors) == 2
+        table = run_cli("deliveries", "--lang", asked, cwd=workspace, env={"COLUMNS": "400"})
+        assert http_error in table.stdout and mail_error in table.stdout, table.stdout
+        assert not [words for words in FAILURE_WORDS["en" if asked == "zh" else "zh"] if words in table.stdout]
+    assert_no_secret_leaked(workspace)
+
+
+def test_a_ledger_from_before_bilingual_errors_gains_them_and_shows_its_old_texts_as_they_are(workspace, run_cli, inbox, http_port):
+    """Its rows hold one text each, in whatever language the older version wrote: shown as it
+    is in both languages; the failures recorded from now on are in both."""
+    path = workspace / ".exitcheck" / "deliveries.sqlite"
+    path.parent.mkdir()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.executescript(OLD_LEDGER)
+        for attempt_id, error in (("old-1", "HTTP 502 from the old server"), ("old-2", "环境变量 EXITCHECK_TOKEN_AGRI 未设置")):
+            db.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at, outcome,"
+                       " error) VALUES (?, 'agriculture-rural', 'http', 'http://old', '', 4, '2020-06-01T02:00:00+00:00',"
+                       " 'failed', ?)", (attempt_id, error))
+    inbox.answers = [500, 500]
+    done = run_cli("bands", "--push-to", "agriculture-rural", cwd=workspace, env=ENV)
+    assert done.returncode == 5, done.stdout + done.stderr
+    target = f"http://127.0.0.1:{http_port}/inbox"
+    old = ["环境变量 EXITCHECK_TOKEN_AGRI 未设置", "HTTP 502 from the old server"]
+    assert [a["error"] for a in ledger(run_cli, workspace)["attempts"]] == [f"{target} 返回 HTTP 500", *old]
+    assert [a["error"] for a in ledger(run_cli, workspace, "--lang", "en")["attempts"]] == [f"HTTP 500 from {target}", *old]
+    for asked in ("zh", "en"):
+        table = run_cli("deliveries", "--lang", asked, cwd=workspace, env={"COLUMNS": "400"})
+        assert table.returncode == 0 and all(text in table.stdout for text in old), table.stdout + table.stderr
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert "error_en" in [row[1] for row in db.execute("PRAGMA table_info(attempts)")]
 
 
 def test_server_errors_are_retried_under_the_same_key(workspace, run_cli, inbox):
@@ -688,7 +745,9 @@ def test_a_claim_held_by_a_live_process_is_skipped_and_one_left_by_a_killed_proc
     assert inbox.requests[0]["headers"]["Idempotency-Key"] == inbox.requests[1]["headers"]["Idempotency-Key"]
     attempts = [(a["outcome"], a["error"]) for a in ledger(run_cli, workspace)["attempts"]]
     assert attempts[0] == ("delivered", None) and attempts[1][0] == "failed" and len(attempts) == 2
-    assert attempts[1][1].startswith(f"interrupted: pid {victim.pid} on ")
+    # Told in the language `deliveries` is asked for, whichever the push that found it spoke.
+    assert attempts[1][1].startswith("已中断: ") and f"上的进程 {victim.pid} 于 " in attempts[1][1]
+    assert ledger(run_cli, workspace, "--lang", "en")["attempts"][1]["error"].startswith(f"interrupted: pid {victim.pid} on ")
     once = run_cli("bands", "--push-to", "agriculture-rural", cwd=workspace, env=ENV)
     assert once.returncode == 0 and len(inbox.requests) == 2
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from builders import County, base_county
+from ports import port_down
 
 IDS = [f"51343400{n:04d}" for n in range(1, 7)]  # the household ids of base_county()
 
@@ -387,6 +388,38 @@ def test_a_killed_run_does_not_block_the_next(slow_workspace, run_cli, sig):
     assert diff["from"] == runs[1]["id"] and len(diff["open"]) == 4
     refused = run_cli("diff", killed, cwd=folder)
     assert refused.returncode == 2 and killed in refused.stderr
+    # The killed run's delivery is recorded as interrupted, in the language it is listed in:
+    # by the next run that finds its claim (SIGKILL), or by the run itself (Ctrl-C).
+    told = {"zh": ("已中断: ", f"上的进程 {victim.pid} 于 "), "en": (f"interrupted: pid {victim.pid} on ",)}
+    if sig == signal.SIGINT:
+        told = {"zh": ("在得知结果之前被中断",), "en": ("interrupted before the outcome was known",)}
+    for lang, words in told.items():
+        listed = run_cli("deliveries", "--json", "--lang", lang, cwd=folder)
+        (error,) = [a["error"] for a in json.loads(listed.stdout)["attempts"] if a["outcome"] == "failed"]
+        assert all(word in error for word in words), (lang, error)
+
+
+def test_a_failed_delivery_is_told_in_the_language_of_the_run_and_logged_in_english(workspace, run_cli):
+    """The run's step line speaks its --lang (Chinese by default), its log English, as every
+    other line of both does."""
+    write_county(workspace, broken(0, 1))
+    with port_down() as port:  # the department's server is down all night
+        (workspace / "exitcheck.yaml").write_text(CONFIG.replace("townships:", f"""  agriculture:
+    bands: [below_4200]
+    deliver: {{type: http, url: "http://127.0.0.1:{port}/inbox", retries: 1, timeout: 5}}
+townships:"""), encoding="utf-8")
+        runs = {lang: run_cli("run", "--as-of", day, "--lang", lang, cwd=workspace)
+                for lang, day in (("zh", "2020-06-01"), ("en", "2020-06-02"))}
+    said = {"zh": f"agriculture: 无法连接 http://127.0.0.1:{port}/inbox(ConnectError)",
+            "en": f"agriculture: cannot connect to http://127.0.0.1:{port}/inbox (ConnectError)"}
+    for lang, done in runs.items():
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert said[lang] in done.stdout and said[lang] in done.stderr, done.stdout + done.stderr
+        assert said["en" if lang == "zh" else "zh"].split(": ", 1)[1] not in done.stdout + done.stderr
+    for run_id in run_ids(workspace):
+        log = (workspace / "state" / "logs" / f"{run_id}.jsonl").read_text(encoding="utf-8").splitlines()
+        (step,) = [e for e in map(json.loads, log) if e.get("step") == "departments"]
+        assert [o["error"] for o in step["outcomes"] if o["recipient"] == "agriculture"] == [said["en"].split(": ", 1)[1]]
 
 
 def test_a_run_that_fails_half_way_leaves_history_and_earlier_outputs_intact(workspace, run_cli):

@@ -209,17 +209,18 @@ def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *,
         result_text = outcome_label(outcome.outcome, ui.lang)
         if outcome.would:
             result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else outcome_label("unchanged", ui.lang))
-        detail = outcome.error if outcome.failed else (outcome.receipt or outcome.error or "")
-        table.add_row(f"{outcome.department} {outcome.name}".strip(), outcome.target, str(outcome.rows), result_text, detail or "")
+        detail = outcome.reason(ui.lang) if outcome.failed else (outcome.receipt or outcome.reason(ui.lang))
+        table.add_row(f"{outcome.department} {outcome.name}".strip(), outcome.target, str(outcome.rows), result_text, detail)
     for column in table.columns:
         column.justify = "left"
     if not ui.quiet:
         console.print(table)
     for outcome in outcomes:
+        reason = outcome.reason(ui.lang)
         if outcome.failed:
-            ui.error(ui.t(f"{outcome.department}: 投递失败: {outcome.error}", f"{outcome.department}: delivery failed: {outcome.error}"))
-        elif outcome.error:  # a dry run that would fail
-            ui.note(f"{outcome.department}: {outcome.error}")
+            ui.error(ui.t(f"{outcome.department}: 投递失败: {reason}", f"{outcome.department}: delivery failed: {reason}"))
+        elif reason:  # a dry run that would fail
+            ui.note(f"{outcome.department}: {reason}")
     _warn_failing(ui, failing_departments(settings), only=set(chosen))
     return int(ExitCode.DELIVERY) if any(o.failed for o in outcomes) else 0
 
@@ -260,7 +261,7 @@ def deliveries(
     if json_out:
         print(json.dumps({
             "schema": "exitcheck/deliveries@1",
-            "attempts": [attempt.to_dict() for attempt in attempts],
+            "attempts": [attempt.to_dict(ui.lang) for attempt in attempts],
             "failing": [{"department": d, "failed_runs": n} for d, n in sorted(failing.items())],
         }, ensure_ascii=False, indent=2))
     else:
@@ -268,7 +269,7 @@ def deliveries(
                        ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"))
         for attempt in attempts:
             table.add_row(_local_time(attempt.started_at), attempt.department, attempt.transport, str(attempt.rows), attempt.outcome,
-                          attempt.digest[:12], attempt.error or attempt.receipt or "")
+                          attempt.digest[:12], attempt.error.text(ui.lang) if attempt.error else attempt.receipt or "")
         for column in table.columns:
             column.justify = "left"
         ui.out.print(table)

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 
 
 def pick(lang: str, zh: str, en: str) -> str:
     return en if lang == "en" else zh
+
+
+@dataclass(frozen=True)
+class Bilingual:
+    """A text in Chinese and English, kept whole for whoever shows it later, in either language
+    (a delivery's error: printed by this run, stored in the ledger, listed by a later
+    `exitcheck deliveries --lang X`)."""
+
+    zh: str
+    en: str
+
+    @classmethod
+    def same(cls, text: str) -> Bilingual:
+        """A text that has only one form, shown as it is in both languages (a ledger row written
+        before texts had two)."""
+        return cls(text, text)
+
+    def text(self, lang: str) -> str:
+        return pick(lang, self.zh, self.en)
+
+    def map(self, change: Callable[[str], str]) -> Bilingual:
+        """Both forms passed through `change` (a secret scrubbed, an ID number masked)."""
+        return Bilingual(change(self.zh), change(self.en))
 
 
 def chooser(lang: str) -> Callable[[str, str], str]:

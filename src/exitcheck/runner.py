@@ -564,14 +564,14 @@ class _Night:
         line_zh = f"{zh}: {len(outcomes)} 个收件方, {', '.join(parts_zh) or '无'}"
         line_en = f"{en}: {len(outcomes)} recipients, {', '.join(parts_en) or 'none'}"
         if failed:
-            line_zh += "; " + "; ".join(f"{o.department}: {o.error}" for o in failed)
-            line_en += "; " + "; ".join(f"{o.department}: {o.error}" for o in failed)
+            line_zh += "; " + "; ".join(f"{o.department}: {o.reason('zh')}" for o in failed)
+            line_en += "; " + "; ".join(f"{o.department}: {o.reason('en')}" for o in failed)
         if unknown:
             line_zh += f"; 登记表中没有这些乡镇: {', '.join(unknown)}"
             line_en += f"; not in the registers: {', '.join(unknown)}"
         self.step(name, ExitCode.DELIVERY if failed else ExitCode.OK, line_zh, line_en,
                   outcomes=[{"recipient": o.department, "outcome": o.outcome, "target": o.target, "rows": o.rows,
-                             "receipt": o.receipt, "error": o.error} for o in outcomes])
+                             "receipt": o.receipt, "error": o.reason("en") or None} for o in outcomes])  # the log speaks English
 
     def _record(self) -> None:
         self.report.status = self._status()

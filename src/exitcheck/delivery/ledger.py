@@ -16,6 +16,10 @@ or it is this process's pid and this process did not make it) or that is older t
 CLAIM_EXPIRES is stale: its attempt is marked failed ("interrupted") and the list goes out
 again, so a process that died mid-send blocks nothing. A ledger made before claims existed
 gains the table when it is opened; its pending attempts hold no claim.
+
+An error is stored in Chinese and English (`error`, `error_en`), since a later
+`exitcheck deliveries` may be asked for either language; a ledger made before gains the
+`error_en` column when it is opened, and its rows keep showing their one text in both.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import os
 import socket
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from exitcheck.i18n import Bilingual
 from exitcheck.idcard import mask_text
 from exitcheck.state_files import LEDGER, prove_writable, workspace_files
 
@@ -60,7 +65,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     finished_at TEXT,
     outcome     TEXT NOT NULL,   -- pending, delivered, unchanged, failed
     receipt     TEXT,            -- file path, HTTP status and id, SMTP message id
-    error       TEXT
+    error       TEXT,            -- why it failed, in Chinese (an older version's only text, in any language)
+    error_en    TEXT             -- the same in English (NULL in an older version's rows)
 );
 CREATE INDEX IF NOT EXISTS attempts_by_department ON attempts (department, id);
 CREATE TABLE IF NOT EXISTS claims (  -- a list being sent right now, by one process
@@ -74,6 +80,9 @@ CREATE TABLE IF NOT EXISTS claims (  -- a list being sent right now, by one proc
     PRIMARY KEY (department, target, digest)
 );
 """
+#: Columns `attempts` gained after its first version, with their types: a ledger made before
+#: gains them when it is opened, as it gains the claims table.
+_ADDED_COLUMNS = {"error_en": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -92,10 +101,11 @@ class Attempt:
     finished_at: str | None
     outcome: str
     receipt: str | None
-    error: str | None
+    error: Bilingual | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, lang: str = "zh") -> dict[str, Any]:
+        """The row for JSON, its error in `lang`."""
+        return {**asdict(self), "error": self.error.text(lang) if self.error else None}
 
 
 @dataclass(frozen=True)
@@ -183,9 +193,19 @@ class Ledger:
         try:
             with self._file():
                 self._connection.executescript(_SCHEMA)
+                missing = _missing_columns(self._connection)
+            if missing:
+                self._add_missing_columns()
         except BaseException:
             self._connection.close()
             raise
+
+    def _add_missing_columns(self) -> None:
+        """A ledger made before a column was added gains it. Looked for again in the write
+        transaction: another process opening the same old ledger may have added it first."""
+        with self._transaction() as db:
+            for name in _missing_columns(db):
+                db.execute(f"ALTER TABLE attempts ADD COLUMN {name} {_ADDED_COLUMNS[name]}")
 
     def _file(self) -> contextlib.AbstractContextManager[None]:
         return workspace_files(self.path, LEDGER)
@@ -229,8 +249,9 @@ class Ledger:
                 holder = Claim(row["attempt_id"], int(row["pid"]), row["host"], row["claimed_at"])
                 if not holder.stale():
                     return Decision(SKIPPED, holder=holder)
-                _close_attempt(db, holder.attempt_id, FAILED, None, f"interrupted: pid {holder.pid} on {holder.host} "
-                               f"claimed it at {holder.claimed_at} and never recorded the outcome")
+                _close_attempt(db, holder.attempt_id, FAILED, None, Bilingual(
+                    f"已中断: {holder.host} 上的进程 {holder.pid} 于 {holder.claimed_at} 认领了此次投递, 但没有记录结果",
+                    f"interrupted: pid {holder.pid} on {holder.host} claimed it at {holder.claimed_at} and never recorded the outcome"))
             last = _last_delivered(db, department, target)
             if last is not None and last.digest == digest and not force:
                 _insert_attempt(db, attempt_id, run_id, department, transport, target, digest, rows, as_of, UNCHANGED)
@@ -242,7 +263,7 @@ class Ledger:
             _CLAIMED_HERE.add(attempt_id)
         return Decision(PENDING)
 
-    def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, error: str | None = None) -> None:
+    def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, error: Bilingual | None = None) -> None:
         """Complete an attempt and release its claim; ID numbers in the receipt or the error
         (the receiver's words) are masked."""
         with self._transaction() as db:
@@ -293,10 +314,17 @@ def _insert_attempt(db: sqlite3.Connection, attempt_id: str, run_id: str | None,
     )
 
 
-def _close_attempt(db: sqlite3.Connection, attempt_id: str, outcome: str, receipt: str | None, error: str | None) -> None:
+def _missing_columns(db: sqlite3.Connection) -> list[str]:
+    present = {row["name"] for row in db.execute("PRAGMA table_info(attempts)")}
+    return [name for name in _ADDED_COLUMNS if name not in present]
+
+
+def _close_attempt(db: sqlite3.Connection, attempt_id: str, outcome: str, receipt: str | None,
+                   error: Bilingual | None) -> None:
     """The attempt's outcome written and its claim released, in the caller's transaction."""
-    db.execute("UPDATE attempts SET outcome = ?, receipt = ?, error = ?, finished_at = ? WHERE attempt_id = ?",
-               (outcome, _masked(receipt), _masked(error), now(), attempt_id))
+    zh, en = (mask_text(error.zh), mask_text(error.en)) if error else (None, None)
+    db.execute("UPDATE attempts SET outcome = ?, receipt = ?, error = ?, error_en = ?, finished_at = ? WHERE attempt_id = ?",
+               (outcome, _masked(receipt), zh, en, now(), attempt_id))
     db.execute("DELETE FROM claims WHERE attempt_id = ?", (attempt_id,))
     _CLAIMED_HERE.discard(attempt_id)
 
@@ -310,9 +338,17 @@ def _last_delivered(db: sqlite3.Connection, department: str, target: str) -> Att
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
-    attempt = Attempt(**{key: row[key] for key in Attempt.__dataclass_fields__})
-    # Masked again as read: rows written by a version that stored them unmasked.
-    return replace(attempt, receipt=_masked(attempt.receipt), error=_masked(attempt.error))
+    # Masked again as read (here and in _error): rows written by a version that stored them unmasked.
+    fields = {key: row[key] for key in Attempt.__dataclass_fields__ if key not in ("receipt", "error")}
+    return Attempt(**fields, receipt=_masked(row["receipt"]), error=_error(row))
+
+
+def _error(row: sqlite3.Row) -> Bilingual | None:
+    """The error in both languages, masked; a row of an older version has one text, shown in both."""
+    if row["error"] is None:
+        return None
+    text = Bilingual.same(row["error"]) if row["error_en"] is None else Bilingual(row["error"], row["error_en"])
+    return text.map(mask_text)
 
 
 def _masked(text: str | None) -> str | None:

@@ -37,10 +37,11 @@ from exitcheck.delivery.transports import (
     describe,
     read_secrets,
     scrub,
+    scrubbed,
     send,
 )
 from exitcheck.errors import ConfigError, UsageError
-from exitcheck.i18n import pick
+from exitcheck.i18n import Bilingual, pick
 from exitcheck.income_bands import Banded, DepartmentList, band_label, department_lists
 from exitcheck.income_bands import bands as band_households
 
@@ -79,13 +80,17 @@ class DeliveryOutcome:
     rows: int
     counts: dict[str, int] = field(default_factory=dict)
     receipt: str | None = None
-    error: str | None = None
+    error: Bilingual | None = None  # in both languages: the nightly run's step line has both
     attempt_id: str | None = None
     would: str | None = None  # for a dry run: "deliver" or "unchanged"
 
     @property
     def failed(self) -> bool:
         return self.outcome == FAILED
+
+    def reason(self, lang: str) -> str:
+        """Why it failed (or, in a dry run, would fail), in `lang`; empty when nothing went wrong."""
+        return self.error.text(lang) if self.error else ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,11 +214,11 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         digest=digest, rows=rows, counts=counts or {},
     )
     secrets: dict[str, str] = {}
-    missing: str | None = None
+    missing: Bilingual | None = None
     try:
         secrets = read_secrets(spec, environ)
     except MissingSecret as error:
-        missing = _secret_message(error, setting, config, lang)
+        missing = _secret_message(error, setting, config)
     if dry_run:
         last = ledger.last_delivered(recipient, target)
         unchanged = last is not None and last.digest == digest and not force
@@ -240,12 +245,13 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     try:
         receipt = send(spec, render(), key=key, secrets=secrets, file_mode=config.file_mode)
     except TransportError as error:
-        outcome.error = scrub(str(error), secrets.values())
+        outcome.error = scrubbed(error.text, secrets.values())
     except Exception as error:  # one recipient's surprise must not stop the others
-        outcome.error = scrub(f"unexpected {type(error).__name__}: {error}", secrets.values())
+        outcome.error = scrubbed(Bilingual(f"意外错误({type(error).__name__}): {error}", f"unexpected {type(error).__name__}: {error}"),
+                                 secrets.values())
     except BaseException:  # Ctrl-C mid-send: the claim must not outlive the attempt in a process that goes on
         with contextlib.suppress(Exception):
-            ledger.finish(attempt_id, FAILED, error="interrupted before the outcome was known")
+            ledger.finish(attempt_id, FAILED, error=Bilingual("在得知结果之前被中断", "interrupted before the outcome was known"))
         raise
     else:
         outcome.outcome, outcome.receipt = DELIVERED, scrub(receipt.text, secrets.values())  # the receiver's id: its words
@@ -270,17 +276,17 @@ def _sent_elsewhere(holder: Claim, lang: str) -> str:
                 f"{holder.claimed_at}); exitcheck deliveries shows its outcome")
 
 
-def _secret_message(error: MissingSecret, setting: str, config: WorkspaceConfig, lang: str) -> str:
+def _secret_message(error: MissingSecret, setting: str, config: WorkspaceConfig) -> Bilingual:
     """What is wrong with the variable, named; never its value."""
     where, variable = config.path or "exitcheck.yaml", error.variable
     if isinstance(error, InvalidSecret):
-        return pick(lang, f"环境变量 {variable} 的值不能用作 HTTP 头: 含换行等控制字符、首尾空格或非 ASCII 字符;"
-                          f" 请去掉后重新设置({where} 中 {setting} 需要它)",
-                    f"environment variable {variable} holds a value that cannot go in an HTTP header: a control character"
-                    f" such as a trailing newline, a space at either end or a non-ASCII character; set it again without it"
-                    f" (needed by {setting} in {where})")
-    return pick(lang, f"环境变量 {variable} 未设置({where} 中 {setting} 需要它)",
-                f"environment variable {variable} is not set (needed by {setting} in {where})")
+        return Bilingual(f"环境变量 {variable} 的值不能用作 HTTP 头: 含换行等控制字符、首尾空格或非 ASCII 字符;"
+                         f" 请去掉后重新设置({where} 中 {setting} 需要它)",
+                         f"environment variable {variable} holds a value that cannot go in an HTTP header: a control character"
+                         f" such as a trailing newline, a space at either end or a non-ASCII character; set it again without it"
+                         f" (needed by {setting} in {where})")
+    return Bilingual(f"环境变量 {variable} 未设置({where} 中 {setting} 需要它)",
+                     f"environment variable {variable} is not set (needed by {setting} in {where})")
 
 
 def failing_departments(config: WorkspaceConfig, threshold: int = FAILING_RUNS) -> dict[str, int]:

@@ -1,10 +1,11 @@
 """The three ways a list reaches its recipient: a folder, an HTTP inbox, an e-mail.
 
 Each transport takes a `Parcel` (the list as JSON and as a workbook, already rendered) and
-either returns a `Receipt` or raises `TransportError` with a message fit for the ledger: it
-names what went wrong, never a secret nor a whole ID number (every message passes through
-`scrub` with the secrets in use). Transports know nothing of bands or departments, so the nightly run can send township gap
-lists through them too.
+either returns a `Receipt` or raises `TransportError` with a message fit for the ledger, in
+Chinese and English (whoever shows it picks the language; a server's own words are quoted as
+they are in both): it names what went wrong, never a secret nor a whole ID number (every
+message passes through `scrub` with the secrets in use). Transports know nothing of bands or
+departments, so the nightly run can send township gap lists through them too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from exitcheck.i18n import Bilingual
 from exitcheck.idcard import mask_text
 from exitcheck.report.files import DEFAULT_MODE, write_bytes
 from exitcheck.workspace import DirDelivery, EmailDelivery, HttpDelivery
@@ -52,14 +54,19 @@ class Receipt:
 
 
 class TransportError(Exception):
-    """A delivery that did not happen; the message is safe to store and print."""
+    """A delivery that did not happen; `text` says why in Chinese and English, safe to store
+    and print once `send` has scrubbed it."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.text = Bilingual(zh, en)
 
 
 class MissingSecret(TransportError):
     """An environment variable the target needs is not set."""
 
     def __init__(self, variable: str) -> None:
-        super().__init__(variable)
+        super().__init__(variable, variable)  # push words the message: it knows the setting
         self.variable = variable
 
 
@@ -76,6 +83,12 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return mask_text(text)
+
+
+def scrubbed(text: Bilingual, secrets: Iterable[str]) -> Bilingual:
+    """`scrub` over both languages of a text."""
+    kept = list(secrets)
+    return text.map(lambda one: scrub(one, kept))
 
 
 def describe(spec: Spec) -> str:
@@ -125,7 +138,8 @@ def send(spec: Spec, parcel: Parcel, *, key: str, secrets: Mapping[str, str], fi
             return send_http(spec, parcel, key, secrets.get(spec.token_env or ""))
         return send_email(spec, parcel, secrets.get(spec.username_env or ""), secrets.get(spec.password_env or ""))
     except TransportError as error:
-        raise TransportError(scrub(str(error), secrets.values())) from None
+        text = scrubbed(error.text, secrets.values())
+        raise TransportError(text.zh, text.en) from None
 
 
 # ---- dir ----
@@ -138,7 +152,8 @@ def send_dir(spec: DirDelivery, parcel: Parcel, file_mode: int = DEFAULT_MODE) -
         write_bytes(xlsx, parcel.xlsx_bytes, file_mode)
         write_bytes(spec.path / f"{parcel.stem}.json", parcel.json_bytes, file_mode)
     except OSError as exc:
-        raise TransportError(f"cannot write to {spec.path}: {exc.strerror or type(exc).__name__}") from None
+        detail = exc.strerror or type(exc).__name__
+        raise TransportError(f"无法写入 {spec.path}: {detail}", f"cannot write to {spec.path}: {detail}") from None
     return Receipt(str(xlsx))
 
 
@@ -170,7 +185,8 @@ def _tls_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     except (OSError, ssl.SSLError) as exc:
-        raise TransportError(f"cannot read ca_file {ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
+        detail = getattr(exc, "strerror", None) or exc
+        raise TransportError(f"无法读取 ca_file {ca_file}: {detail}", f"cannot read ca_file {ca_file}: {detail}") from None
 
 
 # ---- http ----
@@ -190,20 +206,27 @@ def send_http(spec: HttpDelivery, parcel: Parcel, key: str, token: str | None) -
         try:
             response = client.post(spec.url, content=parcel.json_bytes, headers=headers)
         except httpx.TimeoutException:
-            raise _Retryable(f"no answer from {describe(spec)} within {spec.timeout:g} s") from None
+            raise _Retryable(f"{describe(spec)} 在 {spec.timeout:g} 秒内无应答",
+                             f"no answer from {describe(spec)} within {spec.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _Retryable(f"cannot connect to {describe(spec)} ({type(exc).__name__})") from None
+            raise _Retryable(f"无法连接 {describe(spec)}({type(exc).__name__})",
+                             f"cannot connect to {describe(spec)} ({type(exc).__name__})") from None
         if response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code} from {describe(spec)}")
+            raise _Retryable(*_http_status(spec, response.status_code))
         return response
 
     with httpx.Client(verify=verify, timeout=spec.timeout, follow_redirects=False) as client:
         response = _with_retries(spec.retries, spec.backoff, lambda: post(client))
     if not 200 <= response.status_code < 300:
-        detail = " ".join(response.text.split())[:_MAX_DETAIL]
-        raise TransportError(f"HTTP {response.status_code} from {describe(spec)}: {detail}".rstrip(": "))
+        raise TransportError(*_http_status(spec, response.status_code, " ".join(response.text.split())[:_MAX_DETAIL]))
     reference = _response_id(response)
     return Receipt(f"HTTP {response.status_code}" + (f" id={reference}" if reference else ""))
+
+
+def _http_status(spec: HttpDelivery, status: int, body: str = "") -> tuple[str, str]:
+    """(Chinese, English) for a status that is no delivery, quoting the server's answer as it is."""
+    quoted = f": {body}" if body else ""
+    return f"{describe(spec)} 返回 HTTP {status}{quoted}", f"HTTP {status} from {describe(spec)}{quoted}"
 
 
 def _response_id(response: object) -> str | None:
@@ -247,17 +270,18 @@ def send_email(spec: EmailDelivery, parcel: Parcel, username: str | None, passwo
                 encrypted = True
             if username:
                 if not encrypted:
-                    raise TransportError(f"{describe(spec)}: refusing to log in over an unencrypted connection (set starttls: true or ssl: true)")
+                    raise TransportError(f"{describe(spec)}: 拒绝在未加密的连接上登录(请设置 starttls: true 或 ssl: true)",
+                                         f"{describe(spec)}: refusing to log in over an unencrypted connection (set starttls: true or ssl: true)")
                 server.login(username, password or "")
             refused = server.send_message(message)
     except smtplib.SMTPAuthenticationError as exc:
-        raise TransportError(f"{describe(spec)}: login refused ({exc.smtp_code})") from None
+        raise TransportError(f"{describe(spec)}: 服务器拒绝登录({exc.smtp_code})", f"{describe(spec)}: login refused ({exc.smtp_code})") from None
     except smtplib.SMTPNotSupportedError:
-        raise TransportError(f"{describe(spec)}: the server does not offer STARTTLS") from None
+        raise TransportError(f"{describe(spec)}: 服务器不支持 STARTTLS", f"{describe(spec)}: the server does not offer STARTTLS") from None
     except smtplib.SMTPException as exc:
-        raise TransportError(f"{describe(spec)}: {type(exc).__name__}: {_smtp_detail(exc)}") from None
+        raise TransportError(*_mail_failure(spec, exc, _smtp_detail(exc))) from None
     except (OSError, ssl.SSLError) as exc:
-        raise TransportError(f"{describe(spec)}: {type(exc).__name__}: {getattr(exc, 'reason', None) or exc}"[:_MAX_DETAIL]) from None
+        raise TransportError(*_mail_failure(spec, exc, str(getattr(exc, "reason", None) or exc))) from None
     receipt = str(message["Message-ID"])
     if refused:
         receipt += f" (refused: {', '.join(sorted(refused))})"
@@ -275,7 +299,16 @@ def _connect(spec: EmailDelivery, context: ssl.SSLContext) -> smtplib.SMTP:
         server.ehlo()
         return server
     except (OSError, smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected) as exc:
-        raise _Retryable(f"cannot connect to {spec.host}:{spec.port} ({type(exc).__name__})") from None
+        raise _Retryable(f"无法连接 {spec.host}:{spec.port}({type(exc).__name__})",
+                         f"cannot connect to {spec.host}:{spec.port} ({type(exc).__name__})") from None
+
+
+def _mail_failure(spec: EmailDelivery, exc: Exception, detail: str) -> tuple[str, str]:
+    """(Chinese, English) for a message the server refused or a connection that broke: the
+    error's type and the server's or the system's words, quoted as they are."""
+    detail = detail[:_MAX_DETAIL]
+    return (f"{describe(spec)}: 发送失败({type(exc).__name__}): {detail}",
+            f"{describe(spec)}: {type(exc).__name__}: {detail}")
 
 
 def _smtp_detail(exc: smtplib.SMTPException) -> str:
