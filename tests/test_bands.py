@@ -226,6 +226,18 @@ def test_the_digest_is_of_the_content_only(tmp_path):
     assert content_digest(frame, spec.columns, moved) != base  # the band bounds are part of it
 
 
+def test_the_digest_is_the_same_in_either_language_and_a_chinese_runs_is_as_before(tmp_path):
+    """The special groups are labelled in the run's language where they are written, never in
+    the digest: a list pushed in Chinese is unchanged when pushed in English. A Chinese run's
+    digest is the one earlier versions gave it (they hashed the labels of the run's language),
+    so an upgrade resends no list that went out in Chinese."""
+    digests = {}
+    for lang in ("zh", "en"):
+        banded = banded_of(special_county(), tmp_path, lang=lang)
+        digests[lang] = department_list(banded, "civil", Department(), ruleset_of(banded)).digest
+    assert digests["en"] == digests["zh"] == "5f29f4a52a43b15ebff0059d366e1156a7252b50907d5efa64cdf952cde7427d"
+
+
 # ---- exitcheck.yaml ----
 
 WORKSPACE = """\

@@ -494,6 +494,48 @@ def test_a_ledger_from_before_bilingual_errors_gains_them_and_shows_its_old_text
         assert "error_en" in [row[1] for row in db.execute("PRAGMA table_info(attempts)")]
 
 
+def special_column(workbook: bytes, header: str) -> dict[str, tuple[str, bool]]:
+    """{household id: (its special groups as written, whether the row is shaded)} over the band sheets."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(io.BytesIO(workbook))
+    found = {}
+    for sheet in book.worksheets[1:]:
+        headers = [c.value for c in sheet[2]]
+        for row in sheet.iter_rows(min_row=3):
+            found[row[0].value] = (row[headers.index(header)].value, row[0].fill.fgColor.rgb == "FFFCE4D6")
+    return found
+
+
+def test_a_push_in_the_other_language_sends_nothing_again_and_each_list_speaks_its_language(workspace, run_cli, inbox, mailbox):
+    """The content digest leaves the language out: after a Chinese night an English push finds
+    every list unchanged. Sent again on purpose, a list has the same digest and its special
+    groups in English; the households that must stand out are shaded in both."""
+    assert push(run_cli, workspace).returncode == 0
+    english = push(run_cli, workspace, "--lang", "en")
+    assert english.returncode == 0, english.stdout + english.stderr
+    assert len(inbox.requests) == 1 and len(mailbox.messages) == 1 and len(outbox(workspace)) == 2
+    assert english.stdout.count("unchanged, not sent again") == 3
+    (stem,) = {name.rsplit(".", 1)[0] for name in outbox(workspace)}
+    chinese_book = (workspace / "outbox" / "civil-affairs" / f"{stem}.xlsx").read_bytes()
+    forced = push(run_cli, workspace, "--lang", "en", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert outbox(workspace) == [f"{stem}.json", f"{stem}.xlsx"]  # the same digest names the same files
+    zh_body, en_body = inbox.bodies
+    assert en_body["digest"] == zh_body["digest"]
+    for body, labels in ((zh_body, ["残疾", "有劳动力未务工", "低保"]),
+                         (en_body, ["member with a disability", "member able to work, without work", "minimum living guarantee"])):
+        special = {h["household_id"]: h["special"] for band in body["bands"] for h in band["households"]}
+        assert special == {H[0]: [labels[0]], H[1]: [], H[3]: [labels[1]], H[4]: [labels[2]]}
+    english_book = (workspace / "outbox" / "civil-affairs" / f"{stem}.xlsx").read_bytes()
+    assert special_column(chinese_book, "特殊群体") == {H[0]: ("残疾", True), H[1]: (None, False),
+                                                       H[3]: ("有劳动力未务工", False), H[4]: ("低保", False)}
+    assert special_column(english_book, "Special groups") == {
+        H[0]: ("member with a disability", True), H[1]: (None, False),
+        H[3]: ("member able to work, without work", False), H[4]: ("minimum living guarantee", False)}
+    assert len(mailbox.messages) == 2
+
+
 def test_server_errors_are_retried_under_the_same_key(workspace, run_cli, inbox):
     inbox.answers = [503]
     done = push(run_cli, workspace)

@@ -179,7 +179,7 @@ def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
         table.add_row(*[str(v) for v in row])
     ui.out.print(table)
     specials = banded.frame["special"].str.len().gt(0).sum() if len(banded.frame) else 0
-    marked = sum(stands_out(banded.frame["special"], ui.lang)) if len(banded.frame) else 0
+    marked = sum(stands_out(banded.frame["special"])) if len(banded.frame) else 0
     ui.out.print(ui.t(f"其中有特殊群体(五保/特困、低保、残疾、有劳动力未务工)的户: {specials}; "
                       f"须突出的(五保/特困、残疾, 名单中加底色)户: {marked}",
                       f"of which households in a special group (five guarantees, dibao, disability, able to work without work): {specials}; "

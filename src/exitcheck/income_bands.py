@@ -4,12 +4,13 @@ The county lists its low-income households in bands of per-capita net income (by
 [0, 4200), [4200, 4500), [4500, 5000): lower bound included, upper excluded, every household
 whatever its category) and sends each band list to the departments that act on it. Each row
 carries the household's special groups (五保/特困供养, 低保, disability, members who can work and
-do not) so that they stand out.
+do not) so that they stand out: as keys of SPECIAL_GROUPS in the frame, whatever the language,
+turned into labels of the run's language only where they are written (`special_labels`).
 
 A department gets its own cut (`department_list`): only its bands, only the households its
 `where` selects, only its `columns` (data minimisation: personal data). Its content digest is the
-sha256 of a canonical JSON of exactly that content, never of a file or a date, so that the
-delivery ledger can tell "changed" from "already delivered".
+sha256 of a canonical JSON of exactly that content, never of a file, a date or the language, so
+that the delivery ledger can tell "changed" from "already delivered".
 
 Everything here is column-wise over the household frame of an audit; rows become Python
 objects only when they are written out. Counties audited on a Dask cluster (exitcheck.province)
@@ -60,6 +61,7 @@ SPECIAL_GROUPS: tuple[tuple[str, str, str], ...] = (
     ("disability", "残疾", "member with a disability"),
     ("unemployed", "有劳动力未务工", "member able to work, without work"),
 )
+_SPECIAL_LABELS: dict[str, tuple[str, str]] = {key: (zh, en) for key, zh, en in SPECIAL_GROUPS}
 _LABELS: dict[str, tuple[str, str]] = {
     "special": ("特殊群体", "Special groups"),
     "id_number": ("户主证件号码", "Head's ID number"),
@@ -122,8 +124,9 @@ def assign_bands(income: pd.Series, bands: Sequence[Band]) -> pd.Series:
     return pd.Series(chosen, index=income.index, dtype="string").replace("", pd.NA)
 
 
-def special_groups(households: pd.DataFrame, lang: str = "zh") -> pd.Series:
-    """Per household, the list of its special groups' labels (possibly empty).
+def special_groups(households: pd.DataFrame) -> pd.Series:
+    """Per household, the list of its special groups' keys (possibly empty), in the order of
+    SPECIAL_GROUPS: the same in every language (`special_labels` names them).
 
     The four yes/no flags make a 4-bit code per household; each of the 16 codes maps to its
     prebuilt list, so no Python runs per household.
@@ -138,9 +141,19 @@ def special_groups(households: pd.DataFrame, lang: str = "zh") -> pd.Series:
     code = np.zeros(len(households), dtype=np.int64)
     for bit, flag in enumerate(flags):
         code |= flag.fillna(False).to_numpy(dtype=bool).astype(np.int64) << bit
-    labels = [pick(lang, zh, en) for _key, zh, en in SPECIAL_GROUPS]
-    table = {value: [label for bit, label in enumerate(labels) if value >> bit & 1] for value in range(1 << len(labels))}
+    keys = [key for key, _zh, _en in SPECIAL_GROUPS]
+    table = {value: [key for bit, key in enumerate(keys) if value >> bit & 1] for value in range(1 << len(keys))}
     return pd.Series(code, index=households.index).map(table)
+
+
+def special_labels(special: pd.Series, lang: str) -> pd.Series:
+    """Each row's special groups (keys) as their labels in `lang`, in the same order."""
+    return special.map(lambda keys: [pick(lang, *_SPECIAL_LABELS[key]) for key in keys], na_action="ignore")
+
+
+def _labelled(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """`frame` with its special groups, if it has them, as labels in `lang`: as written out."""
+    return frame.assign(special=special_labels(frame["special"], lang)) if "special" in frame else frame
 
 
 def _count(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -219,7 +232,7 @@ def bands(result: AuditResult, *, lang: str | None = None) -> Banded:
         frame = in_bands(households, ruleset_bands)
         blank = int(households["income_per_capita"].isna().sum())
         no_id = rows_without_household_id(result)
-    frame["special"] = special_groups(frame, lang)
+    frame["special"] = special_groups(frame)
     frame = frame.sort_values(order, kind="stable")
     return Banded(result.as_of, ruleset_bands, frame, lang, blank, result, no_id)
 
@@ -274,8 +287,8 @@ def _objects(frame: pd.DataFrame) -> pd.DataFrame:
     return part.where(part.notna(), None)
 
 
-def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    return _objects(frame.reindex(columns=list(columns))).to_dict("records")
+def _records(frame: pd.DataFrame, columns: Sequence[str], lang: str) -> list[dict[str, Any]]:
+    return _objects(_labelled(frame.reindex(columns=list(columns)), lang)).to_dict("records")
 
 
 def json_default(value: Any) -> Any:
@@ -296,7 +309,7 @@ def _document(as_of: date, bands: Sequence[Band], frame: pd.DataFrame, columns: 
         part = frame[frame["band"] == band.id]
         entries.append({
             "id": band.id, "label": band_label(band, lang), "min": _bound(band.min), "max": _bound(band.max),
-            "households": _records(part, columns),
+            "households": _records(part, columns, lang),
         })
     return {"schema": SCHEMA, "as_of": as_of.isoformat(), "bands": entries}
 
@@ -319,9 +332,9 @@ def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, colum
     used = {pick(lang, "汇总", "Summary")}
     for band in bands:
         part = frame.loc[frame["band"] == band.id].reindex(columns=list(columns))
-        stand_out = stands_out(part["special"], lang) if "special" in part else None
+        stand_out = stands_out(part["special"]) if "special" in part else None
         if "special" in part:  # a list in each row, written as running text of the language
-            part["special"] = part["special"].map(lambda groups: join_list(groups, lang), na_action="ignore")
+            part["special"] = special_labels(part["special"], lang).map(lambda groups: join_list(groups, lang), na_action="ignore")
         label = band_label(band, lang)
         write_table(workbook, _sheet_name(label, used), part, headers, title=f"{label}: {len(part)}{pick(lang, ' 户', ' households')}",
                     number_formats={"income_per_capita": "#,##0.00"}, stand_out=stand_out)
@@ -331,10 +344,9 @@ def _write_book(workbook: Any, bands: Sequence[Band], frame: pd.DataFrame, colum
 STAND_OUT_GROUPS = ("extreme_poverty", "disability")
 
 
-def stands_out(special: pd.Series, lang: str) -> list[bool]:
-    """Per row, whether its special groups (labels in `lang`) include one that must stand out."""
-    marked = {pick(lang, zh, en) for key, zh, en in SPECIAL_GROUPS if key in STAND_OUT_GROUPS}
-    return [isinstance(groups, list) and not marked.isdisjoint(groups) for groups in special]
+def stands_out(special: pd.Series) -> list[bool]:
+    """Per row, whether its special groups (keys) include one that must stand out."""
+    return [isinstance(groups, list) and not set(STAND_OUT_GROUPS).isdisjoint(groups) for groups in special]
 
 
 def _sheet_name(label: str, used: set[str]) -> str:
@@ -426,8 +438,12 @@ def canonical_json(value: Any) -> bytes:
 
 def content_digest(frame: pd.DataFrame, columns: Sequence[str], bands: Sequence[Band]) -> str:
     """sha256 of the rows (sorted by household id, only `columns`, with their band) and of the
-    band bounds. The date is left out on purpose: a new night alone is not a new list."""
-    rows = _objects(frame.sort_index(kind="stable").reindex(columns=["band", *columns])).to_numpy().tolist()
+    band bounds. The date and the language are left out on purpose: a new night alone, or a run
+    in the other language, is not a new list. The special groups go in by their Chinese labels
+    whatever the language, as earlier versions hashed them for a Chinese run: the lists those
+    delivered keep their digest and are not sent again after an upgrade."""
+    ordered = frame.sort_index(kind="stable").reindex(columns=["band", *columns])
+    rows = _objects(_labelled(ordered, "zh")).to_numpy().tolist()
     payload = {
         "bands": [{"id": band.id, "min": band.min, "max": band.max} for band in bands],
         "columns": list(columns),

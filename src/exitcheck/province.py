@@ -204,7 +204,7 @@ def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numb
 def county_bands(result: AuditResult, id_numbers: bool = False) -> pd.DataFrame:
     """The county's households in an income band: every household column (a department's
     `where` and `columns` may name any), the band, and with `id_numbers` the head's ID number
-    (from the members, which stay here). The special groups are labelled on the client."""
+    (from the members, which stay here). The special groups are worked out on the client."""
     from exitcheck.income_bands import HEAD_ID, head_id_numbers, in_bands
 
     rows = in_bands(result.frames["household"], result.ruleset.bands)
