@@ -466,6 +466,9 @@ def test_a_failed_delivery_is_told_in_the_language_asked_then_and_later(workspac
         table = run_cli("deliveries", "--lang", asked, cwd=workspace, env={"COLUMNS": "400"})
         assert http_error in table.stdout and mail_error in table.stdout, table.stdout
         assert not [words for words in FAILURE_WORDS["en" if asked == "zh" else "zh"] if words in table.stdout]
+        outcomes = {"zh": ("失败", "已投递"), "en": ("FAILED", "delivered")}  # each row's outcome too
+        assert all(word in table.stdout for word in outcomes[asked]), table.stdout
+        assert not [word for word in outcomes["en" if asked == "zh" else "zh"] if word in table.stdout]
     assert_no_secret_leaked(workspace)
 
 

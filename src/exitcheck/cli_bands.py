@@ -252,6 +252,7 @@ def deliveries(
 ) -> int:
     """List the delivery ledger and warn about departments failing run after run."""
     from exitcheck.delivery.ledger import open_ledger
+    from exitcheck.delivery.push import outcome_label
     from exitcheck.report.console import _table
 
     settings = workspace(config, required=True)
@@ -268,7 +269,8 @@ def deliveries(
         table = _table(ui.t("投递记录(最新在前)", "Deliveries (newest first)"), ui.t("时间", "Time"), ui.t("部门", "Department"),
                        ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"))
         for attempt in attempts:
-            table.add_row(_local_time(attempt.started_at), attempt.department, attempt.transport, str(attempt.rows), attempt.outcome,
+            table.add_row(_local_time(attempt.started_at), attempt.department, attempt.transport, str(attempt.rows),
+                          outcome_label(attempt.outcome, ui.lang),
                           attempt.digest[:12], attempt.error.text(ui.lang) if attempt.error else attempt.receipt or "")
         for column in table.columns:
             column.justify = "left"

@@ -22,6 +22,7 @@ from exitcheck.delivery.ledger import (
     DELIVERED,
     FAILED,
     FAILING_RUNS,
+    PENDING,
     SKIPPED,
     UNCHANGED,
     Claim,
@@ -50,9 +51,10 @@ if TYPE_CHECKING:
     from exitcheck.workspace import WorkspaceConfig
 
 DRY_RUN = "dry-run"
-#: Each outcome of a list as the console says it, (Chinese, English): one table for the push
-#: and the nightly run.
+#: Each outcome of a list as the console says it, (Chinese, English): one table for the push,
+#: the nightly run and `exitcheck deliveries`.
 OUTCOME_LABELS = {
+    PENDING: ("未完成", "pending"),
     DELIVERED: ("已投递", "delivered"),
     UNCHANGED: ("未变化, 未重复投递", "unchanged, not sent again"),
     FAILED: ("失败", "FAILED"),
