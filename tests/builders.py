@@ -87,6 +87,12 @@ class County:
         return out
 
     def write(self, path: Path) -> Path:
+        """The county as a workbook, in the format its suffix names: .xlsx (xlsxwriter), .xls
+        (xlwt) or .ods; each sheet laid out the same way (`lay_out`)."""
+        if path.suffix in (".xls", ".ods"):
+            layouts = [lay_out(name, rows, totals=self.totals_row and name == "户表") for name, rows in self.sheets().items()]
+            (write_xls if path.suffix == ".xls" else write_ods)(path, layouts)
+            return path
         workbook = xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_numbers": False})
         for sheet_name, rows in self.sheets().items():
             write_sheet(workbook, sheet_name, rows, totals=self.totals_row and sheet_name == "户表")
@@ -110,42 +116,150 @@ class FormulaError:
     text: str  # "#N/A", "#DIV/0!", ...
 
 
-def write_sheet(workbook: Any, name: str, rows: list[dict[str, Any]], *, totals: bool = False) -> None:
-    sheet = workbook.add_worksheet(name)
+@dataclass
+class SheetLayout:
+    """A register sheet as a county lays it out: title line, fill-in line, merged group headers,
+    header row, the records and a totals row. Positions are 0-based."""
+
+    name: str
+    cells: dict[tuple[int, int], Any] = field(default_factory=dict)  # (row, column) -> value
+    merges: list[tuple[int, int, int, str]] = field(default_factory=list)  # (row, first, last column, text)
+
+
+def lay_out(name: str, rows: list[dict[str, Any]], *, totals: bool = False) -> SheetLayout:
+    layout = SheetLayout(name)
     headers: list[str] = []
     for row in rows:
         for key in row:
             if key not in headers:
                 headers.append(key)
-    sheet.merge_range(0, 0, 0, max(len(headers) - 1, 1), f"越西县2020年{name}")
-    sheet.write_string(1, 0, "填报单位: 越西县扶贫开发局    填报日期: 2020年6月30日")
+    layout.merges.append((0, 0, max(len(headers) - 1, 1), f"越西县2020年{name}"))
+    layout.cells[(1, 0)] = "填报单位: 越西县扶贫开发局    填报日期: 2020年6月30日"
     top = TITLE_ROWS
     if GROUP_ROW.get(name, False):
-        sheet.merge_range(top, 0, top, 4, "基本信息")
-        sheet.merge_range(top, 5, top, max(len(headers) - 1, 6), "指标")
+        layout.merges += [(top, 0, 4, "基本信息"), (top, 5, max(len(headers) - 1, 6), "指标")]
         top += 1
-    sheet.write_row(top, 0, headers)
-    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    layout.cells.update({(top, col): header for col, header in enumerate(headers)})
     for offset, row in enumerate(rows, start=1):
         for col, key in enumerate(headers):
             value = row.get(key)
-            if value is None or value == "":
-                continue
-            if isinstance(value, FormulaError):
-                sheet.write_formula(top + offset, col, "=NA()", None, value.text)
-            elif isinstance(value, str):
-                sheet.write_string(top + offset, col, value)
-            elif isinstance(value, date):
-                from datetime import datetime
-
-                sheet.write_datetime(top + offset, col, datetime(value.year, value.month, value.day), date_format)
-            else:
-                sheet.write_number(top + offset, col, value)
+            if value is not None and value != "":
+                layout.cells[(top + offset, col)] = value
     if totals:
-        sheet.write_string(top + len(rows) + 1, 0, "合计")
+        layout.cells[(top + len(rows) + 1, 0)] = "合计"
         sizes = [r.get("家庭人口数") for r in rows if isinstance(r.get("家庭人口数"), int)]
         if "家庭人口数" in headers:
-            sheet.write_number(top + len(rows) + 1, headers.index("家庭人口数"), sum(sizes))
+            layout.cells[(top + len(rows) + 1, headers.index("家庭人口数"))] = sum(sizes)
+    return layout
+
+
+def write_sheet(workbook: Any, name: str, rows: list[dict[str, Any]], *, totals: bool = False) -> None:
+    """One register sheet into an xlsxwriter workbook."""
+    from datetime import datetime
+
+    layout = lay_out(name, rows, totals=totals)
+    sheet = workbook.add_worksheet(name)
+    for row, first, last, text in layout.merges:
+        sheet.merge_range(row, first, row, last, text)
+    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    for (row, col), value in layout.cells.items():
+        if isinstance(value, FormulaError):
+            sheet.write_formula(row, col, "=NA()", None, value.text)
+        elif isinstance(value, str):
+            sheet.write_string(row, col, value)
+        elif isinstance(value, date):
+            sheet.write_datetime(row, col, datetime(value.year, value.month, value.day), date_format)
+        else:
+            sheet.write_number(row, col, value)
+
+
+#: BIFF's codes of the error values (an .xls BOOLERR record holds the code, not the text).
+XLS_ERROR_CODES = {"#NULL!": 0x00, "#DIV/0!": 0x07, "#VALUE!": 0x0F, "#REF!": 0x17, "#NAME?": 0x1D, "#NUM!": 0x24, "#N/A": 0x2A}
+
+
+def write_xls(path: Path, layouts: list[SheetLayout]) -> None:
+    """The sheets as an .xls (BIFF8, xlwt). An error value is a BOOLERR record: xlwt cannot save
+    a formula's result (tests/data/error-cells.xls holds formulas with saved errors)."""
+    import xlwt
+
+    book = xlwt.Workbook(encoding="utf-8")
+    date_style = xlwt.easyxf(num_format_str="yyyy-mm-dd")
+    for layout in layouts:
+        sheet = book.add_sheet(layout.name)
+        for row, first, last, text in layout.merges:
+            sheet.write_merge(row, row, first, last, text)
+        for (row, col), value in layout.cells.items():
+            if isinstance(value, FormulaError):
+                sheet.row(row).set_cell_error(col, XLS_ERROR_CODES[value.text])
+            elif isinstance(value, date):
+                sheet.write(row, col, value, date_style)
+            else:
+                sheet.write(row, col, value)
+    book.save(str(path))
+
+
+def write_ods(path: Path, layouts: list[SheetLayout]) -> None:
+    """The sheets as an .ods, each cell written as LibreOffice writes it: a merge is a spanning
+    cell and covered cells, an error value a formula cell whose value-type is "error"."""
+    from xml.sax.saxutils import escape, quoteattr
+
+    def cell(value: Any, span: int = 1) -> str:
+        spanned = f' table:number-columns-spanned="{span}" table:number-rows-spanned="1"' if span > 1 else ""
+        if value is None:
+            return f"<table:table-cell{spanned}/>"
+        if isinstance(value, FormulaError):
+            return ('<table:table-cell table:formula="of:=NA()" office:value-type="string" office:string-value=""'
+                    f' calcext:value-type="error"><text:p>{escape(value.text)}</text:p></table:table-cell>')
+        if isinstance(value, str):
+            return f'<table:table-cell office:value-type="string"{spanned}><text:p>{escape(value)}</text:p></table:table-cell>'
+        if isinstance(value, date):
+            return f'<table:table-cell office:value-type="date" office:date-value="{value.isoformat()}"><text:p>{value}</text:p></table:table-cell>'
+        return f'<table:table-cell office:value-type="float" office:value="{value!r}"><text:p>{value}</text:p></table:table-cell>'
+
+    tables = []
+    for layout in layouts:
+        spans = {(row, first): (last - first + 1, text) for row, first, last, text in layout.merges}
+        covered = {(row, col) for row, first, last, _ in layout.merges for col in range(first + 1, last + 1)}
+        last_column: dict[int, int] = {}
+        for row, col in [*layout.cells, *spans, *covered]:
+            last_column[row] = max(last_column.get(row, 0), col)
+        rows = []
+        for row in range(max(last_column) + 1):
+            xml = []
+            for col in range(last_column[row] + 1 if row in last_column else 0):
+                if (row, col) in covered:
+                    xml.append("<table:covered-table-cell/>")
+                elif (row, col) in spans:
+                    xml.append(cell(spans[(row, col)][1], spans[(row, col)][0]))
+                else:
+                    xml.append(cell(layout.cells.get((row, col))))
+            rows.append(f"<table:table-row>{''.join(xml)}</table:table-row>")
+        tables.append(f"<table:table table:name={quoteattr(layout.name)}>{''.join(rows)}</table:table>")
+    write_ods_tables(path, "".join(tables))
+
+
+ODS_NAMESPACES = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+    'xmlns:calcext="urn:org:documentfoundation:names:experimental:calc:xmlns:calcext:1.0" '
+    'xmlns:of="urn:oasis:names:tc:opendocument:xmlns:of:1.2"'
+)
+
+
+def write_ods_tables(path: Path, tables: str, *, prolog: str = "") -> None:
+    """An .ods package whose content.xml holds `tables` (<table:table> elements) as they are."""
+    import zipfile
+
+    content = (f'<?xml version="1.0" encoding="UTF-8"?>{prolog}<office:document-content {ODS_NAMESPACES} office:version="1.3">'
+               f"<office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3">'
+                '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+                '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        archive.writestr("META-INF/manifest.xml", manifest)
+        archive.writestr("content.xml", content)
 
 
 def base_county() -> County:
