@@ -301,20 +301,24 @@ def test_a_number_below_its_minimum_says_the_minimum(tmp_path):
     assert "expected a whole number of at least 1" in bad["household_size"].message("en")
 
 
-def test_an_excel_error_cell_is_a_value_that_cannot_be_read_not_a_blank(tmp_path):
-    """calamine gives #N/A as ''. A failed VLOOKUP in the income column was 'blank', and a
-    #NAME? birth date gave no issue at all: each is now bad_value showing the error."""
+@pytest.mark.parametrize("suffix", [".xlsx", ".ods"])
+def test_an_excel_error_cell_is_a_value_that_cannot_be_read_not_a_blank(tmp_path, suffix):
+    """calamine gives #N/A as '', in every format. A failed VLOOKUP in the income column was
+    'blank', and a #NAME? birth date gave no issue at all: each is now bad_value showing the
+    error, with the same message whether the register is an .xlsx or an .ods."""
     from builders import FormulaError
 
     county = base_county()
     county.households[0]["人均纯收入"] = FormulaError("#N/A")
     county.households[1]["家庭人口数"] = FormulaError("#DIV/0!")
     county.members[4]["出生日期"] = FormulaError("#NAME?")
-    path = county.write(tmp_path / "errors.xlsx")
+    path = county.write(tmp_path / f"errors{suffix}")
     issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
     bad = {(i.sheet, i.row, i.value) for i in issues if i.code == "bad_value"}
     assert bad == {(HH, excel_row(HH, 0), "#N/A"), (HH, excel_row(HH, 1), "#DIV/0!"), (MB, excel_row(MB, 4), "#NAME?")}
     assert not [i for i in issues if i.code == "missing_value"]
+    income = next(i for i in issues if i.value == "#N/A")
+    assert income.message("zh") == "「人均纯收入」的值「#N/A」无法识别(应为不小于 0 的数字)"
 
 
 def test_a_household_id_in_two_workbooks_of_a_folder_names_each_rows_file_and_sheet(tmp_path):

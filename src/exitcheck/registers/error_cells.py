@@ -1,19 +1,62 @@
-"""Cells holding an Excel error value (#N/A, #DIV/0!, #REF!, #VALUE!, #NAME?).
+"""Cells holding an Excel error value (#N/A, #DIV/0!, #REF!, #VALUE!, #NAME?, LibreOffice's Err:502).
 
-python-calamine gives such a cell as '', the same as an empty cell: a VLOOKUP that found nothing
-became a blank income ("人均纯收入为空"), and a birth date of #NAME? no issue at all. The package
-scan notes which sheet parts hold an error cell (`PartScan.error_cells`: a search for '#' a
-stretch, and for t="e" only where one is found); for those few parts this reads the error values back from the sheet XML, so that the
-parsers see "#N/A" and report it as a value that cannot be read, with the value shown.
+python-calamine gives such a cell as '', the same as an empty cell, in every format: a VLOOKUP
+that found nothing became a blank income ("人均纯收入为空"), and a birth date of #NAME? no issue
+at all. Each format is first tested cheaply for error cells, and only a workbook (or sheet) that
+may hold one pays for reading the values back, so that the parsers see "#N/A" and report it as
+a value that cannot be read, with the value shown:
+
+- .xlsx/.xlsm: the package scan notes the sheet parts that hold one (`PartScan.error_cells`: a
+  search for '#' a stretch, and for t="e" only where one is found); for those parts the values
+  are read back from the sheet XML.
+- .ods: the package scan notes whether content.xml holds `value-type="error"` (LibreOffice's
+  calcext attribute; the text is in the cell's <text:p>); only then is content.xml parsed, once
+  for all its sheets (`ods_error_values`).
+
+Every position is 0-based from A1, as calamine lays a sheet out (`to_python(skip_empty_area=
+False)`), whichever cell the data starts at. A workbook whose error values cannot be read back
+(a part another reader refuses) keeps calamine's blanks: that is the behaviour before this
+module, never a wrong value.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
+import xml.parsers.expat
 import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from exitcheck.registers.limits import cells_matching, parse_ref
+from exitcheck.registers.limits import PackageScan, cells_matching, parse_ref
+
+
+@dataclass(frozen=True)
+class ErrorCells:
+    """One error value, over `height` rows and `width` columns from (row, column) (an .ods
+    cell can be repeated across both)."""
+
+    row: int
+    column: int
+    text: str
+    height: int = 1
+    width: int = 1
+
+
+def put_error_values(rows: list[list[object]], errors: Iterable[ErrorCells]) -> None:
+    """Write each error text into the cells calamine left empty (rows are laid out from A1).
+    Only cells inside the grid are visited, whatever a repeat claims."""
+    for block in errors:
+        for row in rows[block.row : block.row + block.height]:
+            for column in range(block.column, min(block.column + block.width, len(row))):
+                if row[column] == "":
+                    row[column] = block.text
+
+
+# ---- xlsx ------------------------------------------------------------------------------------
 
 # A cell with its reference first (every writer puts it there), t="e" among its attributes, and
 # its value after an optional formula.
@@ -22,19 +65,181 @@ _ERROR_CELL = re.compile(
 )
 
 
-def error_values(path: Path, part: str) -> dict[tuple[int, int], str]:
-    """{(row, column), 0-based from A1: error text} of an xlsx sheet part that passed the scan."""
+def error_values(path: Path, part: str) -> list[ErrorCells]:
+    """The error cells of an xlsx sheet part that passed the scan."""
     found: dict[tuple[int, int], str] = {}
     with zipfile.ZipFile(path) as archive:
         for stretch in cells_matching(archive, part, _ERROR_CELL):
             for reference, value in stretch:
                 row, column = parse_ref(reference.decode(), 0, 0)
                 found[(row - 1, column - 1)] = value.decode("utf-8", "replace")
-    return found
+    return [ErrorCells(row, column, text) for (row, column), text in found.items()]
 
 
-def put_error_values(rows: list[list[object]], errors: dict[tuple[int, int], str]) -> None:
-    """Write each error text into the cell calamine left empty (rows are laid out from A1)."""
-    for (row, column), value in errors.items():
-        if row < len(rows) and column < len(rows[row]) and rows[row][column] == "":
-            rows[row][column] = value
+# ---- ods -------------------------------------------------------------------------------------
+
+#: The part calamine reads an .ods's sheets from.
+ODS_CONTENT = "content.xml"
+_ODS_CELLS = frozenset({"table:table-cell", "table:covered-table-cell"})
+_ODS_PIECE = 1 << 16
+
+
+class _Refused(Exception):
+    """content.xml declares a DTD or an entity: its error values are not read."""
+
+
+class _Done(Exception):
+    """The cell holding the last error mark the scan found has been read: nothing is left."""
+
+
+class _OdsTables:
+    """expat handlers that follow content.xml's tables as calamine's ods reader does.
+
+    calamine matches names with their prefixes as written ("table:table-row"), not by namespace,
+    and so does this (expat without namespace processing). A named table is a sheet; every row
+    in it (inside header-rows and row groups too) counts number-rows-repeated times; every cell
+    in a row, covered (under a merge) or not, counts number-columns-repeated times; what a cell
+    holds (its text, a sub-table) is skipped. A cell whose value-type is "error" is recorded
+    with the text of its paragraphs.
+    """
+
+    def __init__(self, parser: Any, last_mark: int | None) -> None:
+        self.parser = parser
+        self.last_mark = last_mark  # where the last error mark stands in the part, if known
+        self.found: dict[str, list[ErrorCells]] = {}
+        self.depth = 0
+        self.table: list[ErrorCells] | None = None  # the errors of the sheet being read
+        self.row = 0
+        self.height = 1  # number-rows-repeated of the row being read
+        self.column = 0
+        self.cell_depth = 0  # depth of the cell being read; inside it, only its text matters
+        self.error: tuple[int, int] | None = None  # (column, width) of an error cell being read
+        self.paragraphs: list[list[str]] = []
+
+    # The two handlers run for each of the millions of elements of a county's content.xml:
+    # the most frequent (a cell's paragraph) is dealt with first, with the fewest tests.
+    def start(self, name: str, attributes: dict[str, str]) -> None:
+        depth = self.depth = self.depth + 1
+        if self.cell_depth:
+            if self.error is not None and depth == self.cell_depth + 1 and name == "text:p":
+                self.paragraphs.append([])
+                self.parser.CharacterDataHandler = self.paragraphs[-1].append
+        elif self.table is None:
+            if name == "table:table" and "table:name" in attributes:
+                # a second table of the same name replaces the first, as in calamine's map
+                self.table = self.found[attributes["table:name"]] = []
+                self.row = 0
+        elif name in _ODS_CELLS:
+            self.cell_depth = depth
+            width = _repeat(attributes.get("table:number-columns-repeated"))
+            if "error" in attributes.values() and _is_error(attributes):
+                self.error = (self.column, width)
+                self.paragraphs = []
+            self.column += width
+        elif name == "table:table-row":
+            self.height = _repeat(attributes.get("table:number-rows-repeated"))
+            self.column = 0
+
+    def end(self, name: str) -> None:
+        depth = self.depth
+        self.depth = depth - 1
+        if self.cell_depth:
+            if depth == self.cell_depth:
+                self.cell_depth = 0
+                if self.error is not None and self.table is not None:
+                    self._record(self.error, self.table)
+            elif self.error is not None and depth == self.cell_depth + 1 and name == "text:p":
+                self.parser.CharacterDataHandler = None
+        elif self.table is not None:
+            if name == "table:table-row":
+                self.row += self.height
+            elif name == "table:table":
+                self.table = None
+
+    def _record(self, error: tuple[int, int], table: list[ErrorCells]) -> None:
+        """The error cell just read, and the end of the parsing after the last one."""
+        text = "\n".join("".join(paragraph) for paragraph in self.paragraphs).strip()
+        if text:
+            column, width = error
+            table.append(ErrorCells(self.row, column, text, self.height, width))
+        self.error = None
+        if self.last_mark is not None and self.parser.CurrentByteIndex > self.last_mark:
+            raise _Done
+
+
+def _repeat(value: str | None) -> int:
+    return int(value) if value and value.isascii() and value.isdigit() else 1
+
+
+def _is_error(attributes: dict[str, str]) -> bool:
+    return any(value == "error" and key.endswith("value-type") for key, value in attributes.items())
+
+
+def _refuse(*_args: object) -> None:
+    raise _Refused
+
+
+def ods_error_values(path: Path, last_mark: int | None = None) -> dict[str, list[ErrorCells]]:
+    """Sheet name -> its error cells, from the content.xml of an .ods that passed the scan,
+    which found the last error mark at `last_mark` (then no cell after it is read).
+
+    Parsed as a stream with expat (the parser ElementTree uses), only the table structure
+    followed and nothing kept but the error cells; a DTD or entity declaration is refused, as
+    defusedxml does (the scan has already refused one). Empty when the part cannot be parsed.
+    The parsing stops after the cell holding the last mark: it costs about twice calamine's
+    read of the sheets up to there (7 to 10 s for a sheet of 65,536 rows by 20 columns, whose
+    content.xml is 211 MB), and an error in the household sheet saves the member sheet after it.
+    """
+    parser = xml.parsers.expat.ParserCreate()
+    parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _refuse
+    parser.EntityDeclHandler = _refuse
+    tables = _OdsTables(parser, last_mark)
+    parser.StartElementHandler = tables.start
+    parser.EndElementHandler = tables.end
+    parser.buffer_text = True
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(ODS_CONTENT) as stream:
+            while piece := stream.read(_ODS_PIECE):
+                parser.Parse(piece, False)
+            parser.Parse(b"", True)
+    except _Done:
+        pass
+    except (_Refused, xml.parsers.expat.ExpatError, zipfile.BadZipFile, KeyError, OSError, ValueError):
+        return {}
+    return {name: cells for name, cells in tables.found.items() if cells}
+
+
+# ---- one workbook ----------------------------------------------------------------------------
+
+
+@dataclass
+class WorkbookErrors:
+    """Puts the error values back into each sheet of one workbook as it is read.
+
+    An .ods's error cells are read for the whole workbook, once, when the first sheet asks (it
+    is read in one lane, but a lock costs nothing); an xlsx's per sheet part."""
+
+    kind: str  # xlsx or ods (another kind has none read back)
+    path: Path
+    scan: PackageScan | None = None
+    _by_sheet: dict[str, list[ErrorCells]] | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def restore(self, sheet: str, rows: list[list[object]]) -> None:
+        if self.kind in ("xlsx", "xlsm"):
+            part = self.scan.sheets.get(sheet) if self.scan is not None else None
+            scanned = self.scan.parts.get(part) if self.scan is not None and part else None
+            if scanned is not None and scanned.error_cells:
+                put_error_values(rows, error_values(self.path, part))
+        elif self.kind == "ods":
+            content = self.scan.parts.get(ODS_CONTENT) if self.scan is not None else None
+            if content is not None and content.error_cells:
+                read = functools.partial(ods_error_values, last_mark=content.last_error_mark)
+                put_error_values(rows, self._workbook(read).get(sheet, ()))
+
+    def _workbook(self, read: Callable[[Path], dict[str, list[ErrorCells]]]) -> dict[str, list[ErrorCells]]:
+        with self._lock:
+            if self._by_sheet is None:
+                self._by_sheet = read(self.path)
+            return self._by_sheet

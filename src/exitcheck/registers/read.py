@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from exitcheck.errors import InputError
-from exitcheck.registers.error_cells import error_values, put_error_values
+from exitcheck.registers.error_cells import WorkbookErrors
 from exitcheck.registers.limits import (
     Limits,
     PackageScan,
@@ -301,7 +301,8 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
         workbook.close()
         raise
     reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"),
-                          two_lanes=two_lanes_possible(real), control=control, path=path)
+                          two_lanes=two_lanes_possible(real), control=control, path=path,
+                          errors=WorkbookErrors(real, path, scan))
     if control is not None:
         control.link(reader.stop)
     sheets = reader.read_all(workbook, open_workbook, worksheets)
@@ -378,6 +379,7 @@ class _SheetReader:
     two_lanes: bool
     control: ReadControl | None = None  # told when calamine starts on a sheet, and given each sheet read
     path: Path | None = None  # the file, to name a cell in an error (an xlsx's sheet parts)
+    errors: WorkbookErrors | None = None  # puts back the error values (#N/A) calamine gives as ''
     stop: threading.Event = field(default_factory=threading.Event, init=False)
     _first_failure: int = field(default=1 << 30, init=False)  # workbook index of the earliest failed sheet
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -482,21 +484,14 @@ class _SheetReader:
                 part = self.scan.sheets.get(name) if self.scan is not None else None
                 raise out_of_range_error(self.shown, sheet, name, self.path, part) from None
             ranges = sheet.merged_cell_ranges or ()
-        self._restore_error_values(name, rows)
+        if self.errors is not None:
+            self.errors.restore(name, rows)
         merged = tuple(
             (top, left, bottom, right)
             for (top, left), (bottom, right) in ranges
             if bottom > top and top < HEADER_SEARCH_ROWS
         )
         return SheetRead(name, rows, 1, merged, lengths_checked=self.lengths_checked)
-
-    def _restore_error_values(self, name: str, rows: list[list[object]]) -> None:
-        """Put back the error values (#N/A) calamine gives as '', in the xlsx parts the scan saw
-        holding one (registers/error_cells.py)."""
-        part = self.scan.sheets.get(name) if self.scan is not None else None
-        scanned = self.scan.parts.get(part) if self.scan is not None and part else None
-        if scanned is not None and scanned.error_cells and self.path is not None:
-            put_error_values(rows, error_values(self.path, part))
 
 
 def _cores() -> int:

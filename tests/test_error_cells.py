@@ -1,0 +1,124 @@
+"""Excel error values (#N/A, #DIV/0!, LibreOffice's Err:502) in .xlsx and .ods: calamine
+gives each as '', and the reader puts the text back where calamine left the blank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builders import write_ods_tables
+from exitcheck.registers import error_cells
+from exitcheck.registers.limits import Limits, check_zip, scan_package
+from exitcheck.registers.read import read_sheets
+
+DATA = Path(__file__).parent / "data"  # made by tests/data/make_error_cells.py
+
+
+def error_texts(path: Path) -> dict[str, dict[tuple[int, int], str]]:
+    """Sheet name -> {(row, column) 0-based: text} of the cells read as an error value."""
+    return {
+        sheet.name: {(r, c): value for r, row in enumerate(sheet.rows) for c, value in enumerate(row)
+                     if isinstance(value, str) and value.startswith(("#", "Err:"))}
+        for sheet in read_sheets(path, path.name, Limits())
+    }
+
+
+def first_sheet(sqrt_of_minus_4: str) -> dict[tuple[int, int], str]:
+    texts = ["#N/A", "#DIV/0!", "#VALUE!", "#NAME?", "#N/A", sqrt_of_minus_4, "#REF!"]
+    labels = ["#N/A", "#DIV/0!", "#VALUE!", "#NAME?", "#N/A", "#NUM!", "#REF!"]  # column A: text cells
+    return {**{(row, 0): label for row, label in enumerate(labels, start=2)},
+            **{(row, 1): text for row, text in enumerate(texts, start=2)}}
+
+
+#: The sheet whose data starts at C5: an error after a merge's covered cells, three in a row,
+#: one in each of three like rows, and one as the sheet's last cell.
+OFFSET_SHEET = {(4, 6): "#N/A", (5, 3): "#DIV/0!", (7, 2): "#N/A", (7, 3): "#N/A", (7, 4): "#N/A",
+                (9, 3): "#N/A", (10, 3): "#N/A", (11, 3): "#N/A", (14, 9): "#DIV/0!"}
+
+
+@pytest.mark.parametrize(("suffix", "sqrt_of_minus_4"), [("xlsx", "#NUM!"), ("ods", "Err:502")])
+def test_error_values_are_read_back_where_the_writer_put_them_in_every_format(suffix: str, sqrt_of_minus_4: str) -> None:
+    """The same workbook as Excel's xlsx and as LibreOffice saved it as .ods: each error where
+    it stands, the other cells as they were."""
+    path = DATA / f"error-cells.{suffix}"
+    assert error_texts(path) == {"户表": first_sheet(sqrt_of_minus_4), "offset": OFFSET_SHEET, "clean": {}}
+    offset = next(sheet for sheet in read_sheets(path, path.name, Limits()) if sheet.name == "offset")
+    assert offset.rows[4][2:4] == ["head", "merged"] and offset.rows[9][2] == "same"
+
+
+def ods_cell(text: str, repeated: int = 1) -> str:
+    repeat = f' table:number-columns-repeated="{repeated}"' if repeated > 1 else ""
+    return (f'<table:table-cell table:formula="of:=NA()" office:value-type="string" office:string-value=""{repeat}'
+            f' calcext:value-type="error"><text:p>{text}</text:p></table:table-cell>')
+
+
+def ods_text(text: str) -> str:
+    return f'<table:table-cell office:value-type="string"><text:p>{text}</text:p></table:table-cell>'
+
+
+def test_an_ods_error_cell_is_placed_as_calamine_places_the_cells_around_it(tmp_path: Path) -> None:
+    """Repeated rows and columns, covered cells, header rows and row groups, a note on the cell
+    and a table inside a cell: each error is put where calamine put the text cell after it.
+    (calamine skips what a number cell holds; in a text cell it would read the inner table's
+    text and lose the rest of the sheet.)"""
+    subtable = ('<table:table-cell office:value-type="float" office:value="5"><table:table table:name="inner"><table:table-row>'
+                f'{ods_cell("#REF!")}</table:table-row></table:table></table:table-cell>')
+    note = ('<table:table-cell table:formula="of:=NA()" office:value-type="string" office:string-value="" calcext:value-type="error">'
+            '<office:annotation><text:p>a note</text:p></office:annotation><text:p>#N/A</text:p></table:table-cell>')
+    rows = [
+        '<table:table-row table:number-rows-repeated="3"><table:table-cell table:number-columns-repeated="4"/></table:table-row>',
+        f'<table:table-header-rows><table:table-row><table:table-cell table:number-columns-repeated="2"/>{ods_cell("#DIV/0!")}{ods_text("a")}</table:table-row></table:table-header-rows>',
+        f'<table:table-row table:number-rows-repeated="2">{ods_text("b")}{ods_cell("Err:502", 3)}{ods_text("c")}</table:table-row>',
+        ('<table:table-row-group><table:table-row><table:table-cell office:value-type="string" table:number-columns-spanned="3">'
+         f'<text:p>merged</text:p></table:table-cell><table:covered-table-cell table:number-columns-repeated="2"/>{note}{ods_text("d")}</table:table-row></table:table-row-group>'),
+        f'<table:table-row>{subtable}{ods_cell("#NAME?")}{ods_text("e")}</table:table-row>',
+    ]
+    path = tmp_path / "structure.ods"
+    write_ods_tables(path, f'<table:table table:name="sheet">{"".join(rows)}</table:table>')
+    (sheet,) = read_sheets(path, path.name, Limits())
+    assert sheet.rows[3][2:4] == ["#DIV/0!", "a"]
+    assert sheet.rows[4][:5] == sheet.rows[5][:5] == ["b", "Err:502", "Err:502", "Err:502", "c"]
+    assert sheet.rows[6][3:5] == ["#N/A", "d"]
+    assert sheet.rows[7][0:3] == [5.0, "#NAME?", "e"]
+    assert error_texts(path) == {"sheet": {(3, 2): "#DIV/0!", **{(row, col): "Err:502" for row in (4, 5) for col in (1, 2, 3)},
+                                           (6, 3): "#N/A", (7, 1): "#NAME?"}}
+
+
+def test_the_ods_scan_notes_whether_content_xml_holds_an_error_mark_and_where_the_last_is(tmp_path: Path) -> None:
+    clean, marked = tmp_path / "clean.ods", tmp_path / "marked.ods"
+    write_ods_tables(clean, f'<table:table table:name="s"><table:table-row>{ods_text("#N/A as typed")}</table:table-row></table:table>')
+    write_ods_tables(marked, f'<table:table table:name="s"><table:table-row>{ods_cell("#N/A")}{ods_cell("#REF!")}</table:table-row></table:table>')
+    for path, holds in ((clean, False), (marked, True)):
+        scan = scan_package(path, path.name, check_zip(path, path.name, Limits()), Limits())
+        content = scan.parts[error_cells.ODS_CONTENT]
+        assert content.error_cells is holds
+    import zipfile
+
+    with zipfile.ZipFile(marked) as archive:
+        assert content.last_error_mark == archive.read("content.xml").rfind(b'value-type="error"')
+    assert error_texts(clean) == {"s": {(0, 0): "#N/A as typed"}}  # a text that looks like one, as typed
+
+
+def test_reading_an_ods_back_stops_after_the_cell_of_the_last_error_mark(tmp_path: Path) -> None:
+    """Nothing after it is parsed: here what follows would not even parse."""
+    path = tmp_path / "stops.ods"
+    tables = f'<table:table table:name="s"><table:table-row>{ods_cell("#N/A")}</table:table-row></table:table><table:table table:name="t"><broken'
+    write_ods_tables(path, tables)
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        mark = archive.read("content.xml").rfind(b'value-type="error"')
+    assert error_cells.ods_error_values(path, mark) == {"s": [error_cells.ErrorCells(0, 0, "#N/A")]}
+    assert error_cells.ods_error_values(path) == {}  # read to the end, it is refused whole
+
+
+def test_an_ods_content_xml_with_a_dtd_gives_no_error_value(tmp_path: Path) -> None:
+    """The scan refuses such a part first; the reading refuses it too, as defusedxml would,
+    and never expands an entity into a cell."""
+    plain, declared = tmp_path / "plain.ods", tmp_path / "dtd.ods"
+    write_ods_tables(plain, f'<table:table table:name="s"><table:table-row>{ods_cell("#N/A")}</table:table-row></table:table>')
+    write_ods_tables(declared, f'<table:table table:name="s"><table:table-row>{ods_cell("&bomb;")}</table:table-row></table:table>',
+                     prolog='<!DOCTYPE office:document-content [<!ENTITY bomb "#N/A">]>')
+    assert error_cells.ods_error_values(plain) == {"s": [error_cells.ErrorCells(0, 0, "#N/A")]}
+    assert error_cells.ods_error_values(declared) == {}
