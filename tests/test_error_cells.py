@@ -1,4 +1,4 @@
-"""Excel error values (#N/A, #DIV/0!, LibreOffice's Err:502) in .xlsx and .ods: calamine
+"""Excel error values (#N/A, #DIV/0!, LibreOffice's Err:502) in .xlsx, .xls and .ods: calamine
 gives each as '', and the reader puts the text back where calamine left the blank."""
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ OFFSET_SHEET = {(4, 6): "#N/A", (5, 3): "#DIV/0!", (7, 2): "#N/A", (7, 3): "#N/A
                 (9, 3): "#N/A", (10, 3): "#N/A", (11, 3): "#N/A", (14, 9): "#DIV/0!"}
 
 
-@pytest.mark.parametrize(("suffix", "sqrt_of_minus_4"), [("xlsx", "#NUM!"), ("ods", "Err:502")])
+@pytest.mark.parametrize(("suffix", "sqrt_of_minus_4"), [("xlsx", "#NUM!"), ("xls", "#VALUE!"), ("ods", "Err:502")])
 def test_error_values_are_read_back_where_the_writer_put_them_in_every_format(suffix: str, sqrt_of_minus_4: str) -> None:
-    """The same workbook as Excel's xlsx and as LibreOffice saved it as .ods: each error where
-    it stands, the other cells as they were."""
+    """The same workbook as Excel's xlsx and as LibreOffice saved it as .xls (FORMULA records
+    with a saved error) and .ods: each error where it stands, the other cells as they were."""
     path = DATA / f"error-cells.{suffix}"
     assert error_texts(path) == {"户表": first_sheet(sqrt_of_minus_4), "offset": OFFSET_SHEET, "clean": {}}
     offset = next(sheet for sheet in read_sheets(path, path.name, Limits()) if sheet.name == "offset")
@@ -122,3 +122,53 @@ def test_an_ods_content_xml_with_a_dtd_gives_no_error_value(tmp_path: Path) -> N
                      prolog='<!DOCTYPE office:document-content [<!ENTITY bomb "#N/A">]>')
     assert error_cells.ods_error_values(plain) == {"s": [error_cells.ErrorCells(0, 0, "#N/A")]}
     assert error_cells.ods_error_values(declared) == {}
+
+
+def write_xls_errors(path: Path) -> Path:
+    """An .xls with BOOLERR error cells (xlwt writes no saved formula result): a clean first
+    sheet, and a second whose data starts at C4."""
+    import xlwt
+
+    from builders import XLS_ERROR_CODES
+
+    book = xlwt.Workbook(encoding="utf-8")
+    clean = book.add_sheet("干净")
+    clean.write(0, 0, "名称")
+    clean.write(1, 0, xlwt.Formula("1+1"))  # a formula whose saved result is not an error
+    errors = book.add_sheet("户表")
+    errors.write(3, 2, "户编号")
+    errors.write(3, 3, "人均纯收入")
+    errors.write(4, 2, "513434000001")
+    errors.row(4).set_cell_error(3, XLS_ERROR_CODES["#N/A"])
+    errors.write(5, 2, "513434000002")
+    errors.row(5).set_cell_error(3, XLS_ERROR_CODES["#DIV/0!"])
+    book.save(str(path))
+    return path
+
+
+def test_xls_boolerr_cells_are_read_back_on_a_sheet_that_does_not_start_at_a1(tmp_path: Path) -> None:
+    path = write_xls_errors(tmp_path / "boolerr.xls")
+    assert error_texts(path) == {"干净": {}, "户表": {(4, 3): "#N/A", (5, 3): "#DIV/0!"}}
+
+
+def test_an_xls_without_error_records_is_not_read_by_xlrd(tmp_path: Path) -> None:
+    """The search of the stream finds nothing in a workbook without an error value, formulas
+    and all, and only the sheets that hold a candidate record are read."""
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("s")
+    sheet.write(0, 0, xlwt.Formula("1+1"))
+    sheet.write(0, 1, "#N/A")  # a text is not an error value
+    path = tmp_path / "clean.xls"
+    book.save(str(path))
+    assert error_cells._error_record_offsets(path) == []
+    assert error_texts(path) == {"s": {(0, 1): "#N/A"}}
+    assert error_cells._error_record_offsets(write_xls_errors(tmp_path / "errors.xls")) != []
+
+
+def test_the_sheets_read_by_xlrd_are_those_in_whose_part_of_the_stream_a_record_lies() -> None:
+    # three sheets whose parts start at 100, 500 and 300 (the stream's order is not the book's)
+    assert error_cells._sheets_holding([120, 320, 400], [100, 500, 300], 900) == {0, 2}
+    assert error_cells._sheets_holding([600], [100, 500, 300], 900) == {1}
+    assert error_cells._sheets_holding([50], [100, 500, 300], 900) == set()  # in the globals

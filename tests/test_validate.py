@@ -301,11 +301,11 @@ def test_a_number_below_its_minimum_says_the_minimum(tmp_path):
     assert "expected a whole number of at least 1" in bad["household_size"].message("en")
 
 
-@pytest.mark.parametrize("suffix", [".xlsx", ".ods"])
+@pytest.mark.parametrize("suffix", [".xlsx", ".xls", ".ods"])
 def test_an_excel_error_cell_is_a_value_that_cannot_be_read_not_a_blank(tmp_path, suffix):
     """calamine gives #N/A as '', in every format. A failed VLOOKUP in the income column was
     'blank', and a #NAME? birth date gave no issue at all: each is now bad_value showing the
-    error, with the same message whether the register is an .xlsx or an .ods."""
+    error, with the same message whether the register is an .xlsx, an .xls or an .ods."""
     from builders import FormulaError
 
     county = base_county()
