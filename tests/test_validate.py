@@ -500,3 +500,15 @@ def test_a_household_id_cell_is_either_precision_lost_or_zeros_lost_never_both(t
     for issue in issues:
         found.setdefault((issue.sheet, issue.row), set()).add(issue.code)
     assert found == {(sheet, excel_row(sheet, n)): codes for (sheet, n), codes in expected.items()}
+
+
+def test_an_id_number_cell_past_the_largest_float_is_precision_lost_not_a_crash(tmp_path):
+    """xlsxwriter, like Excel, writes 1.7976931348623155e308 with 16 digits, 1.797693134862316E+308,
+    which is past the largest float: calamine reads it back as infinity. That number cell has
+    lost an ID's digits like any other, and its value is shown, not a traceback."""
+    county = base_county()
+    county.members[0]["证件号码"] = 1.7976931348623155e308
+    path = county.write(tmp_path / "huge.xlsx")
+    issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
+    (lost,) = [i for i in issues if i.code == "id_precision_lost"]
+    assert lost.row == excel_row(MB, 0) and lost.value == "inf"

@@ -101,6 +101,8 @@ def excel_display(value: object) -> object:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers too
         return value
     number = float(value)
+    if not math.isfinite(number):  # a cell past the largest float (1.797693134862316E+308) reads as inf
+        return str(number)
     if number.is_integer() and abs(number) < 1e11:
         return str(int(number))
     if 1e-4 <= abs(number) < 1e11:
