@@ -110,7 +110,7 @@ def test_reading_an_ods_back_stops_after_the_cell_of_the_last_error_mark(tmp_pat
     with zipfile.ZipFile(path) as archive:
         mark = archive.read("content.xml").rfind(b'value-type="error"')
     assert error_cells.ods_error_values(path, mark) == {"s": [error_cells.ErrorCells(0, 0, "#N/A")]}
-    assert error_cells.ods_error_values(path) == {}  # read to the end, it is refused whole
+    assert error_cells.ods_error_values(path) is None  # read to the end, it is refused whole
 
 
 def test_an_ods_content_xml_with_a_dtd_gives_no_error_value(tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_an_ods_content_xml_with_a_dtd_gives_no_error_value(tmp_path: Path) -> N
     write_ods_tables(declared, f'<table:table table:name="s"><table:table-row>{ods_cell("&bomb;")}</table:table-row></table:table>',
                      prolog='<!DOCTYPE office:document-content [<!ENTITY bomb "#N/A">]>')
     assert error_cells.ods_error_values(plain) == {"s": [error_cells.ErrorCells(0, 0, "#N/A")]}
-    assert error_cells.ods_error_values(declared) == {}
+    assert error_cells.ods_error_values(declared) is None
 
 
 def write_xls_errors(path: Path) -> Path:
@@ -172,3 +172,28 @@ def test_the_sheets_read_by_xlrd_are_those_in_whose_part_of_the_stream_a_record_
     assert error_cells._sheets_holding([120, 320, 400], [100, 500, 300], 900) == {0, 2}
     assert error_cells._sheets_holding([600], [100, 500, 300], 900) == {1}
     assert error_cells._sheets_holding([50], [100, 500, 300], 900) == set()  # in the globals
+
+
+
+def test_error_values_that_cannot_be_read_back_are_said_not_left_blank_in_silence(tmp_path: Path) -> None:
+    """calamine reads a paragraph whose attribute is written twice; expat refuses the whole
+    content.xml. The error cell stays blank, as calamine gives it, and the reading says so."""
+    import zipfile
+
+    import exitcheck
+    from builders import FormulaError, base_county
+
+    county = base_county()
+    county.households[0]["人均纯收入"] = FormulaError("#N/A")
+    written = county.write(tmp_path / "written.ods")
+    path = tmp_path / "twice.ods"
+    with zipfile.ZipFile(written) as source, zipfile.ZipFile(path, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "content.xml":
+                data = data.replace(b"<text:p>", b'<text:p text:id="a" text:id="b">', 1)
+            target.writestr(item, data)
+    assert error_cells.ods_error_values(path) is None
+    registers = exitcheck.load([path])
+    (zh, en), = [note for note in registers.notes if "#N/A" in note[0]]
+    assert zh.startswith(f"{path}: 文件中可能有错误值单元格") and "checked as blanks" in en

@@ -18,8 +18,8 @@ a value that cannot be read, with the value shown:
 
 Every position is 0-based from A1, as calamine lays a sheet out (`to_python(skip_empty_area=
 False)`), whichever cell the data starts at. A workbook whose error values cannot be read back
-(a part another reader refuses) keeps calamine's blanks: that is the behaviour before this
-module, never a wrong value.
+(a part another reader refuses, though calamine read it) keeps calamine's blanks, never a wrong
+value, and the reading says so in a note (`WorkbookErrors.unread`).
 """
 
 from __future__ import annotations
@@ -183,13 +183,13 @@ def _refuse(*_args: object) -> None:
     raise _Refused
 
 
-def ods_error_values(path: Path, last_mark: int | None = None) -> dict[str, list[ErrorCells]]:
+def ods_error_values(path: Path, last_mark: int | None = None) -> dict[str, list[ErrorCells]] | None:
     """Sheet name -> its error cells, from the content.xml of an .ods that passed the scan,
     which found the last error mark at `last_mark` (then no cell after it is read).
 
     Parsed as a stream with expat (the parser ElementTree uses), only the table structure
     followed and nothing kept but the error cells; a DTD or entity declaration is refused, as
-    defusedxml does (the scan has already refused one). Empty when the part cannot be parsed.
+    defusedxml does (the scan has already refused one). None when the part cannot be parsed.
     The parsing stops after the cell holding the last mark: it costs about twice calamine's
     read of the sheets up to there (7 to 10 s for a sheet of 65,536 rows by 20 columns, whose
     content.xml is 211 MB), and an error in the household sheet saves the member sheet after it.
@@ -210,7 +210,7 @@ def ods_error_values(path: Path, last_mark: int | None = None) -> dict[str, list
     except _Done:
         pass
     except (_Refused, xml.parsers.expat.ExpatError, zipfile.BadZipFile, KeyError, OSError, ValueError):
-        return {}
+        return None
     return {name: cells for name, cells in tables.found.items() if cells}
 
 
@@ -265,9 +265,10 @@ def _sheets_holding(offsets: list[int], starts: list[int], end: int) -> set[int]
     return holding
 
 
-def xls_error_values(path: Path) -> dict[str, list[ErrorCells]]:
+def xls_error_values(path: Path) -> dict[str, list[ErrorCells]] | None:
     """Sheet name -> its error cells, for an .xls (BIFF5/8). Nothing is read by xlrd unless the
-    stream holds a record that may carry an error, and then only the sheets that hold one."""
+    stream holds a record that may carry an error, and then only the sheets that hold one.
+    None when xlrd cannot read a workbook that may hold one."""
     try:
         offsets = _error_record_offsets(path)
         if not offsets:
@@ -290,7 +291,7 @@ def xls_error_values(path: Path) -> dict[str, list[ErrorCells]]:
         finally:
             book.release_resources()
     except Exception:  # noqa: BLE001 - xlrd meets files calamine reads and it does not (asserts, struct errors)
-        return {}
+        return None
 
 
 def _xls_sheet_errors(sheet: Any) -> list[ErrorCells]:
@@ -321,6 +322,8 @@ class WorkbookErrors:
     kind: str  # xlsx, ods or xls (another kind has none read back)
     path: Path
     scan: PackageScan | None = None
+    #: the workbook may hold error cells whose values could not be read back (left blank)
+    unread: bool = field(default=False, init=False)
     _by_sheet: dict[str, list[ErrorCells]] | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -338,8 +341,19 @@ class WorkbookErrors:
         elif self.kind == "xls":
             put_error_values(rows, self._workbook(xls_error_values).get(sheet, ()))
 
-    def _workbook(self, read: Callable[[Path], dict[str, list[ErrorCells]]]) -> dict[str, list[ErrorCells]]:
+    def _workbook(self, read: Callable[[Path], dict[str, list[ErrorCells]] | None]) -> dict[str, list[ErrorCells]]:
         with self._lock:
             if self._by_sheet is None:
-                self._by_sheet = read(self.path)
+                found = read(self.path)
+                self.unread = found is None
+                self._by_sheet = found or {}
             return self._by_sheet
+
+    def note(self, shown: str) -> tuple[str, str] | None:
+        """What the reading says when error values could not be read back: never a silent blank."""
+        if not self.unread:
+            return None
+        return (f"{shown}: 文件中可能有错误值单元格(如 #N/A), 但无法读出其值, 这些单元格按空白核查; "
+                f"请在 Excel 或 WPS 中打开, 改正出错的公式后另存为 .xlsx 再核查",
+                f"{shown}: the file may hold error cells (such as #N/A) whose values could not be read back; they are "
+                f"checked as blanks. Open it in Excel or WPS, correct the failing formulas, save it as .xlsx and check it again")

@@ -300,12 +300,14 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
     except InputError:
         workbook.close()
         raise
+    errors = WorkbookErrors(real, path, scan)
     reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"),
-                          two_lanes=two_lanes_possible(real), control=control, path=path,
-                          errors=WorkbookErrors(real, path, scan))
+                          two_lanes=two_lanes_possible(real), control=control, path=path, errors=errors)
     if control is not None:
         control.link(reader.stop)
     sheets = reader.read_all(workbook, open_workbook, worksheets)
+    if (unread := errors.note(shown)) is not None:
+        notes.append(unread)
     for sheet in sheets:
         sheet.hidden = sheet.name in hidden
     return FileRead(sheets, notes, kind=real)
