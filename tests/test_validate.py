@@ -321,6 +321,31 @@ def test_an_excel_error_cell_is_a_value_that_cannot_be_read_not_a_blank(tmp_path
     assert income.message("zh") == "「人均纯收入」的值「#N/A」无法识别(应为不小于 0 的数字)"
 
 
+@pytest.mark.parametrize("suffix", [".xlsx", ".xls", ".ods"])
+def test_an_error_value_in_an_id_or_text_column_is_not_data(tmp_path, suffix):
+    """A VLOOKUP that failed in 户编号, 证件号码 or 乡镇 read as the text "#N/A": two households
+    of ID #N/A were one duplicated household, two members of ID #N/A one person in two
+    households, and #N/A a township. Each is a value that cannot be read, as in a number column."""
+    from builders import FormulaError
+
+    county = base_county()
+    for row in county.households[:2]:
+        row["户编号"] = FormulaError("#N/A")
+    county.households[2]["乡镇"] = FormulaError("#REF!")
+    county.members[0]["证件号码"] = FormulaError("#N/A")
+    county.members[3]["证件号码"] = FormulaError("#N/A")
+    path = county.write(tmp_path / f"lookups{suffix}")
+    issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
+    bad = sorted((i.sheet, i.row, i.field, i.value) for i in issues if i.code == "bad_value")
+    assert bad == sorted([(HH, excel_row(HH, 0), "household_id", "#N/A"), (HH, excel_row(HH, 1), "household_id", "#N/A"),
+                          (HH, excel_row(HH, 2), "township", "#REF!"),
+                          (MB, excel_row(MB, 0), "id_number", "#N/A"), (MB, excel_row(MB, 3), "id_number", "#N/A")])
+    assert not {i.code for i in issues} & {"duplicate_household", "duplicate_person", "id_checksum", "missing_value"}
+    id_issue = next(i for i in issues if i.field == "id_number")
+    assert id_issue.message("zh") == "「证件号码」的值「#N/A」无法识别(是电子表格的错误值: 公式没有算出结果)"
+    assert not [i for i in issues if i.household_id == "#N/A"]
+
+
 def test_a_household_id_in_two_workbooks_of_a_folder_names_each_rows_file_and_sheet(tmp_path):
     """A folder of township workbooks: 'appears on rows 5, 8' did not say that row 5 is in one
     file and row 8 in another, so the clerk could not find them."""

@@ -18,7 +18,8 @@ from exitcheck.fastpaths import kinds_of, member_of
 from exitcheck.i18n import join_list, listed
 from exitcheck.issues import HouseholdIdZerosLost
 from exitcheck.registers.model import ROW, SOURCE, Registers, SheetSource
-from exitcheck.registers.parse import IssueSink, Parsed
+from exitcheck.registers.normalise import spreadsheet_error
+from exitcheck.registers.parse import SPREADSHEET_ERROR_HINT, IssueSink, Parsed
 from exitcheck.registers.schema import RegisterName
 
 GONE = ("死亡", "迁出")
@@ -76,10 +77,12 @@ def check_ids(registers: Registers, parsed: Parsed, sink: IssueSink, register: R
     household = frame["household_id"]
     lost = info["precision_lost"].astype(bool)
     blank = info["id"].isna() & ~lost
+    failed = spreadsheet_error(info["id"]) & ~lost  # #N/A: not an ID, and two of them are not one person
     sink.add(register, frame, lost, "id_precision_lost", name, values=raw[lost].map(idcard.excel_display), household=household)
+    sink.add(register, frame, failed, "bad_value", name, raw=raw, household=household, params={"expected": SPREADSHEET_ERROR_HINT})
     if register == "members":
         sink.add(register, frame, blank, "missing_value", name, household=household)
-    readable = ~blank & ~lost
+    readable = ~blank & ~lost & ~failed
     wrong_shape = readable & ~info["shape_ok"].astype(bool)
     wrong_digit = readable & info["shape_ok"].astype(bool) & ~info["checksum_ok"].astype(bool)
     sink.add(register, frame, wrong_shape, "id_checksum", name, raw=raw, household=household,

@@ -447,6 +447,19 @@ def text(raw: pd.Series) -> pd.Series:
     return cells.wrap(_text_object(cells), _STRING)
 
 
+#: What a spreadsheet shows in a cell whose formula failed: Excel's error values and
+#: LibreOffice's Err:NNN. Read back from the file by error_cells.py, or typed in a CSV saved
+#: from Excel. Not data in any column: an ID, a township or a name of "#N/A" is a lookup
+#: that failed, and two of them are not one household or one person.
+_SPREADSHEET_ERROR = (r"#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|GETTING_DATA|SPILL!|CALC!|FIELD!|BLOCKED!"
+                      r"|CONNECT!|BUSY!|UNKNOWN!|PYTHON!)|Err:[0-9]{3}")
+
+
+def spreadsheet_error(texts: pd.Series) -> pd.Series:
+    """Whether each text (cleaned, as `text` gives it) is a spreadsheet error value (blank: False)."""
+    return texts.astype(_STRING).str.fullmatch(_SPREADSHEET_ERROR).fillna(False).astype(bool)
+
+
 @_per_distinct
 def is_blank(raw: pd.Series) -> pd.Series:
     """True for None, NaN, NaT, pd.NA and strings that are empty or only white

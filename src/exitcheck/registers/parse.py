@@ -106,7 +106,13 @@ def _header_of(register: RegisterName, field_name: str | None) -> str | None:
     return field_name
 
 
+#: What bad_value says of a text or ID cell, which only a spreadsheet error makes bad
+SPREADSHEET_ERROR_HINT = {"zh": "(是电子表格的错误值: 公式没有算出结果)", "en": " (a spreadsheet error value: its formula found no result)"}
+
+
 def _expected(spec: FieldSpec) -> dict[str, str]:
+    if spec.kind in ("text", "id_number"):
+        return SPREADSHEET_ERROR_HINT
     if spec.kind in ("choice", "multi_choice"):
         canon = list(dict.fromkeys(spec.allowed.values()))
         return {"zh": f"(应为: {'/'.join(canon)})", "en": f" (expected one of: {', '.join(canon)})"}
@@ -144,8 +150,14 @@ def parse_column(spec: FieldSpec, raw: pd.Series, as_of: date) -> normalise.Pars
         return normalise.choice(raw, spec.allowed)
     if spec.kind == "multi_choice":
         return normalise.multi_choice(raw, spec.allowed)
-    text = normalise.text(raw)
-    return normalise.Parsed(text, pd.Series(False, index=raw.index))
+    return _text_field(normalise.text(raw))
+
+
+def _text_field(text: pd.Series) -> normalise.Parsed:
+    """A text column: any text is a value, but a spreadsheet error (#N/A) is a cell that cannot
+    be read, as it is in a number or date column."""
+    bad = normalise.spreadsheet_error(text)
+    return normalise.Parsed(text.where(~bad), bad)
 
 
 def _below_minimum(spec: FieldSpec, values: pd.Series) -> pd.Series:
@@ -218,7 +230,9 @@ def parse_register(register: RegisterName, registers: Registers, sink: IssueSink
     out = pd.DataFrame(index=raw.index)
     out[SOURCE] = raw[SOURCE].astype(int)
     out[ROW] = raw[ROW].astype(int)
-    household = ahead.text(raw["household_id"]) if "household_id" in raw else None
+    # an issue of a row whose ID is #N/A belongs to no household: the ID is NA from the start
+    typed_id = _text_field(ahead.text(raw["household_id"])) if "household_id" in raw else None
+    household = typed_id.values if typed_id is not None else None
     for spec in fields(register):
         if spec.name not in present:
             out[spec.name] = pd.Series(pd.NA, index=raw.index, dtype=_dtype(spec))
@@ -231,7 +245,7 @@ def parse_register(register: RegisterName, registers: Registers, sink: IssueSink
             parsed.id_analyses[(register, spec.name)] = analysis
             out[spec.name] = analysis["id"]
             continue
-        typed = normalise.Parsed(household, pd.Series(False, index=raw.index)) if spec.name == "household_id" else cast(normalise.Parsed, ahead.field(spec, column))
+        typed = typed_id if spec.name == "household_id" and typed_id is not None else cast(normalise.Parsed, ahead.field(spec, column))
         values = typed.values
         # A parser gives NA for a blank cell and for a bad one: blank is NA and not bad.
         blanks[(register, spec.name)] = values.isna().to_numpy() & ~typed.bad.to_numpy()
