@@ -197,3 +197,14 @@ def test_error_values_that_cannot_be_read_back_are_said_not_left_blank_in_silenc
     registers = exitcheck.load([path])
     (zh, en), = [note for note in registers.notes if "#N/A" in note[0]]
     assert zh.startswith(f"{path}: 文件中可能有错误值单元格") and "checked as blanks" in en
+
+
+def test_an_ods_with_two_tables_of_one_name_gets_no_error_value_from_the_table_calamine_drops(tmp_path: Path) -> None:
+    """calamine lists both and reads the second for each. Reading back stopped after the first
+    table's error cell, so the second table, which replaces it, was never seen: its blank cell
+    took the first table's #N/A."""
+    path = tmp_path / "twice.ods"
+    write_ods_tables(path, f'<table:table table:name="s"><table:table-row><table:table-cell/>{ods_cell("#N/A")}</table:table-row></table:table>'
+                           f'<table:table table:name="s"><table:table-row>{ods_text("a")}<table:table-cell/>{ods_text("c")}'
+                           '</table:table-row></table:table>')
+    assert [sheet.rows for sheet in read_sheets(path, path.name, Limits())] == [[["a", "", "c"]]] * 2

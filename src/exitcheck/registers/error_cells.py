@@ -322,6 +322,9 @@ class WorkbookErrors:
     kind: str  # xlsx, ods or xls (another kind has none read back)
     path: Path
     scan: PackageScan | None = None
+    #: two sheets share a name: calamine reads the last table of that name for both, so an
+    #: .ods is read back to its end, where that table replaces the first (no early stop)
+    repeated_names: bool = False
     #: the workbook may hold error cells whose values could not be read back (left blank)
     unread: bool = field(default=False, init=False)
     _by_sheet: dict[str, list[ErrorCells]] | None = field(default=None, init=False)
@@ -336,7 +339,8 @@ class WorkbookErrors:
         elif self.kind == "ods":
             content = self.scan.parts.get(ODS_CONTENT) if self.scan is not None else None
             if content is not None and content.error_cells:
-                read = functools.partial(ods_error_values, last_mark=content.last_error_mark)
+                last_mark = None if self.repeated_names else content.last_error_mark
+                read = functools.partial(ods_error_values, last_mark=last_mark)
                 put_error_values(rows, self._workbook(read).get(sheet, ()))
         elif self.kind == "xls":
             put_error_values(rows, self._workbook(xls_error_values).get(sheet, ()))

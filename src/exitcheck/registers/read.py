@@ -300,7 +300,7 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
     except InputError:
         workbook.close()
         raise
-    errors = WorkbookErrors(real, path, scan)
+    errors = WorkbookErrors(real, path, scan, repeated_names=len(set(worksheets)) < len(worksheets))
     reader = _SheetReader(shown, limits, scan, lengths_checked=scan is not None and real in ("xlsx", "xlsm"),
                           two_lanes=two_lanes_possible(real), control=control, path=path, errors=errors)
     if control is not None:
