@@ -208,3 +208,16 @@ def test_an_ods_with_two_tables_of_one_name_gets_no_error_value_from_the_table_c
                            f'<table:table table:name="s"><table:table-row>{ods_text("a")}<table:table-cell/>{ods_text("c")}'
                            '</table:table-row></table:table>')
     assert [sheet.rows for sheet in read_sheets(path, path.name, Limits())] == [[["a", "", "c"]]] * 2
+
+
+def test_reading_an_ods_back_ends_when_the_reading_is_stopped(tmp_path: Path) -> None:
+    """A large content.xml takes seconds to read back; a reading stopped (Ctrl-C, or a read
+    ahead that is no longer wanted) ends it at its next piece, with nothing put back."""
+    import threading
+
+    path = tmp_path / "stopped.ods"
+    write_ods_tables(path, f'<table:table table:name="s"><table:table-row>{ods_cell("#N/A")}</table:table-row></table:table>')
+    stop = threading.Event()
+    assert error_cells.ods_error_values(path, cancel=stop) == {"s": [error_cells.ErrorCells(0, 0, "#N/A")]}
+    stop.set()
+    assert error_cells.ods_error_values(path, cancel=stop) == {}

@@ -183,13 +183,14 @@ def _refuse(*_args: object) -> None:
     raise _Refused
 
 
-def ods_error_values(path: Path, last_mark: int | None = None) -> dict[str, list[ErrorCells]] | None:
+def ods_error_values(path: Path, last_mark: int | None = None, cancel: threading.Event | None = None) -> dict[str, list[ErrorCells]] | None:
     """Sheet name -> its error cells, from the content.xml of an .ods that passed the scan,
     which found the last error mark at `last_mark` (then no cell after it is read).
 
     Parsed as a stream with expat (the parser ElementTree uses), only the table structure
     followed and nothing kept but the error cells; a DTD or entity declaration is refused, as
-    defusedxml does (the scan has already refused one). None when the part cannot be parsed.
+    defusedxml does (the scan has already refused one). None when the part cannot be parsed;
+    nothing when `cancel` is set (the reading is being stopped: a large part takes seconds).
     The parsing stops after the cell holding the last mark: it costs about twice calamine's
     read of the sheets up to there (7 to 10 s for a sheet of 65,536 rows by 20 columns, whose
     content.xml is 211 MB), and an error in the household sheet saves the member sheet after it.
@@ -205,6 +206,8 @@ def ods_error_values(path: Path, last_mark: int | None = None) -> dict[str, list
     try:
         with zipfile.ZipFile(path) as archive, archive.open(ODS_CONTENT) as stream:
             while piece := stream.read(_ODS_PIECE):
+                if cancel is not None and cancel.is_set():
+                    return {}
                 parser.Parse(piece, False)
             parser.Parse(b"", True)
     except _Done:
@@ -330,7 +333,9 @@ class WorkbookErrors:
     _by_sheet: dict[str, list[ErrorCells]] | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
-    def restore(self, sheet: str, rows: list[list[object]]) -> None:
+    def restore(self, sheet: str, rows: list[list[object]], stop: threading.Event | None = None) -> None:
+        """Put back the error values of `sheet` into its rows; `stop` is set when the reading is
+        stopped, which ends a long reading back too."""
         if self.kind in ("xlsx", "xlsm"):
             part = self.scan.sheets.get(sheet) if self.scan is not None else None
             scanned = self.scan.parts.get(part) if self.scan is not None and part else None
@@ -340,7 +345,7 @@ class WorkbookErrors:
             content = self.scan.parts.get(ODS_CONTENT) if self.scan is not None else None
             if content is not None and content.error_cells:
                 last_mark = None if self.repeated_names else content.last_error_mark
-                read = functools.partial(ods_error_values, last_mark=last_mark)
+                read = functools.partial(ods_error_values, last_mark=last_mark, cancel=stop)
                 put_error_values(rows, self._workbook(read).get(sheet, ()))
         elif self.kind == "xls":
             put_error_values(rows, self._workbook(xls_error_values).get(sheet, ()))

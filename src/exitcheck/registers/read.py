@@ -487,7 +487,7 @@ class _SheetReader:
                 raise out_of_range_error(self.shown, sheet, name, self.path, part) from None
             ranges = sheet.merged_cell_ranges or ()
         if self.errors is not None:
-            self.errors.restore(name, rows)
+            self.errors.restore(name, rows, self.stop)
         merged = tuple(
             (top, left, bottom, right)
             for (top, left), (bottom, right) in ranges
