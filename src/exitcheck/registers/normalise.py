@@ -456,8 +456,14 @@ _SPREADSHEET_ERROR = (r"#(?:NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!|N/A|GETTING_DAT
 
 
 def spreadsheet_error(texts: pd.Series) -> pd.Series:
-    """Whether each text (cleaned, as `text` gives it) is a spreadsheet error value (blank: False)."""
-    return texts.astype(_STRING).str.fullmatch(_SPREADSHEET_ERROR).fillna(False).astype(bool)
+    """Whether each text (cleaned, as `text` gives it) is a spreadsheet error value (blank: False).
+    Two prefix tests first (1.5 ms a member column): the pattern runs only where one passes,
+    which is nowhere in most registers (7 ms a column saved)."""
+    array = pa.array(texts.astype(_STRING))
+    error = _true(pc.or_(pc.starts_with(array, "#"), pc.starts_with(array, "Err:")))
+    if error.any():
+        error &= _fullmatch(array, _SPREADSHEET_ERROR)
+    return pd.Series(error, index=texts.index)
 
 
 @_per_distinct
