@@ -575,6 +575,54 @@ def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_c
     assert quiet.returncode == 1 and quiet.stdout == "" and quiet.stderr == ""
 
 
+def township_deliveries(workspace: Path) -> dict[str, int]:
+    """How many workbooks each township's delivery folder holds."""
+    return {folder.name: len(list(folder.glob("*.xlsx"))) for folder in (workspace / "outbox" / "townships").iterdir()}
+
+
+def test_a_township_list_is_not_sent_again_for_the_language_of_the_run_alone(workspace, run_cli):
+    """The digest hashes each gap's reason in Chinese whatever --lang says: an English night
+    after a Chinese one, over the same registers, finds every township's list unchanged."""
+    write_county(workspace, broken(0, 3))
+    nightly(run_cli, workspace, "2020-06-01")
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 1}
+    # A township with no data issue keeps the digest earlier versions gave a Chinese night: an
+    # upgrade sends none of those lists again.
+    digests = {folder.name: json.loads(next(folder.glob("*.json")).read_text(encoding="utf-8"))["digest"]
+               for folder in (workspace / "outbox" / "townships").iterdir()}
+    assert digests == {"越城镇": "08e28b7ced8a9f2313f2ad59c93a79125a016dd5e7a221c0ea5e4c29e36e667f",
+                       "中所镇": "e82c8115d9c2088fa90c1a70b5ac7e846c890e6133af178ca11979d0998da995"}
+    english = run_cli("run", "--as-of", "2020-06-02", "--lang", "en", cwd=workspace)
+    assert english.returncode == 1, english.stdout + english.stderr
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 1}
+    # A change in English is still a change: the reason in Chinese changes with it.
+    write_county(workspace, broken(0, 3, income=2000))
+    english = run_cli("run", "--as-of", "2020-06-03", "--lang", "en", cwd=workspace)
+    assert english.returncode == 1, english.stdout + english.stderr
+    assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 2}
+
+
+def test_a_township_list_goes_out_again_when_only_its_data_issues_change(workspace, run_cli):
+    """A data issue that opens no gap (two households sharing a house number: a warning) is in
+    the township's book, so it is a new list; rows moved in the register are not."""
+    county = broken(0)
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-01")
+    county.households[5]["住房编号"] = county.households[4]["住房编号"]  # both of 中所镇
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-02")
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 2}
+    sent = sorted((workspace / "outbox" / "townships" / "中所镇").glob("*.json"))[-1]
+    issues = json.loads(sent.read_text(encoding="utf-8"))["issues"]
+    assert sorted((i["code"], i["household_id"]) for i in issues) == [("shared_house", IDS[4]), ("shared_house", IDS[5])]
+
+    county.households.reverse()
+    county.members.reverse()
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-03")
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 2}
+
+
 def test_progress_counts_households_of_a_blank_township_apart_from_the_county(workspace, run_cli):
     """Gaps of households whose 乡镇 is blank are theirs, not the county's own (县级)."""
     import openpyxl

@@ -179,6 +179,12 @@ def test_a_dask_night_equals_the_local_engine_county_by_county(tmp_path, run_cli
         assert issue_rows(run / "townships" / f"{place}.xlsx") == issue_rows(local[county] / "townships" / f"{township}.xlsx")
     assert [row[0] for row in issue_rows(run / "townships" / "甲县-越城镇.xlsx")] == ["missing_value"]
     assert issue_rows(run / "townships" / "乙县-越城镇.xlsx") == []  # 甲县's issue stays in 甲县's book
+    # A night in English sends no township's list again: the workers send each gap's reason
+    # back in Chinese too, and the digest hashes that (`delivered` finds still one list each).
+    english = run_cli("run", "--as-of", AS_OF, "--lang", "en", cwd=dask_ws)
+    assert english.returncode == 1, english.stdout + english.stderr
+    for place in places:
+        delivered(dask_ws / "outbox" / "townships" / place)
 
     report = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert (report["status"], report["exit_code"]) == ("findings", 1)

@@ -43,6 +43,14 @@ class Gap:
     kind: str = "indicator"
     priority: str | None = None
     county: str | None = None  # set only when several counties are audited together
+    #: The message in Chinese, kept when the audit speaks another language and is asked for it:
+    #: the nightly run's digest of a township's list hashes it, so that --lang alone is no change.
+    message_zh: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def message_for_digest(self) -> str:
+        """The message in Chinese, whatever the audit's language (when it was kept)."""
+        return self.message if self.message_zh is None else self.message_zh
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -145,15 +153,24 @@ def audit(
     *,
     as_of: date | None = None,
     lang: str = "zh",
+    chinese_messages: bool = False,
 ) -> AuditResult:
     """Validate the registers, run every rule, and collect the gaps (the default rule set when
-    `ruleset` is None). A rule that does not compile is a ConfigError naming its file line."""
+    `ruleset` is None). A rule that does not compile is a ConfigError naming its file line.
+    `chinese_messages`: in another language than Chinese, keep each gap's Chinese message too
+    (Gap.message_zh), for digests that must not change with the language."""
     ruleset = ruleset or load_ruleset()
     as_of = as_of or date.today()
     parsed = prepare(registers, as_of)
     frames = build_frames(parsed)
     evaluation = engine.evaluate(ruleset, frames, registers)
-    gaps = collect_gaps(ruleset, frames, evaluation, lang, Findings.of(registers, parsed.issues, parsed.zeros_pointers))
+    findings = Findings.of(registers, parsed.issues, parsed.zeros_pointers)
+    gaps = collect_gaps(ruleset, frames, evaluation, lang, findings)
+    if chinese_messages and lang != "zh":
+        # Collected again rather than rendered twice on the way: only a nightly run in another
+        # language pays, and the gaps come out in the same order both times.
+        for gap, twin in zip(gaps, collect_gaps(ruleset, frames, evaluation, "zh", findings), strict=True):
+            gap.message_zh = twin.message
     digests = [{"path": path, "sha256": digest(path)} for path in registers.inputs if Path(path).is_file()]
     return AuditResult(as_of, ruleset, registers, parsed, frames, evaluation, gaps, lang, digests)
 

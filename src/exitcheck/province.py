@@ -137,6 +137,7 @@ def audit_county(
     strict: bool = False,
     bands: bool = False,
     id_numbers: bool = False,
+    chinese_messages: bool = False,
 ) -> CountyAudit | CountyFailure:
     """The cluster task: load, validate and evaluate one county, as `exitcheck audit` does;
     with `bands`, also its households in an income band (`id_numbers`: with the heads' IDs).
@@ -150,7 +151,7 @@ def audit_county(
 
     try:
         registers = load(list(county.paths), headers=headers, limits=limits, strict=strict)
-        result = audit(registers, ruleset, as_of=as_of, lang=lang)
+        result = audit(registers, ruleset, as_of=as_of, lang=lang, chinese_messages=chinese_messages)
     except ExitcheckError as error:
         return CountyFailure(county.name, error.zh, error.en, int(error.exit_code))
     return county_audit(county.name, result, bands=bands, id_numbers=id_numbers)
@@ -588,13 +589,15 @@ def audit_counties(
     on_county: Callable[[CountyAudit | CountyFailure, int, int], None] | None = None,
     bands: bool = False,
     id_numbers: bool = False,
+    chinese_messages: bool = False,
 ) -> ProvinceResult:
     """Audit each county (a list of workbooks or folders) as one task on a Dask cluster.
 
     A county that cannot be read is reported in `failures` and the others complete, unless
     `strict`. With `bands` each county also bands its households on its worker, so that
     exitcheck.income_bands.bands() and the department lists work on the result; `id_numbers` adds the
-    heads' ID numbers, for a department that lists `id_number`. Raises ClusterError when a county's task never comes back, so that no output is
+    heads' ID numbers, for a department that lists `id_number`; `chinese_messages` keeps each gap's
+    Chinese message too (exitcheck.auditing.audit). Raises ClusterError when a county's task never comes back, so that no output is
     written without every county accounted for. `on_county(outcome, done, total)` is called as
     each county comes back. The files must be readable at the same paths on the workers.
     """
@@ -609,7 +612,7 @@ def audit_counties(
         run = uuid.uuid4().hex[:12]  # fresh keys: a long-lived scheduler must not hand back last night's answer
         futures = {
             client.submit(audit_county, county, ruleset, as_of, lang, headers, limits, strict, bands, id_numbers,
-                          key=f"exitcheck-county-{run}-{index}", retries=RETRIES): county
+                          chinese_messages, key=f"exitcheck-county-{run}-{index}", retries=RETRIES): county
             for index, county in enumerate(counties)
         }
         for future in distributed.as_completed(list(futures)):

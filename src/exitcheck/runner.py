@@ -39,7 +39,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ from exitcheck.state_files import LOGS, OUTPUT, STATE, check_folder, workspace_f
 if TYPE_CHECKING:
     from exitcheck.auditing import AuditResult, Gap
     from exitcheck.delivery.push import DeliveryOutcome
+    from exitcheck.issues import DataIssue
     from exitcheck.province import ProvinceResult
     from exitcheck.rules.model import RuleSet
     from exitcheck.workspace import WorkspaceConfig
@@ -360,7 +361,7 @@ class _Night:
             zh += "; 无法读取: " + "; ".join(f.zh for f in registers.failures)
             en += "; unreadable: " + "; ".join(f.en for f in registers.failures)
         self.step("load", ExitCode.INPUT if registers.failures else ExitCode.OK, zh, en, counts=counts)
-        self.result = audit(registers, ruleset, as_of=self.as_of, lang=self.lang)
+        self.result = audit(registers, ruleset, as_of=self.as_of, lang=self.lang, chinese_messages=True)
         self._audited()
 
     def _audit_counties(self, ruleset: RuleSet) -> ProvinceResult:
@@ -388,7 +389,8 @@ class _Night:
         try:
             result = audit_counties([[path] for path in self.config.registers], ruleset, as_of=self.as_of, lang=self.lang,
                                     scheduler=self.config.scheduler, workers=self.config.workers, headers=self.config.headers,
-                                    limits=self.config.limits, on_county=came_back, bands=True, id_numbers=id_numbers)
+                                    limits=self.config.limits, on_county=came_back, bands=True, id_numbers=id_numbers,
+                                    chinese_messages=True)
         except CountyError as error:  # not one county could be read
             self.inputs_failed = True
             self.step("load", error.exit_code, f"读取登记表失败: {error.zh}", f"reading the registers failed: {error.en}")
@@ -422,7 +424,7 @@ class _Night:
                   by_rule=summary["by_rule"])
 
     def _outputs(self) -> None:
-        from exitcheck.report.gaps_out import issues_by_township, write_gaps_xlsx, write_outputs
+        from exitcheck.report.gaps_out import write_gaps_xlsx, write_outputs
         from exitcheck.report.progress_sheet import township_progress
 
         assert self.result is not None
@@ -430,12 +432,10 @@ class _Night:
         progress = self.history.progress(self.pending)
         written = write_outputs(self.folder, self.result, ["xlsx", "json"], mode=self.config.file_mode, progress=progress)
         self.books: dict[str, Path] = {}
-        issues = issues_by_township(self.result)[0]
         for township, gaps in self.township_lists.items():
-            place = self.township_places[township]
             path = self.folder / "townships" / f"{_file_safe(township)}.xlsx"
             self.books[township] = write_gaps_xlsx(path, self.result, gaps, self.config.file_mode, township_progress(progress, township),
-                                                   issues=issues.get(place, []), place=place)
+                                                   issues=self.township_issues[township], place=self.township_places[township])
         self.report.folder = self.folder
         self.step("outputs", ExitCode.OK,
                   f"输出: {self.folder}({', '.join(p.name for p in written)}, 乡镇工作簿 {len(self.books)} 个)",
@@ -505,13 +505,13 @@ class _Night:
                 spec = self._township_target(township)
                 if spec is None:
                     continue
-                gaps = self.township_lists[township]
-                digest = _gaps_digest(gaps)
+                gaps, issues = self.township_lists[township], self.township_issues[township]
+                digest = township_digest(gaps, issues)
                 outcomes.append(deliver_parcel(
                     self.config, ledger, spec, recipient=TOWNSHIP_PREFIX + township, name=township, digest=digest,
                     rows=len(gaps), as_of=self.result.as_of.isoformat(), lang=self.lang,
                     setting=f"townships.each.{township}" if township in settings.each else "townships.deliver",
-                    render=lambda t=township, g=gaps, d=digest: self._township_parcel(t, g, d),
+                    render=lambda t=township, g=gaps, i=issues, d=digest: self._township_parcel(t, g, i, d),
                     run_id=self.run_id, environ=self.environ,
                 ))
         self._delivered("townships", "乡镇问题清单", "township gap lists", outcomes, unknown)
@@ -529,7 +529,7 @@ class _Night:
             return common.model_copy(update={"path": common.path / _file_safe(township)})
         return common
 
-    def _township_parcel(self, township: str, gaps: list[Gap], digest: str) -> Any:
+    def _township_parcel(self, township: str, gaps: list[Gap], issues: list[DataIssue], digest: str) -> Any:
         from exitcheck.delivery.transports import Parcel
         from exitcheck.income_bands import json_default
 
@@ -538,7 +538,7 @@ class _Night:
         county, name = self.township_places[township]
         document = {"schema": "exitcheck/township-gaps@1", "as_of": as_of, "township": township, "digest": digest,
                     "ruleset": {"name": self.result.ruleset.name, "version": self.result.ruleset.version},
-                    "gaps": [gap.to_dict() for gap in gaps]}
+                    "gaps": [gap.to_dict() for gap in gaps], "issues": [issue.to_dict(self.lang) for issue in issues]}
         if county is not None:  # several counties: the label names the county, these say which is which
             document.update(county=county, township=name, label=township)
         fails = sum(1 for g in gaps if g.status == "fail")
@@ -644,6 +644,15 @@ class _Night:
         grouped = county_township_gaps(self.result)
         return {label: grouped.get(place, []) for label, place in self.township_places.items()}
 
+    @functools.cached_property
+    def township_issues(self) -> dict[str, list[DataIssue]]:
+        """Every township of the registers with the data issues its book lists, by its label."""
+        from exitcheck.report.gaps_out import issues_by_township
+
+        assert self.result is not None
+        grouped = issues_by_township(self.result)[0]
+        return {label: grouped.get(place, []) for label, place in self.township_places.items()}
+
     def _names_in_use(self) -> set[str]:
         """Run ids already taken by a folder or a log (a run killed before it was recorded)."""
         names = {p.name for p in self.config.out.iterdir()} if self.config.out.is_dir() else set()
@@ -682,12 +691,22 @@ def _file_safe(township: str) -> str:
     return file_stem(township, "township")
 
 
-def _gaps_digest(gaps: list[Gap]) -> str:
-    """sha256 of a township's gaps, sorted, without the date: a new night alone is not a new list."""
+def township_digest(gaps: list[Gap], issues: list[DataIssue]) -> str:
+    """sha256 of what a township's list asks of it: its gaps and its data issues, sorted. A new
+    night alone is not a new list, nor a run in another language (the gaps' messages are hashed
+    in Chinese, as Gap.message_zh keeps them), nor rows moved in the register (an issue is
+    hashed without its file, row and column letter). A township with no data issue hashes its
+    gaps alone, as before data issues were hashed, so that upgrading re-sends only the lists
+    of townships with data issues."""
     from exitcheck.income_bands import canonical_json
 
-    rows = sorted((gap.to_dict() for gap in gaps), key=lambda g: (g["rule"], g["household_id"] or "", g["village"] or ""))
-    return hashlib.sha256(canonical_json(rows)).hexdigest()
+    rows = sorted(({**gap.to_dict(), "message": gap.message_for_digest} for gap in gaps),
+                  key=lambda g: (g["rule"], g["household_id"] or "", g["village"] or ""))
+    if not issues:
+        return hashlib.sha256(canonical_json(rows)).hexdigest()
+    issue_rows = sorted(({k: v for k, v in asdict(issue).items() if k not in ("file", "row", "column")} for issue in issues),
+                        key=canonical_json)
+    return hashlib.sha256(canonical_json({"gaps": rows, "issues": issue_rows})).hexdigest()
 
 
 def _prune(folder: Path, cutoff: datetime, *, keep: str, suffix: str, stuck: list[str]) -> int:
