@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from exitcheck import reasons
+from exitcheck.i18n import join_list
 from exitcheck.issues import ISSUES_SHEET, DataIssue
 from exitcheck.reasons import Findings
 from exitcheck.registers.model import ROW, SOURCE, Registers
@@ -244,17 +245,26 @@ class Reasons:
         """Why each blank input of the unit is missing: blank, a value not understood (quoted),
         or, for an ok_ column, the indicator that could not be told and why."""
         household = _text(data.get("household_id"))
-        parts = []
+        parts: list[str | tuple[list[str], str]] = []
+        # Indicators that cannot be told for one reason are named together before it, once:
+        # a household whose members all went missing would otherwise repeat it for each.
+        sharing: dict[str, tuple[list[str], str]] = {}
         for name in inputs:
             if name not in data or plain(data[name]) is not None:
                 continue
-            indicator = name.removeprefix("ok_")
-            if name.startswith("ok_") and (household, indicator) in self.indicator_reasons:
-                why = self.indicator_reasons[(household, indicator)]
-                parts.append(f"{labels.get(name, name)}({why})" if self.lang != "en" else f"{labels.get(name, name)} ({why})")
-            else:
+            why = self.indicator_reasons.get((household, name.removeprefix("ok_"))) if name.startswith("ok_") else None
+            if why is None:
                 parts.append(reasons.blank_input(labels.get(name, name), self.findings.unreadable_value(data, name), self.lang))
-        return parts
+            elif why in sharing:
+                sharing[why][0].append(labels.get(name, name))
+            else:
+                sharing[why] = ([labels.get(name, name)], why)
+                parts.append(sharing[why])
+        return [part if isinstance(part, str) else self._with_reason(*part) for part in parts]
+
+    def _with_reason(self, indicators: list[str], why: str) -> str:
+        named = join_list(indicators, self.lang)
+        return f"{named}({why})" if self.lang != "en" else f"{named} ({why})"
 
     def unknown_members(self, data: dict[str, Any], members: list[MemberFinding], inputs: list[str], labels: dict[str, str]) -> list[str]:
         """Why a member rule cannot be told for a household: the unknown members named, each
