@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builders import write_ods_tables
+from builders import County, write_ods_tables
 from exitcheck.registers import error_cells
 from exitcheck.registers.limits import Limits, check_zip, scan_package
 from exitcheck.registers.read import read_sheets
@@ -197,6 +197,60 @@ def test_error_values_that_cannot_be_read_back_are_said_not_left_blank_in_silenc
     registers = exitcheck.load([path])
     (zh, en), = [note for note in registers.notes if "#N/A" in note[0]]
     assert zh.startswith(f"{path}: 文件中可能有错误值单元格") and "checked as blanks" in en
+
+
+def refused_by_xlrd(path: Path, order: list[int] | None = None) -> Path:
+    """The .xls with one sector more in its Workbook stream's chain than the stream's size
+    needs: calamine reads the stream up to its size, xlrd's compound-document reader refuses
+    the file ("size exceeds expected"). With `order`, the stream's sectors are also laid out in
+    the file in that order (xlwt writes them in one run)."""
+    import io
+    import struct
+
+    from xlrd import compdoc
+
+    data = path.read_bytes()
+    document = compdoc.CompDoc(data, logfile=io.StringIO())
+    workbook = next(entry for entry in document.dirlist if entry.name == "Workbook")
+    chain = [workbook.first_SID]
+    while document.SAT[chain[-1]] >= 0:
+        chain.append(document.SAT[chain[-1]])
+    places = [chain[index] for index in order or range(len(chain))] + [(len(data) - 512) // 512]
+    assert max(places) < 128 and workbook.DID < 4  # all in the first sector of their table
+    rechained = bytearray(data + bytes(512))
+    for place, sector in zip(places[:-1], chain, strict=True):
+        rechained[512 * (place + 1) : 512 * (place + 2)] = data[512 * (sector + 1) : 512 * (sector + 2)]
+    table = 512 * (struct.unpack_from("<i", data, 76)[0] + 1)
+    for place, following in zip(places, [*places[1:], compdoc.EOCSID], strict=True):
+        struct.pack_into("<i", rechained, table + 4 * place, following)
+    struct.pack_into("<i", rechained, 512 * (document.dir_first_sec_sid + 1) + 128 * workbook.DID + 116, places[0])
+    path.write_bytes(rechained)
+    return path
+
+
+def refused_xls_notes(tmp_path: Path, county: County) -> list[tuple[str, str]]:
+    """The error-value notes of reading the county as an .xls that calamine reads and xlrd
+    refuses (`refused_by_xlrd`)."""
+    import xlrd
+
+    import exitcheck
+
+    path = refused_by_xlrd(county.write(tmp_path / "refused.xls"))
+    with pytest.raises(xlrd.compdoc.CompDocError):
+        xlrd.open_workbook(str(path))
+    registers = exitcheck.load([path])
+    assert len(registers.raw["households"]) == len(county.households)  # calamine read it
+    return [note for note in registers.notes if "#N/A" in note[0]]
+
+
+def test_an_xls_that_xlrd_refuses_is_noted_when_it_holds_an_error_value(tmp_path: Path) -> None:
+    """calamine reads the workbook and xlrd cannot, so the error value stays blank: said so."""
+    from builders import FormulaError, base_county
+
+    county = base_county()
+    county.households[0]["人均纯收入"] = FormulaError("#N/A")
+    (zh, en), = refused_xls_notes(tmp_path, county)
+    assert "文件中可能有错误值单元格" in zh and "checked as blanks" in en
 
 
 def test_an_ods_with_two_tables_of_one_name_gets_no_error_value_from_the_table_calamine_drops(tmp_path: Path) -> None:
