@@ -253,6 +253,56 @@ def test_an_xls_that_xlrd_refuses_is_noted_when_it_holds_an_error_value(tmp_path
     assert "文件中可能有错误值单元格" in zh and "checked as blanks" in en
 
 
+def test_an_xls_that_xlrd_refuses_gets_no_note_without_an_error_value(tmp_path: Path) -> None:
+    """The note was given on every reading of such a file: the search had never run. The file's
+    bytes are searched instead, and hold no error record."""
+    from builders import base_county
+
+    assert refused_xls_notes(tmp_path, base_county()) == []
+
+
+def test_an_error_record_split_where_the_chain_jumps_to_a_sector_elsewhere_is_found(tmp_path: Path) -> None:
+    """In an .xls that xlrd refuses, the BOOLERR's first bytes end one sector and the rest
+    begin the next sector of the chain, which is laid out elsewhere in the file: the record is
+    not in the file's bytes as it is, so the bytes either side of the chain's jump are searched."""
+    import xlwt
+
+    from builders import XLS_ERROR_CODES
+
+    path = tmp_path / "split.xls"
+
+    def write(padding: int) -> int:
+        """Where the error record stands in the stream, after a text of `padding` characters."""
+        book = xlwt.Workbook()
+        sheet = book.add_sheet("s")
+        sheet.write(0, 0, "x" * padding)  # in the string table, before the sheet
+        sheet.row(1).set_cell_error(0, XLS_ERROR_CODES["#N/A"])
+        book.save(str(path))
+        (offset,) = error_cells._error_record_offsets(path)
+        return offset
+
+    padding = 1 + (506 - write(1)) % 512  # each character one byte more
+    offset = write(padding)
+    assert offset % 512 == 506  # six bytes in one sector, six in the next
+    order = list(range(8))
+    order[offset // 512 + 1], order[offset // 512 + 2] = order[offset // 512 + 2], order[offset // 512 + 1]
+    refused_by_xlrd(path, order)
+    assert not any(pattern.search(path.read_bytes()) for pattern in error_cells._MAY_HOLD_ERROR)
+    assert [sheet.rows for sheet in read_sheets(path, path.name, Limits())] == [[["x" * padding], [""]]]  # by calamine
+    assert error_cells.xls_error_values(path) is None  # may hold one, cannot be read back: the note
+
+
+def test_an_xls_that_xlrd_refuses_and_whose_allocation_table_is_lost_may_hold_an_error_value(tmp_path: Path) -> None:
+    """Without the allocation table, where a chain jumps is unknown: a record split there may
+    have been missed, so the answer is the note, not a blank in silence."""
+    from builders import base_county
+
+    clean = refused_by_xlrd(base_county().write(tmp_path / "clean.xls")).read_bytes()
+    assert not error_cells._may_hold_error_anywhere(clean)
+    lost = clean[:76] + (1 << 20).to_bytes(4, "little") + clean[80:]  # its first sector: beyond the file
+    assert error_cells._may_hold_error_anywhere(lost)
+
+
 def test_an_ods_with_two_tables_of_one_name_gets_no_error_value_from_the_table_calamine_drops(tmp_path: Path) -> None:
     """calamine lists both and reads the second for each. Reading back stopped after the first
     table's error cell, so the second table, which replaces it, was never seen: its blank cell
