@@ -264,7 +264,7 @@ def test_an_xls_that_xlrd_refuses_gets_no_note_without_an_error_value(tmp_path: 
 def test_an_error_record_split_where_the_chain_jumps_to_a_sector_elsewhere_is_found(tmp_path: Path) -> None:
     """In an .xls that xlrd refuses, the BOOLERR's first bytes end one sector and the rest
     begin the next sector of the chain, which is laid out elsewhere in the file: the record is
-    not in the file's bytes as it is, so the bytes either side of the chain's jump are searched."""
+    not in the file's bytes as it is, so the stream is searched as olefile puts it together."""
     import xlwt
 
     from builders import XLS_ERROR_CODES
@@ -293,8 +293,8 @@ def test_an_error_record_split_where_the_chain_jumps_to_a_sector_elsewhere_is_fo
 
 
 def test_an_xls_that_xlrd_refuses_and_whose_allocation_table_is_lost_may_hold_an_error_value(tmp_path: Path) -> None:
-    """Without the allocation table, where a chain jumps is unknown: a record split there may
-    have been missed, so the answer is the note, not a blank in silence."""
+    """Without the allocation table the stream cannot be put together: a record may be missed,
+    so the answer is the note, not a blank in silence."""
     from builders import base_county
 
     clean = refused_by_xlrd(base_county().write(tmp_path / "clean.xls")).read_bytes()

@@ -15,8 +15,7 @@ a value that cannot be read, with the value shown:
 - .xls: the Workbook stream is searched for the two BIFF records that can hold an error (a
   BOOLERR or a FORMULA whose saved result is an error); only then does xlrd read the sheets in
   whose part of the stream one was found (`xls_error_values`). A compound document that xlrd's
-  reader refuses (calamine's is laxer) is searched in its raw bytes instead, and where its
-  sector chains jump (`_may_hold_error_anywhere`).
+  reader refuses (calamine's is laxer) is searched as olefile reads it (`_may_hold_error_anywhere`).
 
 Every position is 0-based from A1, as calamine lays a sheet out (`to_python(skip_empty_area=
 False)`), whichever cell the data starts at. A workbook whose error values cannot be read back
@@ -29,7 +28,6 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-import struct
 import threading
 import xml.parsers.expat
 import zipfile
@@ -232,14 +230,6 @@ _MAY_HOLD_ERROR = (
     re.compile(rb"\x06\x00.{8}\x02.{5}\xff\xff", re.DOTALL),
 )
 
-#: How far a candidate record split over two sectors can reach into either: the FORMULA's 18
-#: bytes but one
-_REACH = 17
-#: A compound document's sector sizes (512 bytes or 4 KB, by the header's shift) and mini sector's
-_SECTOR_SIZES = {9: 512, 12: 4096}
-_MINI = 64
-
-
 class _Discard:
     """xlrd's log (it writes warnings about odd files to stdout by default): thrown away."""
 
@@ -282,87 +272,22 @@ def _error_record_offsets(path: Path) -> list[int] | None:
 
 
 def _may_hold_error_anywhere(data: bytes) -> bool:
-    """Whether a compound document that xlrd cannot read may hold an error record, which
-    calamine's reader would then give as a blank. A record within one run of sectors is in the
-    file's bytes as it is; one split where a stream's chain jumps to a sector elsewhere is not,
-    so the bytes either side of each jump are searched too. When the allocation tables cannot
-    be read either, the answer is yes: a needless note is better than a blank in silence."""
-    if any(pattern.search(data) for pattern in _MAY_HOLD_ERROR):
-        return True
+    """Whether a compound document that xlrd's reader refuses may hold an error record, which
+    calamine would then give as a blank. olefile reads such a document as leniently as calamine
+    (a sector chain longer than its stream, for one) and gives the stream whole, so a record
+    split over sectors laid out apart is found as well. When olefile cannot read it either, the
+    answer is yes: a needless note is better than a blank in silence."""
+    import olefile
+
     try:
-        jumps = _chain_jumps(data)
-    except (KeyError, ValueError, IndexError, struct.error):
+        with olefile.OleFileIO(data) as document:
+            name = next((name for name in ("Workbook", "Book") if document.exists(name)), None)
+            if name is None:
+                return True
+            stream = document.openstream(name).read()
+    except Exception:  # noqa: BLE001 - OSError for a damaged document, and whatever else olefile meets
         return True
-    return any(pattern.search(data[end - _REACH : end] + data[start : start + _REACH])
-               for end, start in jumps for pattern in _MAY_HOLD_ERROR)
-
-
-class _Sectors:
-    """A compound document's sectors and tables, read as leniently as calamine's reader reads
-    them (no check of the tables' counts, a chain may be longer than its stream). KeyError,
-    ValueError, IndexError or struct.error where they cannot be read at all."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.size = _SECTOR_SIZES[int.from_bytes(data[30:32], "little")]
-        self.count = len(data) // self.size - 1  # the header fills the first sector's room
-
-    def start(self, sector: int) -> int:
-        if not 0 <= sector < self.count:
-            raise ValueError(f"no sector {sector} in the file")
-        return (sector + 1) * self.size
-
-    def table(self, sectors: Iterable[int]) -> list[int]:
-        """The entries of a table held in these sectors."""
-        layout = f"<{self.size // 4}i"
-        return [entry for sector in sectors for entry in struct.unpack_from(layout, self.data, self.start(sector))]
-
-    def allocation(self) -> list[int]:
-        """The allocation table, in the 109 sectors the header lists and those listed by a
-        chain of sectors whose last entry is the next one's."""
-        sectors = list(struct.unpack_from("<109i", self.data, 76))
-        extension = struct.unpack_from("<i", self.data, 68)[0]
-        for _ in range(self.count + 1):
-            if extension < 0:
-                return self.table(sector for sector in sectors if sector >= 0)
-            *listed, extension = self.table([extension])
-            sectors += listed
-        raise ValueError("the allocation table's sectors go round in a loop")
-
-    def chain(self, allocation: list[int], first: int) -> list[int]:
-        chain: list[int] = []
-        while first >= 0:
-            if len(chain) > len(allocation):
-                raise ValueError("a chain goes round in a loop")
-            chain.append(first)
-            first = allocation[first]
-        return chain
-
-
-def _chain_jumps(data: bytes) -> list[tuple[int, int]]:
-    """(where a sector ends, where the next of its chain starts) in the file, for each two
-    sectors, or 64-byte mini sectors, that follow each other in a chain without being next to
-    each other in the file."""
-    sectors = _Sectors(data)
-    allocation = sectors.allocation()
-    jumps = _jumps(allocation, sectors.start, sectors.size)
-    root = sectors.start(struct.unpack_from("<i", data, 48)[0])  # the directory's first entry
-    root_start, root_size = struct.unpack_from("<iI", data, root + 116)
-    if root_size:  # the mini stream, in the root entry's chain, holds the streams under 4 KB
-        places = [sectors.start(sector) for sector in sectors.chain(allocation, root_start)]
-        per_sector = sectors.size // _MINI
-
-        def mini_start(sector: int) -> int:
-            return places[sector // per_sector] + sector % per_sector * _MINI
-
-        mini_allocation = sectors.table(sectors.chain(allocation, struct.unpack_from("<i", data, 60)[0]))
-        jumps += _jumps(mini_allocation, mini_start, _MINI)
-    return jumps
-
-
-def _jumps(allocation: list[int], start: Callable[[int], int], size: int) -> list[tuple[int, int]]:
-    return [(start(sector) + size, start(next_one)) for sector, next_one in enumerate(allocation)
-            if next_one >= 0 and next_one != sector + 1]
+    return any(pattern.search(stream) for pattern in _MAY_HOLD_ERROR)
 
 
 def _sheets_holding(offsets: list[int], starts: list[int], end: int) -> set[int]:
