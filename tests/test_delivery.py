@@ -856,6 +856,20 @@ def test_a_claim_from_another_host_holds_until_it_expires(workspace, inbox, run_
     assert [o for _, o in outcomes[:-1]] == (["delivered"] if sent else [])
 
 
+def test_a_list_another_process_is_sending_is_logged_in_english_by_a_chinese_night(workspace, inbox, run_cli):
+    """The nightly run's step line says "skipped" in its --lang (Chinese by default) and its log
+    in English, as every other line of both: who is sending the list instead too."""
+    claim_of_another_host(workspace, "agriculture-rural", timedelta(minutes=5))
+    night = run_cli("run", cwd=workspace, env={**ENV, "COLUMNS": "300"})
+    assert night.returncode == 1, night.stdout + night.stderr  # findings, no failure
+    assert "跳过: 另一进程正在投递 1" in night.stdout and inbox.requests == []
+    (log,) = (workspace / ".exitcheck" / "logs").glob("*.jsonl")
+    (step,) = [e for e in map(json.loads, log.read_text(encoding="utf-8").splitlines()) if e.get("step") == "departments"]
+    assert "1 skipped: another process is sending it" in step["message"]
+    (skipped,) = [o for o in step["outcomes"] if o["outcome"] == "skipped"]
+    assert skipped["receipt"].startswith("the same list is being sent by another process (pid 4242 on another-host, since ")
+
+
 #: The ledger's tables as the versions before claims made them.
 OLD_LEDGER = """
 CREATE TABLE attempts (

@@ -209,7 +209,7 @@ def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *,
         result_text = outcome_label(outcome.outcome, ui.lang)
         if outcome.would:
             result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else outcome_label("unchanged", ui.lang))
-        detail = outcome.reason(ui.lang) if outcome.failed else (outcome.receipt or outcome.reason(ui.lang))
+        detail = outcome.reason(ui.lang) if outcome.failed else (outcome.proof(ui.lang) or outcome.reason(ui.lang))
         table.add_row(f"{outcome.department} {outcome.name}".strip(), outcome.target, str(outcome.rows), result_text, detail)
     for column in table.columns:
         column.justify = "left"

@@ -509,7 +509,7 @@ class _Night:
                 digest = township_digest(gaps, issues)
                 outcomes.append(deliver_parcel(
                     self.config, ledger, spec, recipient=TOWNSHIP_PREFIX + township, name=township, digest=digest,
-                    rows=len(gaps), as_of=self.result.as_of.isoformat(), lang=self.lang,
+                    rows=len(gaps), as_of=self.result.as_of.isoformat(),
                     setting=f"townships.each.{township}" if township in settings.each else "townships.deliver",
                     render=lambda t=township, g=gaps, i=issues, d=digest: self._township_parcel(t, g, i, d),
                     run_id=self.run_id, environ=self.environ,
@@ -571,7 +571,8 @@ class _Night:
             line_en += f"; not in the registers: {', '.join(unknown)}"
         self.step(name, ExitCode.DELIVERY if failed else ExitCode.OK, line_zh, line_en,
                   outcomes=[{"recipient": o.department, "outcome": o.outcome, "target": o.target, "rows": o.rows,
-                             "receipt": o.receipt, "error": o.reason("en") or None} for o in outcomes])  # the log speaks English
+                             "receipt": o.proof("en") or None, "error": o.reason("en") or None}
+                            for o in outcomes])  # the log speaks English
 
     def _record(self) -> None:
         self.report.status = self._status()

@@ -81,8 +81,10 @@ class DeliveryOutcome:
     digest: str
     rows: int
     counts: dict[str, int] = field(default_factory=dict)
-    receipt: str | None = None
-    error: Bilingual | None = None  # in both languages: the nightly run's step line has both
+    # Both in both languages: the push shows its --lang, the nightly run's step line has both
+    # and its log speaks English, whichever language the run was asked for.
+    receipt: Bilingual | None = None
+    error: Bilingual | None = None
     attempt_id: str | None = None
     would: str | None = None  # for a dry run: "deliver" or "unchanged"
 
@@ -93,6 +95,10 @@ class DeliveryOutcome:
     def reason(self, lang: str) -> str:
         """Why it failed (or, in a dry run, would fail), in `lang`; empty when nothing went wrong."""
         return self.error.text(lang) if self.error else ""
+
+    def proof(self, lang: str) -> str:
+        """The receipt (or, skipped, who is sending it instead), in `lang`; empty when there is none."""
+        return self.receipt.text(lang) if self.receipt else ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -195,13 +201,13 @@ def _deliver(config: WorkspaceConfig, ledger: Ledger, department_list: Departmen
     return deliver_parcel(
         config, ledger, spec, recipient=department, name=department_list.name, digest=department_list.digest,
         rows=department_list.rows, counts=department_list.counts(), as_of=department_list.as_of.isoformat(),
-        lang=department_list.lang, setting=f"departments.{department}.deliver",
+        setting=f"departments.{department}.deliver",
         render=lambda: parcel_of(department_list), force=force, dry_run=dry_run, run_id=run_id, environ=environ,
     )
 
 
 def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recipient: str, name: str, digest: str,
-                   rows: int, as_of: str, lang: str, setting: str, render: Callable[[], Parcel],
+                   rows: int, as_of: str, setting: str, render: Callable[[], Parcel],
                    counts: dict[str, int] | None = None, force: bool = False, dry_run: bool = False,
                    run_id: str | None = None, environ: Mapping[str, str] | None = None) -> DeliveryOutcome:
     """Deliver one list to one recipient through the ledger: unchanged content is not sent
@@ -231,11 +237,12 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
                             target=target, digest=digest, rows=rows, as_of=as_of, force=force)
     if decision.outcome == SKIPPED:  # not an attempt: nothing recorded, the sender records its own
         assert decision.holder is not None
-        outcome.outcome, outcome.receipt = SKIPPED, _sent_elsewhere(decision.holder, lang)
+        outcome.outcome, outcome.receipt = SKIPPED, _sent_elsewhere(decision.holder)
         return outcome
     outcome.attempt_id = attempt_id
     if decision.outcome == UNCHANGED:
-        outcome.outcome, outcome.receipt = UNCHANGED, decision.last.receipt if decision.last else None
+        last = decision.last.receipt if decision.last else None
+        outcome.outcome, outcome.receipt = UNCHANGED, Bilingual.same(last) if last else None
         return outcome
     if missing:
         outcome.error = missing
@@ -256,8 +263,9 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
             ledger.finish(attempt_id, FAILED, error=Bilingual("在得知结果之前被中断", "interrupted before the outcome was known"))
         raise
     else:
-        outcome.outcome, outcome.receipt = DELIVERED, scrub(receipt.text, secrets.values())  # the receiver's id: its words
-        ledger.finish(attempt_id, DELIVERED, receipt=outcome.receipt)
+        proof = scrub(receipt.text, secrets.values())  # the receiver's id: its words
+        outcome.outcome, outcome.receipt = DELIVERED, Bilingual.same(proof)
+        ledger.finish(attempt_id, DELIVERED, receipt=proof)
         return outcome
     ledger.finish(attempt_id, FAILED, error=outcome.error)
     return outcome
@@ -271,11 +279,11 @@ def idempotency_key(recipient: str, target: str, digest: str) -> str:
     return hashlib.sha256("\n".join((recipient, target, digest)).encode("utf-8")).hexdigest()
 
 
-def _sent_elsewhere(holder: Claim, lang: str) -> str:
+def _sent_elsewhere(holder: Claim) -> Bilingual:
     """Who is sending the list instead: it records the outcome in the ledger."""
-    return pick(lang, f"另一进程正在投递同一名单(pid {holder.pid}, {holder.host}, 始于 {holder.claimed_at}), 结果见 exitcheck deliveries",
-                f"the same list is being sent by another process (pid {holder.pid} on {holder.host}, since "
-                f"{holder.claimed_at}); exitcheck deliveries shows its outcome")
+    return Bilingual(f"另一进程正在投递同一名单(pid {holder.pid}, {holder.host}, 始于 {holder.claimed_at}), 结果见 exitcheck deliveries",
+                     f"the same list is being sent by another process (pid {holder.pid} on {holder.host}, since "
+                     f"{holder.claimed_at}); exitcheck deliveries shows its outcome")
 
 
 def _secret_message(error: MissingSecret, setting: str, config: WorkspaceConfig) -> Bilingual:
