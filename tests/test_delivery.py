@@ -139,6 +139,13 @@ class Mailbox:
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.logins: list[bytes] = []
+        self.refuse: set[str] = set()  # addresses answered "no such mailbox"; the others get the message
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: N802 - aiosmtpd's protocol
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's protocol
         self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
@@ -435,7 +442,7 @@ def test_the_ledger_masks_id_numbers_it_is_given_and_those_an_older_version_stor
         attempts = book.attempts()
     assert [(a.error, a.receipt) for a in attempts] == [
         (Bilingual.same("HTTP 400: 513434********1633 refused"), None),
-        (Bilingual("拒收 513434********1633", "HTTP 400: 513434********1633 refused"), "id=513434********1633")]
+        (Bilingual("拒收 513434********1633", "HTTP 400: 513434********1633 refused"), Bilingual.same("id=513434********1633"))]
     assert (tmp_path / "deliveries.sqlite").read_bytes().count(quoted.encode()) == 1  # the older row's, as it was
 
 
@@ -470,6 +477,52 @@ def test_a_failed_delivery_is_told_in_the_language_asked_then_and_later(workspac
         assert all(word in table.stdout for word in outcomes[asked]), table.stdout
         assert not [word for word in outcomes["en" if asked == "zh" else "zh"] if word in table.stdout]
     assert_no_secret_leaked(workspace)
+
+
+#: The note on a receipt naming an address the mail server refused, in each language.
+REFUSED_NOTE = {"zh": " (被拒收: gone@yuexi.example)", "en": " (refused: gone@yuexi.example)"}
+
+
+def test_an_address_the_mail_server_refused_is_named_in_the_language_asked_then_and_later(workspace, run_cli, mailbox):
+    """The server takes the message for one address and refuses the other: delivered, and the
+    receipt names the refused one in the push's --lang (the second push finds the list
+    unchanged and shows the receipt it had), and in `exitcheck deliveries --lang` whichever
+    language the push spoke. The ledger keeps the address apart from the receipt, no words."""
+    config = workspace / "exitcheck.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "to: [renshe@yuexi.example]", "to: [renshe@yuexi.example, gone@yuexi.example]"), encoding="utf-8")
+    mailbox.refuse = {"gone@yuexi.example"}
+    for lang, other in (("zh", "en"), ("en", "zh")):
+        done = run_cli("bands", "--push-to", "human-resources", "--lang", lang, cwd=workspace, env={**ENV, "COLUMNS": "400"})
+        assert done.returncode == 0 and REFUSED_NOTE[lang] in done.stdout, done.stdout + done.stderr
+        assert REFUSED_NOTE[other] not in done.stdout
+        listed = run_cli("deliveries", "--lang", lang, cwd=workspace, env={"COLUMNS": "400"})
+        assert REFUSED_NOTE[lang] in listed.stdout and REFUSED_NOTE[other] not in listed.stdout, listed.stdout
+        (receipt,) = [a["receipt"] for a in ledger(run_cli, workspace, "--lang", lang)["attempts"] if a["receipt"]]
+        assert receipt.startswith("<") and receipt.endswith(">" + REFUSED_NOTE[lang])
+    assert mailbox.envelopes == [("fupin@yuexi.example", ["renshe@yuexi.example"])]
+    with contextlib.closing(sqlite3.connect(workspace / ".exitcheck" / "deliveries.sqlite")) as db:
+        (stored,) = db.execute("SELECT receipt, refused FROM attempts WHERE outcome = 'delivered'")
+    assert stored[0] == receipt.removesuffix(REFUSED_NOTE["en"]) and stored[1] == '["gone@yuexi.example"]'
+
+
+def test_a_receipt_an_older_version_wrote_naming_refused_addresses_is_shown_as_it_is(tmp_path):
+    """Before the refused addresses were kept apart, the receipt said them in English: shown as
+    it is in either language. The ledger gains the column, and keeps them apart from now on."""
+    from exitcheck.delivery.ledger import DELIVERED, open_ledger
+    from exitcheck.i18n import Bilingual
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "deliveries.sqlite")) as older, older:
+        older.executescript(OLD_LEDGER)
+        older.execute("ALTER TABLE attempts ADD COLUMN error_en TEXT")  # the version just before
+        older.execute("INSERT INTO attempts (attempt_id, department, transport, target, digest, rows, started_at, outcome,"
+                      " receipt) VALUES ('old', 'd', 'email', 't', '', 1, '2020-01-01T00:00:00+00:00', 'delivered', ?)",
+                      ("<1@x>" + REFUSED_NOTE["en"],))
+    with open_ledger(tmp_path) as book:
+        book.claim(attempt_id="new", run_id=None, department="d", transport="email", target="t", digest="0" * 64, rows=1, as_of=None)
+        book.finish("new", DELIVERED, receipt="<2@x>", refused=["gone@yuexi.example"])
+        assert [a.receipt for a in book.attempts()] == [Bilingual("<2@x>" + REFUSED_NOTE["zh"], "<2@x>" + REFUSED_NOTE["en"]),
+                                                       Bilingual.same("<1@x>" + REFUSED_NOTE["en"])]
 
 
 def test_a_ledger_from_before_bilingual_errors_gains_them_and_shows_its_old_texts_as_they_are(workspace, run_cli, inbox, http_port):

@@ -269,9 +269,10 @@ def deliveries(
         table = _table(ui.t("投递记录(最新在前)", "Deliveries (newest first)"), ui.t("时间", "Time"), ui.t("部门", "Department"),
                        ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"))
         for attempt in attempts:
+            detail = attempt.error or attempt.receipt
             table.add_row(_local_time(attempt.started_at), attempt.department, attempt.transport, str(attempt.rows),
                           outcome_label(attempt.outcome, ui.lang),
-                          attempt.digest[:12], attempt.error.text(ui.lang) if attempt.error else attempt.receipt or "")
+                          attempt.digest[:12], detail.text(ui.lang) if detail else "")
         for column in table.columns:
             column.justify = "left"
         ui.out.print(table)

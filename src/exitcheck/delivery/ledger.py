@@ -20,15 +20,19 @@ gains the table when it is opened; its pending attempts hold no claim.
 An error is stored in Chinese and English (`error`, `error_en`), since a later
 `exitcheck deliveries` may be asked for either language; a ledger made before gains the
 `error_en` column when it is opened, and its rows keep showing their one text in both.
+A receipt holds no words to translate: the addresses a mail server refused are kept apart from
+it (`refused`, a JSON list) and named in the language of whoever shows it; a row of an older
+version, whose receipt says them in English, shows it as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,7 +70,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome     TEXT NOT NULL,   -- pending, delivered, unchanged, failed
     receipt     TEXT,            -- file path, HTTP status and id, SMTP message id
     error       TEXT,            -- why it failed, in Chinese (an older version's only text, in any language)
-    error_en    TEXT             -- the same in English (NULL in an older version's rows)
+    error_en    TEXT,            -- the same in English (NULL in an older version's rows)
+    refused     TEXT             -- e-mail addresses the server refused, a JSON list (NULL: none)
 );
 CREATE INDEX IF NOT EXISTS attempts_by_department ON attempts (department, id);
 CREATE TABLE IF NOT EXISTS claims (  -- a list being sent right now, by one process
@@ -82,7 +87,7 @@ CREATE TABLE IF NOT EXISTS claims (  -- a list being sent right now, by one proc
 """
 #: Columns `attempts` gained after its first version, with their types: a ledger made before
 #: gains them when it is opened, as it gains the claims table.
-_ADDED_COLUMNS = {"error_en": "TEXT"}
+_ADDED_COLUMNS = {"error_en": "TEXT", "refused": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -100,12 +105,13 @@ class Attempt:
     started_at: str
     finished_at: str | None
     outcome: str
-    receipt: str | None
+    receipt: Bilingual | None
     error: Bilingual | None
 
     def to_dict(self, lang: str = "zh") -> dict[str, Any]:
-        """The row for JSON, its error in `lang`."""
-        return {**asdict(self), "error": self.error.text(lang) if self.error else None}
+        """The row for JSON, its receipt and error in `lang`."""
+        return {**asdict(self), "receipt": self.receipt.text(lang) if self.receipt else None,
+                "error": self.error.text(lang) if self.error else None}
 
 
 @dataclass(frozen=True)
@@ -263,11 +269,12 @@ class Ledger:
             _CLAIMED_HERE.add(attempt_id)
         return Decision(PENDING)
 
-    def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, error: Bilingual | None = None) -> None:
-        """Complete an attempt and release its claim; ID numbers in the receipt or the error
-        (the receiver's words) are masked."""
+    def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, refused: Sequence[str] = (),
+               error: Bilingual | None = None) -> None:
+        """Complete an attempt and release its claim; ID numbers in the receipt, the refused
+        addresses or the error (the receiver's words) are masked."""
         with self._transaction() as db:
-            _close_attempt(db, attempt_id, outcome, receipt, error)
+            _close_attempt(db, attempt_id, outcome, receipt, error, refused)
 
     def last_delivered(self, department: str, target: str) -> Attempt | None:
         """The last successful delivery of anything to this department at this target."""
@@ -320,11 +327,12 @@ def _missing_columns(db: sqlite3.Connection) -> list[str]:
 
 
 def _close_attempt(db: sqlite3.Connection, attempt_id: str, outcome: str, receipt: str | None,
-                   error: Bilingual | None) -> None:
+                   error: Bilingual | None, refused: Sequence[str] = ()) -> None:
     """The attempt's outcome written and its claim released, in the caller's transaction."""
     zh, en = (mask_text(error.zh), mask_text(error.en)) if error else (None, None)
-    db.execute("UPDATE attempts SET outcome = ?, receipt = ?, error = ?, error_en = ?, finished_at = ? WHERE attempt_id = ?",
-               (outcome, _masked(receipt), zh, en, now(), attempt_id))
+    addresses = json.dumps([mask_text(a) for a in refused], ensure_ascii=False) if refused else None
+    db.execute("UPDATE attempts SET outcome = ?, receipt = ?, refused = ?, error = ?, error_en = ?, finished_at = ?"
+               " WHERE attempt_id = ?", (outcome, _masked(receipt), addresses, zh, en, now(), attempt_id))
     db.execute("DELETE FROM claims WHERE attempt_id = ?", (attempt_id,))
     _CLAIMED_HERE.discard(attempt_id)
 
@@ -338,9 +346,16 @@ def _last_delivered(db: sqlite3.Connection, department: str, target: str) -> Att
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
-    # Masked again as read (here and in _error): rows written by a version that stored them unmasked.
+    # Masked again as read (in _receipt and _error): rows written by a version that stored them unmasked.
     fields = {key: row[key] for key in Attempt.__dataclass_fields__ if key not in ("receipt", "error")}
-    return Attempt(**fields, receipt=_masked(row["receipt"]), error=_error(row))
+    return Attempt(**fields, receipt=_receipt(row), error=_error(row))
+
+
+def _receipt(row: sqlite3.Row) -> Bilingual | None:
+    """The receipt in both languages, masked, naming the addresses refused."""
+    if row["receipt"] is None:
+        return None
+    return receipt_text(row["receipt"], json.loads(row["refused"] or "[]")).map(mask_text)
 
 
 def _error(row: sqlite3.Row) -> Bilingual | None:
@@ -349,6 +364,15 @@ def _error(row: sqlite3.Row) -> Bilingual | None:
         return None
     text = Bilingual.same(row["error"]) if row["error_en"] is None else Bilingual(row["error"], row["error_en"])
     return text.map(mask_text)
+
+
+def receipt_text(proof: str, refused: Sequence[str] = ()) -> Bilingual:
+    """A receipt as shown: its proof as it is (a path, an HTTP status, a message id), then the
+    addresses a mail server refused, if any, in Chinese or English."""
+    if not refused:
+        return Bilingual.same(proof)
+    addresses = ", ".join(refused)
+    return Bilingual(f"{proof} (被拒收: {addresses})", f"{proof} (refused: {addresses})")
 
 
 def _masked(text: str | None) -> str | None:

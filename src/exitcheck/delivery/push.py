@@ -28,6 +28,7 @@ from exitcheck.delivery.ledger import (
     Claim,
     Ledger,
     open_ledger,
+    receipt_text,
 )
 from exitcheck.delivery.transports import (
     InvalidSecret,
@@ -241,8 +242,7 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         return outcome
     outcome.attempt_id = attempt_id
     if decision.outcome == UNCHANGED:
-        last = decision.last.receipt if decision.last else None
-        outcome.outcome, outcome.receipt = UNCHANGED, Bilingual.same(last) if last else None
+        outcome.outcome, outcome.receipt = UNCHANGED, decision.last.receipt if decision.last else None
         return outcome
     if missing:
         outcome.error = missing
@@ -264,8 +264,9 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         raise
     else:
         proof = scrub(receipt.text, secrets.values())  # the receiver's id: its words
-        outcome.outcome, outcome.receipt = DELIVERED, Bilingual.same(proof)
-        ledger.finish(attempt_id, DELIVERED, receipt=proof)
+        refused = [scrub(address, secrets.values()) for address in receipt.refused]
+        outcome.outcome, outcome.receipt = DELIVERED, receipt_text(proof, refused)
+        ledger.finish(attempt_id, DELIVERED, receipt=proof, refused=refused)
         return outcome
     ledger.finish(attempt_id, FAILED, error=outcome.error)
     return outcome

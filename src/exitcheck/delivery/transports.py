@@ -48,9 +48,12 @@ class Parcel:
 
 @dataclass(frozen=True)
 class Receipt:
-    """Proof of delivery: the file written, the HTTP status and id, the SMTP message id."""
+    """Proof of delivery: the file written, the HTTP status and id, the SMTP message id; and the
+    addresses a mail server refused while it took the message for the others. These are kept
+    as data, not words: whoever shows the receipt says them in its language (ledger.receipt_text)."""
 
     text: str
+    refused: tuple[str, ...] = ()
 
 
 class TransportError(Exception):
@@ -282,10 +285,7 @@ def send_email(spec: EmailDelivery, parcel: Parcel, username: str | None, passwo
         raise TransportError(*_mail_failure(spec, exc, _smtp_detail(exc))) from None
     except (OSError, ssl.SSLError) as exc:
         raise TransportError(*_mail_failure(spec, exc, str(getattr(exc, "reason", None) or exc))) from None
-    receipt = str(message["Message-ID"])
-    if refused:
-        receipt += f" (refused: {', '.join(sorted(refused))})"
-    return Receipt(receipt)
+    return Receipt(str(message["Message-ID"]), tuple(sorted(refused)))
 
 
 def _connect(spec: EmailDelivery, context: ssl.SSLContext) -> smtplib.SMTP:
