@@ -604,7 +604,8 @@ def test_a_township_list_is_not_sent_again_for_the_language_of_the_run_alone(wor
 
 def test_a_township_list_goes_out_again_when_only_its_data_issues_change(workspace, run_cli):
     """A data issue that opens no gap (two households sharing a house number: a warning) is in
-    the township's book, so it is a new list; rows moved in the register are not."""
+    the township's book, so it is a new list; rows moved in the register are not, even when an
+    issue names the rows it is on (a household entered twice)."""
     county = broken(0)
     write_county(workspace, county)
     nightly(run_cli, workspace, "2020-06-01")
@@ -616,11 +617,16 @@ def test_a_township_list_goes_out_again_when_only_its_data_issues_change(workspa
     issues = json.loads(sent.read_text(encoding="utf-8"))["issues"]
     assert sorted((i["code"], i["household_id"]) for i in issues) == [("shared_house", IDS[4]), ("shared_house", IDS[5])]
 
+    # A household entered twice: its issue names the rows it is on, which move with the rows.
+    county.households.append(dict(county.households[3]))
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-03")
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 3}
     county.households.reverse()
     county.members.reverse()
     write_county(workspace, county)
-    nightly(run_cli, workspace, "2020-06-03")
-    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 2}
+    nightly(run_cli, workspace, "2020-06-04")
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 3}
 
 
 def test_progress_counts_households_of_a_blank_township_apart_from_the_county(workspace, run_cli):

@@ -27,6 +27,9 @@ class IssueType:
     description: ClassVar[dict[str, str]]
     fix: ClassVar[dict[str, str]]
     template: ClassVar[dict[str, str]]
+    #: Params that only say where cells are (rows, files), not what is wrong: left out of what
+    #: identifies a finding (DataIssue.identity), as its own file, row and column are.
+    positions: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def render(cls, lang: str, **params: object) -> str:
@@ -192,6 +195,7 @@ class DuplicateHousehold(IssueType):
         "en": "The same household ID is on several rows. It counts as one household and its indicators are read from its first row.",
     }
     fix = {"zh": "合并或删除重复行。", "en": "Merge or delete the repeated rows."}
+    positions = ("where",)
     template = {
         "zh": "户编号「{value}」出现在{where}",
         "en": "household ID '{value}' appears on {where}",
@@ -209,6 +213,7 @@ class DuplicateHouseholdAcrossCounties(IssueType):
         "zh": "与相关县核实该户实际所在县, 更正户编号或删除错误的登记。",
         "en": "Check with the other county where the household really lives, then correct the household ID or delete the wrong entry.",
     }
+    positions = ("others",)
     template = {
         "zh": "户编号「{value}」也登记在 {others}",
         "en": "household ID '{value}' is also registered in {others}",
@@ -247,6 +252,7 @@ class HouseholdIdZerosLost(IssueType):
         "en": "Format the household ID column the message names as Text, then type the full IDs again with their leading "
               "zeros, or import the sheet again from the source system.",
     }
+    positions = ("households",)
     template = {
         "zh": "户编号「{value}」不在户表中, 但忽略前导零后与{households}相同(成员未归入该户): {cause}; "
               "请把该列设置为文本格式, 按原件重新录入户编号(含前导零), 或重新导入该表",
@@ -370,6 +376,13 @@ class DataIssue:
         return CATALOGUE[self.code].render(
             lang, header=self.header or self.field or "", value=self.value or "", **self.params
         )
+
+    def identity(self) -> dict[str, object]:
+        """What is wrong and whose, without where it sits (its file, row and column letter, and
+        the params that point at other cells): moved rows leave it as it was."""
+        data = {key: value for key, value in asdict(self).items() if key not in ("file", "row", "column")}
+        data["params"] = {name: value for name, value in self.params.items() if name not in CATALOGUE[self.code].positions}
+        return data
 
     def to_dict(self, lang: str = "zh", *, mask_ids: bool = True) -> dict[str, object]:
         """The JSON form (`exitcheck/issues@1`); ID numbers masked unless asked otherwise."""

@@ -39,10 +39,10 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, InputError, LockedError, worst
 from exitcheck.history import History, RunRecord, Status, findings_from_gaps
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from exitcheck.province import ProvinceResult
     from exitcheck.rules.model import RuleSet
     from exitcheck.workspace import WorkspaceConfig
+
+T = TypeVar("T")
 
 LOCK_NAME = "run.lock"
 HOLDER_NAME = "run.lock.json"
@@ -642,8 +644,7 @@ class _Night:
         from exitcheck.report.gaps_out import county_township_gaps
 
         assert self.result is not None
-        grouped = county_township_gaps(self.result)
-        return {label: grouped.get(place, []) for label, place in self.township_places.items()}
+        return self._by_label(county_township_gaps(self.result))
 
     @functools.cached_property
     def township_issues(self) -> dict[str, list[DataIssue]]:
@@ -651,7 +652,9 @@ class _Night:
         from exitcheck.report.gaps_out import issues_by_township
 
         assert self.result is not None
-        grouped = issues_by_township(self.result)[0]
+        return self._by_label(issues_by_township(self.result)[0])
+
+    def _by_label(self, grouped: Mapping[tuple[str | None, str], list[T]]) -> dict[str, list[T]]:
         return {label: grouped.get(place, []) for label, place in self.township_places.items()}
 
     def _names_in_use(self) -> set[str]:
@@ -705,8 +708,7 @@ def township_digest(gaps: list[Gap], issues: list[DataIssue]) -> str:
                   key=lambda g: (g["rule"], g["household_id"] or "", g["village"] or ""))
     if not issues:
         return hashlib.sha256(canonical_json(rows)).hexdigest()
-    issue_rows = sorted(({k: v for k, v in asdict(issue).items() if k not in ("file", "row", "column")} for issue in issues),
-                        key=canonical_json)
+    issue_rows = sorted((issue.identity() for issue in issues), key=canonical_json)
     return hashlib.sha256(canonical_json({"gaps": rows, "issues": issue_rows})).hexdigest()
 
 
