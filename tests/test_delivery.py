@@ -498,8 +498,10 @@ def test_an_address_the_mail_server_refused_is_named_in_the_language_asked_then_
         assert REFUSED_NOTE[other] not in done.stdout
         listed = run_cli("deliveries", "--lang", lang, cwd=workspace, env={"COLUMNS": "400"})
         assert REFUSED_NOTE[lang] in listed.stdout and REFUSED_NOTE[other] not in listed.stdout, listed.stdout
-        (receipt,) = [a["receipt"] for a in ledger(run_cli, workspace, "--lang", lang)["attempts"] if a["receipt"]]
+        (attempt,) = [a for a in ledger(run_cli, workspace, "--lang", lang)["attempts"] if a["receipt"]]
+        receipt = attempt["receipt"]
         assert receipt.startswith("<") and receipt.endswith(">" + REFUSED_NOTE[lang])
+        assert attempt["refused"] == ["gone@yuexi.example"]  # and as data, for a program reading the JSON
     assert mailbox.envelopes == [("fupin@yuexi.example", ["renshe@yuexi.example"])]
     with contextlib.closing(sqlite3.connect(workspace / ".exitcheck" / "deliveries.sqlite")) as db:
         (stored,) = db.execute("SELECT receipt, refused FROM attempts WHERE outcome = 'delivered'")

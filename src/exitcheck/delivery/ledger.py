@@ -105,13 +105,14 @@ class Attempt:
     started_at: str
     finished_at: str | None
     outcome: str
-    receipt: Bilingual | None
+    receipt: Bilingual | None  # as shown: the proof, then the refused addresses in words
     error: Bilingual | None
+    refused: tuple[str, ...] = ()  # the addresses a mail server refused (masked), as data
 
     def to_dict(self, lang: str = "zh") -> dict[str, Any]:
-        """The row for JSON, its receipt and error in `lang`."""
+        """The row for JSON, its receipt and error in `lang`, the refused addresses a list."""
         return {**asdict(self), "receipt": self.receipt.text(lang) if self.receipt else None,
-                "error": self.error.text(lang) if self.error else None}
+                "error": self.error.text(lang) if self.error else None, "refused": list(self.refused)}
 
 
 @dataclass(frozen=True)
@@ -347,15 +348,14 @@ def _last_delivered(db: sqlite3.Connection, department: str, target: str) -> Att
 
 def _attempt(row: sqlite3.Row) -> Attempt:
     # Masked again as read (in _receipt and _error): rows written by a version that stored them unmasked.
-    fields = {key: row[key] for key in Attempt.__dataclass_fields__ if key not in ("receipt", "error")}
-    return Attempt(**fields, receipt=_receipt(row), error=_error(row))
+    fields = {key: row[key] for key in Attempt.__dataclass_fields__ if key not in ("receipt", "error", "refused")}
+    refused = tuple(mask_text(address) for address in json.loads(row["refused"] or "[]"))
+    return Attempt(**fields, receipt=_receipt(row["receipt"], refused), error=_error(row), refused=refused)
 
 
-def _receipt(row: sqlite3.Row) -> Bilingual | None:
+def _receipt(proof: str | None, refused: tuple[str, ...]) -> Bilingual | None:
     """The receipt in both languages, masked, naming the addresses refused."""
-    if row["receipt"] is None:
-        return None
-    return receipt_text(row["receipt"], json.loads(row["refused"] or "[]")).map(mask_text)
+    return None if proof is None else receipt_text(mask_text(proof), refused)
 
 
 def _error(row: sqlite3.Row) -> Bilingual | None:
