@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import io
 import re
 import threading
 import xml.parsers.expat
@@ -230,6 +231,7 @@ _MAY_HOLD_ERROR = (
     re.compile(rb"\x06\x00.{8}\x02.{5}\xff\xff", re.DOTALL),
 )
 
+
 class _Discard:
     """xlrd's log (it writes warnings about odd files to stdout by default): thrown away."""
 
@@ -280,7 +282,8 @@ def _may_hold_error_anywhere(data: bytes) -> bool:
     import olefile
 
     try:
-        with olefile.OleFileIO(data) as document:
+        # In a file object: olefile takes bytes shorter than 1,536 for a file name.
+        with olefile.OleFileIO(io.BytesIO(data)) as document:
             name = next((name for name in ("Workbook", "Book") if document.exists(name)), None)
             if name is None:
                 return True
