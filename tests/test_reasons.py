@@ -138,6 +138,14 @@ def test_an_unknown_risk_names_the_indicator_it_waits_for(tmp_path: Path):
     result = audit(exitcheck.load([county.write(tmp_path / "r.xlsx")]), as_of=AS_OF)
     (risk,) = [g for g in result.gaps if g.rule == "risk_wrong_exit"]
     assert risk.message == "待核实: 住房保障(住房安全等级为空)、安全饮水(安全饮水为空)"
+    for row in county.members[:3]:  # and no living member: two indicators wait on that, together
+        row["人员状态"] = "死亡"
+    result = audit(exitcheck.load([county.write(tmp_path / "r.xlsx")]), as_of=AS_OF)
+    (risk,) = [g for g in result.gaps if g.rule == "risk_wrong_exit"]
+    assert risk.message == "待核实: 教育保障和医疗保障(该户没有在世成员)、住房保障(住房安全等级为空)、安全饮水(安全饮水为空)"
+    en = audit(exitcheck.load([county.write(tmp_path / "r.xlsx")]), as_of=AS_OF, lang="en")
+    (risk,) = [g for g in en.gaps if g.rule == "risk_wrong_exit"]
+    assert risk.message.startswith("unknown: Education assured, Medical insurance (no living member); ")
 
 
 def test_a_household_without_members_for_lost_zeros_says_so_in_its_reasons(tmp_path: Path):
@@ -157,7 +165,7 @@ def test_a_household_without_members_for_lost_zeros_says_so_in_its_reasons(tmp_p
     pointer = "(工作表「成员表」中有 3 名成员的户编号为「1」, 疑为户编号的前导零丢失所致, 见 household_id_zeros_lost)"
     assert zh["medical"] == zh["education"] == "待核实: 该户没有在世成员" + pointer
     # The indicators waiting for the same reason are named together, before it once.
-    assert zh["risk_wrong_exit"] == f"待核实: 教育保障、医疗保障(该户没有在世成员{pointer})"
+    assert zh["risk_wrong_exit"] == f"待核实: 教育保障和医疗保障(该户没有在世成员{pointer})"
     assert zh["info_accuracy"] == "登记信息有5处错误: 户编号的前导零丢失(3处)、无户主、家庭人口数与成员数不符, 见「数据问题」表"
     en = {g.rule: g.message for g in audit(registers, as_of=AS_OF, lang="en").gaps if g.household_id == "000001"}
     assert en["medical"] == ("unknown: no living member (3 members on sheet '成员表' with household ID '1': "

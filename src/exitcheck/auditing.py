@@ -263,8 +263,12 @@ class Reasons:
         return [part if isinstance(part, str) else self._with_reason(*part) for part in parts]
 
     def _with_reason(self, indicators: list[str], why: str) -> str:
-        named = join_list(indicators, self.lang)
-        return f"{named}({why})" if self.lang != "en" else f"{named} ({why})"
+        if self.lang == "en":  # the parts of a reason are apart by "; "
+            return f"{join_list(indicators, 'en')} ({why})"
+        # 和 before the last: the parts of a reason are apart by 、 too, and 甲、乙(x) would leave
+        # it open whether 甲 waits on x
+        named = indicators[0] if len(indicators) == 1 else f"{join_list(indicators[:-1], 'zh')}和{indicators[-1]}"
+        return f"{named}({why})"
 
     def unknown_members(self, data: dict[str, Any], members: list[MemberFinding], inputs: list[str], labels: dict[str, str]) -> list[str]:
         """Why a member rule cannot be told for a household: the unknown members named, each
