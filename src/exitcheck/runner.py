@@ -699,17 +699,14 @@ def township_digest(gaps: list[Gap], issues: list[DataIssue]) -> str:
     """sha256 of what a township's list asks of it: its gaps and its data issues, sorted. A new
     night alone is not a new list, nor a run in another language (the gaps' messages are hashed
     in Chinese, as Gap.message_zh keeps them), nor rows moved in the register (an issue is
-    hashed without its file, row and column letter). A township with no data issue hashes its
-    gaps alone, as before data issues were hashed, so that upgrading re-sends only the lists
-    of townships with data issues."""
+    hashed by DataIssue.identity, without where its cells are). A township with no data issue
+    hashes its gaps alone, as earlier versions did, so that its digest survives an upgrade."""
     from exitcheck.income_bands import canonical_json
 
     rows = sorted(({**gap.to_dict(), "message": gap.message_for_digest} for gap in gaps),
                   key=lambda g: (g["rule"], g["household_id"] or "", g["village"] or ""))
-    if not issues:
-        return hashlib.sha256(canonical_json(rows)).hexdigest()
-    issue_rows = sorted((issue.identity() for issue in issues), key=canonical_json)
-    return hashlib.sha256(canonical_json({"gaps": rows, "issues": issue_rows})).hexdigest()
+    payload = {"gaps": rows, "issues": sorted((issue.identity() for issue in issues), key=canonical_json)} if issues else rows
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
 def _prune(folder: Path, cutoff: datetime, *, keep: str, suffix: str, stuck: list[str]) -> int:
