@@ -586,12 +586,12 @@ def test_a_township_list_is_not_sent_again_for_the_language_of_the_run_alone(wor
     write_county(workspace, broken(0, 3))
     nightly(run_cli, workspace, "2020-06-01")
     assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 1}
-    # A township with no data issue keeps the digest earlier versions gave a Chinese night: an
-    # upgrade sends none of those lists again.
+    # Pinned: a change in what is hashed sends every township's list again after an upgrade,
+    # which the README must then say.
     digests = {folder.name: json.loads(next(folder.glob("*.json")).read_text(encoding="utf-8"))["digest"]
                for folder in (workspace / "outbox" / "townships").iterdir()}
-    assert digests == {"越城镇": "08e28b7ced8a9f2313f2ad59c93a79125a016dd5e7a221c0ea5e4c29e36e667f",
-                       "中所镇": "e82c8115d9c2088fa90c1a70b5ac7e846c890e6133af178ca11979d0998da995"}
+    assert digests == {"越城镇": "8f17a7b02d94c9d120737d0da0fce7e92e31695baff5aa52dfc4dfb56b0331d8",
+                       "中所镇": "0cf652287af184ad2987ab633cd6731357594de6e23a8ad9a0dc91c8e0f3b5cd"}
     english = run_cli("run", "--as-of", "2020-06-02", "--lang", "en", cwd=workspace)
     assert english.returncode == 1, english.stdout + english.stderr
     assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 1}
@@ -599,6 +599,53 @@ def test_a_township_list_is_not_sent_again_for_the_language_of_the_run_alone(wor
     write_county(workspace, broken(0, 3, income=2000))
     english = run_cli("run", "--as-of", "2020-06-03", "--lang", "en", cwd=workspace)
     assert english.returncode == 1, english.stdout + english.stderr
+    assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 2}
+
+
+def test_a_township_list_goes_out_again_when_a_household_it_lists_gets_a_new_helper(workspace, run_cli):
+    """The book names each household's helper cadre and phone: a new one is a new list for the
+    township whose household it is, whatever the gaps; a household not on any list is not."""
+    county = broken(0, 3)
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-01")
+    county.households[0]["帮扶责任人电话"] = "13900000001"  # 越城镇, on its list
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-02")
+    assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 1}
+    county.households[3]["帮扶责任人"] = "李干部"  # 中所镇, on its list
+    county.households[1]["帮扶责任人"] = "赵干部"  # 越城镇, but every indicator met: on no list
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-03")
+    assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 2}
+    [sent] = [p for p in (workspace / "outbox" / "townships" / "中所镇").glob("*.xlsx") if "2020-06-03" in p.name]
+    assert "李干部" in workbook_text(sent)
+    households = json.loads(sent.with_suffix(".json").read_text(encoding="utf-8"))["households"]
+    assert [(h["household_id"], h["helper_name"], h["helper_phone"]) for h in households] == [(IDS[3], "李干部", "13800000000")]
+
+
+def test_a_value_only_the_english_message_names_changes_the_township_list(workspace, run_cli):
+    """A rule set of the county's own may name in message_en what message does not: the digest
+    (of the Chinese reasons) holds that value too, so a change in it reaches the township in
+    an English night, and in a Chinese one, where the English book would differ."""
+    from exitcheck.rules.model import default_rules_path
+
+    rules = default_rules_path().read_text(encoding="utf-8")
+    english = "message_en: per-capita income {income_per_capita} yuan, below {income_line}"
+    assert english in rules
+    (workspace / "rules.yaml").write_text(rules.replace(english, english + " (house {house_id})"), encoding="utf-8")
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "rules: rules.yaml\n", encoding="utf-8")
+    county = broken(0, 3)
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-01", "--lang", "en")
+    county.households[3]["住房编号"] = "F-NEW-3"
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-02", "--lang", "en")
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 2}
+    [sent] = [p for p in (workspace / "outbox" / "townships" / "中所镇").glob("*.xlsx") if "2020-06-02" in p.name]
+    assert "(house F-NEW-3)" in workbook_text(sent)
+    county.households[0]["住房编号"] = "F-NEW-0"
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-03")
     assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 2}
 
 

@@ -47,6 +47,9 @@ class Gap:
     #: The message in Chinese, kept when the audit speaks another language and is asked for it:
     #: the nightly run's digest of a township's list hashes it, so that --lang alone is no change.
     message_zh: str | None = field(default=None, repr=False, compare=False)
+    #: The values of placeholders that only the rule's English messages name, hashed beside the
+    #: Chinese message: a change in them changes the English book, so it is a new list.
+    english_only: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def message_for_digest(self) -> str:
@@ -319,6 +322,10 @@ def _inputs(outcome: Outcome) -> list[str]:
     return sorted(names)
 
 
+def _placeholders(rule: Rule, *templates: str) -> set[str]:
+    return {name for template in templates for name in check_template(template, rule.id)}
+
+
 def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], maker: Reasons) -> list[Gap]:
     level = "household" if rule.level == "member" else rule.level
     frame = frames[level]
@@ -329,9 +336,10 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], make
     used = sorted(check.fields) if check is not None else []
     inputs = _inputs(outcome)
     _, _, labels = engine.names_for(rule.level, maker.ruleset, engine.ok_columns(maker.ruleset), maker.lang)
-    placeholders = {name for template in (rule.message_for(maker.lang), rule.high_message_for(maker.lang))
-                    for name in check_template(template, rule.id)}
-    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", SOURCE, ROW, *used, *inputs, *placeholders]) if c in frame.columns]
+    placeholders = _placeholders(rule, rule.message_for(maker.lang), rule.high_message_for(maker.lang))
+    english_only = sorted(_placeholders(rule, rule.message_en, rule.high_message_en) - _placeholders(rule, rule.message, rule.high_message))
+    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", SOURCE, ROW, *used, *inputs, *placeholders, *english_only])
+              if c in frame.columns]
     rows = frame.loc[flagged[flagged].index, wanted]
     statuses = outcome.status[flagged].astype(str).tolist()
     members = _member_values(rule, outcome, frames, inputs, labels, maker) if rule.level == "member" else {}
@@ -365,6 +373,7 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], make
             village=_text(data.get("village")) if level in ("household", "village") else None,
             message=message, department=rule.department, values=values, kind=rule.kind,
             priority="high" if is_high else None,
+            english_only={name: masked_value(name, data[name]) for name in english_only if name in data},
         )
         maker.remember(rule, gap, unknown_parts)
         out.append(gap)

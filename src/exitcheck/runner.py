@@ -508,12 +508,13 @@ class _Night:
                 if spec is None:
                     continue
                 gaps, issues = self.township_lists[township], self.township_issues[township]
-                digest = township_digest(gaps, issues)
+                households = self._households_on(gaps)
+                digest = township_digest(gaps, issues, households)
                 outcomes.append(deliver_parcel(
                     self.config, ledger, spec, recipient=TOWNSHIP_PREFIX + township, name=township, digest=digest,
                     rows=len(gaps), as_of=self.result.as_of.isoformat(),
                     setting=f"townships.each.{township}" if township in settings.each else "townships.deliver",
-                    render=lambda t=township, g=gaps, i=issues, d=digest: self._township_parcel(t, g, i, d),
+                    render=lambda t=township, g=gaps, i=issues, h=households, d=digest: self._township_parcel(t, g, i, h, d),
                     run_id=self.run_id, environ=self.environ,
                 ))
         self._delivered("townships", "乡镇问题清单", "township gap lists", outcomes, unknown)
@@ -531,7 +532,8 @@ class _Night:
             return common.model_copy(update={"path": common.path / _file_safe(township)})
         return common
 
-    def _township_parcel(self, township: str, gaps: list[Gap], issues: list[DataIssue], digest: str) -> Any:
+    def _township_parcel(self, township: str, gaps: list[Gap], issues: list[DataIssue], households: list[dict[str, Any]],
+                         digest: str) -> Any:
         from exitcheck.delivery.transports import Parcel
         from exitcheck.income_bands import json_default
 
@@ -540,7 +542,8 @@ class _Night:
         county, name = self.township_places[township]
         document = {"schema": "exitcheck/township-gaps@1", "as_of": as_of, "township": township, "digest": digest,
                     "ruleset": {"name": self.result.ruleset.name, "version": self.result.ruleset.version},
-                    "gaps": [gap.to_dict() for gap in gaps], "issues": [issue.to_dict(self.lang) for issue in issues]}
+                    "gaps": [gap.to_dict() for gap in gaps], "issues": [issue.to_dict(self.lang) for issue in issues],
+                    "households": households}
         if county is not None:  # several counties: the label names the county, these say which is which
             document.update(county=county, township=name, label=township)
         fails = sum(1 for g in gaps if g.status == "fail")
@@ -647,6 +650,21 @@ class _Night:
         return self._by_label(county_township_gaps(self.result))
 
     @functools.cached_property
+    def household_details(self) -> dict[tuple[str | None, str], dict[str, Any]]:
+        """What the township books show of each household on them, looked up once for all."""
+        from exitcheck.report.gaps_out import household_details
+
+        assert self.result is not None
+        return household_details(self.result, [gap for gaps in self.township_lists.values() for gap in gaps])
+
+    def _households_on(self, gaps: list[Gap]) -> list[dict[str, Any]]:
+        """household_details of the households with these gaps, each once."""
+        from exitcheck.report.gaps_out import household_key
+
+        shown = self.household_details
+        return [shown[key] for key in dict.fromkeys(map(household_key, gaps)) if key in shown]
+
+    @functools.cached_property
     def township_issues(self) -> dict[str, list[DataIssue]]:
         """Every township of the registers with the data issues its book lists, by its label."""
         from exitcheck.report.gaps_out import issues_by_township
@@ -695,17 +713,22 @@ def _file_safe(township: str) -> str:
     return file_stem(township, "township")
 
 
-def township_digest(gaps: list[Gap], issues: list[DataIssue]) -> str:
-    """sha256 of what a township's list asks of it: its gaps and its data issues, sorted. A new
-    night alone is not a new list, nor a run in another language (the gaps' messages are hashed
-    in Chinese, as Gap.message_zh keeps them), nor rows moved in the register (an issue is
-    hashed by DataIssue.identity, without where its cells are). A township with no data issue
-    hashes its gaps alone, as earlier versions did, so that its digest survives an upgrade."""
+def township_digest(gaps: list[Gap], issues: list[DataIssue], households: list[dict[str, Any]]) -> str:
+    """sha256 of what a township's book asks of it and of whom: its gaps, its data issues and
+    what the book shows of each household beside them (`household_details`: head, helper cadre,
+    phone...), sorted. A new night alone is not a new list, nor a run in another language (the
+    gaps' messages are hashed in Chinese, as Gap.message_zh keeps them, with the values only
+    an English message names), nor rows moved in the register (an issue is hashed by
+    DataIssue.identity, without where its cells are)."""
     from exitcheck.income_bands import canonical_json
 
-    rows = sorted(({**gap.to_dict(), "message": gap.message_for_digest} for gap in gaps),
+    rows = sorted(({**gap.to_dict(), "message": gap.message_for_digest, "english_only": gap.english_only} for gap in gaps),
                   key=lambda g: (g["rule"], g["household_id"] or "", g["village"] or ""))
-    payload = {"gaps": rows, "issues": sorted((issue.identity() for issue in issues), key=canonical_json)} if issues else rows
+    payload = {
+        "gaps": rows,
+        "issues": sorted((issue.identity() for issue in issues), key=canonical_json),
+        "households": sorted(households, key=lambda h: (h["county"] or "", h["household_id"])),
+    }
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 

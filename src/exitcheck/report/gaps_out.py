@@ -171,6 +171,23 @@ def household_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFr
     return frame, headers
 
 
+#: What the household and risk lists show of a household beside its gaps.
+SHOWN_OF_A_HOUSEHOLD = ("group", "head_name", "category", "status", "helper_name", "helper_phone")
+
+
+def household_details(result: AuditResult, gaps: Sequence[Gap]) -> dict[HouseholdKey, dict[str, Any]]:
+    """What a gap list shows of each of its households beside the gaps (the group, head,
+    category, status, helper and phone, and the register's own extra columns), as plain values,
+    by household. The nightly run hashes them with a township's gaps: a new helper cadre or
+    phone number changes the book the township works from. One call for every township's gaps:
+    each call looks the households up in the whole household frame."""
+    keys = list(dict.fromkeys(household_key(g) for g in gaps if g.level in ("household", "member")))
+    extras = [e for e in result.registers.extra_columns("households") if e in result.frames["household"]]
+    fields = _household_fields(result, keys, [*SHOWN_OF_A_HOUSEHOLD, *extras])
+    return {key: {"county": key[0], "household_id": key[1], **{name: plain(value) for name, value in shown.items()}}
+            for key, shown in zip(keys, fields.to_dict("records"), strict=True)}
+
+
 def _household_fields(result: AuditResult, keys: Sequence[HouseholdKey], names: Sequence[str]) -> pd.DataFrame:
     """Those of `names` the household frame has, row for row with `keys` (blank for a
     household not in the frame)."""
