@@ -275,6 +275,26 @@ def test_ole_directory_names(tmp_path: Path) -> None:
     assert isinstance(ole_stream_names(broken), set)  # never raises on a truncated directory
 
 
+def test_an_xls_cut_short_is_refused_in_our_words_not_in_a_rust_panic(tmp_path: Path, run_cli, capfd) -> None:
+    """An .xls copied or downloaded only in part. Cut at some sector boundaries, calamine 0.37
+    panics on a sector past the end of the file, and Rust prints the panic (with RUST_BACKTRACE,
+    its stack too) on the terminal before the error reaches exitcheck. The FAT says what the
+    file should hold: a file that ends before it is refused first, at every cut."""
+    whole = base_county().write(tmp_path / "county.xls").read_bytes()
+    cut = tmp_path / "cut.xls"
+    for end in range(len(whole) - 512, 0, -512):
+        cut.write_bytes(whole[:end])
+        with pytest.raises(InputError):
+            read_sheets(cut, cut.name, Limits())
+        assert "panicked" not in capfd.readouterr().err, f"cut at {end} of {len(whole)} bytes"
+    cut.write_bytes(whole[: len(whole) - 1024])
+    for lang, words in (("zh", "文件不完整(在拷贝或下载时被截断)"), ("en", "the file is cut short")):
+        result = run_cli("validate", str(cut), "--lang", lang, env={"RUST_BACKTRACE": "1"})
+        assert result.returncode == 3 and words in result.stderr, result.stdout + result.stderr
+        assert "panicked" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert read_sheets(tmp_path / "county.xls", "county.xls", Limits())  # the whole file is read
+
+
 def test_zip_entry_count_reads_the_end_record(corpus: dict[str, Path]) -> None:
     with zipfile.ZipFile(corpus["control"]) as archive:
         assert zip_entry_count(corpus["control"]) == len(archive.infolist())

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar, cast
 
 from exitcheck.errors import InputError
 from exitcheck.registers.error_cells import WorkbookErrors
@@ -177,6 +177,38 @@ def _looks_like_text(head: bytes) -> bool:
 _CFB_END = 0xFFFFFFFA  # sector numbers at or above this are markers (end of chain, free, ...)
 
 
+class _CompoundLayout(NamedTuple):
+    sector_size: int
+    fat_sectors: list[int]  # where the FAT's own sectors are, in order
+    first_directory_sector: int
+
+
+def _compound_layout(handle: BinaryIO) -> _CompoundLayout | None:
+    """How an OLE compound file (MS-CFB) is laid out, from its header and DIFAT, or None when
+    its header is not one. Bounded: a DIFAT chain is followed until it loops or ends."""
+    header = handle.read(512)
+    if len(header) < 512:
+        return None
+    shift = struct.unpack_from("<H", header, 30)[0]
+    if shift not in (9, 12):
+        return None
+    size = 1 << shift
+    n_fat, first_dir = struct.unpack_from("<II", header, 44)
+    next_difat, n_difat = struct.unpack_from("<II", header, 68)
+    fat_sectors = [s for s in struct.unpack_from("<109I", header, 76) if s < _CFB_END]
+    seen: set[int] = set()
+    while next_difat < _CFB_END and len(fat_sectors) < n_fat and next_difat not in seen and len(seen) <= n_difat:
+        seen.add(next_difat)
+        handle.seek((next_difat + 1) * size)
+        block = handle.read(size)
+        if len(block) < size:
+            break
+        ids = struct.unpack(f"<{size // 4}I", block)
+        fat_sectors += [s for s in ids[:-1] if s < _CFB_END]
+        next_difat = ids[-1]
+    return _CompoundLayout(size, fat_sectors, first_dir)
+
+
 def ole_stream_names(path: Path) -> set[str]:
     """Names in an OLE compound file's directory (MS-CFB), read without reading the streams.
 
@@ -186,26 +218,10 @@ def ole_stream_names(path: Path) -> set[str]:
     """
     names: set[str] = set()
     with path.open("rb") as handle:
-        header = handle.read(512)
-        if len(header) < 512:
+        layout = _compound_layout(handle)
+        if layout is None:
             return names
-        shift = struct.unpack_from("<H", header, 30)[0]
-        if shift not in (9, 12):
-            return names
-        size = 1 << shift
-        n_fat, first_dir = struct.unpack_from("<II", header, 44)
-        next_difat, n_difat = struct.unpack_from("<II", header, 68)
-        fat_sectors = [s for s in struct.unpack_from("<109I", header, 76) if s < _CFB_END]
-        seen: set[int] = set()
-        while next_difat < _CFB_END and len(fat_sectors) < n_fat and next_difat not in seen and len(seen) <= n_difat:
-            seen.add(next_difat)
-            handle.seek((next_difat + 1) * size)
-            block = handle.read(size)
-            if len(block) < size:
-                break
-            ids = struct.unpack(f"<{size // 4}I", block)
-            fat_sectors += [s for s in ids[:-1] if s < _CFB_END]
-            next_difat = ids[-1]
+        size, fat_sectors, first_dir = layout
         per_sector = size // 4
 
         def next_sector(sector: int) -> int:
@@ -230,6 +246,29 @@ def ole_stream_names(path: Path) -> set[str]:
                     names.add(block[at : at + length - 2].decode("utf-16-le", "replace"))
             sector = next_sector(sector)
     return names
+
+
+def ole_cut_short(path: Path) -> bool:
+    """Whether an OLE compound file ends before the last sector its FAT says is in use: a copy
+    or download cut short. calamine 0.37 panics reading a sector past the end, and Rust prints
+    its panic to the terminal before python-calamine turns it into an exception; this is found
+    first, from the FAT alone (a few kilobytes read, whatever the file's size)."""
+    with path.open("rb") as handle:
+        layout = _compound_layout(handle)
+        if layout is None:
+            return False
+        size, fat_sectors, _ = layout
+        end = os.fstat(handle.fileno()).st_size
+        for index in range(len(fat_sectors) - 1, -1, -1):
+            handle.seek((fat_sectors[index] + 1) * size)
+            block = handle.read(size)
+            if len(block) < size:
+                return True  # the FAT itself is cut
+            used = block.rstrip(b"\xff")  # free sectors are 0xFFFFFFFF
+            if used:
+                last = index * (size // 4) + (len(used) - 1) // 4
+                return (last + 1) * size >= end  # where that sector would start: past the end
+    return False
 
 
 def _read_workbook(path: Path, shown: str, kind: str, limits: Limits, control: ReadControl | None) -> FileRead:
@@ -269,6 +308,12 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
         names = {name.lower() for name in ole_stream_names(path)}
         if names & {"encryptioninfo", "encryptedpackage"}:
             raise encrypted_workbook(shown)
+        if ole_cut_short(path):
+            raise InputError(
+                shown,
+                "文件不完整(在拷贝或下载时被截断), 无法读取; 请重新拷贝或重新导出",
+                "the file is cut short (truncated in a copy or download) and cannot be read; copy or export it again",
+            )
         real = "xls"
         if names and not names & {"workbook", "book"}:
             not_a_workbook = _ole_not_workbook(shown, names)
