@@ -35,9 +35,10 @@ from corpus_build import (
     zip_parts,
 )
 from exitcheck.errors import InputError
+from exitcheck.registers.compound import stream_names as ole_stream_names
 from exitcheck.registers.limits import Limits, refs_extent, zip_entry_count
 from exitcheck.registers.load import find_header, load
-from exitcheck.registers.read import SheetRead, ole_stream_names, read_sheets
+from exitcheck.registers.read import SheetRead, read_sheets
 from exitcheck.rules.expr import ExpressionError
 from exitcheck.workspace import WorkspaceConfig
 
@@ -276,13 +277,14 @@ def test_ole_directory_names(tmp_path: Path) -> None:
 
 
 def test_an_xls_cut_short_is_refused_in_our_words_not_in_a_rust_panic(tmp_path: Path, run_cli, capfd) -> None:
-    """An .xls copied or downloaded only in part. Cut at some sector boundaries, calamine 0.37
-    panics on a sector past the end of the file, and Rust prints the panic (with RUST_BACKTRACE,
-    its stack too) on the terminal before the error reaches exitcheck. The FAT says what the
-    file should hold: a file that ends before it is refused first, at every cut."""
+    """An .xls copied or downloaded only in part. Cut at some places (sector boundaries, and
+    inside the last sector), calamine 0.37 panics on a sector that is not wholly in the file,
+    and Rust prints the panic (with RUST_BACKTRACE, its stack too) on the terminal before the
+    error reaches exitcheck. The FAT and the directory say which sectors calamine will read: a
+    file missing any of them is refused first, wherever it was cut."""
     whole = base_county().write(tmp_path / "county.xls").read_bytes()
     cut = tmp_path / "cut.xls"
-    for end in range(len(whole) - 512, 0, -512):
+    for end in sorted(set(range(512, len(whole), 512)) | set(range(len(whole) - 1, 0, -97))):
         cut.write_bytes(whole[:end])
         with pytest.raises(InputError):
             read_sheets(cut, cut.name, Limits())
@@ -293,6 +295,28 @@ def test_an_xls_cut_short_is_refused_in_our_words_not_in_a_rust_panic(tmp_path: 
         assert result.returncode == 3 and words in result.stderr, result.stdout + result.stderr
         assert "panicked" not in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert read_sheets(tmp_path / "county.xls", "county.xls", Limits())  # the whole file is read
+
+
+def test_an_xls_whose_layout_bends_the_rules_but_is_whole_is_read(tmp_path: Path) -> None:
+    """Not refused as cut short: header slots past the FAT's count holding 0 instead of
+    FREESECT (writers do; calamine and olefile read such files), and a FAT entry in use past
+    the end of the file that no stream calamine reads uses."""
+    path = base_county().write(tmp_path / "county.xls")
+    whole = path.read_bytes()
+    expected = [(sheet.name, sheet.rows) for sheet in read_sheets(path, path.name, Limits())]
+    n_fat = int.from_bytes(whole[44:48], "little")
+    zeros = bytearray(whole)
+    zeros[76 + 4 * n_fat : 512] = bytes(4 * (109 - n_fat))
+    stray = bytearray(whole)
+    fat = (int.from_bytes(whole[76:80], "little") + 1) * 512
+    sectors_in_file = len(whole) // 512 - 1
+    entry = slice(fat + 4 * (sectors_in_file + 10), fat + 4 * (sectors_in_file + 11))
+    assert sectors_in_file + 10 < 128 and stray[entry] == b"\xff" * 4  # free, in the FAT's first sector
+    stray[entry] = (0xFFFFFFFE).to_bytes(4, "little")  # a chain of one sector, past the end
+    for name, data in (("zeros.xls", zeros), ("stray.xls", stray)):
+        variant = tmp_path / name
+        variant.write_bytes(bytes(data))
+        assert [(sheet.name, sheet.rows) for sheet in read_sheets(variant, name, Limits())] == expected
 
 
 def test_zip_entry_count_reads_the_end_record(corpus: dict[str, Path]) -> None:

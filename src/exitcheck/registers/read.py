@@ -15,15 +15,15 @@ import csv
 import io
 import os
 import queue
-import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from exitcheck.errors import InputError
+from exitcheck.registers import compound
 from exitcheck.registers.error_cells import WorkbookErrors
 from exitcheck.registers.limits import (
     Limits,
@@ -174,103 +174,6 @@ def _looks_like_text(head: bytes) -> bool:
     return False
 
 
-_CFB_END = 0xFFFFFFFA  # sector numbers at or above this are markers (end of chain, free, ...)
-
-
-class _CompoundLayout(NamedTuple):
-    sector_size: int
-    fat_sectors: list[int]  # where the FAT's own sectors are, in order
-    first_directory_sector: int
-
-
-def _compound_layout(handle: BinaryIO) -> _CompoundLayout | None:
-    """How an OLE compound file (MS-CFB) is laid out, from its header and DIFAT, or None when
-    its header is not one. Bounded: a DIFAT chain is followed until it loops or ends."""
-    header = handle.read(512)
-    if len(header) < 512:
-        return None
-    shift = struct.unpack_from("<H", header, 30)[0]
-    if shift not in (9, 12):
-        return None
-    size = 1 << shift
-    n_fat, first_dir = struct.unpack_from("<II", header, 44)
-    next_difat, n_difat = struct.unpack_from("<II", header, 68)
-    fat_sectors = [s for s in struct.unpack_from("<109I", header, 76) if s < _CFB_END]
-    seen: set[int] = set()
-    while next_difat < _CFB_END and len(fat_sectors) < n_fat and next_difat not in seen and len(seen) <= n_difat:
-        seen.add(next_difat)
-        handle.seek((next_difat + 1) * size)
-        block = handle.read(size)
-        if len(block) < size:
-            break
-        ids = struct.unpack(f"<{size // 4}I", block)
-        fat_sectors += [s for s in ids[:-1] if s < _CFB_END]
-        next_difat = ids[-1]
-    return _CompoundLayout(size, fat_sectors, first_dir)
-
-
-def ole_stream_names(path: Path) -> set[str]:
-    """Names in an OLE compound file's directory (MS-CFB), read without reading the streams.
-
-    An encrypted xlsx is an OLE file holding 'EncryptionInfo' and 'EncryptedPackage'; an .xls
-    holds 'Workbook' (or 'Book'). Bounded: at most 100,000 directory sectors, cycles cut. An
-    unreadable directory gives what was read so far; calamine has the last word on it.
-    """
-    names: set[str] = set()
-    with path.open("rb") as handle:
-        layout = _compound_layout(handle)
-        if layout is None:
-            return names
-        size, fat_sectors, first_dir = layout
-        per_sector = size // 4
-
-        def next_sector(sector: int) -> int:
-            index, offset = divmod(sector, per_sector)
-            if index >= len(fat_sectors):
-                return _CFB_END
-            handle.seek((fat_sectors[index] + 1) * size + offset * 4)
-            raw = handle.read(4)
-            return struct.unpack("<I", raw)[0] if len(raw) == 4 else _CFB_END
-
-        sector = first_dir
-        visited: set[int] = set()
-        while sector < _CFB_END and sector not in visited and len(visited) < 100_000:
-            visited.add(sector)
-            handle.seek((sector + 1) * size)
-            block = handle.read(size)
-            if len(block) < size:
-                break
-            for at in range(0, size, 128):
-                length, kind = struct.unpack_from("<HB", block, at + 64)
-                if kind in (1, 2, 5) and 2 <= length <= 64 and length % 2 == 0:
-                    names.add(block[at : at + length - 2].decode("utf-16-le", "replace"))
-            sector = next_sector(sector)
-    return names
-
-
-def ole_cut_short(path: Path) -> bool:
-    """Whether an OLE compound file ends before the last sector its FAT says is in use: a copy
-    or download cut short. calamine 0.37 panics reading a sector past the end, and Rust prints
-    its panic to the terminal before python-calamine turns it into an exception; this is found
-    first, from the FAT alone (a few kilobytes read, whatever the file's size)."""
-    with path.open("rb") as handle:
-        layout = _compound_layout(handle)
-        if layout is None:
-            return False
-        size, fat_sectors, _ = layout
-        end = os.fstat(handle.fileno()).st_size
-        for index in range(len(fat_sectors) - 1, -1, -1):
-            handle.seek((fat_sectors[index] + 1) * size)
-            block = handle.read(size)
-            if len(block) < size:
-                return True  # the FAT itself is cut
-            used = block.rstrip(b"\xff")  # free sectors are 0xFFFFFFFF
-            if used:
-                last = index * (size // 4) + (len(used) - 1) // 4
-                return (last + 1) * size >= end  # where that sector would start: past the end
-    return False
-
-
 def _read_workbook(path: Path, shown: str, kind: str, limits: Limits, control: ReadControl | None) -> FileRead:
     scan: PackageScan | None = None
     try:
@@ -305,10 +208,10 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
             real = path.suffix.lower().lstrip(".") if path.suffix.lower() in {".xlsx", ".xlsm", ".xlsb", ".ods"} else "xlsx"
             not_a_workbook = not_a_workbook_zip(shown, scan.names)
     else:
-        names = {name.lower() for name in ole_stream_names(path)}
+        names = {name.lower() for name in compound.stream_names(path)}
         if names & {"encryptioninfo", "encryptedpackage"}:
             raise encrypted_workbook(shown)
-        if ole_cut_short(path):
+        if compound.cut_short(path):
             raise InputError(
                 shown,
                 "文件不完整(在拷贝或下载时被截断), 无法读取; 请重新拷贝或重新导出",
