@@ -500,3 +500,21 @@ def test_the_library_api_mirrors_the_commands_in_a_fresh_interpreter(tmp_path, b
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["3", "True", "2"], done.stdout  # planted_gaps: 3 data issues, 2 households in a band
 
+
+
+def test_a_gaps_english_only_values_are_those_its_own_message_names():
+    """Which placeholders only the English message names depends on the gap: `message` when it
+    fails, `high_message` when it is high priority; a name Chinese uses only in the other one
+    is still English-only for this gap."""
+    from exitcheck.auditing import _EnglishOnly
+    from exitcheck.rules.model import Rule
+
+    rule = Rule(id="r", level="household", name="r", check="x > 0", message="收入{x}", message_en="income {x} (house {house_id})",
+                high_message="住房{house_id}为{grade}级", high_message_en="grade {grade} ({note})")
+    english_only = _EnglishOnly(rule)
+    assert english_only.of(failed=True, high=False) == {"house_id"}
+    assert english_only.of(failed=False, high=True) == {"note"}
+    assert english_only.of(failed=True, high=True) == {"note"}
+    assert english_only.of(failed=False, high=False) == set()
+    same = Rule(id="s", level="household", name="s", check="x > 0", message="收入{x}", message_en="income {x}")
+    assert _EnglishOnly(same).candidates == []

@@ -590,8 +590,8 @@ def test_a_township_list_is_not_sent_again_for_the_language_of_the_run_alone(wor
     # which the README must then say.
     digests = {folder.name: json.loads(next(folder.glob("*.json")).read_text(encoding="utf-8"))["digest"]
                for folder in (workspace / "outbox" / "townships").iterdir()}
-    assert digests == {"越城镇": "8f17a7b02d94c9d120737d0da0fce7e92e31695baff5aa52dfc4dfb56b0331d8",
-                       "中所镇": "0cf652287af184ad2987ab633cd6731357594de6e23a8ad9a0dc91c8e0f3b5cd"}
+    assert digests == {"越城镇": "3f67fb8c18e60fa3a0b7d11d4eb4c939cde14c517394a17dca81d57563bb3b9f",
+                       "中所镇": "b2f5e8d90225b232be996a23d940aafd1b486353b3bc59a180d1b2f36f7c7f13"}
     english = run_cli("run", "--as-of", "2020-06-02", "--lang", "en", cwd=workspace)
     assert english.returncode == 1, english.stdout + english.stderr
     assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 1}
@@ -646,6 +646,37 @@ def test_a_value_only_the_english_message_names_changes_the_township_list(worksp
     county.households[0]["住房编号"] = "F-NEW-0"
     write_county(workspace, county)
     nightly(run_cli, workspace, "2020-06-03")
+    assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 2}
+    # A gap that cannot be told says why instead of the template: the value is not in it.
+    county.households[5]["人均纯收入"] = ""
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-04", "--lang", "en")
+    assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 3}
+    county.households[5]["住房编号"] = "F-NEW-5"
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-05", "--lang", "en")
+    assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 3}
+
+
+def test_a_township_list_is_not_sent_again_for_what_its_book_does_not_show(workspace, run_cli):
+    """A household only on the risk list shows its group, head, helper and phone there, not
+    its other columns; a column new to the register is no change where it is blank."""
+    county = broken(0)
+    county.households[4].update({"农户类别": "一般农户", "人均纯收入": 3000})  # 中所镇: a missed-assessment risk alone
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-01")
+    county.households[4]["备注"] = "已走访"
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-02")
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 1}
+    county.households[4]["帮扶责任人"] = "李干部"  # shown on the risk list
+    county.households[1]["新列"] = "x"  # 越城镇, on no list: every other household blank in it
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-03")
+    assert township_deliveries(workspace) == {"越城镇": 1, "中所镇": 2}
+    county.households[0]["新列"] = "y"  # 越城镇's listed household: its list shows it
+    write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-06-04")
     assert township_deliveries(workspace) == {"越城镇": 2, "中所镇": 2}
 
 

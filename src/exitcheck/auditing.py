@@ -326,6 +326,27 @@ def _placeholders(rule: Rule, *templates: str) -> set[str]:
     return {name for template in templates for name in check_template(template, rule.id)}
 
 
+class _EnglishOnly:
+    """The placeholders a gap's English message names and its Chinese one does not. Which
+    templates a message is made of depends on the gap: `message` when it fails (an unknown
+    gap says why instead), `high_message` added when it is high priority."""
+
+    def __init__(self, rule: Rule) -> None:
+        self._message = (_placeholders(rule, rule.message_for("en")), _placeholders(rule, rule.message))
+        self._high = (_placeholders(rule, rule.high_message_for("en")), _placeholders(rule, rule.high_message))
+        #: the fields a gap of the rule may need for it (none for most rules)
+        self.candidates = sorted(self.of(True, False) | self.of(False, True) | self.of(True, True))
+
+    def of(self, failed: bool, high: bool) -> set[str]:
+        english: set[str] = set()
+        chinese: set[str] = set()
+        for (en, zh), used in ((self._message, failed), (self._high, high)):
+            if used:
+                english |= en
+                chinese |= zh
+        return english - chinese
+
+
 def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], maker: Reasons) -> list[Gap]:
     level = "household" if rule.level == "member" else rule.level
     frame = frames[level]
@@ -337,8 +358,9 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], make
     inputs = _inputs(outcome)
     _, _, labels = engine.names_for(rule.level, maker.ruleset, engine.ok_columns(maker.ruleset), maker.lang)
     placeholders = _placeholders(rule, rule.message_for(maker.lang), rule.high_message_for(maker.lang))
-    english_only = sorted(_placeholders(rule, rule.message_en, rule.high_message_en) - _placeholders(rule, rule.message, rule.high_message))
-    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", SOURCE, ROW, *used, *inputs, *placeholders, *english_only])
+    english_only = _EnglishOnly(rule)
+    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", SOURCE, ROW, *used, *inputs, *placeholders,
+                                         *english_only.candidates])
               if c in frame.columns]
     rows = frame.loc[flagged[flagged].index, wanted]
     statuses = outcome.status[flagged].astype(str).tolist()
@@ -373,7 +395,8 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], make
             village=_text(data.get("village")) if level in ("household", "village") else None,
             message=message, department=rule.department, values=values, kind=rule.kind,
             priority="high" if is_high else None,
-            english_only={name: masked_value(name, data[name]) for name in english_only if name in data},
+            english_only={name: masked_value(name, data[name]) for name in sorted(english_only.of(status == FAIL, is_high))
+                          if name in data},
         )
         maker.remember(rule, gap, unknown_parts)
         out.append(gap)

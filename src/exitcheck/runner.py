@@ -715,11 +715,12 @@ def _file_safe(township: str) -> str:
 
 def township_digest(gaps: list[Gap], issues: list[DataIssue], households: list[dict[str, Any]]) -> str:
     """sha256 of what a township's book asks of it and of whom: its gaps, its data issues and
-    what the book shows of each household beside them (`household_details`: head, helper cadre,
-    phone...), sorted. A new night alone is not a new list, nor a run in another language (the
-    gaps' messages are hashed in Chinese, as Gap.message_zh keeps them, with the values only
-    an English message names), nor rows moved in the register (an issue is hashed by
-    DataIssue.identity, without where its cells are)."""
+    what the book shows of each household on its lists (`household_details`: head, helper
+    cadre, phone...), sorted. A new night alone is not a new list, nor a run in another
+    language (the gaps' messages are hashed in Chinese, as Gap.message_zh keeps them, with the
+    values only a gap's English message names), nor rows moved in the register (an issue is
+    hashed by DataIssue.identity, without where its cells are). The 汇总 sheet's figures are
+    not hashed: counts of households and members change a list only through its gaps."""
     from exitcheck.income_bands import canonical_json
 
     rows = sorted(({**gap.to_dict(), "message": gap.message_for_digest, "english_only": gap.english_only} for gap in gaps),

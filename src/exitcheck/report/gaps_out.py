@@ -171,21 +171,28 @@ def household_sheet(result: AuditResult, gaps: Sequence[Gap]) -> tuple[pd.DataFr
     return frame, headers
 
 
-#: What the household and risk lists show of a household beside its gaps.
-SHOWN_OF_A_HOUSEHOLD = ("group", "head_name", "category", "status", "helper_name", "helper_phone")
+#: What the household list shows of a household beside its gaps, and what the risk list shows.
+SHOWN_ON_THE_LIST = ("group", "head_name", "category", "status", "helper_name", "helper_phone")
+SHOWN_ON_THE_RISKS = ("group", "head_name", "helper_name", "helper_phone")
 
 
 def household_details(result: AuditResult, gaps: Sequence[Gap]) -> dict[HouseholdKey, dict[str, Any]]:
-    """What a gap list shows of each of its households beside the gaps (the group, head,
-    category, status, helper and phone, and the register's own extra columns), as plain values,
-    by household. The nightly run hashes them with a township's gaps: a new helper cadre or
-    phone number changes the book the township works from. One call for every township's gaps:
-    each call looks the households up in the whole household frame."""
-    keys = list(dict.fromkeys(household_key(g) for g in gaps if g.level in ("household", "member")))
+    """What a gap workbook shows of each of its households beside the gaps, as plain values, by
+    household: on the household list, its group, head, category, status, helper and phone and
+    the register's own extra columns; a household only on the risk list, what that list shows.
+    Blank values are left out, so that a column new to the register (or to another county) is
+    no change where it is blank. The nightly run hashes these with a township's gaps: a new
+    helper cadre or phone number changes the book the township works from. One call for every
+    township's gaps: each call looks the households up in the whole household frame."""
+    listed = dict.fromkeys(household_key(g) for g in gaps if g.level in ("household", "member") and g.kind == "indicator")
+    at_risk = dict.fromkeys(k for k in (household_key(g) for g in gaps if g.kind == "risk") if k not in listed)
     extras = [e for e in result.registers.extra_columns("households") if e in result.frames["household"]]
-    fields = _household_fields(result, keys, [*SHOWN_OF_A_HOUSEHOLD, *extras])
-    return {key: {"county": key[0], "household_id": key[1], **{name: plain(value) for name, value in shown.items()}}
-            for key, shown in zip(keys, fields.to_dict("records"), strict=True)}
+    details: dict[HouseholdKey, dict[str, Any]] = {}
+    for keys, shown in ((list(listed), [*SHOWN_ON_THE_LIST, *extras]), (list(at_risk), list(SHOWN_ON_THE_RISKS))):
+        for key, values in zip(keys, _household_fields(result, keys, shown).to_dict("records"), strict=True):
+            plain_values = {name: plain(value) for name, value in values.items()}
+            details[key] = {"county": key[0], "household_id": key[1], **{n: v for n, v in plain_values.items() if v is not None}}
+    return details
 
 
 def _household_fields(result: AuditResult, keys: Sequence[HouseholdKey], names: Sequence[str]) -> pd.DataFrame:
