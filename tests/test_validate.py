@@ -126,6 +126,21 @@ def test_header_row_found_under_titles_and_group_row(tmp_path):
     assert len(registers.raw["households"]) == 6
 
 
+def test_totals_rows_labelled_with_a_colon_or_a_unit_are_skipped(tmp_path):
+    """合计：, 总计(人), 小计（户） and 合 计 label a totals row as 合计 does; a village or a
+    name that only starts with the word (合计村) is data."""
+    county = base_county()
+    members = len(county.members)
+    for label in ("合计：", "总计(人)", "小计（户）", "合 计:"):
+        county.members.append({"户编号": label, "姓名": str(members)})
+    county.households.append({**county.households[0], "户编号": "", "乡镇": "合计村"})
+    registers = exitcheck.load([county.write(tmp_path / "c.xlsx")])
+    assert len(registers.raw["members"]) == members
+    assert len(registers.raw["households"]) == 7  # 合计村 is not a label: the row is data
+    issues = exitcheck.validate(registers, AS_OF)
+    assert not [i for i in issues if i.sheet == MB and i.row and i.row > excel_row(MB, members - 1)]
+
+
 def test_aliases_fullwidth_headers_and_unknown_columns(tmp_path):
     county = base_county()
     for row in county.households:

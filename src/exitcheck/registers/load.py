@@ -6,6 +6,7 @@ the register in each sheet and turns its cells into one frame per register, colu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -44,7 +45,9 @@ from exitcheck.registers.schema import (
 
 MIN_HEADER_MATCHES = 3
 MAX_HEADER_DEPTH = 3  # rows a merged header cell may span below the header row
-TOTAL_LABELS = {"合计", "总计", "小计"}
+#: A totals row's label, spaces removed: 合计, 总计 or 小计, as clerks type it, with a colon
+#: (合计：) or a unit in brackets (总计(人), 小计（户）) after it.
+TOTAL_LABEL = re.compile(r"(?:合计|总计|小计)[:：]?(?:\([^()]*\)|（[^（）]*）)?[:：]?")
 
 HeaderMap = dict[str, dict[str, str]]  # register -> {header as typed: field}
 
@@ -188,8 +191,8 @@ def _blank_rows(cells: pd.DataFrame) -> np.ndarray:
 
 
 def _totals_rows(cells: pd.DataFrame) -> np.ndarray:
-    """Rows whose first non-blank cell among the first three is 合计, 总计 or 小计 (spaces
-    inside, '合 计', are typed too). Each column's distinct cells are looked at once, and a
+    """Rows whose first non-blank cell among the first three is a TOTAL_LABEL (spaces inside,
+    '合 计', are typed too). Each column's distinct cells are looked at once, and a
     column only in the rows whose cells to its left are all blank (few, after the first)."""
     totals = np.zeros(len(cells), dtype=bool)
     rows = np.arange(len(cells))  # rows whose every cell to the left is blank
@@ -217,7 +220,7 @@ def _total_labels(distinct: np.ndarray) -> np.ndarray:
     else:
         candidates = np.array([i for i, v in enumerate(distinct) if type(v) is str and "计" in v], dtype=np.int64)
     labels = np.zeros(len(distinct), dtype=bool)
-    labels[candidates] = ["".join(str(v).split()) in TOTAL_LABELS for v in distinct[candidates]]
+    labels[candidates] = [TOTAL_LABEL.fullmatch("".join(str(v).split())) is not None for v in distinct[candidates]]
     return labels
 
 
