@@ -105,6 +105,19 @@ def test_every_cell_of_a_list_row_is_top_aligned_and_boxed(printed):
     assert checked > 1000 and boxed_blank > 100
 
 
+def test_the_mark_columns_are_narrow_with_their_headers_top_to_bottom(printed):
+    """The household list's ✗/? columns take the width of a mark, not of the indicator's name:
+    a list of twelve indicators still prints large enough to read. Chinese names are stacked,
+    a character under the other; English ones turned; the header row is tall enough."""
+    for name, sheet_name, rotation in (("zh/gaps.xlsx", "户清单", 255), ("en/gaps.xlsx", "Households", 90)):
+        sheet = _book(printed, name)[sheet_name]
+        marks = [c for c in sheet[1] if c.alignment.textRotation]
+        assert len(marks) >= 10 and all(c.alignment.textRotation == rotation for c in marks), name
+        assert all(_width(sheet, c.column_letter) <= 5 for c in marks), name
+        longest = max(len(c.value) for c in marks)
+        assert sheet.row_dimensions[1].height >= (15 * longest if rotation == 255 else 7 * longest), name
+
+
 def test_a_row_of_several_lines_is_tall_enough_for_its_reason(printed):
     sheet = _book(printed, "zh/gaps.xlsx")["户清单"]
     headers = [c.value for c in sheet[1]]
@@ -155,6 +168,9 @@ def test_english_headers_fit_whole_words_and_their_lines(printed):
                     continue
                 width = _width(sheet, cell.column_letter)
                 where = f"{name} {sheet.title}!{cell.coordinate} {cell.value!r} at width {width}"
+                if cell.alignment.textRotation:  # a mark column's header, turned: the row is tall enough
+                    assert height >= 7 * len(cell.value), where
+                    continue
                 assert max(_display_len(word) for word in cell.value.split()) < width, where
                 assert height >= 15 * _lines_at(cell.value, width - 1) if cell.value.isascii() else True, where
 

@@ -410,7 +410,8 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
         if multi_county(result) and place is None:  # the whole book, not one township's
             _counties_sheet(workbook, result, gaps)
         frame, headers = household_sheet(result, gaps)
-        write_table(workbook, t("户清单", "Households"), frame, headers,
+        marks = [frame.columns.get_loc(r.id) for r in result.indicator_rules() if r.id in frame.columns]
+        write_table(workbook, t("户清单", "Households"), frame, headers, upright=marks,
                     none_note=t("没有指标未达标或待核实的户", "No household has a failing or unknown indicator"))
         # A township's book has no county sheet: the county's own findings are never its gaps.
         levels = (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County")))

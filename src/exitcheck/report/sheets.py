@@ -37,6 +37,9 @@ def open_workbook(path: Path) -> Any:
 FORMATS: dict[str, dict[str, Any]] = {
     "plain": {},
     "header": {"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True, "valign": "vcenter"},
+    # a narrow column's header, read from top to bottom: Chinese stacked, other text turned
+    "header:stacked": {"bold": True, "bg_color": "#DDEBF7", "border": 1, "rotation": 270, "align": "center", "valign": "bottom"},
+    "header:turned": {"bold": True, "bg_color": "#DDEBF7", "border": 1, "rotation": 90, "align": "center", "valign": "bottom"},
     "title": {"bold": True, "font_size": 14},
     "date": {"num_format": "yyyy-mm-dd"},
     "wrap": {"text_wrap": True, "valign": "top"},
@@ -150,6 +153,7 @@ def write_table(
     stand_out: Sequence[bool] | None = None,
     total_rows: int = 0,
     none_note: str | None = None,
+    upright: Sequence[int] = (),
 ) -> Any:
     """One sheet: optional title line, a header row, the rows; set up for filtering and print.
 
@@ -160,7 +164,9 @@ def write_table(
     `stand_out` are shaded; the last `total_rows` rows are totals: bold, and outside the filter,
     so that sorting or filtering the list leaves them where they are. No rows: `none_note`
     under the headers, so that the printed page says there are none, and no filter (a filter
-    over a blank row offers nothing to choose).
+    over a blank row offers nothing to choose). The columns in `upright` (marks such as ✗)
+    are as narrow as their cells, their headers written top to bottom, so that a wide list
+    still prints at a size that can be read.
     """
     sheet = workbook.add_worksheet(name[:31])
     fmt = formats(workbook)
@@ -174,11 +180,16 @@ def write_table(
     columns = [_column_cells(frame[c]) for c in frame.columns]
     formatted = {frame.columns.get_loc(name): code for name, code in (number_formats or {}).items() if name in frame}
     numeric = [_numbers(cells) for cells in columns]
-    chosen = [column_width([h], columns[i], formatted=i in formatted, numbers=numeric[i]) if i < len(columns) else column_width([h], [])
+    chosen = [column_width([] if i in upright else [h], columns[i] if i < len(columns) else [], formatted=i in formatted,
+                           numbers=numeric[i] if i < len(columns) else None)
               for i, h in enumerate(headers)]
     if not len(frame) and none_note and chosen:  # the note is the list's only text: it must show whole
         chosen[0] = max(chosen[0], column_width([], [none_note]) - sum(chosen[1:]))
-    sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, chosen, strict=False)), default=1))
+    for index in upright:
+        sheet.write_string(top, index, headers[index], fmt["header:stacked" if _stacks(headers[index]) else "header:turned"])
+    sheet.set_row(top, max([LINE_HEIGHT * max((header_lines(h, w) for i, (h, w) in enumerate(zip(headers, chosen, strict=False))
+                                              if i not in upright), default=1),
+                            *(_upright_height(headers[i]) for i in upright)]))
     wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH]
     props = [_list_cell(index in wrapped, index in pct_columns, formatted.get(index), numeric[index]) for index in range(len(columns))]
     kinds = {"plain": props, "stand_out": [{**p, **STAND_OUT} for p in props], "total": [{**p, **TOTAL} for p in props]}
@@ -279,6 +290,17 @@ def fit_columns(sheet: Any, blocks: Sequence[Block]) -> None:
     for top, headers, _ in blocks:
         if top is not None:
             sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, widths, strict=False)), default=1))
+
+
+def _stacks(header: str) -> bool:
+    """Whether a header reads stacked, a character under the other (Chinese), not turned."""
+    return not header.isascii() and len(_WIDE.findall(header)) * 2 >= len(header)
+
+
+def _upright_height(header: str) -> float:
+    """Points a header written top to bottom needs: a line for each stacked character, or
+    about half a line for each letter of a turned one."""
+    return LINE_HEIGHT * (len(header) if _stacks(header) else len(header) * 0.5) + 2 * PADDING
 
 
 def _header_width(header: str) -> int:
