@@ -537,6 +537,7 @@ def test_run_outputs_progress_sheet_township_deliveries_and_log(workspace, run_c
     result = run_cli("run", "--as-of", "2020-06-05", cwd=workspace)
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
+    assert re.search(r"读取登记表: 户表 \d+ 行, 成员表 \d+ 行", result.stdout), result.stdout  # rows, not households
     for word in ("读取登记表", "核查", "输出", "分档", "部门名单", "乡镇问题清单", "与上次", "保留"):
         assert sum(word in line for line in lines) == 1, (word, result.stdout)
     second = run_ids(workspace)[-1]

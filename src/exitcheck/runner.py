@@ -356,8 +356,10 @@ class _Night:
             self.step("load", ExitCode.INPUT, f"读取登记表失败: {error.zh}", f"reading the registers failed: {error.en}")
             raise _Stop from None
         counts = registers.counts()
-        zh = f"读取登记表: {counts.get('households', 0)} 户, {counts.get('members', 0)} 名成员, {len(registers.inputs)} 个文件"
-        en = f"registers read: {counts.get('households', 0)} households, {counts.get('members', 0)} members, {len(registers.inputs)} file{'s' if len(registers.inputs) != 1 else ''}"
+        # rows as read: the audit's line counts households (a repeated one once) and living members
+        zh = f"读取登记表: 户表 {counts.get('households', 0)} 行, 成员表 {counts.get('members', 0)} 行, {len(registers.inputs)} 个文件"
+        en = (f"registers read: {counts.get('households', 0)} household rows, {counts.get('members', 0)} member rows, "
+              f"{len(registers.inputs)} file{'s' if len(registers.inputs) != 1 else ''}")
         if registers.failures:
             self.inputs_failed = True
             zh += "; 无法读取: " + "; ".join(f.zh for f in registers.failures)
