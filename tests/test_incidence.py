@@ -146,3 +146,21 @@ def test_the_cli_says_the_county_incidence_is_unknown_and_why_in_english(tmp_pat
     assert county_gap["message"] == 'unknown: registered population of 越城镇/瓦曲村 "约两千" not recognised'
     assert gaps["summary"]["incidence"]["county"] is None
     assert "County poverty incidence unknown" in run.stdout
+
+
+def test_several_counties_sum_no_county_whose_incidence_is_unknown(tmp_path):
+    """The province figures are sums of the counties' people and populations: a county whose
+    poor household is counted in no village would give a part for the whole."""
+    from builders import recode
+    from exitcheck.province import county_audit, county_inputs, merge
+
+    xide = recode(poor_county(), "513432", "喜德")
+    yuexi = recode(poor_county(), "513434", "越西")
+    yuexi.households[4]["户编号"] = 513434000000000005
+    paths = [xide.write(tmp_path / "喜德县.xlsx"), yuexi.write(tmp_path / "越西县.xlsx")]
+    inputs = county_inputs([[p] for p in paths])
+    outcomes = {c.name: county_audit(c.name, audit(exitcheck.load([str(p)]), as_of=AS_OF)) for c, p in zip(inputs, paths, strict=True)}
+    summary = merge(inputs, outcomes, load_ruleset(), AS_OF, "zh").summary()
+    assert summary["incidence"]["counties"] == {"喜德县": pytest.approx(9 / 1200), "越西县": None}
+    assert summary["incidence"]["all"] is None  # before: 15 / 2400, 越西's 3 people left out
+    assert all(r["incidence"] is None for r in summary["rollups"])
