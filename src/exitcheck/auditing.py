@@ -142,12 +142,15 @@ def build_frames(parsed: Parsed) -> dict[str, pd.DataFrame]:
     tables = parsed.tables
     households = figures.household_frame(tables["households"], tables["members"], parsed.issues)
     frames = {"household": households, "member": figures.member_frame(tables["members"], households)}
-    villages = None
+    villages = uncounted = None
     if "villages" in tables:
-        villages = figures.village_frame(tables["villages"], households)
+        # household rows that may hold poor people but that no village counts: the incidence
+        # of every unit they would count in is blank (待核实), never computed without them
+        uncounted = figures.uncounted_rows(tables["households"], households, tables["villages"])
+        villages = figures.village_frame(tables["villages"], households, uncounted)
         frames["village"] = villages
-    frames["township"] = figures.township_frame(tables.get("townships"), villages, households)
-    frames["county"] = figures.county_frame(households, villages)
+    frames["township"] = figures.township_frame(tables.get("townships"), villages, households, uncounted)
+    frames["county"] = figures.county_frame(households, villages, uncounted)
     return frames
 
 
@@ -244,9 +247,10 @@ class Reasons:
     def _name(self, rule: Rule) -> str:
         return rule.name_en if self.lang == "en" and rule.name_en else rule.name
 
-    def missing_inputs(self, data: dict[str, Any], inputs: list[str], labels: dict[str, str]) -> list[str]:
+    def missing_inputs(self, data: dict[str, Any], inputs: list[str], labels: dict[str, str], level: str = "household") -> list[str]:
         """Why each blank input of the unit is missing: blank, a value not understood (quoted),
-        or, for an ok_ column, the indicator that could not be told and why."""
+        for an ok_ column the indicator that could not be told and why, for a figure whose
+        facts say why it is blank (an incidence) those facts."""
         household = _text(data.get("household_id"))
         parts: list[str | tuple[list[str], str]] = []
         # Indicators that cannot be told for one reason are named together before it, once:
@@ -254,6 +258,10 @@ class Reasons:
         sharing: dict[str, tuple[list[str], str]] = {}
         for name in inputs:
             if name not in data or plain(data[name]) is not None:
+                continue
+            facts = data.get(figures.why_column(name))
+            if isinstance(facts, tuple) and facts:
+                parts.extend(reasons.figure_unknown(facts, level, self.findings, self.lang))
                 continue
             why = self.indicator_reasons.get((household, name.removeprefix("ok_"))) if name.startswith("ok_") else None
             if why is None:
@@ -359,7 +367,8 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], make
     _, _, labels = engine.names_for(rule.level, maker.ruleset, engine.ok_columns(maker.ruleset), maker.lang)
     placeholders = _placeholders(rule, rule.message_for(maker.lang), rule.high_message_for(maker.lang))
     english_only = _EnglishOnly(rule)
-    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", SOURCE, ROW, *used, *inputs, *placeholders,
+    whys = [figures.why_column(name) for name in inputs]
+    wanted = [c for c in dict.fromkeys(["household_id", "township", "village", SOURCE, ROW, *used, *inputs, *whys, *placeholders,
                                          *english_only.candidates])
               if c in frame.columns]
     rows = frame.loc[flagged[flagged].index, wanted]
@@ -383,7 +392,7 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], make
             if rule.level == "member":
                 unknown_parts = maker.unknown_members(data, concerned, inputs, labels)
             else:
-                unknown_parts = maker.missing_inputs(data, inputs, labels)
+                unknown_parts = maker.missing_inputs(data, inputs, labels, rule.level)
             message = reasons.unknown_reason(unknown_parts, maker.lang)
         is_high = high is not None and bool(high[position])
         if is_high:

@@ -161,7 +161,7 @@ def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numb
     """The plain-data form of one county's audit."""
     from exitcheck.income_bands import rows_without_household_id
     from exitcheck.report.gaps_out import township_totals
-    from exitcheck.rules.figures import satisfaction_counts
+    from exitcheck.rules.figures import INCIDENCE_WHY, satisfaction_counts
 
     frames = result.frames
     households = frames["household"]
@@ -188,6 +188,8 @@ def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numb
             "townships": summary["townships"], "registered_households": summary["registered_households"],
             "poor_people": int(county["poor_people"]),
             "population": plain(county.get("population")), "satisfied": satisfied, "answered": answered,
+            # a poor household counted in no village: the sums would give a part for the whole
+            "incidence_unknown": plain(county.get(INCIDENCE_WHY)) is not None,
         },
         evaluated=list(result.evaluation.outcomes),
         skipped=[{"rule": s.rule, "zh": s.zh, "en": s.en} for s in result.skipped],
@@ -354,7 +356,8 @@ def totals(rows: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {name: int(rows[name].sum()) for name in SUMMED if name in rows}
     population = rows["population"]
     out["population"] = None if population.isna().any() or not len(rows) else float(population.sum())
-    out["incidence"] = out["poor_people"] / out["population"] if out["population"] else None
+    unknown = "incidence_unknown" in rows and rows["incidence_unknown"].fillna(False).astype(bool).any()
+    out["incidence"] = out["poor_people"] / out["population"] if out["population"] and not unknown else None
     out["satisfaction_rate"] = out["satisfied"] / out["answered"] if out["answered"] else None
     return out
 
@@ -469,7 +472,7 @@ def _county_rows(counties: Sequence[CountyInput], outcomes: dict[str, CountyAudi
         population = figures["population"]
         rows.append({
             "county": county.name, "code": outcome.code, "state": "audited", **figures,
-            "incidence": figures["poor_people"] / population if population else None,
+            "incidence": figures["poor_people"] / population if population and not figures.get("incidence_unknown") else None,
             "satisfaction_rate": figures["satisfied"] / figures["answered"] if figures["answered"] else None,
         })
     frame = pd.DataFrame(rows)

@@ -17,6 +17,7 @@ from exitcheck.i18n import join_list, pick
 from exitcheck.issues import CATALOGUE, DataIssue
 from exitcheck.registers.model import ROW, SOURCE, Registers
 from exitcheck.registers.schema import field_label
+from exitcheck.rules.figures import PopulationUnknown
 
 MEMBERS_SHOWN = 3  # members named in a reason before "等N人"
 ERRORS_SHOWN = 3  # kinds of register error named before "等N处"
@@ -40,18 +41,24 @@ class Findings:
     errors: dict[str, list[DataIssue]]
     #: household id -> the pointer to its members whose household id lost its leading zeros
     zeros_pointers: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: (file, sheet, Excel row) -> the issue of the household_id cell of that household row, for
+    #: a row an incidence cannot count (why its id cannot be read)
+    household_ids: dict[tuple[str, str, int], DataIssue] = field(default_factory=dict)
 
     @classmethod
     def of(cls, registers: Registers, issues: Iterable[DataIssue],
            zeros_pointers: dict[str, dict[str, str]] | None = None) -> Findings:
         unreadable: dict[CellKey, str] = {}
         errors: dict[str, list[DataIssue]] = {}
+        household_ids: dict[tuple[str, str, int], DataIssue] = {}
         for issue in issues:
             if issue.code == "bad_value" and issue.value is not None and issue.field and issue.row is not None:
                 unreadable[(issue.file or "", issue.sheet or "", issue.row, issue.field)] = issue.value
             if issue.severity == "error" and issue.household_id:
                 errors.setdefault(issue.household_id, []).append(issue)
-        return cls([(s.file, s.sheet) for s in registers.sources], unreadable, errors, zeros_pointers or {})
+            if issue.code in ID_CELL_CODES and issue.field == "household_id" and issue.row is not None:
+                household_ids[(issue.file or "", issue.sheet or "", issue.row)] = issue
+        return cls([(s.file, s.sheet) for s in registers.sources], unreadable, errors, zeros_pointers or {}, household_ids)
 
     def unreadable_value(self, row: dict[str, Any], field: str) -> str | None:
         """The value as typed of `field` in the register row `row` came from, when it could not
@@ -81,6 +88,8 @@ class Findings:
 
 #: Issue codes about one cell's value: their title names the column too (认可度取值无法识别).
 CELL_CODES = frozenset({"missing_value", "bad_value"})
+#: Issue codes that say why a household row's id cannot be read.
+ID_CELL_CODES = frozenset({"bad_value", "household_id_precision_lost"})
 
 
 def _issue_title(issue: DataIssue, lang: str) -> str:
@@ -137,3 +146,58 @@ def with_detail(message: str, detail: str, placeholder: str, placeholders: Itera
     if placeholder in placeholders or not detail:
         return message
     return f"{message}: {detail}"
+
+
+ROWS_SHOWN = 3  # register rows named in a reason before "等N户"
+
+
+def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: str) -> list[str]:
+    """Why a unit's incidence is blank, from figures' facts: each village whose population
+    cannot be read (named unless the unit is that village; with its township at county level),
+    and the household rows counted in no village, by sheet and cause, e.g.
+    户表第12行的户未计入贫困人口(户编号被存为数字(5.13434E+17))."""
+    parts: list[str] = []
+    rows: dict[tuple[int, str, str | None, str | None], list[int]] = {}
+    for fact in facts:
+        if isinstance(fact, PopulationUnknown):
+            value = findings.unreadable_value({SOURCE: fact.source, ROW: fact.row}, "population")
+            parts.append(blank_input(_population_label(fact, level, lang), value, lang))
+        else:
+            place = (fact.township, fact.village) if fact.cause == "unknown_village" else (None, None)
+            rows.setdefault((fact.source, fact.cause, *place), []).append(fact.row)
+    for (source, cause, township, village), numbers in rows.items():
+        file, sheet = findings.sources[source] if 0 <= source < len(findings.sources) else ("", "")
+        shown = join_list(numbers[:ROWS_SHOWN], lang)
+        if len(numbers) > ROWS_SHOWN:
+            shown += pick(lang, f"等{len(numbers)}户", f" and {len(numbers) - ROWS_SHOWN} more")
+        why = _uncounted_cause(cause, township, village, (file, sheet, numbers[0]) if len(numbers) == 1 else None, findings, lang)
+        parts.append(pick(lang, f"{sheet}第{shown}行的户未计入贫困人口({why})",
+                          f"{'household' if len(numbers) == 1 else 'households'} on row{'' if len(numbers) == 1 else 's'} "
+                          f"{shown} of {sheet} not counted among the poor ({why})"))
+    return parts
+
+
+def _population_label(fact: Any, level: str, lang: str) -> str:
+    label = field_label("population", lang)
+    if level == "village":
+        return label
+    place = fact.village if level == "township" else pick(lang, f"{fact.township or ''}{fact.village}", f"{fact.township}/{fact.village}")
+    return pick(lang, f"{place}{label}", f"{label.lower()} of {place}")
+
+
+def _uncounted_cause(cause: str, township: str | None, village: str | None, cell: tuple[str, str, int] | None,
+                     findings: Findings, lang: str) -> str:
+    if cause == "unknown_village":
+        return pick(lang, f"村表中没有{township}{village}", f"{township}/{village} is not in the village register")
+    if cause != "household_id":
+        return blank_input(field_label(cause, lang), None, lang)
+    label = field_label("household_id", lang)
+    issue = findings.household_ids.get(cell) if cell is not None else None
+    if issue is None:
+        return pick(lang, f"{label}为空或无法识别, 该户未纳入审核" if cell is None else f"{label}为空, 该户未纳入审核",
+                    f"{label} blank or not recognised; the household is left out of the audit" if cell is None
+                    else f"{label} blank; the household is left out of the audit")
+    if issue.code == "household_id_precision_lost":
+        title = CATALOGUE[issue.code].title["en" if lang == "en" else "zh"]
+        return pick(lang, f"{title}「{issue.value}」, 该户未纳入审核", f"{title[:1].lower()}{title[1:]}: {issue.value}; the household is left out of the audit")
+    return pick(lang, f"{blank_input(label, issue.value, lang)}, 该户未纳入审核", f"{blank_input(label, issue.value, lang)}; the household is left out of the audit")

@@ -5,22 +5,62 @@ Member: age (from the ID number), the household's fields beside the member's own
 Village: poor_people, incidence, collective_per_capita. Township and county: the same sums
 (incidence from summed people and populations, never an average of ratios), plus the county's
 satisfaction_rate.
+
+An incidence is never computed from part of its data: it is blank (待核实) when a population it
+sums is blank or unreadable, or when a household register row that may hold poor people is
+counted in no village (its 户编号 unreadable, so it left the audit; its 乡镇 or 行政村 blank; its
+village not in the village register). The unit's `incidence__why` column then holds the facts
+(PopulationUnknown, Uncounted) that the reason names.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from exitcheck.issues import DataIssue
 from exitcheck.registers.checks import first_rows, registered
+from exitcheck.registers.model import ROW, SOURCE
 from exitcheck.registers.schema import CAN_WORK
 
 WORKING_AGE = (16, 60)
 SATISFIED = ("满意", "基本满意")
+WHY_SUFFIX = "__why"
+
+
+def why_column(name: str) -> str:
+    """The column holding, per unit, why the figure `name` is blank (a tuple of facts)."""
+    return name + WHY_SUFFIX
+
+
+@dataclass(frozen=True)
+class PopulationUnknown:
+    """A village whose 户籍人口 is blank or cannot be read: no incidence that sums it is known."""
+
+    township: str | None
+    village: str | None
+    source: int  # the village row's register position (Registers.sources, Excel row)
+    row: int
+
+
+@dataclass(frozen=True)
+class Uncounted:
+    """A household register row that may hold poor people but is counted in no village.
+    cause: household_id (blank or unreadable: the row left the audit), township or village
+    (blank), unknown_village (the pair is not in the village register)."""
+
+    source: int
+    row: int
+    cause: str
+    township: str | None
+    village: str | None
+
+
+INCIDENCE_WHY = why_column("incidence")
 
 
 def household_frame(households: pd.DataFrame, members: pd.DataFrame, issues: Sequence[DataIssue]) -> pd.DataFrame:
@@ -64,7 +104,78 @@ def poor_people(households: pd.DataFrame) -> pd.Series:
     return households["living_members"].where(poor, 0).fillna(0).astype(int)
 
 
-def village_frame(villages: pd.DataFrame, households: pd.DataFrame) -> pd.DataFrame:
+def uncounted_rows(table: pd.DataFrame, households: pd.DataFrame, villages: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the household register (`table`, every row as parsed) that may hold poor
+    people but that no village's poor_people counts: a row whose household_id is blank or
+    unreadable (it is not in the household frame) that is registered and not exited, or blank
+    in either; a household of the frame with poor people whose 乡镇 or 行政村 is blank or whose
+    pair is not in `villages`. Columns township, village, SOURCE, ROW and cause."""
+    dropped = table["household_id"].isna().to_numpy(dtype=bool)
+    category, status = table["category"], table["status"]
+    maybe_poor = ((category.eq("建档立卡户") | category.isna()) & (status.eq("未脱贫") | status.isna())).fillna(True).to_numpy(dtype=bool)
+    kept_poor = (poor_people(households) > 0).reindex(table.index, fill_value=False).to_numpy(dtype=bool)
+    township, village = table["township"], table["village"]
+    keys = pd.MultiIndex.from_frame(villages[["township", "village"]].astype(object))
+    placed = pd.MultiIndex.from_frame(table[["township", "village"]].astype(object)).isin(keys)
+    no_township, no_village = township.isna().to_numpy(dtype=bool), village.isna().to_numpy(dtype=bool)
+    cause = np.select([dropped, no_township, no_village, ~placed], ["household_id", "township", "village", "unknown_village"], default="")
+    chosen = (dropped & maybe_poor) | (kept_poor & ~placed)
+    out = table.loc[chosen, ["township", "village", SOURCE, ROW]].copy()
+    out["cause"] = cause[chosen]
+    return out
+
+
+def _facts(frame: pd.DataFrame, unit: pd.Series) -> pd.Series:
+    """Uncounted facts of the rows of `frame` (an uncounted_rows frame), grouped by `unit`
+    (the unit's index label per row; rows with none are left out), in register order."""
+    if not len(frame):
+        return pd.Series(dtype=object)
+    facts = pd.Series([Uncounted(int(s), int(r), c, _text(t), _text(v)) for t, v, s, r, c in zip(
+        frame["township"], frame["village"], frame[SOURCE], frame[ROW], frame["cause"], strict=True)], index=frame.index)
+    keep = unit.notna().to_numpy(dtype=bool)
+    return facts[keep].groupby(unit[keep].to_numpy()).agg(tuple)
+
+
+def _population_facts(villages: pd.DataFrame) -> pd.Series:
+    """PopulationUnknown per village whose population is blank or unreadable (by its index)."""
+    blank = villages[villages["population"].isna()]
+    return pd.Series([PopulationUnknown(_text(t), _text(v), int(s), int(r)) for t, v, s, r in zip(
+        blank["township"], blank["village"], blank[SOURCE], blank[ROW], strict=True)], index=blank.index, dtype=object)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
+
+
+def _join_facts(index: pd.Index, *parts: pd.Series) -> pd.Series:
+    """Per label of `index`: the facts of every part (each a Series of tuples or of single
+    facts by label), as one tuple; None where there is none."""
+    out = pd.Series([()] * len(index), index=index, dtype=object)
+    for part in parts:
+        if not len(part):
+            continue
+        grouped = part.groupby(level=0).agg(lambda items: tuple(f for item in items for f in (item if isinstance(item, tuple) else (item,))))
+        found = grouped.reindex(index)
+        has = found.notna().to_numpy(dtype=bool)
+        out[has] = [a + b for a, b in zip(out[has], found[has], strict=True)]
+    return out.where(out.map(len) > 0, None)
+
+
+def _village_matches(uncounted: pd.DataFrame, villages: pd.DataFrame) -> pd.DataFrame:
+    """Pairs (uncounted row, village row) of a row that names the village: the same 乡镇 and
+    行政村 (a row that left the audit), or a blank 乡镇 and the village's name (each village of
+    that name, in any township: which one cannot be told). Columns: row (label in
+    `uncounted`), unit (label in `villages`), township (the village's)."""
+    places = villages[["township", "village"]].astype(object).reset_index(names="unit")
+    rows = uncounted[["township", "village"]].astype(object).reset_index(names="row")
+    named = rows[rows["township"].notna() & rows["village"].notna()].merge(places, on=["township", "village"])
+    by_name = rows[rows["township"].isna() & rows["village"].notna()].drop(columns="township").merge(places, on="village")
+    return pd.concat([named, by_name], ignore_index=True)[["row", "unit", "township"]]
+
+
+def village_frame(villages: pd.DataFrame, households: pd.DataFrame, uncounted: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per village of the register (first of a repeated pair), with its figures.
+    `uncounted` (uncounted_rows): rows that make the incidence of a village they name blank."""
     frame = villages.drop_duplicates(["township", "village"]).copy()
     people = poor_people(households).groupby([households["township"], households["village"]]).sum()
     keys = pd.MultiIndex.from_frame(frame[["township", "village"]].astype(object))
@@ -72,17 +183,39 @@ def village_frame(villages: pd.DataFrame, households: pd.DataFrame) -> pd.DataFr
     population = frame["population"].astype("Float64")
     frame["incidence"] = (frame["poor_people"].astype("Float64") / population).where(population > 0)
     frame["collective_per_capita"] = (frame["collective_income"].astype("Float64") / population).where(population > 0)
+    parts = [_population_facts(frame)]
+    if uncounted is not None and len(uncounted):
+        matches = _village_matches(uncounted, frame)
+        parts.append(_facts(uncounted.loc[matches["row"]], pd.Series(matches["unit"].to_numpy(), index=uncounted.loc[matches["row"]].index)))
+    frame[INCIDENCE_WHY] = _join_facts(frame.index, *parts)
+    frame["incidence"] = frame["incidence"].where(frame[INCIDENCE_WHY].isna())
     return frame
 
 
-def township_frame(townships: pd.DataFrame | None, villages: pd.DataFrame | None, households: pd.DataFrame) -> pd.DataFrame:
+def township_frame(townships: pd.DataFrame | None, villages: pd.DataFrame | None, households: pd.DataFrame,
+                   uncounted: pd.DataFrame | None = None) -> pd.DataFrame:
     names = townships["township"].dropna().unique() if townships is not None else households["township"].dropna().unique()
     frame = townships.drop_duplicates("township").copy() if townships is not None else pd.DataFrame({"township": pd.array(names, dtype="string")})
     if villages is not None:
         sums = villages.groupby("township")[["population", "poor_people"]].sum()
-        frame["population"] = frame["township"].map(sums["population"]).astype("Float64")
+        blank = villages["population"].isna().groupby(villages["township"]).any()
+        frame["population"] = frame["township"].map(sums["population"].where(~blank)).astype("Float64")
         frame["poor_people"] = frame["township"].map(sums["poor_people"]).astype("Float64")
         frame["incidence"] = (frame["poor_people"] / frame["population"]).where(frame["population"] > 0)
+        # by township name: a township's facts are its villages' populations and its rows
+        population = _population_facts(villages)
+        parts = [pd.Series(population.to_numpy(), index=villages.loc[population.index, "township"].astype(object).to_numpy(), dtype=object)]
+        if uncounted is not None and len(uncounted):
+            own = uncounted[uncounted["township"].notna()]
+            parts.append(_facts(own, own["township"].astype(object)))
+            # a blank 乡镇 and a village's name: each township with a village of that name
+            matches = _village_matches(uncounted, villages)
+            guessed = matches[uncounted.loc[matches["row"], "township"].isna().to_numpy()].drop_duplicates(["row", "township"])
+            rows = uncounted.loc[guessed["row"]]
+            parts.append(_facts(rows, pd.Series(guessed["township"].to_numpy(), index=rows.index)))
+        why = _join_facts(pd.Index(frame["township"].astype(object)), *parts)
+        frame[INCIDENCE_WHY] = why.to_numpy()
+        frame["incidence"] = frame["incidence"].where(frame[INCIDENCE_WHY].isna())
     return frame
 
 
@@ -100,7 +233,7 @@ def satisfaction_counts(households: pd.DataFrame) -> tuple[int, int]:
     return int(satisfied.sum()), int(answered.sum())
 
 
-def county_frame(households: pd.DataFrame, villages: pd.DataFrame | None) -> pd.DataFrame:
+def county_frame(households: pd.DataFrame, villages: pd.DataFrame | None, uncounted: pd.DataFrame | None = None) -> pd.DataFrame:
     reg = registered(households)
     satisfied, answered = satisfaction_counts(households)
     row: dict[str, object] = {
@@ -110,9 +243,14 @@ def county_frame(households: pd.DataFrame, villages: pd.DataFrame | None) -> pd.
         "satisfaction_rate": (satisfied / answered) if answered else pd.NA,
     }
     if villages is not None:
-        population = villages["population"].sum()
+        blank = villages["population"].isna()
+        population = pd.NA if blank.any() else villages["population"].sum()
         row["population"] = population
-        row["incidence"] = row["poor_people"] / population if population else pd.NA  # type: ignore[operator]
+        facts = tuple(_population_facts(villages))
+        if uncounted is not None and len(uncounted):
+            facts += _facts(uncounted, pd.Series(0, index=uncounted.index)).iloc[0]
+        row[INCIDENCE_WHY] = facts or None
+        row["incidence"] = pd.NA if facts or not population else row["poor_people"] / population  # type: ignore[operator]
     frame = pd.DataFrame([row])
     for name in ("satisfaction_rate", "incidence"):
         if name in frame:

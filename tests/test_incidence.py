@@ -1,0 +1,166 @@
+"""Poverty incidence is never computed from part of its data: a village population that cannot
+be read, or a household row that may hold poor people but is counted in no village, makes the
+incidence of every unit it would count in 待核实 (unknown), with a reason that names it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import exitcheck
+from builders import AS_OF, base_county, excel_row
+from exitcheck.auditing import audit
+from exitcheck.report.gaps_out import township_totals
+from exitcheck.rules.model import default_rules_path, load_ruleset
+
+
+def poor_county():
+    """base_county with 新民村's three households not exited: 9 poor people of 500 (1.8%);
+    the county 9 of 1200 (0.75%), 中所镇 9 of 500."""
+    county = base_county()
+    for row in county.households[3:]:
+        row["脱贫状态"] = "未脱贫"
+    return county
+
+
+def _run(county, tmp_path, name="c.xlsx"):
+    return audit(exitcheck.load([county.write(tmp_path / name)]), as_of=AS_OF)
+
+
+def _incidence_gaps(result):
+    return {(g.rule, g.status, g.village or g.township or "county"): g.message
+            for g in result.gaps if "incidence" in g.rule}
+
+
+def test_all_known_incidence_is_computed(tmp_path):
+    res = _run(poor_county(), tmp_path)
+    assert _incidence_gaps(res) == {}
+    assert res.summary()["incidence"]["county"] == pytest.approx(9 / 1200)
+    assert res.summary()["incidence"]["villages"]["中所镇/新民村"] == pytest.approx(9 / 500)
+    assert township_totals(res).loc["中所镇", "incidence"] == pytest.approx(9 / 500)
+
+
+@pytest.mark.parametrize(("population", "why"), [("", "户籍人口为空"), ("约两千", "户籍人口「约两千」无法识别")],
+                         ids=["blank", "not-a-number"])
+def test_a_village_population_that_cannot_be_read_makes_the_incidences_that_sum_it_unknown(tmp_path, population, why):
+    county = poor_county()
+    county.villages[0]["户籍人口"] = population  # 越城镇/瓦曲村, no poor people of its own
+    res = _run(county, tmp_path)
+    gaps = _incidence_gaps(res)
+    # before: 9 / 800 for the county (瓦曲村's 400 left out of the denominator, its poor kept)
+    assert res.summary()["incidence"]["county"] is None
+    assert gaps[("county_incidence", "unknown", "county")] == f"待核实: 越城镇瓦曲村{why}"
+    assert gaps[("village_incidence", "unknown", "瓦曲村")] == f"待核实: {why}"
+    totals = township_totals(res)
+    assert pd_na(totals.loc["越城镇", "incidence"])  # its population is not known
+    assert totals.loc["中所镇", "incidence"] == pytest.approx(9 / 500)  # 中所镇 does not sum 瓦曲村
+    assert res.summary()["incidence"]["villages"]["中所镇/新民村"] == pytest.approx(9 / 500)
+
+
+def pd_na(value) -> bool:
+    import pandas as pd
+
+    return value is None or value is pd.NA or value != value or pd.isna(value)
+
+
+def test_a_township_rule_on_incidence_is_unknown_with_the_village_named(tmp_path):
+    county = poor_county()
+    county.villages[0]["户籍人口"] = "约两千"
+    path = county.write(tmp_path / "c.xlsx")
+    text = default_rules_path().read_text(encoding="utf-8")  # the rule set has no township incidence rule: add one
+    text += """
+  - id: township_incidence
+    level: township
+    name: 乡镇贫困发生率
+    name_en: Township incidence
+    check: incidence < incidence_max
+    department: poverty-office
+    message: 乡镇贫困发生率 {incidence:.2%}
+    message_en: township incidence {incidence:.2%}
+"""
+    ruleset_file = tmp_path / "rules.yaml"
+    ruleset_file.write_text(text, encoding="utf-8")
+    res = audit(exitcheck.load([path]), load_ruleset(ruleset_file), as_of=AS_OF)
+    gaps = _incidence_gaps(res)
+    assert gaps[("township_incidence", "unknown", "越城镇")] == "待核实: 瓦曲村户籍人口「约两千」无法识别"
+    assert ("township_incidence", "unknown", "中所镇") not in gaps
+
+
+def test_a_poor_household_whose_id_is_stored_as_a_number_makes_its_village_unknown(tmp_path):
+    county = poor_county()
+    county.households[4]["户编号"] = 513434000000000005  # 18 digits as a number: the row leaves the audit
+    res = _run(county, tmp_path)
+    row = excel_row("户表", 4)
+    gaps = _incidence_gaps(res)
+    # before: 新民村 6 / 500 = 1.2%, its 3 people silently left out
+    assert res.summary()["incidence"]["villages"]["中所镇/新民村"] is None
+    why = f"户表第{row}行的户未计入贫困人口(户编号被存为数字「5.13434E+17」, 该户未纳入审核)"
+    assert gaps[("village_incidence", "unknown", "新民村")] == f"待核实: {why}"
+    assert gaps[("county_incidence", "unknown", "county")] == f"待核实: {why}"
+    assert pd_na(township_totals(res).loc["中所镇", "incidence"])
+    assert township_totals(res).loc["越城镇", "incidence"] == pytest.approx(0)
+    assert res.summary()["incidence"]["villages"]["越城镇/瓦曲村"] == pytest.approx(0)
+
+
+def test_an_exited_household_that_leaves_the_audit_changes_no_incidence(tmp_path):
+    county = poor_county()
+    county.households[0]["户编号"] = 513434000000000001  # 瓦曲村, 已脱贫: never among the poor
+    res = _run(county, tmp_path)
+    assert _incidence_gaps(res) == {}
+    assert res.summary()["incidence"]["villages"]["越城镇/瓦曲村"] == pytest.approx(0)
+
+
+def test_a_poor_household_with_a_blank_township_makes_the_villages_of_its_name_unknown(tmp_path):
+    county = poor_county()
+    county.households[4]["乡镇"] = ""
+    res = _run(county, tmp_path)
+    gaps = _incidence_gaps(res)
+    why = f"户表第{excel_row('户表', 4)}行的户未计入贫困人口(乡镇为空)"
+    assert gaps[("village_incidence", "unknown", "新民村")] == f"待核实: {why}"
+    assert gaps[("county_incidence", "unknown", "county")] == f"待核实: {why}"
+    assert pd_na(township_totals(res).loc["中所镇", "incidence"])
+    assert set(gaps) == {("village_incidence", "unknown", "新民村"), ("county_incidence", "unknown", "county")}
+
+
+def test_a_poor_household_with_a_blank_village_makes_its_township_and_county_unknown(tmp_path):
+    county = poor_county()
+    county.households[4]["行政村"] = ""
+    res = _run(county, tmp_path)
+    gaps = _incidence_gaps(res)
+    assert set(gaps) == {("county_incidence", "unknown", "county")}  # which village cannot be told
+    assert gaps[("county_incidence", "unknown", "county")] == f"待核实: 户表第{excel_row('户表', 4)}行的户未计入贫困人口(行政村为空)"
+    assert pd_na(township_totals(res).loc["中所镇", "incidence"])
+    assert township_totals(res).loc["越城镇", "incidence"] == pytest.approx(0)
+
+
+def test_the_cli_says_the_county_incidence_is_unknown_and_why_in_english(tmp_path, run_cli):
+    county = poor_county()
+    county.villages[0]["户籍人口"] = "约两千"
+    path = county.write(tmp_path / "c.xlsx")
+    run = run_cli("audit", str(path), "--as-of", AS_OF.isoformat(), "--out", str(tmp_path / "out"), "--lang", "en")
+    assert run.returncode == 1, run.stderr
+    gaps = json.loads((tmp_path / "out" / "gaps.json").read_text(encoding="utf-8"))
+    county_gap = next(g for g in gaps["gaps"] if g["rule"] == "county_incidence")
+    assert county_gap["status"] == "unknown"
+    assert county_gap["message"] == 'unknown: registered population of 越城镇/瓦曲村 "约两千" not recognised'
+    assert gaps["summary"]["incidence"]["county"] is None
+    assert "County poverty incidence unknown" in run.stdout
+
+
+def test_several_counties_sum_no_county_whose_incidence_is_unknown(tmp_path):
+    """The province figures are sums of the counties' people and populations: a county whose
+    poor household is counted in no village would give a part for the whole."""
+    from builders import recode
+    from exitcheck.province import county_audit, county_inputs, merge
+
+    xide = recode(poor_county(), "513432", "喜德")
+    yuexi = recode(poor_county(), "513434", "越西")
+    yuexi.households[4]["户编号"] = 513434000000000005
+    paths = [xide.write(tmp_path / "喜德县.xlsx"), yuexi.write(tmp_path / "越西县.xlsx")]
+    inputs = county_inputs([[p] for p in paths])
+    outcomes = {c.name: county_audit(c.name, audit(exitcheck.load([str(p)]), as_of=AS_OF)) for c, p in zip(inputs, paths, strict=True)}
+    summary = merge(inputs, outcomes, load_ruleset(), AS_OF, "zh").summary()
+    assert summary["incidence"]["counties"] == {"喜德县": pytest.approx(9 / 1200), "越西县": None}
+    assert summary["incidence"]["all"] is None  # before: 15 / 2400, 越西's 3 people left out
+    assert all(r["incidence"] is None for r in summary["rollups"])
