@@ -212,6 +212,27 @@ def _progress(ui: Ui, label: str) -> Any:
     return ui.err.status(label)
 
 
+def _check_out(out: Path, kind: Any = None) -> None:
+    """Before any work: --out (or `kind`'s path) can be a folder this user may write in, else
+    WorkspaceFileError (exit 74) naming the path and how to fix it. Nothing is made yet: a run
+    that cannot read its input leaves no folder behind."""
+    from exitcheck.state_files import OUT_OPTION, check_target
+
+    check_target(out, kind or OUT_OPTION)
+
+
+@contextlib.contextmanager
+def _writing_to(out: Path, kind: Any = None) -> Iterator[None]:
+    """Writing the outputs in `out`: what fails there (a full disk, a file put in the way since
+    the check) is WorkspaceFileError (exit 74) with the path and how to fix it, not a bug."""
+    import os
+
+    from exitcheck.state_files import OUT_OPTION, workspace_files
+
+    with workspace_files(Path(os.path.abspath(out)), kind or OUT_OPTION):
+        yield
+
+
 def _failures_code(registers: Any) -> int:
     return int(ExitCode.INPUT) if registers.failures else 0
 
@@ -232,6 +253,8 @@ def validate(
 ) -> int:
     """Check the registers against the register format and list every data issue."""
     reference = _reference_date(as_of)
+    if out:
+        _check_out(out)
     config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:
         from exitcheck.report import console
@@ -254,8 +277,9 @@ def validate(
     if out:
         from exitcheck.report.files import write_json
 
-        path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
-        write_json(out / "issues.json", document)  # what --json prints
+        with _writing_to(out):
+            path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
+            write_json(out / "issues.json", document)  # what --json prints
         if not json_out:
             ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
     found = int(ExitCode.FINDINGS) if any(i.severity == "error" for i in issues) else 0
@@ -333,9 +357,20 @@ def sample(
     debug: Debug = False,
 ) -> int:
     """Write a realistic sample county register (deterministic)."""
-    from exitcheck.sample import write_sample
+    import os
 
-    write_sample(out, households=households, seed=seed)
+    from xlsxwriter.exceptions import FileCreateError
+
+    from exitcheck.sample import write_sample
+    from exitcheck.state_files import SAMPLE_FILE, workspace_file_error
+
+    _check_out(out, SAMPLE_FILE)
+    try:
+        with _writing_to(out, SAMPLE_FILE):
+            write_sample(out, households=households, seed=seed)
+    except FileCreateError as error:  # xlsxwriter's wrapper of the OSError of creating the file
+        cause = error.args[0] if error.args and isinstance(error.args[0], OSError) else OSError(str(error))
+        raise workspace_file_error(Path(os.path.abspath(out)), SAMPLE_FILE, cause) from error
     ui.out.print(ui.t(f"样例登记表已写入 {out}({households} 户)", f"sample register written to {out} ({households} households)"))
     return 0
 
@@ -369,6 +404,7 @@ def audit(
     from exitcheck.cli_bands import check_engine
 
     check_engine(engine, scheduler, workers)
+    _check_out(out)
     if engine == "dask":  # in its own module, so that the local engine never imports Dask
         from exitcheck.cli_province import audit_on_dask
 
@@ -389,7 +425,7 @@ def audit(
         prepare(registers, reference)
     with _progress(ui, ui.t("评估指标", "Evaluating the indicators")):
         result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
-    with _progress(ui, ui.t("写出清单", "Writing the lists")):
+    with _progress(ui, ui.t("写出清单", "Writing the lists")), _writing_to(out):
         written = write_outputs(out, result, formats, split_by)
     console.print_audit(ui, result, written)
     return worst(result.exit_code(), _failures_code(registers))
