@@ -258,14 +258,20 @@ def validate(
     config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:
         from exitcheck.report import console
-        from exitcheck.report.issues_out import issues_document, write_issues_xlsx
+        from exitcheck.report.issues_out import issues_document
         from exitcheck.validation import validate as run_validate
 
         try:
             registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead, as_of=reference)
         except InputError as error:
-            if json_out and error.issues:
-                print(json.dumps(issues_document(error.issues, ui.lang), ensure_ascii=False, indent=2))
+            # A refused sheet (a required column missing) is a data issue too: listed as on any
+            # other day, on stdout and in --out, before the exit 3 of the unread input.
+            if error.issues:
+                document = issues_document(error.issues, ui.lang)
+                if json_out:
+                    print(json.dumps(document, ensure_ascii=False, indent=2))
+                if out:
+                    _write_issues(ui, out, error.issues, document, quiet=json_out)
             raise
     with _progress(ui, ui.t("校验数据", "Validating")):
         issues = run_validate(registers, reference)
@@ -275,15 +281,22 @@ def validate(
     else:
         console.print_validation(ui, registers, issues)
     if out:
-        from exitcheck.report.files import write_json
-
-        with _writing_to(out):
-            path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
-            write_json(out / "issues.json", document)  # what --json prints
-        if not json_out:
-            ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
+        _write_issues(ui, out, issues, document, quiet=json_out)
     found = int(ExitCode.FINDINGS) if any(i.severity == "error" for i in issues) else 0
     return worst(found, _failures_code(registers))
+
+
+def _write_issues(ui: Ui, out: Path, issues: list[Any], document: Any, *, quiet: bool) -> None:
+    """issues.xlsx and issues.json (what --json prints) in `out`; said on stdout unless the
+    JSON is printed there."""
+    from exitcheck.report.files import write_json
+    from exitcheck.report.issues_out import write_issues_xlsx
+
+    with _writing_to(out):
+        path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
+        write_json(out / "issues.json", document)
+    if not quiet:
+        ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
 
 
 def _reference_date(text: str | None, configured: Any = None) -> Any:
