@@ -23,6 +23,30 @@ def _with_header(tmp_path: Path, name: str, header: str | None) -> tuple[Path, s
     return path, cell.coordinate
 
 
+def test_columns_shows_the_mapping_when_a_required_header_is_misspelt(tmp_path, run_cli):
+    path, cell = _with_header(tmp_path, "renamed", "户主名字")
+    done = run_cli("columns", str(path))
+    assert done.returncode == 3, done.stderr  # the README: a required column missing is exit 3
+    assert "Traceback" not in done.stderr
+    table = done.stdout
+    letter = cell.rstrip("0123456789")
+    assert "工作表「户表」" in table and "缺少必填列, 整张表未读取" in table
+    (renamed,) = [line for line in table.splitlines() if "户主名字" in line]
+    assert renamed.split()[0] == letter and "(未知列, 原样保留)" in renamed
+    (missing,) = [line for line in table.splitlines() if "户主姓名" in line]
+    assert "head_name: 缺少(必填列)" in missing
+    assert "工作表「成员表」" in table and "id_number" in table  # the other sheets as ever
+    assert "缺少必填列「户主姓名」(head_name)" in done.stderr and f"{cell}「户主名字」" in done.stderr
+    english = run_cli("columns", str(path), "--lang", "en")
+    assert english.returncode == 3 and "head_name: missing (required)" in english.stdout
+    assert "(unknown, carried through)" in english.stdout
+
+
+def test_columns_of_a_good_register_still_exits_0(tmp_path, run_cli):
+    done = run_cli("columns", str(base_county().write(tmp_path / "c.xlsx")))
+    assert done.returncode == 0 and done.stderr == "" and "缺少" not in done.stdout
+
+
 def test_a_blanked_required_header_is_named_by_its_cell_with_the_fix(tmp_path, run_cli):
     path, cell = _with_header(tmp_path, "blank", None)
     audit = run_cli("audit", str(path), "--out", str(tmp_path / "out"), "--as-of", AS_OF.isoformat())
@@ -33,6 +57,8 @@ def test_a_blanked_required_header_is_named_by_its_cell_with_the_fix(tmp_path, r
     en = run_cli("audit", str(path), "--out", str(tmp_path / "out"), "--as-of", AS_OF.isoformat(), "--lang", "en").stderr
     assert "lacks the required column 户主姓名 (head_name)" in en and f"blank header cell: {cell}" in en
     assert f"type the header 户主姓名 into cell {cell}" in en
+    columns = run_cli("columns", str(path))
+    assert columns.returncode == 3 and "(表头为空, 原样保留)" in columns.stdout
 
 
 def test_a_misspelt_required_header_says_how_to_map_it(tmp_path, run_cli):

@@ -351,11 +351,20 @@ def columns(
     debug: Debug = False,
 ) -> int:
     """Show how each header of each sheet was understood."""
+    from exitcheck.registers.load import read_headers
     from exitcheck.report import console
 
-    registers = _load(ui, paths, headers=headers)
-    console.print_columns(ui, registers)
-    return _failures_code(registers)
+    # Headers only, not the registers: a sheet that lacks a required column (a header misspelt
+    # or blanked) is the case this command is for, and is shown with what it lacks (then exit 3).
+    config = _workspace_nearby()
+    header_map = _read_headers(headers) if headers else (config.headers if config else None)
+    found = read_headers(paths, headers=header_map, limits=config.limits if config else None)
+    console.print_columns(ui, found.sheets)
+    for zh, en in found.notes:
+        ui.note(ui.t(zh, en))
+    for failure in found.failures:
+        ui.error(failure.message(ui.lang))
+    return int(ExitCode.INPUT) if found.failures else 0
 
 
 @app.command()

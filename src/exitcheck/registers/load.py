@@ -500,16 +500,68 @@ def load_file(
         formulas = uncached_formulas(path) if read.kind == "xlsx" else 0
         if formulas:
             raise _formulas_error(shown, formulas)
-        zh = en = ""
-        if read.decoded_as:  # a CSV in another language's encoding decodes, as gibberish
-            zh = f"(按 {read.decoded_as.upper()} 编码读取; 如表头显示为乱码, 请另存为 UTF-8 编码)"
-            en = f" (read as {read.decoded_as.upper()}; if the headers come out garbled, save the file as UTF-8)"
-        raise InputError(
-            shown,
-            f"没有可识别的登记表工作表(户表、成员表、村表、乡镇表): 前 10 行中找不到表头{zh}",
-            f"no recognisable register sheet (households, members, villages, townships): no known header row in the first 10 rows{en}",
-        )
+        raise _no_register_sheet(shown, read)
     return LoadedFile(found, notes, missing_issues, parsed_ahead)
+
+
+def _no_register_sheet(shown: str, read: FileRead) -> InputError:
+    zh = en = ""
+    if read.decoded_as:  # a CSV in another language's encoding decodes, as gibberish
+        zh = f"(按 {read.decoded_as.upper()} 编码读取; 如表头显示为乱码, 请另存为 UTF-8 编码)"
+        en = f" (read as {read.decoded_as.upper()}; if the headers come out garbled, save the file as UTF-8)"
+    return InputError(
+        shown,
+        f"没有可识别的登记表工作表(户表、成员表、村表、乡镇表): 前 10 行中找不到表头{zh}",
+        f"no recognisable register sheet (households, members, villages, townships): no known header row in the first 10 rows{en}",
+    )
+
+
+@dataclass
+class HeadersRead:
+    """What `exitcheck columns` shows: every register sheet's header as understood, refused
+    sheets included, and the files or sheets that could not be read (each an InputError)."""
+
+    sheets: list[SheetHeader]
+    failures: list[InputError]
+    notes: list[tuple[str, str]]
+
+
+def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = None, limits: Limits | None = None) -> HeadersRead:
+    """How each sheet's headers map to fields, without loading the registers: a sheet that
+    lacks a required column is shown too (its missing columns are what the clerk is after),
+    and reported as a failure, as `load` would refuse it."""
+    headers = headers or {}
+    limits = limits or Limits()
+    files = expand_paths(paths)
+    if not files:
+        raise _no_spreadsheets([str(p) for p in paths] if not isinstance(paths, str | Path) else [str(paths)])
+    out = HeadersRead([], [], [])
+    for path, shown in files:
+        try:
+            read = read_file(path, shown, limits)
+        except InputError as error:
+            out.failures.append(error.with_traceback(None))
+            continue
+        out.notes.extend(read.notes)
+        understood = []
+        for sheet in read.sheets:
+            header = sheet_header(sheet, shown, headers)
+            if header is None:
+                if sheet.rows and any(any(c not in ("", None) for c in row) for row in sheet.rows[:HEADER_SEARCH_ROWS]):
+                    out.notes.append((
+                        f"{shown} 工作表「{sheet.name}」: 前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头, 已跳过",
+                        f"{shown} sheet '{sheet.name}': no recognisable header row in the first {HEADER_SEARCH_ROWS} rows; skipped",
+                    ))
+                continue
+            understood.append(header)
+            out.notes.extend(header.notes)
+        if not understood:
+            out.failures.append(_no_register_sheet(shown, read))
+        missing = [issue for header in understood for issue in header.missing]
+        if missing:
+            out.failures.append(_missing_columns_error(shown, missing))
+        out.sheets.extend(understood)
+    return out
 
 
 def _without_hidden_copies(
