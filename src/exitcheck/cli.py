@@ -212,6 +212,27 @@ def _progress(ui: Ui, label: str) -> Any:
     return ui.err.status(label)
 
 
+def _check_out(out: Path, kind: Any = None) -> None:
+    """Before any work: --out (or `kind`'s path) can be a folder this user may write in, else
+    WorkspaceFileError (exit 74) naming the path and how to fix it. Nothing is made yet: a run
+    that cannot read its input leaves no folder behind."""
+    from exitcheck.state_files import OUT_OPTION, check_target
+
+    check_target(out, kind or OUT_OPTION)
+
+
+@contextlib.contextmanager
+def _writing_to(out: Path, kind: Any = None) -> Iterator[None]:
+    """Writing the outputs in `out`: what fails there (a full disk, a file put in the way since
+    the check) is WorkspaceFileError (exit 74) with the path and how to fix it, not a bug."""
+    import os
+
+    from exitcheck.state_files import OUT_OPTION, workspace_files
+
+    with workspace_files(Path(os.path.abspath(out)), kind or OUT_OPTION):
+        yield
+
+
 def _failures_code(registers: Any) -> int:
     return int(ExitCode.INPUT) if registers.failures else 0
 
@@ -232,17 +253,25 @@ def validate(
 ) -> int:
     """Check the registers against the register format and list every data issue."""
     reference = _reference_date(as_of)
+    if out:
+        _check_out(out)
     config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:
         from exitcheck.report import console
-        from exitcheck.report.issues_out import issues_document, write_issues_xlsx
+        from exitcheck.report.issues_out import issues_document
         from exitcheck.validation import validate as run_validate
 
         try:
             registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead, as_of=reference)
         except InputError as error:
-            if json_out and error.issues:
-                print(json.dumps(issues_document(error.issues, ui.lang), ensure_ascii=False, indent=2))
+            # A refused sheet (a required column missing) is a data issue too: listed as on any
+            # other day, on stdout and in --out, before the exit 3 of the unread input.
+            if error.issues:
+                document = issues_document(error.issues, ui.lang)
+                if json_out:
+                    print(json.dumps(document, ensure_ascii=False, indent=2))
+                if out:
+                    _write_issues(ui, out, error.issues, document, quiet=json_out)
             raise
     with _progress(ui, ui.t("校验数据", "Validating")):
         issues = run_validate(registers, reference)
@@ -252,14 +281,22 @@ def validate(
     else:
         console.print_validation(ui, registers, issues)
     if out:
-        from exitcheck.report.files import write_json
-
-        path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
-        write_json(out / "issues.json", document)  # what --json prints
-        if not json_out:
-            ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
+        _write_issues(ui, out, issues, document, quiet=json_out)
     found = int(ExitCode.FINDINGS) if any(i.severity == "error" for i in issues) else 0
     return worst(found, _failures_code(registers))
+
+
+def _write_issues(ui: Ui, out: Path, issues: list[Any], document: Any, *, quiet: bool) -> None:
+    """issues.xlsx and issues.json (what --json prints) in `out`; said on stdout unless the
+    JSON is printed there."""
+    from exitcheck.report.files import write_json
+    from exitcheck.report.issues_out import write_issues_xlsx
+
+    with _writing_to(out):
+        path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
+        write_json(out / "issues.json", document)
+    if not quiet:
+        ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
 
 
 def _reference_date(text: str | None, configured: Any = None) -> Any:
@@ -314,11 +351,20 @@ def columns(
     debug: Debug = False,
 ) -> int:
     """Show how each header of each sheet was understood."""
+    from exitcheck.registers.load import read_headers
     from exitcheck.report import console
 
-    registers = _load(ui, paths, headers=headers)
-    console.print_columns(ui, registers)
-    return _failures_code(registers)
+    # Headers only, not the registers: a sheet that lacks a required column (a header misspelt
+    # or blanked) is the case this command is for, and is shown with what it lacks (then exit 3).
+    config = _workspace_nearby()
+    header_map = _read_headers(headers) if headers else (config.headers if config else None)
+    found = read_headers(paths, headers=header_map, limits=config.limits if config else None)
+    console.print_columns(ui, found.sheets)
+    for zh, en in found.notes:
+        ui.note(ui.t(zh, en))
+    for failure in found.failures:
+        ui.error(failure.message(ui.lang))
+    return int(ExitCode.INPUT) if found.failures else 0
 
 
 @app.command()
@@ -333,9 +379,20 @@ def sample(
     debug: Debug = False,
 ) -> int:
     """Write a realistic sample county register (deterministic)."""
-    from exitcheck.sample import write_sample
+    import os
 
-    write_sample(out, households=households, seed=seed)
+    from xlsxwriter.exceptions import FileCreateError
+
+    from exitcheck.sample import write_sample
+    from exitcheck.state_files import SAMPLE_FILE, workspace_file_error
+
+    _check_out(out, SAMPLE_FILE)
+    try:
+        with _writing_to(out, SAMPLE_FILE):
+            write_sample(out, households=households, seed=seed)
+    except FileCreateError as error:  # xlsxwriter's wrapper of the OSError of creating the file
+        cause = error.args[0] if error.args and isinstance(error.args[0], OSError) else OSError(str(error))
+        raise workspace_file_error(Path(os.path.abspath(out)), SAMPLE_FILE, cause) from error
     ui.out.print(ui.t(f"样例登记表已写入 {out}({households} 户)", f"sample register written to {out} ({households} households)"))
     return 0
 
@@ -369,6 +426,7 @@ def audit(
     from exitcheck.cli_bands import check_engine
 
     check_engine(engine, scheduler, workers)
+    _check_out(out)
     if engine == "dask":  # in its own module, so that the local engine never imports Dask
         from exitcheck.cli_province import audit_on_dask
 
@@ -389,7 +447,7 @@ def audit(
         prepare(registers, reference)
     with _progress(ui, ui.t("评估指标", "Evaluating the indicators")):
         result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
-    with _progress(ui, ui.t("写出清单", "Writing the lists")):
+    with _progress(ui, ui.t("写出清单", "Writing the lists")), _writing_to(out):
         written = write_outputs(out, result, formats, split_by)
     console.print_audit(ui, result, written)
     return worst(result.exit_code(), _failures_code(registers))

@@ -20,12 +20,14 @@ from exitcheck.cli import (
     Lang,
     Quiet,
     Ui,
+    _check_out,
     _compiled,
     _load,
     _progress,
     _reading_ahead,
     _reference_date,
     _rules_file,
+    _writing_to,
     app,
     guarded,
 )
@@ -86,6 +88,10 @@ def bands(
         ui.hold(delivery_lock(settings.state, ui.lang, "bands --push-to"))
     rules_file = _rules_file(rules or (settings.rules if settings else None))
     reference = _reference_date(as_of, settings.as_of if settings else None)
+    # --out, else the workspace's out: (a bad one is exitcheck.yaml's to fix), else ./out
+    folder = out or (settings.out if settings else Path("out"))
+    folder_kind = _out_kind(given=out is not None or settings is None)
+    _check_out(folder, folder_kind)
     local = engine == "local"
     with _reading_ahead(inputs, settings) if local else contextlib.nullcontext() as ahead:
         from exitcheck.delivery import resolve_departments
@@ -117,9 +123,9 @@ def bands(
         lists = department_lists(banded, settings, chosen, ruleset) if chosen else {}
     document = bands_document(banded)
     text = json.dumps(document, ensure_ascii=False, indent=2, default=json_default)
-    folder = out or (settings.out if settings else Path("out"))
     mode = settings.file_mode if settings else DEFAULT_MODE
-    written = [write_bytes(folder / "bands.json", text.encode("utf-8"), mode), write_bands_xlsx(folder / "bands.xlsx", banded, mode)]
+    with _writing_to(folder, folder_kind):
+        written = [write_bytes(folder / "bands.json", text.encode("utf-8"), mode), write_bands_xlsx(folder / "bands.xlsx", banded, mode)]
     if json_out:
         print(text)
     else:
@@ -131,6 +137,13 @@ def bands(
         ui.error(ui.t("有输入文件无法读取, 名单可能不全: 本次不投递", "an input could not be read and the lists may be incomplete: nothing delivered"))
         return unread
     return worst(_push(ui, settings, result, banded, chosen, force=force, dry_run=dry_run, lists=lists, to_stderr=json_out), unread)
+
+
+def _out_kind(*, given: bool) -> Any:
+    """How a message about the output folder says to name another: --out, or exitcheck.yaml's out:."""
+    from exitcheck.state_files import OUT_OPTION, OUTPUT
+
+    return OUT_OPTION if given else OUTPUT
 
 
 def check_engine(engine: str, scheduler: str | None, workers: int | None) -> None:

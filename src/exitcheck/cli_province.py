@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from exitcheck.cli import Ui, _progress, _read_headers, _ruleset, _workspace_nearby
+from exitcheck.cli import Ui, _progress, _read_headers, _ruleset, _workspace_nearby, _writing_to
 from exitcheck.errors import ExitCode, worst
 
 
@@ -54,7 +54,7 @@ def audit_on_dask(
                                 workers=workers, strict=strict, headers=header_map, limits=limits, on_county=came_back)
     for zh, en in result.notes:
         ui.note(ui.t(zh, en))
-    with _progress(ui, ui.t("写出清单", "Writing the lists")):
+    with _progress(ui, ui.t("写出清单", "Writing the lists")), _writing_to(out):
         written = write_outputs(out, result, formats, split_by)
     console.print_audit(ui, result, written)
     return worst(result.exit_code(), int(ExitCode.INPUT) if result.failures else 0)

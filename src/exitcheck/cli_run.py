@@ -33,9 +33,14 @@ def init(
     debug: Debug = False,
 ) -> int:
     """Create a ready workspace: exitcheck.yaml, the rules, a sample register, a crontab line."""
+    from exitcheck.cli import _check_out, _writing_to
+    from exitcheck.state_files import NEW_WORKSPACE
     from exitcheck.workspace_init import crontab_line, init_workspace
 
-    for step in init_workspace(folder):
+    _check_out(folder, NEW_WORKSPACE)
+    with _writing_to(folder, NEW_WORKSPACE):
+        steps = init_workspace(folder)
+    for step in steps:
         if step.action == "created":
             ui.out.print(ui.t(f"已创建 {step.path}", f"created {step.path}"), markup=False)
         else:

@@ -18,7 +18,8 @@ class ExitCode(IntEnum):
     DELIVERY = 5
     INTERNAL = 70
     #: sysexits' EX_IOERR: the workspace's own files (history, delivery ledger, output or state
-    #: folders) cannot be read or written. The clerk fixes the file; it is not a bug.
+    #: folders) or a command's outputs (--out, `sample OUT.xlsx`, `init DIR`) cannot be read or
+    #: written. The clerk fixes the file or the path; it is not a bug.
     WORKSPACE_FILES = 74
     LOCKED = 75
 

@@ -57,13 +57,18 @@ class MissingColumn(IssueType):
         "en": "A required column is absent, so the whole sheet cannot be read.",
     }
     fix = {
-        "zh": "在表头行加上该列(可用列名或其别名), 或在 exitcheck.yaml 的 headers 中把现有列名映射到该字段。",
-        "en": "Add the column to the header row (its header or an alias), or map your own header to the field under `headers:` in exitcheck.yaml.",
+        "zh": "在表头行写上该列的列名(或其别名; 表头为空的单元格多半就是它), 或用 --headers 文件把现有列名映射到该字段"
+              "(YAML: {households: {你的表头: head_name}}; 工作区中也可写在 exitcheck.yaml 的 headers: 下)。"
+              "exitcheck columns 文件 显示每一列的读法。",
+        "en": "Type the column's header (or an alias) into the header row (a blank header cell is most likely it), or map your own "
+              "header to the field with --headers FILE (YAML: {households: {your header: head_name}}; in a workspace, under "
+              "headers: in exitcheck.yaml too). `exitcheck columns FILE` shows how each column was read.",
     }
     template = {
-        "zh": "缺少必填列「{header}」({field})",
-        "en": "required column '{header}' ({field}) is missing",
+        "zh": "缺少必填列「{header}」({field}){clue}",
+        "en": "required column '{header}' ({field}) is missing{clue}",
     }
+    positions = ("clue", "blank_headers")
 
 
 class MissingValue(IssueType):
@@ -374,7 +379,7 @@ class DataIssue:
 
     def message(self, lang: str = "zh") -> str:
         return CATALOGUE[self.code].render(
-            lang, header=self.header or self.field or "", value=self.value or "", **self.params
+            lang, **{"field": self.field or "", **self.params, "header": self.header or self.field or "", "value": self.value or ""}
         )
 
     def identity(self) -> dict[str, object]:

@@ -267,22 +267,58 @@ class LoadedFile:
 
 
 def _missing_columns_error(shown: str, missing: list[DataIssue]) -> InputError:
-    """One message for the refused sheets of a file: each sheet with its own missing columns."""
+    """One message for the refused sheets of a file: each sheet with its own missing columns
+    and the header cells that may be them (blank, or matching no field), then how to fix it:
+    the header typed in, or mapped with --headers (or `headers:` in a workspace's exitcheck.yaml)."""
     by_sheet: dict[tuple[str | None, int | None], list[DataIssue]] = {}
     for issue in missing:
         by_sheet.setdefault((issue.sheet, issue.row), []).append(issue)
     zh, en = [], []
     for (sheet, row), issues in by_sheet.items():
-        headers = "、".join(dict.fromkeys(f"「{issue.header}」" for issue in issues))
-        names = ", ".join(dict.fromkeys(issue.field or "" for issue in issues))
-        zh.append(f"工作表「{sheet}」第 {row} 行的表头缺少必填列 {headers}")
-        en.append(f"sheet '{sheet}' header row {row} lacks required column(s) {names}")
+        columns = list(dict.fromkeys((issue.header or "", issue.field or "") for issue in issues))
+        clue = issues[0].params.get("clue") or {"zh": "", "en": ""}
+        assert isinstance(clue, dict)
+        zh.append(f"工作表「{sheet}」第 {row} 行的表头缺少必填列" + "、".join(f"「{h}」({f})" for h, f in columns) + clue["zh"])
+        plural = "s" if len(columns) > 1 else ""
+        en.append(f"sheet '{sheet}' header row {row} lacks the required column{plural} " + ", ".join(f"{h} ({f})" for h, f in columns)
+                  + clue["en"])
+    first = missing[0]
+    register = str(first.params.get("register", "households"))
+    blank, unknown = first.params.get("blank_headers") or [], first.params.get("unknown_headers") or []
+    assert isinstance(blank, list) and isinstance(unknown, list)
+    if len(missing) == 1 and len(blank) == 1:  # one column missing, one blank header over data: surely it
+        fix_zh = f"请在单元格 {blank[0]} 写上列名「{first.header}」"
+        fix_en = f"type the header {first.header} into cell {blank[0]}"
+    else:
+        likely = _likely_header(first, [str(h) for h in unknown]) if len(missing) == 1 else None
+        mine_zh, mine_en = (likely, likely) if likely else ("你的表头", "your header")
+        fix_zh = (f"请在表头行写上缺少的列名, 或用 --headers 文件(YAML; 工作区中也可写在 exitcheck.yaml 的 headers: 下)把表头映射到字段, "
+                  f"例如 {{{register}: {{{mine_zh}: {first.field}}}}}")
+        fix_en = (f"type the missing header into the header row, or map your header to the field with --headers FILE (YAML; in a "
+                  f"workspace, under headers: in exitcheck.yaml too), e.g. {{{register}: {{{mine_en}: {first.field}}}}}")
     return InputError(
         shown,
-        "; ".join(zh) + "; 请补上该列或在 headers 中映射",
-        "; ".join(en) + "; add them or map your headers under `headers:`",
+        "; ".join(zh) + f"; {fix_zh}; 用 exitcheck columns {shown} 查看各列的读法",
+        "; ".join(en) + f"; {fix_en}; exitcheck columns {shown} shows how each column was read",
         issues=missing,
     )
+
+
+def _likely_header(issue: DataIssue, unknown: list[str]) -> str | None:
+    """The unknown header most like the missing column's header or an alias of it (户主名字
+    for 户主姓名), when one stands out; a 备注 beside it is nothing like it."""
+    from difflib import SequenceMatcher
+
+    spec = next((s for s in fields(str(issue.params.get("register")))  # type: ignore[arg-type]
+                 if s.name == issue.field), None)
+    if spec is None or not unknown:
+        return None
+    names = [normalise_header(name) for name in (spec.header, *spec.aliases)]
+    scores = sorted(((max(SequenceMatcher(None, normalise_header(h), n).ratio() for n in names), h) for h in unknown), reverse=True)
+    best, header = scores[0]
+    if best < 0.5 or (len(scores) > 1 and scores[1][0] == best):
+        return None
+    return header
 
 
 class FileReader(Protocol):
@@ -306,36 +342,100 @@ class _SheetLoad:
     parsed_ahead: ColumnsAhead | None = None
 
 
+@dataclass
+class SheetHeader:
+    """How a sheet's header row was understood: the register, its columns, and the required
+    columns it lacks (missing_column issues; the sheet is then not read)."""
+
+    source: SheetSource
+    header_index: int  # index of the header row in the sheet's rows
+    missing: list[DataIssue]
+    notes: list[tuple[str, str]]
+
+
+def sheet_header(sheet: SheetRead, shown: str, headers: HeaderMap) -> SheetHeader | None:
+    """The header of the register a sheet holds, or None when no row of it looks like one."""
+    detected = find_header(sheet, headers)
+    if detected is None:
+        return None
+    register, header_index = detected
+    notes: list[tuple[str, str]] = []
+    duplicates: list[tuple[str, str, str]] = []
+    columns = _columns(sheet.header_cells(header_index), register, headers, duplicates)
+    for header, letter, first in duplicates:
+        notes.append((
+            f"{shown} 工作表「{sheet.name}」: 第 {letter} 列「{header}」与第 {first} 列重复, 读取第 {first} 列, 第 {letter} 列原样保留",
+            f"{shown} sheet '{sheet.name}': column {letter} '{header}' repeats column {first}; column {first} is read, column {letter} is carried as is",
+        ))
+    source = SheetSource(shown, sheet.name, register, sheet.first_row + header_index, columns)
+    missing = []
+    names = _missing_required(source, register)
+    if names:
+        clue = _header_clues(sheet, header_index, source, headers)
+        for name in names:
+            spec = next(s for s in fields(register) if s.name == name)
+            missing.append(
+                DataIssue("missing_column", shown, sheet.name, source.header_row, None, spec.header, name, None, None,
+                          params={"register": register, **clue})
+            )
+    return SheetHeader(source, header_index, missing, notes)
+
+
+#: Header cells a message about a missing column names at most, of each kind.
+MAX_CLUES = 5
+
+
+def _header_clues(sheet: SheetRead, header_index: int, source: SheetSource, headers: HeaderMap) -> dict[str, object]:
+    """Where a required column whose header was blanked or misspelt may be: the blank header
+    cells over a column that holds data (E4), and the headers that match no field (E4
+    '户主名字'). Looked for only when a column is missing."""
+    body = sheet.rows[header_index + 1:]
+    blank = [
+        f"{column.letter}{source.header_row}" for column in source.columns
+        if not column.header and any(column.index < len(row) and row[column.index] not in ("", None) for row in body)
+    ]
+    unknown = [
+        (f"{column.letter}{source.header_row}", column.header) for column in source.columns
+        if column.field is None and column.header and not match_header(source.register, column.header, headers.get(source.register))
+    ]
+    clues: dict[str, object] = {}
+    if blank:
+        shown = blank[:MAX_CLUES]
+        more_zh = f" 等 {len(blank)} 个" if len(blank) > MAX_CLUES else ""
+        more_en = f" and {len(blank) - MAX_CLUES} more" if len(blank) > MAX_CLUES else ""
+        clues["blank_headers"] = blank
+        clues["clue"] = {"zh": f"; 表头为空的单元格: {'、'.join(shown)}{more_zh}",
+                         "en": f"; blank header cell{'s' if len(blank) > 1 else ''}: {', '.join(shown)}{more_en}"}
+    if unknown:
+        shown_zh = "、".join(f"{cell}「{header}」" for cell, header in unknown[:MAX_CLUES])
+        shown_en = ", ".join(f"{cell} '{header}'" for cell, header in unknown[:MAX_CLUES])
+        more_zh = f" 等 {len(unknown)} 个" if len(unknown) > MAX_CLUES else ""
+        more_en = f" and {len(unknown) - MAX_CLUES} more" if len(unknown) > MAX_CLUES else ""
+        clues["unknown_headers"] = [header for _, header in unknown]
+        previous = clues.get("clue", {"zh": "", "en": ""})
+        assert isinstance(previous, dict)
+        clues["clue"] = {"zh": f"{previous['zh']}; 未识别的表头: {shown_zh}{more_zh}",
+                         "en": f"{previous['en']}; headers that match no field: {shown_en}{more_en}"}
+    return clues
+
+
 def _load_sheet(sheet: SheetRead, shown: str, headers: HeaderMap, limits: Limits) -> _SheetLoad:
     """The register a sheet holds, as a frame; or why it holds none."""
     out = _SheetLoad()
-    detected = find_header(sheet, headers)
-    if detected is None:
+    understood = sheet_header(sheet, shown, headers)
+    if understood is None:
         if sheet.rows and any(any(c not in ("", None) for c in row) for row in sheet.rows[:HEADER_SEARCH_ROWS]):
             out.notes.append((
                 f"{shown} 工作表「{sheet.name}」: 前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头, 已跳过",
                 f"{shown} sheet '{sheet.name}': no recognisable header row in the first {HEADER_SEARCH_ROWS} rows; skipped",
             ))
         return out
-    register, header_index = detected
-    duplicates: list[tuple[str, str, str]] = []
-    columns = _columns(sheet.header_cells(header_index), register, headers, duplicates)
-    for header, letter, first in duplicates:
-        out.notes.append((
-            f"{shown} 工作表「{sheet.name}」: 第 {letter} 列「{header}」与第 {first} 列重复, 读取第 {first} 列, 第 {letter} 列原样保留",
-            f"{shown} sheet '{sheet.name}': column {letter} '{header}' repeats column {first}; column {first} is read, column {letter} is carried as is",
-        ))
-    source = SheetSource(shown, sheet.name, register, sheet.first_row + header_index, columns)
-    missing = _missing_required(source, register)
-    if missing:
-        for name in missing:
-            spec = next(s for s in fields(register) if s.name == name)
-            out.missing.append(
-                DataIssue("missing_column", shown, sheet.name, source.header_row, None, spec.header, name, None, None,
-                          params={"register": register})
-            )
+    out.notes.extend(understood.notes)
+    if understood.missing:
+        out.missing.extend(understood.missing)
         return out
-    frame = _frame(sheet, header_index, columns, limits, shown)
+    source = understood.source
+    frame = _frame(sheet, understood.header_index, source.columns, limits, shown)
     out.found = (source, frame)
     out.notes.extend(_sheet_notes(shown, sheet, source, frame))
     return out
@@ -403,16 +503,68 @@ def load_file(
         formulas = uncached_formulas(path) if read.kind == "xlsx" else 0
         if formulas:
             raise _formulas_error(shown, formulas)
-        zh = en = ""
-        if read.decoded_as:  # a CSV in another language's encoding decodes, as gibberish
-            zh = f"(按 {read.decoded_as.upper()} 编码读取; 如表头显示为乱码, 请另存为 UTF-8 编码)"
-            en = f" (read as {read.decoded_as.upper()}; if the headers come out garbled, save the file as UTF-8)"
-        raise InputError(
-            shown,
-            f"没有可识别的登记表工作表(户表、成员表、村表、乡镇表): 前 10 行中找不到表头{zh}",
-            f"no recognisable register sheet (households, members, villages, townships): no known header row in the first 10 rows{en}",
-        )
+        raise _no_register_sheet(shown, read)
     return LoadedFile(found, notes, missing_issues, parsed_ahead)
+
+
+def _no_register_sheet(shown: str, read: FileRead) -> InputError:
+    zh = en = ""
+    if read.decoded_as:  # a CSV in another language's encoding decodes, as gibberish
+        zh = f"(按 {read.decoded_as.upper()} 编码读取; 如表头显示为乱码, 请另存为 UTF-8 编码)"
+        en = f" (read as {read.decoded_as.upper()}; if the headers come out garbled, save the file as UTF-8)"
+    return InputError(
+        shown,
+        f"没有可识别的登记表工作表(户表、成员表、村表、乡镇表): 前 10 行中找不到表头{zh}",
+        f"no recognisable register sheet (households, members, villages, townships): no known header row in the first 10 rows{en}",
+    )
+
+
+@dataclass
+class HeadersRead:
+    """What `exitcheck columns` shows: every register sheet's header as understood, refused
+    sheets included, and the files or sheets that could not be read (each an InputError)."""
+
+    sheets: list[SheetHeader]
+    failures: list[InputError]
+    notes: list[tuple[str, str]]
+
+
+def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = None, limits: Limits | None = None) -> HeadersRead:
+    """How each sheet's headers map to fields, without loading the registers: a sheet that
+    lacks a required column is shown too (its missing columns are what the clerk is after),
+    and reported as a failure, as `load` would refuse it."""
+    headers = headers or {}
+    limits = limits or Limits()
+    files = expand_paths(paths)
+    if not files:
+        raise _no_spreadsheets([str(p) for p in paths] if not isinstance(paths, str | Path) else [str(paths)])
+    out = HeadersRead([], [], [])
+    for path, shown in files:
+        try:
+            read = read_file(path, shown, limits)
+        except InputError as error:
+            out.failures.append(error.with_traceback(None))
+            continue
+        out.notes.extend(read.notes)
+        understood = []
+        for sheet in read.sheets:
+            header = sheet_header(sheet, shown, headers)
+            if header is None:
+                if sheet.rows and any(any(c not in ("", None) for c in row) for row in sheet.rows[:HEADER_SEARCH_ROWS]):
+                    out.notes.append((
+                        f"{shown} 工作表「{sheet.name}」: 前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头, 已跳过",
+                        f"{shown} sheet '{sheet.name}': no recognisable header row in the first {HEADER_SEARCH_ROWS} rows; skipped",
+                    ))
+                continue
+            understood.append(header)
+            out.notes.extend(header.notes)
+        if not understood:
+            out.failures.append(_no_register_sheet(shown, read))
+        missing = [issue for header in understood for issue in header.missing]
+        if missing:
+            out.failures.append(_missing_columns_error(shown, missing))
+        out.sheets.extend(understood)
+    return out
 
 
 def _without_hidden_copies(

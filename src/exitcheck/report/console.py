@@ -60,19 +60,31 @@ def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> No
                    f"{len(issues)} data issues, {errors} errors; `exitcheck explain CODE` explains a code"))
 
 
-def print_columns(ui: Any, registers: Any) -> None:
+def print_columns(ui: Any, sheets: Sequence[Any]) -> None:
+    """Each sheet's columns and the field each was read as (registers.load.SheetHeader); a
+    sheet refused for a missing required column says so, and lists what it lacks."""
     from exitcheck.registers.schema import REGISTER_LABELS
 
     t = ui.t
-    for source in registers.sources:
+    for sheet in sheets:
+        source = sheet.source
         label = REGISTER_LABELS[source.register][1 if ui.lang == "en" else 0]
+        refused = t("; 缺少必填列, 整张表未读取", "; a required column is missing: the sheet is not read") if sheet.missing else ""
         table = _table(
-            t(f"{source.file} 工作表「{source.sheet}」→ {label}(表头在第 {source.header_row} 行)",
-              f"{source.file} sheet '{source.sheet}' -> {label} (header on row {source.header_row})"),
+            t(f"{source.file} 工作表「{source.sheet}」→ {label}(表头在第 {source.header_row} 行{refused})",
+              f"{source.file} sheet '{source.sheet}' -> {label} (header on row {source.header_row}{refused})"),
             t("列", "Column"), t("表头", "Header"), t("读作字段", "Read as"),
         )
         for column in source.columns:
-            table.add_row(column.letter, column.header, column.field or t("(未知列, 原样保留)", "(unknown, carried through)"))
+            if column.field:
+                read_as = column.field
+            elif column.header:
+                read_as = t("(未知列, 原样保留)", "(unknown, carried through)")
+            else:
+                read_as = t("(表头为空, 原样保留)", "(blank header, carried through)")
+            table.add_row(column.letter, column.header, read_as)
+        for issue in sheet.missing:
+            table.add_row("-", issue.header or "", t(f"{issue.field}: 缺少(必填列)", f"{issue.field}: missing (required)"))
         table.columns[1].justify = "left"
         table.columns[2].justify = "left"
         ui.out.print(table)

@@ -233,13 +233,7 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
         exprs = compile_rule(rule, ruleset)
         absent = missing_inputs(rule, exprs, available[rule.level] | set(households.columns if rule.level == "member" else ()))
         if rule.level not in frames or absent:
-            _, _, labels = names_for(rule.level, ruleset, [])
-            names = "、".join(labels.get(a, a) for a in absent) or rule.level
-            evaluation.skipped.append(Skipped(
-                rule.id,
-                f"登记表中没有「{names}」, 规则 {rule.id}({rule.name})未评估",
-                f"the registers have no {', '.join(absent) or rule.level}; rule {rule.id} ({rule.name_en or rule.name}) not evaluated",
-            ))
+            evaluation.skipped.append(_skipped(rule, ruleset, absent, rule.level in frames, registers))
             continue
         outcome = _evaluate_rule(rule, exprs, frames, caches, membership)
         outcome.exprs = exprs
@@ -252,6 +246,69 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
             available["household"].add(f"ok_{rule.id}")
             available["member"].add(f"ok_{rule.id}")
     return evaluation
+
+
+#: Figures of a level computed from a register that is not the level's own: every incidence
+#: above the village divides by the villages' population (register-format: village incidence).
+DERIVED_FROM: dict[str, dict[str, str]] = {
+    "village": {name: "villages" for name in DERIVED["village"]},
+    "township": {"population": "villages", "poor_people": "villages", "incidence": "villages"},
+    "county": {"population": "villages", "incidence": "villages"},
+}
+#: A register as the skipped-rule messages name it: (Chinese, English).
+REGISTER_NAMES = {
+    "households": ("户表", "household register (户表)"),
+    "members": ("成员表", "member register (成员表)"),
+    "villages": ("村表", "village register (村表)"),
+    "townships": ("乡镇表", "township register (乡镇表)"),
+}
+LEVEL_NAMES = {"member": ("成员", "member"), "household": ("户级", "household"), "village": ("村级", "village"),
+               "township": ("乡镇级", "township"), "county": ("县级", "county")}
+
+
+def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: bool, registers: Registers) -> Skipped:
+    """Why `rule` is not evaluated. A register the rule needs that is absent altogether (村表,
+    乡镇表, both optional) is named as such, with the rule's level or the figure that needed
+    it, never its columns one by one, nor a computed figure (贫困发生率) as if a column were
+    missing; only columns absent from a register that is there are named as columns."""
+    name_en = rule.name_en or rule.name
+    own = LEVEL_REGISTERS[rule.level]
+    gone = [r for r in own if r in REGISTERS and not registers.has(r)]  # type: ignore[arg-type]
+    fields_of = {spec.name: register for register in own for spec in fields(register)}  # type: ignore[arg-type]
+    if not level_present or (gone and all(fields_of.get(name) in gone for name in absent)):
+        # the level's own register is absent (村表; 乡镇表, whose townships the households still give)
+        registers_zh = "、".join(REGISTER_NAMES[r][0] for r in gone) or rule.level
+        registers_en = " and ".join(REGISTER_NAMES[r][1] for r in gone) or rule.level
+        level_zh, level_en = LEVEL_NAMES.get(rule.level, (rule.level, rule.level))
+        return Skipped(rule.id, f"没有{registers_zh}, {level_zh}规则 {rule.id}({rule.name})未评估",
+                       f"there is no {registers_en}, so the {level_en} rule {rule.id} ({name_en}) was not evaluated")
+    because: dict[str, list[str]] = {}  # an absent register -> what it would have given
+    columns: list[str] = []
+    for name in absent:
+        register = DERIVED_FROM.get(rule.level, {}).get(name) or fields_of.get(name)
+        if register and not registers.has(register):  # type: ignore[arg-type]
+            because.setdefault(register, []).append(name)
+        else:
+            columns.append(name)
+    _, _, labels_zh = names_for(rule.level, ruleset, [])
+    _, _, labels_en = names_for(rule.level, ruleset, [], "en")
+    reasons_zh, reasons_en = [], []
+    for register, names in because.items():
+        figures = [n for n in names if n in DERIVED.get(rule.level, {})]
+        what_zh = "、".join(labels_zh.get(n, n) for n in names)
+        what_en = ", ".join(labels_en.get(n, n) for n in names)
+        if figures:
+            from_zh, from_en = ("(要用各村的户籍人口)", " (it needs the villages' population)") if register == "villages" else ("", "")
+            reasons_zh.append(f"没有{REGISTER_NAMES[register][0]}, 无法计算{what_zh}{from_zh}")
+            reasons_en.append(f"there is no {REGISTER_NAMES[register][1]} to compute the {what_en} from{from_en}")
+        else:
+            reasons_zh.append(f"没有{REGISTER_NAMES[register][0]}(缺少「{what_zh}」)")
+            reasons_en.append(f"there is no {REGISTER_NAMES[register][1]} (for {what_en})")
+    if columns:
+        reasons_zh.append(f"登记表中没有「{'、'.join(labels_zh.get(a, a) for a in columns)}」")
+        reasons_en.append(f"the registers have no {', '.join(columns)}")
+    return Skipped(rule.id, f"{'; '.join(reasons_zh)}, 规则 {rule.id}({rule.name})未评估",
+                   f"{'; '.join(reasons_en)}; rule {rule.id} ({name_en}) not evaluated")
 
 
 def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame],

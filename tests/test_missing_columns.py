@@ -1,0 +1,102 @@
+"""A required column whose header was misspelt or blanked: `exitcheck columns` shows the mapping
+(the case it exists for), and the missing-column message names the header, the cell and how to
+fix it, in both languages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openpyxl
+
+from builders import AS_OF, base_county
+
+
+def _with_header(tmp_path: Path, name: str, header: str | None) -> tuple[Path, str]:
+    """The test county with 户表's header 户主姓名 replaced by `header` (None: blanked);
+    returns the workbook and the cell that held it (e.g. E4)."""
+    path = base_county().write(tmp_path / f"{name}.xlsx")
+    book = openpyxl.load_workbook(path)
+    (cell,) = [c for row in book["户表"].iter_rows(max_row=10) for c in row if c.value == "户主姓名"]
+    cell.value = header
+    book.save(path)
+    return path, cell.coordinate
+
+
+def test_columns_shows_the_mapping_when_a_required_header_is_misspelt(tmp_path, run_cli):
+    path, cell = _with_header(tmp_path, "renamed", "户主名字")
+    done = run_cli("columns", str(path))
+    assert done.returncode == 3, done.stderr  # the README: a required column missing is exit 3
+    assert "Traceback" not in done.stderr
+    table = done.stdout
+    letter = cell.rstrip("0123456789")
+    assert "工作表「户表」" in table and "缺少必填列, 整张表未读取" in table
+    (renamed,) = [line for line in table.splitlines() if "户主名字" in line]
+    assert renamed.split()[0] == letter and "(未知列, 原样保留)" in renamed
+    (missing,) = [line for line in table.splitlines() if "户主姓名" in line]
+    assert "head_name: 缺少(必填列)" in missing
+    assert "工作表「成员表」" in table and "id_number" in table  # the other sheets as ever
+    assert "缺少必填列「户主姓名」(head_name)" in done.stderr and f"{cell}「户主名字」" in done.stderr
+    english = run_cli("columns", str(path), "--lang", "en")
+    assert english.returncode == 3 and "head_name: missing (required)" in english.stdout
+    assert "(unknown, carried through)" in english.stdout
+
+
+def test_columns_of_a_good_register_still_exits_0(tmp_path, run_cli):
+    done = run_cli("columns", str(base_county().write(tmp_path / "c.xlsx")))
+    assert done.returncode == 0 and done.stderr == "" and "缺少" not in done.stdout
+
+
+def test_a_blanked_required_header_is_named_by_its_cell_with_the_fix(tmp_path, run_cli):
+    path, cell = _with_header(tmp_path, "blank", None)
+    audit = run_cli("audit", str(path), "--out", str(tmp_path / "out"), "--as-of", AS_OF.isoformat())
+    assert audit.returncode == 3
+    zh = audit.stderr
+    assert "缺少必填列「户主姓名」(head_name)" in zh and f"表头为空的单元格: {cell}" in zh
+    assert f"请在单元格 {cell} 写上列名「户主姓名」" in zh
+    en = run_cli("audit", str(path), "--out", str(tmp_path / "out"), "--as-of", AS_OF.isoformat(), "--lang", "en").stderr
+    assert "lacks the required column 户主姓名 (head_name)" in en and f"blank header cell: {cell}" in en
+    assert f"type the header 户主姓名 into cell {cell}" in en
+    columns = run_cli("columns", str(path))
+    assert columns.returncode == 3 and "(表头为空, 原样保留)" in columns.stdout
+
+
+def test_a_misspelt_required_header_says_how_to_map_it(tmp_path, run_cli):
+    path, cell = _with_header(tmp_path, "renamed", "户主名字")
+    zh = run_cli("validate", str(path)).stderr
+    assert f"未识别的表头: {cell}「户主名字」" in zh
+    assert "用 --headers 文件" in zh and "exitcheck.yaml 的 headers:" in zh and "{households: {户主名字: head_name}}" in zh
+    en = run_cli("validate", str(path), "--lang", "en").stderr
+    assert f"headers that match no field: {cell} '户主名字'" in en
+    assert "--headers FILE" in en and "{households: {户主名字: head_name}}" in en
+    # and the mapping the message gives does work
+    (tmp_path / "headers.yaml").write_text("households: {户主名字: head_name}\n", encoding="utf-8")
+    mapped = run_cli("validate", str(path), "--headers", str(tmp_path / "headers.yaml"), "--as-of", AS_OF.isoformat())
+    assert mapped.returncode == 0, mapped.stderr
+
+
+def test_validate_json_gives_the_missing_column_issue_its_field_and_cell(tmp_path, run_cli):
+    path, cell = _with_header(tmp_path, "blank", None)
+    done = run_cli("validate", str(path), "--json")
+    assert done.returncode == 3
+    (issue,) = json.loads(done.stdout)["data_issues"]
+    assert issue["code"] == "missing_column" and issue["header"] == "户主姓名" and issue["field"] == "head_name"
+    assert issue["message"].startswith("缺少必填列「户主姓名」(head_name)") and "()" not in issue["message"]
+    assert cell in issue["message"]
+    english = run_cli("validate", str(path), "--json", "--lang", "en")
+    (issue,) = json.loads(english.stdout)["data_issues"]
+    assert issue["message"].startswith("required column '户主姓名' (head_name) is missing")
+
+
+def test_validate_out_writes_the_missing_column_issue(tmp_path, run_cli):
+    """--out gets what --json prints, as on any other day: the refused sheet is a data issue."""
+    path, _cell = _with_header(tmp_path, "blank", None)
+    out = tmp_path / "out"
+    done = run_cli("validate", str(path), "--json", "--out", str(out))
+    assert done.returncode == 3
+    written = json.loads((out / "issues.json").read_text(encoding="utf-8"))
+    assert written["data_issues"] == json.loads(done.stdout)["data_issues"]
+    sheet = openpyxl.load_workbook(out / "issues.xlsx").worksheets[0]
+    assert any("户主姓名" in str(c.value) for row in sheet.iter_rows() for c in row if c.value)
+    plain = run_cli("validate", str(path), "--out", str(tmp_path / "out2"))
+    assert plain.returncode == 3 and (tmp_path / "out2" / "issues.xlsx").exists() and "问题清单已写入" in plain.stdout

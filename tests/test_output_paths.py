@@ -1,0 +1,71 @@
+"""A command's own output paths given wrong (--out on a file, a sample's folder that does not
+exist): the clerk's mistake to fix, so exit 74 with the path and how, never "internal error"."""
+
+from __future__ import annotations
+
+import pytest
+
+from builders import AS_OF, base_county
+
+
+def _plain_failure(result, code: int = 74) -> str:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert "内部错误" not in result.stderr and "internal error" not in result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("command", ["audit", "validate", "bands"])
+def test_out_naming_a_file_is_exit_74_saying_to_give_out_a_folder(tmp_path, run_cli, command):
+    registers = base_county().write(tmp_path / "registers.xlsx")
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    zh = _plain_failure(run_cli(command, str(registers), "--out", str(afile), "--as-of", AS_OF.isoformat()))
+    assert f"输出目录 {afile} 无法成为目录: {afile} 是一个文件" in zh and "请用 --out 指定一个目录" in zh
+    under = afile / "sub"
+    en = _plain_failure(run_cli(command, str(registers), "--out", str(under), "--as-of", AS_OF.isoformat(), "--lang", "en"))
+    assert f"the output folder {under} cannot be a folder" in en and f"{afile} is a file" in en and "give --out a folder" in en
+    assert afile.read_text() == "not a folder"
+
+
+def test_out_that_fails_while_writing_is_exit_74_naming_the_file_in_the_way(tmp_path, run_cli):
+    """The check before the audit cannot see everything: a `townships` file in the output
+    folder stops only the writing of the township books."""
+    registers = base_county().write(tmp_path / "registers.xlsx")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "townships").write_text("")
+    stderr = _plain_failure(run_cli("audit", str(registers), "--out", str(out), "--split-by", "township",
+                                    "--as-of", AS_OF.isoformat()))
+    assert f"{out / 'townships'} 是一个文件" in stderr and "--out" in stderr
+
+
+def test_an_unreadable_input_still_leaves_no_output_folder(tmp_path, run_cli):
+    """The check of --out makes nothing: exit 3 for the input, and no folder behind."""
+    done = run_cli("audit", str(tmp_path / "nope.xlsx"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 3 and not (tmp_path / "out").exists()
+
+
+def test_sample_into_a_folder_that_does_not_exist_says_which_and_how(tmp_path, run_cli):
+    target = tmp_path / "no" / "such" / "x.xlsx"
+    zh = _plain_failure(run_cli("sample", str(target), "--households", "5"))
+    assert f"无法写入样例登记表 {target}: 目录 {target.parent} 不存在" in zh and f"mkdir -p {target.parent}" in zh
+    en = _plain_failure(run_cli("sample", str(target), "--households", "5", "--lang", "en"))
+    assert f"the folder {target.parent} does not exist; create it first (mkdir -p {target.parent})" in en
+    assert not (tmp_path / "no").exists()
+
+
+def test_sample_onto_a_folder_or_under_a_file_is_exit_74(tmp_path, run_cli):
+    folder = _plain_failure(run_cli("sample", str(tmp_path), "--households", "5"))
+    assert f"{tmp_path} 是一个目录, 不是文件" in folder and str(tmp_path / "registers.xlsx") in folder
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    under = _plain_failure(run_cli("sample", str(afile / "x.xlsx"), "--households", "5", "--lang", "en"))
+    assert f"{afile} is a file" in under
+
+
+def test_init_on_a_file_is_exit_74(tmp_path, run_cli):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    stderr = _plain_failure(run_cli("init", str(afile)))
+    assert f"工作区目录 {afile} 无法成为目录" in stderr and "请给 exitcheck init 一个目录" in stderr

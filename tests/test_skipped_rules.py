@@ -1,0 +1,50 @@
+"""Rules not evaluated: an optional register absent altogether (村表, 乡镇表) is named as such,
+never its columns one by one, nor a computed figure (贫困发生率) as if it were a missing column."""
+
+from __future__ import annotations
+
+import json
+
+from builders import AS_OF, base_county
+
+
+def _audit(tmp_path, run_cli, county, *extra: str):
+    path = county.write(tmp_path / "registers.xlsx")
+    out = tmp_path / f"out{len(extra)}"
+    done = run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat(), *extra)
+    assert done.returncode in (0, 1), done.stderr
+    reasons = {item["rule"]: item["reason"] for item in json.loads((out / "gaps.json").read_text(encoding="utf-8"))["summary"]["skipped_rules"]}
+    return done, reasons
+
+
+def test_no_village_register_says_the_village_register_is_absent(tmp_path, run_cli):
+    county = base_county()
+    county.villages = []
+    done, reasons = _audit(tmp_path, run_cli, county)
+    assert reasons["village_incidence"] == "没有村表, 村级规则 village_incidence(贫困发生率)未评估"
+    assert reasons["village_collective_income"].startswith("没有村表, 村级规则 village_collective_income")
+    assert reasons["county_incidence"].startswith("没有村表, 无法计算贫困发生率(要用各村的户籍人口), 规则 county_incidence")
+    assert all(rule.startswith("village_") or rule == "county_incidence" for rule in reasons)
+    assert "登记表中没有" not in done.stderr and "是否贫困村" not in done.stderr and "人均集体经济收入" not in done.stderr
+    assert "没有村表, 村级规则 village_paved_road(通硬化路)未评估" in done.stderr  # the console says it too
+    english, reasons_en = _audit(tmp_path, run_cli, county, "--lang", "en")
+    assert reasons_en["village_incidence"].startswith("there is no village register (村表), so the village rule village_incidence")
+    assert reasons_en["county_incidence"].startswith("there is no village register (村表) to compute the poverty incidence from")
+    assert "the registers have no" not in english.stderr
+
+
+def test_no_township_register_says_so_for_the_township_rules(tmp_path, run_cli):
+    county = base_county()
+    county.townships = []
+    _done, reasons = _audit(tmp_path, run_cli, county)
+    township_rules = [rule for rule in reasons if rule.startswith("township_")]
+    assert township_rules and all(reasons[rule].startswith(f"没有乡镇表, 乡镇级规则 {rule}") for rule in township_rules)
+    assert not any(rule.startswith("village_") for rule in reasons)
+
+
+def test_a_column_absent_from_a_register_that_is_there_is_still_named(tmp_path, run_cli):
+    county = base_county()
+    for row in county.villages:
+        del row["通硬化路"]
+    _done, reasons = _audit(tmp_path, run_cli, county)
+    assert reasons == {"village_paved_road": "登记表中没有「通硬化路」, 规则 village_paved_road(通硬化路)未评估"}
