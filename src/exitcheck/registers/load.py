@@ -419,16 +419,22 @@ def _header_clues(sheet: SheetRead, header_index: int, source: SheetSource, head
     return clues
 
 
+def _no_header_note(sheet: SheetRead, shown: str) -> list[tuple[str, str]]:
+    """The note for a sheet with no header row: none for a sheet blank at its top."""
+    if sheet.rows and any(any(c not in ("", None) for c in row) for row in sheet.rows[:HEADER_SEARCH_ROWS]):
+        return [(
+            f"{shown} 工作表「{sheet.name}」: 前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头, 已跳过",
+            f"{shown} sheet '{sheet.name}': no recognisable header row in the first {HEADER_SEARCH_ROWS} rows; skipped",
+        )]
+    return []
+
+
 def _load_sheet(sheet: SheetRead, shown: str, headers: HeaderMap, limits: Limits) -> _SheetLoad:
     """The register a sheet holds, as a frame; or why it holds none."""
     out = _SheetLoad()
     understood = sheet_header(sheet, shown, headers)
     if understood is None:
-        if sheet.rows and any(any(c not in ("", None) for c in row) for row in sheet.rows[:HEADER_SEARCH_ROWS]):
-            out.notes.append((
-                f"{shown} 工作表「{sheet.name}」: 前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头, 已跳过",
-                f"{shown} sheet '{sheet.name}': no recognisable header row in the first {HEADER_SEARCH_ROWS} rows; skipped",
-            ))
+        out.notes.extend(_no_header_note(sheet, shown))
         return out
     out.notes.extend(understood.notes)
     if understood.missing:
@@ -550,11 +556,7 @@ def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = Non
         for sheet in read.sheets:
             header = sheet_header(sheet, shown, headers)
             if header is None:
-                if sheet.rows and any(any(c not in ("", None) for c in row) for row in sheet.rows[:HEADER_SEARCH_ROWS]):
-                    out.notes.append((
-                        f"{shown} 工作表「{sheet.name}」: 前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头, 已跳过",
-                        f"{shown} sheet '{sheet.name}': no recognisable header row in the first {HEADER_SEARCH_ROWS} rows; skipped",
-                    ))
+                out.notes.extend(_no_header_note(sheet, shown))
                 continue
             understood.append(header)
             out.notes.extend(header.notes)
