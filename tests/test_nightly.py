@@ -1068,3 +1068,24 @@ def test_several_counties_keep_a_blank_township_apart_from_the_county_in_the_his
     findings = findings_from_gaps([gap("household", "income", "513434001"), gap("county", "county_incidence", None)])
     assert {town for _, town in counts_of(findings)} == {"越西县-no-township", "越西县"}
     assert (township_label("越西县-no-township", "zh"), township_label("越西县-no-township", "en")) == ("越西县-乡镇未填", "越西县-Township blank")
+
+
+def test_audit_in_a_workspace_uses_its_rule_set_as_run_does(workspace, run_cli):
+    """`exitcheck audit` run in a workspace reads the rules its exitcheck.yaml names, as
+    `exitcheck run` and `exitcheck bands` do; --rules still overrides them."""
+    from exitcheck.rules.model import default_rules_path
+
+    rules = default_rules_path().read_text(encoding="utf-8")
+    assert "  income_line: 4200\n" in rules
+    (workspace / "rules.yaml").write_text(rules.replace("  income_line: 4200\n", "  income_line: 9000\n"), encoding="utf-8")
+    (workspace / "exitcheck.yaml").write_text(CONFIG + "rules: rules.yaml\n", encoding="utf-8")
+    write_county(workspace, broken(0))
+
+    def income_gaps(*extra: str) -> int:
+        result = run_cli("audit", "data/registers.xlsx", "--as-of", "2020-06-01", "--out", "a", "-q", *extra, cwd=workspace)
+        assert result.returncode == 1, result.stdout + result.stderr
+        gaps = json.loads((workspace / "a" / "gaps.json").read_text(encoding="utf-8"))["gaps"]
+        return sum(gap["rule"] == "income" for gap in gaps)
+
+    assert income_gaps() == 6  # every household's 8,000 yuan is under the workspace's line
+    assert income_gaps("--rules", str(default_rules_path())) == 1

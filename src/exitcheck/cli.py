@@ -402,7 +402,7 @@ def sample(
 def audit(
     ui: Ui,
     paths: Paths,
-    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: rules/sichuan-2020.yaml).")] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: the workspace's, else rules/sichuan-2020.yaml).")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the outputs.")] = Path("out"),
     format_: Annotated[str, typer.Option("--format", help="Comma-separated: xlsx, json, csv.")] = "xlsx,json",
@@ -427,6 +427,8 @@ def audit(
 
     check_engine(engine, scheduler, workers)
     _check_out(out)
+    config = _workspace_nearby()
+    rules = rules or (config.rules if config else None)  # in a workspace, the rules `exitcheck run` uses
     if engine == "dask":  # in its own module, so that the local engine never imports Dask
         from exitcheck.cli_province import audit_on_dask
 
@@ -434,7 +436,6 @@ def audit(
                              headers=headers, strict=strict, scheduler=scheduler, workers=workers)
     reference = _reference_date(as_of)
     rules_file = _rules_file(rules)
-    config = _workspace_nearby()
     with _reading_ahead(paths, config) as ahead:
         from exitcheck.auditing import audit as run_audit
         from exitcheck.report import console
