@@ -164,3 +164,32 @@ def test_several_counties_sum_no_county_whose_incidence_is_unknown(tmp_path):
     assert summary["incidence"]["counties"] == {"喜德县": pytest.approx(9 / 1200), "越西县": None}
     assert summary["incidence"]["all"] is None  # before: 15 / 2400, 越西's 3 people left out
     assert all(r["incidence"] is None for r in summary["rollups"])
+
+
+def test_a_file_whose_household_sheet_is_refused_is_left_out_whole_and_the_county_incidence_waits(tmp_path, run_cli):
+    """One workbook per township; one's 户表 lacks a required column. Its members are not read
+    as orphans of households that are there, its villages not as villages with no poor people;
+    the county's incidence, which would be without its households, is 待核实 naming it."""
+    from builders import County
+
+    county = poor_county()
+    folder = tmp_path / "county"
+    folder.mkdir()
+    for town in ("越城镇", "中所镇"):
+        ids = {h["户编号"] for h in county.households if h["乡镇"] == town}
+        part = County(households=[dict(h) for h in county.households if h["乡镇"] == town],
+                      members=[m for m in county.members if m["户编号"] in ids],
+                      villages=[v for v in county.villages if v["乡镇"] == town],
+                      townships=[t for t in county.townships if t["乡镇"] == town])
+        if town == "中所镇":
+            for row in part.households:
+                del row["户主姓名"]
+        part.write(folder / f"{town}.xlsx")
+    result = run_cli("audit", str(folder), "--as-of", AS_OF.isoformat(), "--out", str(tmp_path / "out"), "-q")
+    assert result.returncode == 3, result.stdout + result.stderr
+    document = json.loads((tmp_path / "out" / "gaps.json").read_text(encoding="utf-8"))
+    assert not [i for i in document["data_issues"] if i["code"] == "orphan_member"]
+    assert {g["village"] for g in document["gaps"] if g["rule"] == "village_incidence"} <= {None}
+    [county_gap] = [g for g in document["gaps"] if g["rule"] == "county_incidence"]
+    assert county_gap["status"] == "unknown" and "中所镇.xlsx 无法读取, 其中的户未计入" in county_gap["message"], county_gap
+    assert document["summary"]["households"] == 3  # 越城镇's

@@ -6,6 +6,7 @@ which department acts on it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -138,7 +139,9 @@ def digest(path: str) -> str:
     return sha.hexdigest()
 
 
-def build_frames(parsed: Parsed) -> dict[str, pd.DataFrame]:
+def build_frames(parsed: Parsed, unread: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """The unit frames the rules run on; `unread`: input files that could not be read, whose
+    households are missing from the county's figures."""
     tables = parsed.tables
     households = figures.household_frame(tables["households"], tables["members"], parsed.issues)
     frames = {"household": households, "member": figures.member_frame(tables["members"], households)}
@@ -150,7 +153,7 @@ def build_frames(parsed: Parsed) -> dict[str, pd.DataFrame]:
         villages = figures.village_frame(tables["villages"], households, uncounted)
         frames["village"] = villages
     frames["township"] = figures.township_frame(tables.get("townships"), villages, households, uncounted)
-    frames["county"] = figures.county_frame(households, villages, uncounted)
+    frames["county"] = figures.county_frame(households, villages, uncounted, unread)
     return frames
 
 
@@ -169,7 +172,7 @@ def audit(
     ruleset = ruleset or load_ruleset()
     as_of = as_of or date.today()
     parsed = prepare(registers, as_of)
-    frames = build_frames(parsed)
+    frames = build_frames(parsed, [failure.path for failure in registers.failures])
     evaluation = engine.evaluate(ruleset, frames, registers)
     findings = Findings.of(registers, parsed.issues, parsed.zeros_pointers)
     gaps = collect_gaps(ruleset, frames, evaluation, lang, findings)

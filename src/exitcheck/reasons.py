@@ -17,7 +17,7 @@ from exitcheck.i18n import join_list, pick
 from exitcheck.issues import CATALOGUE, DataIssue
 from exitcheck.registers.model import ROW, SOURCE, Registers
 from exitcheck.registers.schema import field_label
-from exitcheck.rules.figures import PopulationUnknown
+from exitcheck.rules.figures import InputsUnread, PopulationUnknown
 
 MEMBERS_SHOWN = 3  # members named in a reason before "等N人"
 ERRORS_SHOWN = 3  # kinds of register error named before "等N处"
@@ -162,6 +162,9 @@ def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: s
         if isinstance(fact, PopulationUnknown):
             value = findings.unreadable_value({SOURCE: fact.source, ROW: fact.row}, "population")
             parts.append(blank_input(_population_label(fact, level, lang), value, lang))
+        elif isinstance(fact, InputsUnread):
+            files = join_list(list(fact.files), lang)
+            parts.append(pick(lang, f"输入文件 {files} 无法读取, 其中的户未计入", f"{files} could not be read: its households are not counted"))
         else:
             place = (fact.township, fact.village) if fact.cause == "unknown_village" else (None, None)
             rows.setdefault((fact.source, fact.cause, *place), []).append(fact.row)

@@ -656,6 +656,10 @@ def load(
         ahead.extend(loaded.parsed_ahead)
         if loaded.missing and strict:
             raise _missing_columns_error(shown, loaded.missing)
+        if len(files) > 1 and any(i.params.get("register") == "households" for i in loaded.missing):
+            # Its households unread, the file's members would all be orphans and its villages
+            # empty: the file is left out whole (its refused sheet is the failure it counts as).
+            continue
         for source, frame in loaded.found:
             frame[SOURCE] = len(sources)
             sources.append(source)

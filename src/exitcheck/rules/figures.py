@@ -60,6 +60,14 @@ class Uncounted:
     village: str | None
 
 
+@dataclass(frozen=True)
+class InputsUnread:
+    """Input files that could not be read (or whose household sheet was refused): their
+    households are in no figure, so the county's incidence is not known."""
+
+    files: tuple[str, ...]
+
+
 INCIDENCE_WHY = why_column("incidence")
 
 
@@ -233,7 +241,9 @@ def satisfaction_counts(households: pd.DataFrame) -> tuple[int, int]:
     return int(satisfied.sum()), int(answered.sum())
 
 
-def county_frame(households: pd.DataFrame, villages: pd.DataFrame | None, uncounted: pd.DataFrame | None = None) -> pd.DataFrame:
+def county_frame(households: pd.DataFrame, villages: pd.DataFrame | None, uncounted: pd.DataFrame | None = None,
+                 unread: Sequence[str] = ()) -> pd.DataFrame:
+    """The county's figures; `unread`: the input files that could not be read."""
     reg = registered(households)
     satisfied, answered = satisfaction_counts(households)
     row: dict[str, object] = {
@@ -249,6 +259,8 @@ def county_frame(households: pd.DataFrame, villages: pd.DataFrame | None, uncoun
         facts = tuple(_population_facts(villages))
         if uncounted is not None and len(uncounted):
             facts += _facts(uncounted, pd.Series(0, index=uncounted.index)).iloc[0]
+        if unread:
+            facts += (InputsUnread(tuple(dict.fromkeys(unread))),)
         row[INCIDENCE_WHY] = facts or None
         row["incidence"] = pd.NA if facts or not population else row["poor_people"] / population  # type: ignore[operator]
     frame = pd.DataFrame([row])
