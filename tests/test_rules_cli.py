@@ -23,6 +23,11 @@ def test_rules_list_and_explain(run_cli):
     assert "Income above the line" in english.stdout
     unknown = run_cli("rules", "explain", "incom")
     assert unknown.returncode == 2 and "income" in unknown.stderr
+    # nothing close: where to find them all, rather than nothing
+    far = run_cli("rules", "explain", "foo")
+    assert far.returncode == 2 and "exitcheck rules list" in far.stderr, far.stderr
+    code = run_cli("explain", "nope", "--lang", "en")
+    assert code.returncode == 2 and "the codes are: " in code.stderr and "id_checksum" in code.stderr, code.stderr
 
 
 def _broken(tmp_path: Path, old: str, new: str) -> Path:

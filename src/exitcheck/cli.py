@@ -333,7 +333,8 @@ def explain(
     from exitcheck.issues import explain as explain_code
 
     if code not in CATALOGUE:
-        hint = ui.t(*did_you_mean(code, CATALOGUE))
+        codes = sorted(CATALOGUE)
+        hint = ui.t(*did_you_mean(code, codes)) or ui.t(f"; 问题代码有: {'、'.join(codes)}", f"; the codes are: {', '.join(codes)}")
         ui.error(ui.t(f"没有这个问题代码: {code}{hint}", f"no such issue code: {code}{hint}"))
         return int(ExitCode.USAGE)
     print(explain_code(code, ui.lang))
@@ -515,7 +516,8 @@ def rules_explain(
     try:
         rule = ruleset.rule(rule_id)
     except KeyError:
-        hint = ui.t(*did_you_mean(rule_id, [r.id for r in ruleset.rules]))
+        hint = ui.t(*did_you_mean(rule_id, [r.id for r in ruleset.rules])) or ui.t(
+            "; 用 exitcheck rules list 查看全部规则", "; exitcheck rules list shows them all")
         ui.error(ui.t(f"没有这条规则: {rule_id}{hint}", f"no such rule: {rule_id}{hint}"))
         return int(ExitCode.USAGE)
     en = ui.lang == "en"
