@@ -90,6 +90,15 @@ def test_mask_short_values_are_hidden_entirely(value: str) -> None:
     assert mask(value) == "*" * len(value)
 
 
+def test_mask_leaves_what_excel_shows_of_an_id_stored_as_a_number() -> None:
+    """5.13434E+17 holds six digits, the area code: nothing to hide, and masked it read as
+    5.1343*E+17, which no clerk could find. Python's full repr of the number still is masked."""
+    assert mask("5.13434E+17") == "5.13434E+17"
+    assert mask("5.1E+17") == "5.1E+17"
+    assert mask("5.13434199001011e+17") == "5.1343**********e+17"
+    assert mask("5.134341990E+17") == "5.1343*****E+17"
+
+
 def test_mask_none() -> None:
     assert mask(None) is None
 

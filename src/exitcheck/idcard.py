@@ -72,6 +72,8 @@ _SHAPE_RE = r"[0-9]{17}[0-9X]"
 # What Excel shows of a long number (5.13434E+17), typed or exported as text: a CSV saved
 # from Excel, or a cell copied from one. The digits after the sixth are gone.
 _SCIENTIFIC_RE = r"^[0-9](\.[0-9]+)?[Ee]\+?[0-9]+$"
+#: What Excel shows of a long number in a General cell (excel_display): at most six digits.
+_EXCEL_SHOWN = re.compile(r"[0-9](\.[0-9]{1,5})?E\+[0-9]{2}")
 #: Excel keeps 15 significant digits: a number cell of 16 digits or more has lost its tail.
 EXACT_DIGITS = 15
 _DIGITS8_RE = r"[0-9]{8}"
@@ -123,6 +125,8 @@ def mask(value: str | None) -> str | None:
     """
     if value is None:
         return None
+    if _EXCEL_SHOWN.fullmatch(value):  # 5.13434E+17: six digits, the area code alone, nothing personal
+        return value
     n = len(value)
     if n < 11:
         return "*" * n
