@@ -7,7 +7,7 @@ import pty
 import subprocess
 import sys
 
-from builders import AS_OF, base_county
+from builders import AS_OF, base_county, recode
 
 
 def _run_on_terminal(args: list[str], cwd) -> tuple[int, str]:
@@ -63,3 +63,22 @@ def test_help_imports_nothing_heavy() -> None:
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "exitcheck.cli" in imported
     assert not imported & {"pandas", "pydantic", "numpy", "exitcheck.registers.read"}
+
+
+def test_the_issue_table_keeps_household_ids_whole_and_names_the_workbook_of_each_cell(tmp_path, run_cli):
+    """At 80 columns the first issues' household ids are not cut in two (a clerk searches for
+    them), and with several workbooks the position says which one."""
+    county = base_county()
+    county.households[1]["家庭人口数"] = 9  # size_mismatch, on 户表
+    county.members[0]["性别"] = "女"  # id_gender_mismatch, on 成员表
+    (tmp_path / "a").mkdir()
+    one = county.write(tmp_path / "a" / "一.xlsx")
+    other = recode(base_county(), "513435", town_prefix="新")  # another county's ids and people
+    other.households[2]["家庭人口数"] = 8
+    two = other.write(tmp_path / "a" / "二.xlsx")
+    result = run_cli("validate", str(one.parent), "--as-of", AS_OF.isoformat(), env={"COLUMNS": "80"})
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for hid in (county.households[1]["户编号"], county.members[0]["户编号"], other.households[2]["户编号"]):
+        assert any(hid in line for line in lines), (hid, result.stdout)
+    assert any(f"{one.name}: 户表!" in line for line in lines) and any(f"{two.name}: 户表!" in line for line in lines), result.stdout

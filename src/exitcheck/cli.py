@@ -492,11 +492,10 @@ def rules_list(
     from exitcheck.report import console
 
     ruleset = _ruleset(rules)
-    table = console._table(f"{ruleset.name} {ruleset.version}: {ruleset.spec.title}", "id", ui.t("层级", "level"), ui.t("名称", "name"), ui.t("类别", "kind"))
+    table = console._table(f"{ruleset.name} {ruleset.version}: {ruleset.spec.title}", "id", ui.t("层级", "level"), ui.t("名称", "name"),
+                           ui.t("类别", "kind"), text=4)
     for rule in ruleset.rules:
         table.add_row(rule.id, rule.level, rule.name_en if ui.lang == "en" and rule.name_en else rule.name, rule.kind)
-    for column in table.columns:
-        column.justify = "left"
     ui.out.print(table)
     return 0
 

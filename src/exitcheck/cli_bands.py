@@ -217,15 +217,13 @@ def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *,
     outcomes = push(settings, result, chosen, force=force, dry_run=dry_run, lang=ui.lang, banded=banded, lists=lists)
     console = ui.err if to_stderr else ui.out
     table = _table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
-                   ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"))
+                   ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"), text=5)
     for outcome in outcomes:
         result_text = outcome_label(outcome.outcome, ui.lang)
         if outcome.would:
             result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else outcome_label("unchanged", ui.lang))
         detail = outcome.reason(ui.lang) if outcome.failed else (outcome.proof(ui.lang) or outcome.reason(ui.lang))
         table.add_row(f"{outcome.department} {outcome.name}".strip(), outcome.target, str(outcome.rows), result_text, detail)
-    for column in table.columns:
-        column.justify = "left"
     if not ui.quiet:
         console.print(table)
     for outcome in outcomes:
@@ -280,14 +278,13 @@ def deliveries(
         }, ensure_ascii=False, indent=2))
     else:
         table = _table(ui.t("投递记录(最新在前)", "Deliveries (newest first)"), ui.t("时间", "Time"), ui.t("部门", "Department"),
-                       ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"))
+                       ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"),
+                       text=7, whole=(0, 1, 5))
         for attempt in attempts:
             detail = attempt.error or attempt.receipt
             table.add_row(_local_time(attempt.started_at), attempt.department, attempt.transport, str(attempt.rows),
                           outcome_label(attempt.outcome, ui.lang),
                           attempt.digest[:12], detail.text(ui.lang) if detail else "")
-        for column in table.columns:
-            column.justify = "left"
         ui.out.print(table)
         if not attempts:
             ui.out.print(ui.t("尚无投递记录", "no deliveries yet"))

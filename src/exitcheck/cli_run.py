@@ -167,7 +167,7 @@ def _print_diff(ui: Ui, result: Any) -> None:
                 ages[key] = max(ages.get(key, 0), entry.age_days)
     table = _table(ui.t("按乡镇和规则", "By township and rule"), ui.t("乡镇", "Township"), ui.t("规则", "Rule"),
                    ui.t("新增", "New"), ui.t("已解决", "Resolved"), ui.t("仍未解决", "Open"), ui.t("复发", "Reopened"),
-                   ui.t("最久(天)", "Oldest (days)"))
+                   ui.t("最久(天)", "Oldest (days)"), text=2)
     for key in sorted(counts):
         table.add_row(*key, *[str(counts[key][name]) for name in lists], str(ages.get(key, "")))
     ui.out.print(table)
@@ -175,7 +175,8 @@ def _print_diff(ui: Ui, result: Any) -> None:
         entries = getattr(result, name)
         if not entries:
             continue
-        table = _table(title, ui.t("乡镇", "Township"), ui.t("行政村", "Village"), ui.t("户编号", "Household ID"), ui.t("规则", "Rule"))
+        table = _table(title, ui.t("乡镇", "Township"), ui.t("行政村", "Village"), ui.t("户编号", "Household ID"), ui.t("规则", "Rule"),
+                       text=4, whole=(2,))
         for entry in entries[:LISTED]:
             table.add_row(entry.township or "", entry.village or "", entry.household_id or "", entry.rule)
         ui.out.print(table)

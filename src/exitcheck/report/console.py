@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,12 +15,14 @@ from exitcheck.issues import CATALOGUE, DataIssue, severity_label
 FIRST_ISSUES = 20
 
 
-def _table(title: str, *columns: str) -> Any:
+def _table(title: str, *columns: str, text: int = 1, whole: Sequence[int] = ()) -> Any:
+    """A table whose first `text` columns are text (left-justified), the others figures; the
+    columns in `whole` are never wrapped (an ID number cut in two cannot be searched for)."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for index, column in enumerate(columns):
-        table.add_column(column, justify="right" if index else "left", overflow="fold")
+        table.add_column(column, justify="left" if index < text else "right", overflow="fold", no_wrap=index in whole)
     return table
 
 
@@ -37,7 +40,7 @@ def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> No
         return
     key = "en" if ui.lang == "en" else "zh"
     by_code = Counter(issue.code for issue in issues)
-    table = _table(t("按问题", "By code"), t("问题代码", "Code"), t("问题", "Title"), t("级别", "Severity"), t("数量", "Count"))
+    table = _table(t("按问题", "By code"), t("问题代码", "Code"), t("问题", "Title"), t("级别", "Severity"), t("数量", "Count"), text=3)
     for code, count in by_code.most_common():
         entry = CATALOGUE[code]
         table.add_row(code, entry.title[key], severity_label(entry.severity, ui.lang), str(count))
@@ -48,12 +51,14 @@ def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> No
         table.add_row(str(file), str(sheet), str(count))
     ui.out.print(table)
     table = _table(t(f"前 {min(FIRST_ISSUES, len(issues))} 条(共 {len(issues)} 条)", f"First {min(FIRST_ISSUES, len(issues))} of {len(issues)}"),
-                   t("位置", "Where"), t("户编号", "Household"), t("问题代码", "Code"), t("说明", "Message"))
+                   t("位置", "Where"), t("户编号", "Household"), t("问题代码", "Code"), t("说明", "Message"), text=4, whole=(1,))
+    several = len(registers.inputs) > 1  # the cell alone would not say which workbook
     for issue in issues[:FIRST_ISSUES]:
         where = f"{issue.sheet}!{issue.column or ''}{issue.row or ''}"
+        if several and issue.file:
+            where = f"{Path(issue.file).name}: {where}"
         data = issue.to_dict(ui.lang)
         table.add_row(where, issue.household_id or "", issue.code, mask_text(str(data["message"])))
-    table.columns[0].justify = "left"
     ui.out.print(table)
     errors = sum(1 for issue in issues if issue.severity == "error")
     ui.out.print(t(f"共 {len(issues)} 个数据问题, 其中错误 {errors} 个; 用 exitcheck explain 代码 查看说明",
@@ -73,7 +78,7 @@ def print_columns(ui: Any, sheets: Sequence[Any]) -> None:
         table = _table(
             t(f"{source.file} 工作表「{source.sheet}」→ {label}(表头在第 {source.header_row} 行{refused})",
               f"{source.file} sheet '{source.sheet}' -> {label} (header on row {source.header_row}{refused})"),
-            t("列", "Column"), t("表头", "Header"), t("读作字段", "Read as"),
+            t("列", "Column"), t("表头", "Header"), t("读作字段", "Read as"), text=3,
         )
         for column in source.columns:
             if column.field:
@@ -85,8 +90,6 @@ def print_columns(ui: Any, sheets: Sequence[Any]) -> None:
             table.add_row(column.letter, column.header, read_as)
         for issue in sheet.missing:
             table.add_row("-", issue.header or "", t(f"{issue.field}: 缺少(必填列)", f"{issue.field}: missing (required)"))
-        table.columns[1].justify = "left"
-        table.columns[2].justify = "left"
         ui.out.print(table)
 
 
