@@ -193,3 +193,21 @@ def test_a_file_whose_household_sheet_is_refused_is_left_out_whole_and_the_count
     [county_gap] = [g for g in document["gaps"] if g["rule"] == "county_incidence"]
     assert county_gap["status"] == "unknown" and "中所镇.xlsx 无法读取, 其中的户未计入" in county_gap["message"], county_gap
     assert document["summary"]["households"] == 3  # 越城镇's
+
+
+@pytest.mark.parametrize(("lang", "word", "sheet"), [("zh", "待核实", "汇总"), ("en", "unknown", "Summary")])
+def test_the_summary_sheet_says_an_unknown_incidence_is_unknown_not_a_blank(tmp_path, run_cli, lang, word, sheet):
+    """A blank cell reads as nothing to report; 待核实 says the figure waits on the data (the
+    gap lists say why). A known one stays a percentage."""
+    import openpyxl
+
+    county = poor_county()
+    county.villages[0]["户籍人口"] = ""  # 越城镇/瓦曲村: the county's and 越城镇's incidence unknown, 中所镇's known
+    path = county.write(tmp_path / "c.xlsx")
+    run = run_cli("audit", str(path), "--as-of", AS_OF.isoformat(), "--out", str(tmp_path / "out"), "--lang", lang, "-q")
+    assert run.returncode == 1, run.stderr
+    cells = [[c for c in row] for row in openpyxl.load_workbook(tmp_path / "out" / "gaps.xlsx")[sheet].iter_rows(values_only=True)]
+    county_row = next(row for row in cells if row[0] in ("全县贫困发生率", "County poverty incidence"))
+    assert county_row[1] == word
+    towns = {row[0]: row for row in cells if row[0] in ("越城镇", "中所镇")}
+    assert towns["越城镇"][-1] == word and towns["中所镇"][-1] == pytest.approx(9 / 500)

@@ -39,6 +39,7 @@ from exitcheck.report.sheets import (
     write_table,
 )
 from exitcheck.rules.engine import plain
+from exitcheck.rules.figures import INCIDENCE_WHY
 
 DEPARTMENTS = {
     "agriculture-rural": ("农业农村局", "Agriculture and rural affairs"),
@@ -317,8 +318,20 @@ def township_totals(result: AuditResult) -> pd.DataFrame:
     counts["villages"] = _per_township(villages, counts.index)
     townships = result.frames["township"]
     if "incidence" in townships:
-        counts["incidence"] = townships.set_index("township")["incidence"].reindex(counts.index).astype("Float64")
+        by_name = townships.set_index("township")
+        counts["incidence"] = by_name["incidence"].reindex(counts.index).astype("Float64")
+        if INCIDENCE_WHY in by_name:
+            counts[INCIDENCE_WHY] = by_name[INCIDENCE_WHY].reindex(counts.index)
     return counts
+
+
+def _incidence_shown(incidence: Any, why: Any, lang: str) -> Any:
+    """An incidence as the summary shows it: the figure; 待核实 when part of its data cannot
+    be counted (the gap lists say why); blank when there is nothing to compute it from."""
+    value = plain(incidence)
+    if value is None and plain(why) is not None:
+        return chooser(lang)("待核实", "unknown")
+    return value
 
 
 def _per_township(frame: pd.DataFrame, index: pd.Index) -> pd.Series:
@@ -473,10 +486,11 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], plac
         headers2.append(t("贫困发生率", "Incidence"))
     sheet.write_row(top2, 0, headers2, fmt["header"])
     counted = len(columns)
-    rows = [[neutralise_cell(row[c]) for c in columns] + ([plain(row.get("incidence"))] if "incidence" in towns else [])
+    rows = [[neutralise_cell(row[c]) for c in columns]
+            + ([_incidence_shown(row.get("incidence"), row.get(INCIDENCE_WHY), result.lang)] if "incidence" in towns else [])
             for row in towns.to_dict("records")]  # a few dozen townships
     for offset, values in enumerate(rows, start=1):
-        write_list_row(workbook, sheet, top2 + offset, [*values[:counted], *(float(v) if v is not None else None for v in values[counted:])],
+        write_list_row(workbook, sheet, top2 + offset, [*values[:counted], *(float(v) if isinstance(v, int | float) else v for v in values[counted:])],
                        pct_columns=[counted])
     blocks.append((top2, headers2, rows))
     skipped = result.summary()["skipped_rules"]
@@ -524,13 +538,20 @@ def _county_facts(result: AuditResult, unassigned: int) -> list[tuple[str, Any]]
         (t("在世成员", "Living members"), summary["members"]),
         (t("村", "Villages"), summary["villages"]),
         (t("乡镇", "Townships"), summary["townships"]),
-        (t("全县贫困发生率", "County poverty incidence"), summary["incidence"].get("county")) if not multi_county(result)
+        (t("全县贫困发生率", "County poverty incidence"), _incidence_shown(summary["incidence"].get("county"), _county_why(result), result.lang))
+        if not multi_county(result)
         else (t("合计贫困发生率(各县贫困人口之和/户籍人口之和)", "Poverty incidence, all counties (summed)"), summary["incidence"].get("all")),
         (t("认可度", "Satisfaction"), summary["satisfaction_rate"]),
     ]
     if unassigned:  # they reach no township's book: say where they are
         facts.append((t(f"{UNASSIGNED_SHEET[0]}(见同名工作表)", f"{UNASSIGNED_SHEET[1]} (see that sheet)"), unassigned))
     return facts
+
+
+def _county_why(result: AuditResult) -> Any:
+    """Why the county's incidence is blank, when it is for want of data (None otherwise)."""
+    county = result.frames.get("county")
+    return county[INCIDENCE_WHY].iloc[0] if county is not None and INCIDENCE_WHY in county and len(county) else None
 
 
 def _township_facts(result: AuditResult, towns: pd.DataFrame) -> list[tuple[str, Any]]:
@@ -553,7 +574,7 @@ def _township_facts(result: AuditResult, towns: pd.DataFrame) -> list[tuple[str,
     ]
     if "incidence" in towns:
         facts.append((t("乡镇贫困发生率(各村贫困人口之和/户籍人口之和)", "Township poverty incidence (its villages' poor people / population)"),
-                      plain(row.get("incidence"))))
+                      _incidence_shown(row.get("incidence"), row.get(INCIDENCE_WHY), result.lang)))
     facts.append((t("认可度", "Satisfaction"), count("satisfied") / answered if answered else None))
     return facts
 
