@@ -110,57 +110,47 @@ def _entries(handle: BinaryIO, layout: _Layout, directory: list[int]) -> list[_E
     return entries
 
 
-def _open(path: Path) -> tuple[BinaryIO, _Layout] | None:
-    handle = path.open("rb")
-    layout = _layout(handle)
-    if layout is None:
-        handle.close()
-        return None
-    return handle, layout
+class Examined(NamedTuple):
+    names: set[str]  # the directory's storages and streams (what was read of a directory cut short)
+    cut_short: bool  # a sector calamine reads to open the workbook is not wholly in the file
 
 
-def stream_names(path: Path) -> set[str]:
-    """Names in a compound file's directory (storages and streams), without reading the
-    streams; empty for a file that is not one. A directory cut short gives what was read."""
-    opened = _open(path)
-    if opened is None:
-        return set()
-    handle, layout = opened
-    with handle:
-        fat = _fat(handle, layout)
-        entries = _entries(handle, layout, list(_chain(fat, layout.first_directory)))
-    return {entry.name for entry in entries if entry.kind in (1, 2, 5) and entry.name}
-
-
-def cut_short(path: Path) -> bool:
-    """Whether a sector that calamine reads to open the workbook is not wholly in the file: a
-    copy or download cut short. Those are the DIFAT, the FAT, the directory, the mini stream
-    and its FAT, and the Workbook (or Book) stream: a stray FAT entry past the end that no
-    stream uses is no reason to refuse a file calamine reads."""
-    opened = _open(path)
-    if opened is None:
-        return False
-    handle, layout = opened
-    with handle:
+def examine(path: Path) -> Examined | None:
+    """A compound file's directory names, and whether it was cut short (a copy or download
+    that stopped early), from one read of its header, FAT and directory; None for a file that
+    is not a compound file. Cut short means a sector of a chain calamine reads is missing:
+    the DIFAT, the FAT, the directory, the mini stream and its FAT, and the Workbook (or Book)
+    stream. A stray FAT entry past the end that no stream uses is no reason to refuse a file
+    calamine reads."""
+    with path.open("rb") as handle:
+        layout = _layout(handle)
+        if layout is None:
+            return None
         end = os.fstat(handle.fileno()).st_size
 
         def missing(sectors: Iterator[int] | list[int]) -> bool:
             return any((sector + 2) * layout.sector_size > end for sector in sectors)
 
-        if layout.difat_cut or missing(layout.fat_sectors):
-            return True
         fat = _fat(handle, layout)
         directory = list(_chain(fat, layout.first_directory))
-        if missing(directory):
-            return True
         entries = _entries(handle, layout, directory)
-        if not entries:
-            return False  # calamine says what is wrong with it
-        chains = [entries[0].start, layout.first_minifat]
-        book = _workbook_entry(entries)
-        if book is not None and book.size >= MINI_CUTOFF:
-            chains.append(book.start)
-        return any(missing(_chain(fat, start)) for start in chains)
+    names = {entry.name for entry in entries if entry.kind in (1, 2, 5) and entry.name}
+    if layout.difat_cut or missing(layout.fat_sectors) or missing(directory):
+        return Examined(names, True)
+    if not entries:
+        return Examined(names, False)  # calamine says what is wrong with it
+    chains = [entries[0].start, layout.first_minifat]
+    book = _workbook_entry(entries)
+    if book is not None and book.size >= MINI_CUTOFF:
+        chains.append(book.start)
+    return Examined(names, any(missing(_chain(fat, start)) for start in chains))
+
+
+def stream_names(path: Path) -> set[str]:
+    """Names in a compound file's directory, without reading the streams; empty for a file
+    that is not one."""
+    examined = examine(path)
+    return examined.names if examined is not None else set()
 
 
 def _workbook_entry(entries: list[_Entry]) -> _Entry | None:

@@ -208,10 +208,11 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
             real = path.suffix.lower().lstrip(".") if path.suffix.lower() in {".xlsx", ".xlsm", ".xlsb", ".ods"} else "xlsx"
             not_a_workbook = not_a_workbook_zip(shown, scan.names)
     else:
-        names = {name.lower() for name in compound.stream_names(path)}
+        examined = compound.examine(path)  # header, FAT and directory, read once for both questions
+        names = {name.lower() for name in examined.names} if examined is not None else set()
         if names & {"encryptioninfo", "encryptedpackage"}:
             raise encrypted_workbook(shown)
-        if compound.cut_short(path):
+        if examined is not None and examined.cut_short:
             raise InputError(
                 shown,
                 "文件不完整(在拷贝或下载时被截断), 无法读取; 请重新拷贝或重新导出",
