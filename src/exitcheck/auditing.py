@@ -21,7 +21,16 @@ from exitcheck.reasons import Findings
 from exitcheck.registers.model import ROW, SOURCE, Registers
 from exitcheck.registers.parse import Parsed
 from exitcheck.rules import engine, figures
-from exitcheck.rules.engine import FAIL, UNKNOWN, Evaluation, Outcome, Skipped, masked_value, plain
+from exitcheck.rules.engine import (
+    FAIL,
+    UNKNOWN,
+    Evaluation,
+    Outcome,
+    Skipped,
+    masked_value,
+    plain,
+    plain_text,
+)
 from exitcheck.rules.model import Rule, RuleSet, check_template, load_ruleset, render_template
 from exitcheck.validation import prepare
 
@@ -222,7 +231,7 @@ class Reasons:
             reasons.ISSUES_SHEET: ISSUES_SHEET["en" if self.lang == "en" else "zh"],
         }
         if reasons.ERROR_LIST in placeholders:
-            extra[reasons.ERROR_LIST] = self.findings.error_list(_text(data.get("household_id")), self.lang)
+            extra[reasons.ERROR_LIST] = self.findings.error_list(plain_text(data.get("household_id")), self.lang)
         message = render_template(template, {**self.ruleset.spec.params, **_filled(data, placeholders), **extra})
         if rule.level == "member":
             message = reasons.with_detail(message, extra[reasons.MEMBERS], reasons.MEMBERS, placeholders)
@@ -239,7 +248,7 @@ class Reasons:
         resting = {name.removeprefix("ok_") for name in used if name.startswith("ok_")}
         if not resting:  # an indicator rule, as most gaps are: it rests on no other
             return ""
-        household = _text(data.get("household_id"))
+        household = plain_text(data.get("household_id"))
         named = []
         for rule in self.ruleset.rules:
             why = self.indicator_reasons.get((household, rule.id)) if rule.id in resting else None
@@ -254,7 +263,7 @@ class Reasons:
         """Why each blank input of the unit is missing: blank, a value not understood (quoted),
         for an ok_ column the indicator that could not be told and why, for a figure whose
         facts say why it is blank (an incidence) those facts."""
-        household = _text(data.get("household_id"))
+        household = plain_text(data.get("household_id"))
         parts: list[str | tuple[list[str], str]] = []
         # Indicators that cannot be told for one reason are named together before it, once:
         # a household whose members all went missing would otherwise repeat it for each.
@@ -288,7 +297,7 @@ class Reasons:
         """Why a member rule cannot be told for a household: the unknown members named, each
         with its missing inputs."""
         if not members:
-            return [self.findings.no_living_member(_text(data.get("household_id")), self.lang)]
+            return [self.findings.no_living_member(plain_text(data.get("household_id")), self.lang)]
         told = [(m.entry, m.missing) for m in members if m.entry["status"] == UNKNOWN and m.missing]
         if not told:  # the household's own inputs (who the rule applies to) are missing
             return self.missing_inputs(data, inputs, labels)
@@ -402,9 +411,9 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], make
             message += maker.high(rule, data)
         gap = Gap(
             level=rule.level, rule=rule.id, status=str(status),
-            household_id=_text(data.get("household_id")) if level == "household" else None,
-            township=_text(data.get("township")) if level != "county" else None,
-            village=_text(data.get("village")) if level in ("household", "village") else None,
+            household_id=plain_text(data.get("household_id")) if level == "household" else None,
+            township=plain_text(data.get("township")) if level != "county" else None,
+            village=plain_text(data.get("village")) if level in ("household", "village") else None,
             message=message, department=rule.department, values=values, kind=rule.kind,
             priority="high" if is_high else None,
             english_only={name: masked_value(name, data[name]) for name in sorted(english_only.of(status == FAIL, is_high))
@@ -413,11 +422,6 @@ def _gaps_of(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], make
         maker.remember(rule, gap, unknown_parts)
         out.append(gap)
     return out
-
-
-def _text(value: Any) -> str | None:
-    value = plain(value)
-    return None if value is None else str(value)
 
 
 def _member_values(rule: Rule, outcome: Outcome, frames: dict[str, pd.DataFrame], inputs: list[str],

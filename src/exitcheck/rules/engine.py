@@ -375,6 +375,12 @@ def plain(value: Any) -> Any:
     return value
 
 
+def plain_text(value: Any) -> str | None:
+    """A cell as text, None when blank (NA, NaN, None)."""
+    value = plain(value)
+    return None if value is None else str(value)
+
+
 def masked_value(name: str, value: Any) -> Any:
     value = plain(value)
     if name in ("id_number", "head_id_number") and isinstance(value, str):

@@ -26,6 +26,7 @@ from exitcheck.issues import DataIssue
 from exitcheck.registers.checks import first_rows, registered
 from exitcheck.registers.model import ROW, SOURCE
 from exitcheck.registers.schema import CAN_WORK
+from exitcheck.rules.engine import plain_text
 
 WORKING_AGE = (16, 60)
 SATISFIED = ("满意", "基本满意")
@@ -138,7 +139,7 @@ def _facts(frame: pd.DataFrame, unit: pd.Series) -> pd.Series:
     (the unit's index label per row; rows with none are left out), in register order."""
     if not len(frame):
         return pd.Series(dtype=object)
-    facts = pd.Series([Uncounted(int(s), int(r), c, _text(t), _text(v)) for t, v, s, r, c in zip(
+    facts = pd.Series([Uncounted(int(s), int(r), c, plain_text(t), plain_text(v)) for t, v, s, r, c in zip(
         frame["township"], frame["village"], frame[SOURCE], frame[ROW], frame["cause"], strict=True)], index=frame.index)
     keep = unit.notna().to_numpy(dtype=bool)
     return facts[keep].groupby(unit[keep].to_numpy()).agg(tuple)
@@ -147,12 +148,8 @@ def _facts(frame: pd.DataFrame, unit: pd.Series) -> pd.Series:
 def _population_facts(villages: pd.DataFrame) -> pd.Series:
     """PopulationUnknown per village whose population is blank or unreadable (by its index)."""
     blank = villages[villages["population"].isna()]
-    return pd.Series([PopulationUnknown(_text(t), _text(v), int(s), int(r)) for t, v, s, r in zip(
+    return pd.Series([PopulationUnknown(plain_text(t), plain_text(v), int(s), int(r)) for t, v, s, r in zip(
         blank["township"], blank["village"], blank[SOURCE], blank[ROW], strict=True)], index=blank.index, dtype=object)
-
-
-def _text(value: object) -> str | None:
-    return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
 
 
 def _join_facts(index: pd.Index, *parts: pd.Series) -> pd.Series:
