@@ -401,22 +401,27 @@ def _header_clues(sheet: SheetRead, header_index: int, source: SheetSource, head
     clues: dict[str, object] = {}
     if blank:
         shown = blank[:MAX_CLUES]
-        more_zh = f" 等 {len(blank)} 个" if len(blank) > MAX_CLUES else ""
-        more_en = f" and {len(blank) - MAX_CLUES} more" if len(blank) > MAX_CLUES else ""
+        more_zh, more_en = _more_than_shown(len(blank))
         clues["blank_headers"] = blank
         clues["clue"] = {"zh": f"; 表头为空的单元格: {'、'.join(shown)}{more_zh}",
                          "en": f"; blank header cell{'s' if len(blank) > 1 else ''}: {', '.join(shown)}{more_en}"}
     if unknown:
         shown_zh = "、".join(f"{cell}「{header}」" for cell, header in unknown[:MAX_CLUES])
         shown_en = ", ".join(f"{cell} '{header}'" for cell, header in unknown[:MAX_CLUES])
-        more_zh = f" 等 {len(unknown)} 个" if len(unknown) > MAX_CLUES else ""
-        more_en = f" and {len(unknown) - MAX_CLUES} more" if len(unknown) > MAX_CLUES else ""
+        more_zh, more_en = _more_than_shown(len(unknown))
         clues["unknown_headers"] = [header for _, header in unknown]
         previous = clues.get("clue", {"zh": "", "en": ""})
         assert isinstance(previous, dict)
         clues["clue"] = {"zh": f"{previous['zh']}; 未识别的表头: {shown_zh}{more_zh}",
                          "en": f"{previous['en']}; headers that match no field: {shown_en}{more_en}"}
     return clues
+
+
+def _more_than_shown(count: int) -> tuple[str, str]:
+    """What follows the first MAX_CLUES of `count` cells named: ' 等 N 个' / ' and M more'."""
+    if count <= MAX_CLUES:
+        return "", ""
+    return f" 等 {count} 个", f" and {count - MAX_CLUES} more"
 
 
 def _no_header_note(sheet: SheetRead, shown: str) -> list[tuple[str, str]]:
@@ -543,7 +548,7 @@ def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = Non
     limits = limits or Limits()
     files = expand_paths(paths)
     if not files:
-        raise _no_spreadsheets([str(p) for p in paths] if not isinstance(paths, str | Path) else [str(paths)])
+        raise _no_spreadsheets(paths)
     out = HeadersRead([], [], [])
     for path, shown in files:
         try:
@@ -632,9 +637,8 @@ def load(
     headers = headers or {}
     limits = limits or Limits()
     files = expand_paths(paths)
-    given = [str(p) for p in paths] if not isinstance(paths, str | Path) else [str(paths)]
     if not files:
-        raise _no_spreadsheets(given)
+        raise _no_spreadsheets(paths)
     sources: list[SheetSource] = []
     frames: dict[RegisterName, list[pd.DataFrame]] = {}
     failures: list[InputError] = []
@@ -697,9 +701,10 @@ def load(
     return registers
 
 
-def _no_spreadsheets(given: list[str]) -> InputError:
-    """Nothing to read; a folder is read without its subfolders, so name those that hold
-    spreadsheets (a register unzipped into a folder of its own is the usual case)."""
+def _no_spreadsheets(paths: Iterable[str | Path]) -> InputError:
+    """Nothing to read in `paths` (as given); a folder is read without its subfolders, so name
+    those that hold spreadsheets (a register unzipped into a folder of its own is the usual case)."""
+    given = [str(p) for p in paths] if not isinstance(paths, str | Path) else [str(paths)]
     nested = sorted(
         str(sub) for folder in map(Path, given) if folder.is_dir()
         for sub in folder.iterdir() if sub.is_dir() and expand_paths([sub])
