@@ -104,6 +104,13 @@ class AuditResult:
     def indicator_rules(self) -> list[Rule]:
         return [r for r in self.ruleset.rules if r.kind == "indicator"]
 
+    def county_incidence_why(self) -> tuple[Any, ...] | None:
+        """Why the county's incidence is blank for want of data (figures' facts), which the
+        terminal and the summary sheet then call 待核实; None when it is known, or when there is
+        nothing to compute it from (no village register)."""
+        county = self.frames["county"]
+        return plain(county[figures.INCIDENCE_WHY].iloc[0]) if figures.INCIDENCE_WHY in county and len(county) else None
+
     def summary(self) -> dict[str, Any]:
         households = self.frames["household"]
         reg = figures.registered(households)

@@ -93,15 +93,6 @@ def print_columns(ui: Any, sheets: Sequence[Any]) -> None:
         ui.out.print(table)
 
 
-def incidence_unknown(result: Any) -> bool:
-    """The county's incidence is blank because part of its data cannot be counted (not because
-    there are no villages): a figure from the rest would mislead, so the summary says 待核实."""
-    from exitcheck.rules.figures import INCIDENCE_WHY
-
-    county = result.frames["county"]
-    return not result.several_counties and INCIDENCE_WHY in county and county[INCIDENCE_WHY].notna().any()
-
-
 def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
     """Households, gaps by indicator and township, incidence, the worst villages, the outputs."""
     if ui.quiet:  # -q prints nothing: summarising costs a tenth of a second at county scale
@@ -117,7 +108,7 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
     ))
     if incidence is not None:
         ui.out.print(t(f"全县贫困发生率 {incidence:.2%}", f"County poverty incidence {incidence:.2%}"))
-    elif incidence_unknown(result):
+    elif not result.several_counties and result.county_incidence_why() is not None:  # a part would mislead
         ui.out.print(t("全县贫困发生率 待核实(原因见 county_incidence)", "County poverty incidence unknown (why: see county_incidence)"))
     if result.several_counties:
         print_counties(ui, result)

@@ -538,7 +538,7 @@ def _county_facts(result: AuditResult, unassigned: int) -> list[tuple[str, Any]]
         (t("在世成员", "Living members"), summary["members"]),
         (t("村", "Villages"), summary["villages"]),
         (t("乡镇", "Townships"), summary["townships"]),
-        (t("全县贫困发生率", "County poverty incidence"), _incidence_shown(summary["incidence"].get("county"), _county_why(result), result.lang))
+        (t("全县贫困发生率", "County poverty incidence"), _incidence_shown(summary["incidence"].get("county"), result.county_incidence_why(), result.lang))
         if not multi_county(result)
         else (t("合计贫困发生率(各县贫困人口之和/户籍人口之和)", "Poverty incidence, all counties (summed)"), summary["incidence"].get("all")),
         (t("认可度", "Satisfaction"), summary["satisfaction_rate"]),
@@ -546,12 +546,6 @@ def _county_facts(result: AuditResult, unassigned: int) -> list[tuple[str, Any]]
     if unassigned:  # they reach no township's book: say where they are
         facts.append((t(f"{UNASSIGNED_SHEET[0]}(见同名工作表)", f"{UNASSIGNED_SHEET[1]} (see that sheet)"), unassigned))
     return facts
-
-
-def _county_why(result: AuditResult) -> Any:
-    """Why the county's incidence is blank, when it is for want of data (None otherwise)."""
-    county = result.frames.get("county")
-    return county[INCIDENCE_WHY].iloc[0] if county is not None and INCIDENCE_WHY in county and len(county) else None
 
 
 def _township_facts(result: AuditResult, towns: pd.DataFrame) -> list[tuple[str, Any]]:
