@@ -190,6 +190,7 @@ def household_details(result: AuditResult, gaps: Sequence[Gap]) -> dict[Househol
     extras = [e for e in result.registers.extra_columns("households") if e in result.frames["household"]]
     details: dict[HouseholdKey, dict[str, Any]] = {}
     for keys, shown in ((list(listed), [*SHOWN_ON_THE_LIST, *extras]), (list(at_risk), list(SHOWN_ON_THE_RISKS))):
+        # a row each: the households on some list, for the nightly digest only (not the audit's path)
         for key, values in zip(keys, _household_fields(result, keys, shown).to_dict("records"), strict=True):
             plain_values = {name: plain(value) for name, value in values.items()}
             details[key] = {"county": key[0], "household_id": key[1], **{n: v for n, v in plain_values.items() if v is not None}}

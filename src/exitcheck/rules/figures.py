@@ -139,6 +139,7 @@ def _facts(frame: pd.DataFrame, unit: pd.Series) -> pd.Series:
     (the unit's index label per row; rows with none are left out), in register order."""
     if not len(frame):
         return pd.Series(dtype=object)
+    # one fact per row that no village counts: a handful, not the register
     facts = pd.Series([Uncounted(int(s), int(r), c, plain_text(t), plain_text(v)) for t, v, s, r, c in zip(
         frame["township"], frame["village"], frame[SOURCE], frame[ROW], frame["cause"], strict=True)], index=frame.index)
     keep = unit.notna().to_numpy(dtype=bool)
@@ -147,7 +148,7 @@ def _facts(frame: pd.DataFrame, unit: pd.Series) -> pd.Series:
 
 def _population_facts(villages: pd.DataFrame) -> pd.Series:
     """PopulationUnknown per village whose population is blank or unreadable (by its index)."""
-    blank = villages[villages["population"].isna()]
+    blank = villages[villages["population"].isna()]  # a fact per village whose population is blank: few
     return pd.Series([PopulationUnknown(plain_text(t), plain_text(v), int(s), int(r)) for t, v, s, r in zip(
         blank["township"], blank["village"], blank[SOURCE], blank[ROW], strict=True)], index=blank.index, dtype=object)
 
