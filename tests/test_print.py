@@ -31,12 +31,14 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def printed(tmp_path_factory) -> Path:
-    """The sample county's outputs, in both languages: zh/, en/, bands/, bands_en/, val/."""
+    """The sample county's outputs, in both languages: zh/, en/, towns/ (a book per township),
+    bands/, bands_en/, val/."""
     folder = tmp_path_factory.mktemp("printed")
     assert _cli("sample", "registers.xlsx", cwd=folder).returncode == 0
     runs = [
         ("audit", "registers.xlsx", "--out", "zh", "--as-of", AS_OF, "--format", "xlsx,csv"),
         ("audit", "registers.xlsx", "--out", "en", "--as-of", AS_OF, "--lang", "en", "--format", "xlsx,csv"),
+        ("audit", "registers.xlsx", "--out", "towns", "--as-of", AS_OF, "--format", "xlsx", "--split-by", "township"),
         ("bands", "registers.xlsx", "--out", "bands", "--as-of", AS_OF),
         ("bands", "registers.xlsx", "--out", "bands_en", "--as-of", AS_OF, "--lang", "en"),
         ("validate", "registers.xlsx", "--out", "val"),
@@ -116,6 +118,49 @@ def test_the_mark_columns_are_narrow_with_their_headers_top_to_bottom(printed):
         assert all(_width(sheet, c.column_letter) <= 5 for c in marks), name
         longest = max(len(c.value) for c in marks)
         assert sheet.row_dimensions[1].height >= (15 * longest if rotation == 255 else 7 * longest), name
+
+
+#: What a landscape A4 page prints across at 0.4" margins, in pixels at 96 to the inch.
+A4_ACROSS = (11.69 - 0.8) * 96
+
+
+def _pixels(sheet) -> int:
+    """The list's width on screen at 100 %, from the widths stored in the file."""
+    count = len([c for c in sheet[_header_row(sheet)] if c.value is not None])
+    return sum(round(_width(sheet, get_column_letter(index)) * 7) for index in range(1, count + 1))
+
+
+def test_wide_lists_print_at_a_size_that_reads_on_a4(printed):
+    """The household list (24 columns) and the data issues (13) were fitted to one A4 width
+    at about half size, 5-point text; now their columns of running text are narrowed and wrap
+    until the list prints at two thirds of its size or more (11 points → 7.5), on A4 still."""
+    wide = [("zh/gaps.xlsx", "户清单"), ("en/gaps.xlsx", "Households"), ("zh/gaps.xlsx", "数据问题"), ("val/issues.xlsx", "数据问题")]
+    for name, sheet_name in wide:
+        sheet = _book(printed, name)[sheet_name]
+        setup = sheet.page_setup
+        assert (setup.paperSize, setup.orientation, setup.fitToWidth or 1) == (9, "landscape", 1), name
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage, name
+        assert A4_ACROSS / _pixels(sheet) >= 0.66, (name, sheet_name, _pixels(sheet))
+    households = _book(printed, "zh/gaps.xlsx")["户清单"]
+    reasons = [c for c in households[1] if c.value == "原因(✗未达标 ?待核实)"][0]
+    assert households.cell(2, reasons.column).alignment.wrap_text
+    assert 24 <= _width(households, reasons.column_letter) < 30
+    id_column = [c for c in households[1] if c.value == "户编号"][0]
+    assert _width(households, id_column.column_letter) >= 18 + 2  # an ID is never broken
+
+
+def test_every_printed_page_of_a_list_says_which_list_of_where_and_when(printed):
+    """A page that comes loose from a 20-page household list still says what it is: the list,
+    the township in a township's book, and the reference date, at the head of every page; a
+    band list's title line is printed on every page with the headers."""
+    for name, expected in (("zh/gaps.xlsx", "{sheet} 基准日 2020-06-30"), ("en/gaps.xlsx", "{sheet} as of 2020-06-30"),
+                           ("towns/townships/越城镇.xlsx", "越城镇 {sheet} 基准日 2020-06-30")):
+        book = _book(printed, name)
+        for sheet in book.worksheets[1:]:
+            assert sheet.oddHeader.left.text == expected.format(sheet=sheet.title), (name, sheet.title)
+            assert sheet.print_title_rows == "$1:$1", (name, sheet.title)
+    for sheet in _book(printed, "bands/bands.xlsx").worksheets[1:]:
+        assert sheet.print_title_rows == "$1:$2", sheet.title
 
 
 def test_a_row_of_several_lines_is_tall_enough_for_its_reason(printed):
@@ -339,3 +384,18 @@ def test_libreoffice_opens_the_clerks_csv_with_ids_whole(printed, tmp_path):
     column = [c.value for c in sheet[1]].index("户编号")
     ids = [row[column] for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert ids and all(isinstance(hid, str) and re.fullmatch(r"\s?\d{18}", hid) for hid in ids), ids[:3]
+
+
+def test_fitting_to_the_page_narrows_running_text_only_and_never_below_its_floor():
+    from exitcheck.report.sheets import NARROWEST_WRAP, fit_to_page
+
+    narrow = [10.0, 20.0, 48.0]
+    assert fit_to_page(narrow, ["a", "b", "c"], lambda i: True) == narrow  # fits already: left alone
+    widths = [20.0] * 8 + [48.0, 48.0, 30.0]  # eight ID-like columns and three of running text
+    fitted = fit_to_page(widths, ["x"] * 11, lambda i: i >= 8)
+    assert fitted[:8] == widths[:8]
+    assert fitted[8] == fitted[9] < 48 and all(w >= NARROWEST_WRAP for w in fitted[8:])
+    hopeless = fit_to_page([30.0] * 20 + [48.0], ["x"] * 21, lambda i: i == 20)
+    assert hopeless == [30.0] * 20 + [NARROWEST_WRAP]  # too wide whatever is done: the floor, not less
+    long_header = "a header far too long to fit in twenty-four columns on three lines, wrapped at every space it has"
+    assert fit_to_page([30.0] * 20 + [48.0], ["x"] * 20 + [long_header], lambda i: i == 20)[20] > NARROWEST_WRAP

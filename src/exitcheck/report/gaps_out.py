@@ -34,6 +34,7 @@ from exitcheck.report.sheets import (
     fit_columns,
     formats,
     open_workbook,
+    set_up_page,
     write_cells,
     write_list_row,
     write_table,
@@ -425,24 +426,35 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
             _counties_sheet(workbook, result, gaps)
         frame, headers = household_sheet(result, gaps)
         marks = [frame.columns.get_loc(r.id) for r in result.indicator_rules() if r.id in frame.columns]
-        write_table(workbook, t("户清单", "Households"), frame, headers, upright=marks,
+        name = t("户清单", "Households")
+        write_table(workbook, name, frame, headers, upright=marks, page_header=page_header(result, place, name),
                     none_note=t("没有指标未达标或待核实的户", "No household has a failing or unknown indicator"))
         # A township's book has no county sheet: the county's own findings are never its gaps.
         levels = (("village", t("村清单", "Villages")), ("township", t("乡镇清单", "Townships")), ("county", t("县", "County")))
         for level, name in levels[:2] if place else levels:
             frame, headers = unit_sheet(result, gaps, level)
-            write_table(workbook, name, frame, headers, none_note=t(*NONE_AT_LEVEL[level]))
+            write_table(workbook, name, frame, headers, none_note=t(*NONE_AT_LEVEL[level]), page_header=page_header(result, place, name))
         frame, headers = risk_sheet(result, gaps)
-        write_table(workbook, t("风险清单", "Risks"), frame, headers, none_note=t("没有风险户", "No household at risk"))
+        name = t("风险清单", "Risks")
+        write_table(workbook, name, frame, headers, none_note=t("没有风险户", "No household at risk"), page_header=page_header(result, place, name))
         if progress is not None:
             from exitcheck.report.progress_sheet import add_progress_sheet
 
             add_progress_sheet(workbook, progress, lang)
-        add_issues_sheet(workbook, issues, lang, t(ISSUES_SHEET["zh"], ISSUES_SHEET["en"]))
+        name = t(ISSUES_SHEET["zh"], ISSUES_SHEET["en"])
+        add_issues_sheet(workbook, issues, lang, name, page_header=page_header(result, place, name))
         if unassigned:
-            add_issues_sheet(workbook, unassigned, lang, t(*UNASSIGNED_SHEET))
+            name = t(*UNASSIGNED_SHEET)
+            add_issues_sheet(workbook, unassigned, lang, name, page_header=page_header(result, place, name))
         workbook.close()
     return path
+
+
+def page_header(result: AuditResult, place: Place | None, name: str) -> str:
+    """What the top of each printed page of a list says: the township's name in its own book,
+    the list, and the reference date, e.g. 越城镇 户清单 基准日 2020-06-30."""
+    where = " ".join(part for part in place if part) if place else ""
+    return " ".join(part for part in (where, name, chooser(result.lang)("基准日", "as of"), result.as_of.isoformat()) if part)
 
 
 def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], place: Place | None, unassigned: int) -> None:
@@ -503,9 +515,7 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], plac
             sheet.write_string(top3 + offset, 1, item["reason"])
         blocks.append((None, [t("未评估的规则", "Rules not evaluated")], [[item["rule"]] for item in skipped]))
     fit_columns(sheet, blocks)
-    sheet.set_landscape()
-    sheet.set_paper(9)
-    sheet.fit_to_pages(1, 0)
+    set_up_page(sheet)
 
 
 def _indicator_chart(workbook: Any, sheet: Any, t: Any, top: int, count: int) -> None:

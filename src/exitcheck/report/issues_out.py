@@ -56,14 +56,14 @@ def issues_frame(issues: Sequence[DataIssue], lang: str, *, mask_ids: bool) -> p
     return frame
 
 
-def add_issues_sheet(workbook: object, issues: Sequence[DataIssue], lang: str, name: str) -> None:
+def add_issues_sheet(workbook: object, issues: Sequence[DataIssue], lang: str, name: str, *, page_header: str | None = None) -> None:
     """The sheet a clerk fixes cells from: ID numbers shown whole, so the cell can be found,
     and how to fix each (register-format.md: an issue comes with its fix)."""
     frame = issues_frame(issues, lang, mask_ids=False)
     headers = list(ISSUE_HEADERS[lang])
     headers.insert(1, "问题" if lang != "en" else "Title")
     headers.append("如何修改" if lang != "en" else "How to fix")
-    write_table(workbook, name, frame, headers, none_note="没有数据问题" if lang != "en" else "No data issues")
+    write_table(workbook, name, frame, headers, none_note="没有数据问题" if lang != "en" else "No data issues", page_header=page_header)
 
 
 def write_issues_xlsx(path: Path, issues: Sequence[DataIssue], lang: str, mode: int = DEFAULT_MODE) -> Path:

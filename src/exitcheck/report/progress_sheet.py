@@ -14,7 +14,7 @@ import pandas as pd
 
 from exitcheck.history import COUNTY, NO_TOWNSHIP, township_label
 from exitcheck.i18n import chooser
-from exitcheck.report.sheets import formats, write_cells, write_list_row
+from exitcheck.report.sheets import formats, set_up_page, write_cells, write_list_row
 
 #: Excel's limit on the series of one chart; a county has far fewer townships.
 MAX_SERIES = 255
@@ -56,9 +56,7 @@ def add_progress_sheet(workbook: Any, progress: pd.DataFrame, lang: str) -> Any:
     sheet.set_column(1, 1, 12)
     sheet.set_column(2, 2 + len(townships), 14)
     sheet.freeze_panes(top + 1, 2)
-    sheet.set_landscape()
-    sheet.set_paper(9)
-    sheet.fit_to_pages(1, 0)
+    set_up_page(sheet)
     return sheet
 
 

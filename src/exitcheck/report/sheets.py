@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,7 @@ def write_table(
     total_rows: int = 0,
     none_note: str | None = None,
     upright: Sequence[int] = (),
+    page_header: str | None = None,
 ) -> Any:
     """One sheet: optional title line, a header row, the rows; set up for filtering and print.
 
@@ -165,8 +166,11 @@ def write_table(
     so that sorting or filtering the list leaves them where they are. No rows: `none_note`
     under the headers, so that the printed page says there are none, and no filter (a filter
     over a blank row offers nothing to choose). The columns in `upright` (marks such as ✗)
-    are as narrow as their cells, their headers written top to bottom, so that a wide list
-    still prints at a size that can be read.
+    are as narrow as their cells, their headers written top to bottom; and a list too wide to
+    print readably on one A4 page's width has its columns of running text narrowed (they wrap)
+    until it does (fit_to_page). `page_header` is printed at the top of every page (which
+    list, of where, as of when), so that a loose page still says what it is; a `title` line
+    is printed on every page too.
     """
     sheet = workbook.add_worksheet(name[:31])
     fmt = formats(workbook)
@@ -181,16 +185,18 @@ def write_table(
     formatted = {frame.columns.get_loc(name): code for name, code in (number_formats or {}).items() if name in frame}
     numeric = [_numbers(cells) for cells in columns]
     chosen = [column_width([] if i in upright else [h], columns[i] if i < len(columns) else [], formatted=i in formatted,
-                           numbers=numeric[i] if i < len(columns) else None)
+                           numbers=numeric[i] if i < len(columns) else None, narrowest=MARK_WIDTH if i in upright else 4)
               for i, h in enumerate(headers)]
     if not len(frame) and none_note and chosen:  # the note is the list's only text: it must show whole
         chosen[0] = max(chosen[0], column_width([], [none_note]) - sum(chosen[1:]))
+    fitted = fit_to_page(chosen, headers, lambda i: i < len(columns) and not numeric[i] and i not in upright and _breakable(columns[i]))
     for index in upright:
         sheet.write_string(top, index, headers[index], fmt["header:stacked" if _stacks(headers[index]) else "header:turned"])
     sheet.set_row(top, max([LINE_HEIGHT * max((header_lines(h, w) for i, (h, w) in enumerate(zip(headers, chosen, strict=False))
                                               if i not in upright), default=1),
                             *(_upright_height(headers[i]) for i in upright)]))
-    wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH]
+    wrapped = [i for i in range(len(columns)) if chosen[i] >= WRAP_WIDTH or fitted[i] < chosen[i]]
+    chosen = fitted
     props = [_list_cell(index in wrapped, index in pct_columns, formatted.get(index), numeric[index]) for index in range(len(columns))]
     kinds = {"plain": props, "stand_out": [{**p, **STAND_OUT} for p in props], "total": [{**p, **TOTAL} for p in props]}
     styles = {kind: ([cell_format(workbook, p) for p in ps], [cell_format(workbook, p, quoted=True) for p in ps]) for kind, ps in kinds.items()}
@@ -217,13 +223,63 @@ def write_table(
         sheet.autofilter(top, 0, last_row, len(headers) - 1)
     for index, width in enumerate(chosen):
         sheet.set_column(index, index, width)
-    sheet.repeat_rows(top)
-    sheet.set_landscape()
-    sheet.set_paper(9)  # A4
-    sheet.fit_to_pages(1, 0)
-    sheet.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
-    sheet.set_footer("&C&P / &N")
+    sheet.repeat_rows(0, top)  # the title line too: a page of a long list says which list it is
+    set_up_page(sheet, page_header)
     return sheet
+
+
+def set_up_page(sheet: Any, page_header: str | None = None) -> None:
+    """A4 landscape, fitted to one page's width, page numbers at the foot and `page_header`
+    at the head of every page."""
+    sheet.set_landscape()
+    sheet.set_paper(9)  # A4: the paper every office printer has (A3 would stop some asking for it)
+    sheet.fit_to_pages(1, 0)
+    sheet.set_margins(left=MARGIN_INCHES, right=MARGIN_INCHES, top=0.6, bottom=0.6)
+    if page_header:
+        # '&' starts a code in a header; Excel takes 255 characters at most
+        sheet.set_header("&L" + page_header.replace("&", "&&")[:250])
+    sheet.set_footer("&C&P / &N")
+
+
+#: Left and right margins of a printed list, in inches.
+MARGIN_INCHES = 0.4
+#: What a landscape A4 page prints across, in pixels at 96 to the inch.
+PRINTABLE_PIXELS = (11.69 - 2 * MARGIN_INCHES) * 96
+#: The smallest fit-to-width scale at which 11-point text still reads on paper (about 7.5 points).
+READABLE_SCALE = 0.68
+#: Narrowest a column of running text is made to fit a list to the page (twelve Chinese characters).
+NARROWEST_WRAP = 24
+#: Width of a column of marks (✗, ?) with its header written top to bottom.
+MARK_WIDTH = 3
+
+
+def _pixels(width: float) -> int:
+    """A column's width on screen at 100 %: Excel's rule for its default font."""
+    return int(width * 7 + 0.5) + 5
+
+
+def fit_to_page(widths: Sequence[float], headers: Sequence[str], breakable: Callable[[int], bool]) -> list[float]:
+    """Widths at which a list prints at READABLE_SCALE or larger across one A4 page: the
+    widest columns of running text (`breakable(i)`: it can wrap) are brought down to a common
+    width first, none below NARROWEST_WRAP or the width its header needs. A list that still
+    does not fit keeps those floors: narrower text would wrap into rows taller than a page."""
+    budget = PRINTABLE_PIXELS / READABLE_SCALE
+    if sum(map(_pixels, widths)) <= budget:
+        return list(widths)
+    floors = [max(NARROWEST_WRAP, _header_width(headers[i]) if i < len(headers) else 0)
+              if width > NARROWEST_WRAP and breakable(i) else width for i, width in enumerate(widths)]
+    fitted = list(widths)
+    cap = max(widths, default=0)
+    while sum(map(_pixels, fitted)) > budget and cap > NARROWEST_WRAP:
+        cap -= 1
+        fitted = [max(floor, min(width, cap)) for width, floor in zip(widths, floors, strict=True)]
+    return fitted
+
+
+def _breakable(cells: Sequence[Any]) -> bool:
+    """Whether a column holds running text that can wrap between words or Chinese characters
+    (an ID number or a phone number cannot: it would break mid-number)."""
+    return any(isinstance(cell, str) and len(_pieces(cell)) > 1 for cell in cells)
 
 
 def _box_list(workbook: Any, sheet: Any, first_row: int, last_row: int, last_column: int) -> None:
@@ -261,15 +317,17 @@ HEADER_LINES = 3
 PADDING = 2
 
 
-def column_width(headers: Sequence[str], cells: Sequence[Any], *, formatted: bool = False, numbers: bool | None = None) -> float:
+def column_width(headers: Sequence[str], cells: Sequence[Any], *, formatted: bool = False, numbers: bool | None = None,
+                 narrowest: float = 4) -> float:
     """The width a column needs for its header(s) and its cells, measured in the text itself:
     its longest cell, capped at WRAP_WIDTH (longer text wraps), and room for each header on
-    HEADER_LINES lines with no word broken. `formatted`: numbers shown with thousands
-    separators and two decimals; `numbers`: whether the cells are numbers, when known."""
+    HEADER_LINES lines with no word broken; `narrowest` at least. `formatted`: numbers shown
+    with thousands separators and two decimals; `numbers`: whether the cells are numbers, when
+    known."""
     shown = (lambda cell: f"{cell:,.2f}" if isinstance(cell, int | float) else _shown(cell)) if formatted else _shown
     longest = max((_display_len(text) for text in {shown(cell) for cell in cells if cell is not None}), default=0)
     longest += _numbers(cells) if numbers is None else numbers  # the indent that keeps a number off the border
-    return max(min(longest + PADDING, WRAP_WIDTH), *(_header_width(header) for header in headers), 4)
+    return max(min(longest + PADDING, WRAP_WIDTH), *(_header_width(header) for header in headers), narrowest)
 
 
 Block = tuple[int | None, Sequence[str], Sequence[Sequence[Any]]]
