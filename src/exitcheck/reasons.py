@@ -173,7 +173,7 @@ def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: s
         shown = join_list(numbers[:ROWS_SHOWN], lang)
         if len(numbers) > ROWS_SHOWN:
             shown += pick(lang, f"等{len(numbers)}户", f" and {len(numbers) - ROWS_SHOWN} more")
-        why = _uncounted_cause(cause, township, village, (file, sheet, numbers[0]) if len(numbers) == 1 else None, findings, lang)
+        why = _uncounted_cause(cause, township, village, [(file, sheet, n) for n in numbers], findings, lang)
         parts.append(pick(lang, f"{sheet}第{shown}行的户未计入贫困人口({why})",
                           f"{'household' if len(numbers) == 1 else 'households'} on row{'' if len(numbers) == 1 else 's'} "
                           f"{shown} of {sheet} not counted among the poor ({why})"))
@@ -188,12 +188,22 @@ def _population_label(fact: Any, level: str, lang: str) -> str:
     return pick(lang, f"{place}{label}", f"{label.lower()} of {place}")
 
 
-def _uncounted_cause(cause: str, township: str | None, village: str | None, cell: tuple[str, str, int] | None,
+def _uncounted_cause(cause: str, township: str | None, village: str | None, cells: Sequence[tuple[str, str, int]],
                      findings: Findings, lang: str) -> str:
+    """Why the household rows at `cells` (file, sheet, Excel row) are counted in no village."""
     if cause == "unknown_village":
         return pick(lang, f"村表中没有{township}{village}", f"{township}/{village} is not in the village register")
+    if cause in ("status", "category"):  # cells that can be unreadable, not only blank
+        label = field_label(cause, lang)
+        typed = {findings.unreadable.get((*cell, cause)) for cell in cells}  # None: blank
+        if typed == {None} or len(cells) == 1:
+            return blank_input(label, typed.pop(), lang)
+        if None in typed:
+            return pick(lang, f"{label}为空或无法识别", f"{label} blank or not recognised")
+        return pick(lang, f"{label}无法识别", f"{label} not recognised")
     if cause != "household_id":
         return blank_input(field_label(cause, lang), None, lang)
+    cell = cells[0] if len(cells) == 1 else None
     label = field_label("household_id", lang)
     issue = findings.household_ids.get(cell) if cell is not None else None
     if issue is None:

@@ -27,7 +27,7 @@ HEAD = "户主"
 
 #: Blank cells an indicator of the default rules needs, by register: (fields, who it applies to).
 INDICATOR_FIELDS: dict[RegisterName, tuple[str, ...]] = {
-    "households": ("safe_water", "electricity", "broadcast_tv", "policy_awareness",
+    "households": ("status", "safe_water", "electricity", "broadcast_tv", "policy_awareness",
                    "living_environment", "gratitude_bag", "satisfaction"),
     "members": ("medical_insurance",),
     "villages": ("paved_road", "clinic", "culture_room", "telecom", "safe_water",

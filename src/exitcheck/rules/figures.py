@@ -52,7 +52,8 @@ class PopulationUnknown:
 class Uncounted:
     """A household register row that may hold poor people but is counted in no village.
     cause: household_id (blank or unreadable: the row left the audit), township or village
-    (blank), unknown_village (the pair is not in the village register)."""
+    (blank), unknown_village (the pair is not in the village register), status or category
+    (blank or unreadable: whether its people are poor is not known)."""
 
     source: int
     row: int
@@ -118,17 +119,27 @@ def uncounted_rows(table: pd.DataFrame, households: pd.DataFrame, villages: pd.D
     people but that no village's poor_people counts: a row whose household_id is blank or
     unreadable (it is not in the household frame) that is registered and not exited, or blank
     in either; a household of the frame with poor people whose 乡镇 or 行政村 is blank or whose
-    pair is not in `villages`. Columns township, village, SOURCE, ROW and cause."""
+    pair is not in `villages`; a household of the frame with living members whose 脱贫状态 is
+    blank or unreadable while it is registered (or its 农户类别 too), or whose 农户类别 is
+    blank or unreadable while it is 未脱贫: poor_people counts it as not poor, and a village
+    would pass on it. Columns township, village, SOURCE, ROW and cause."""
     dropped = table["household_id"].isna().to_numpy(dtype=bool)
-    category, status = table["category"], table["status"]
-    maybe_poor = ((category.eq("建档立卡户") | category.isna()) & (status.eq("未脱贫") | status.isna())).fillna(True).to_numpy(dtype=bool)
+    no_category, no_status = table["category"].isna().to_numpy(dtype=bool), table["status"].isna().to_numpy(dtype=bool)
+    not_exited = table["status"].eq("未脱贫").fillna(False).to_numpy(dtype=bool)
+    maybe_registered = table["category"].eq("建档立卡户").fillna(False).to_numpy(dtype=bool) | no_category
+    maybe_poor = maybe_registered & (not_exited | no_status)
     kept_poor = (poor_people(households) > 0).reindex(table.index, fill_value=False).to_numpy(dtype=bool)
+    # a household counted as not poor only because a cell that would say so is blank or unreadable
+    lives = (households["living_members"].reindex(table.index).fillna(0) > 0).to_numpy(dtype=bool) & first_rows(table).to_numpy(dtype=bool) & ~dropped
+    no_status = no_status & lives & maybe_registered
+    no_category = no_category & lives & not_exited
     township, village = table["township"], table["village"]
     keys = pd.MultiIndex.from_frame(villages[["township", "village"]].astype(object))
     placed = pd.MultiIndex.from_frame(table[["township", "village"]].astype(object)).isin(keys)
     no_township, no_village = township.isna().to_numpy(dtype=bool), village.isna().to_numpy(dtype=bool)
-    cause = np.select([dropped, no_township, no_village, ~placed], ["household_id", "township", "village", "unknown_village"], default="")
-    chosen = (dropped & maybe_poor) | (kept_poor & ~placed)
+    cause = np.select([dropped, no_township, no_village, ~placed, no_status, no_category],
+                      ["household_id", "township", "village", "unknown_village", "status", "category"], default="")
+    chosen = (dropped & maybe_poor) | ((kept_poor | no_status | no_category) & ~placed) | no_status | no_category
     out = table.loc[chosen, ["township", "village", SOURCE, ROW]].copy()
     out["cause"] = cause[chosen]
     return out
