@@ -173,6 +173,22 @@ def test_a_household_that_is_not_registered_needs_no_status(tmp_path):
     assert not [i for i in res.data_issues if i.field == "status"]
 
 
+def test_a_poor_household_whose_members_lost_the_zeros_of_its_id_makes_its_village_unknown(tmp_path):
+    """The member sheet's 户编号 stored as numbers: 1 for 新民村's poor household 0...04. Its
+    members joined no household, and it counted no poor people: 新民村 6 / 500, a firm figure."""
+    county = poor_county()
+    county.households[3]["户编号"] = "000004"
+    for row in county.members[9:12]:
+        assert row["户编号"] == "513434000004"
+        row["户编号"] = 4
+    res = _run(county, tmp_path)
+    assert {i.code for i in res.data_issues} >= {"household_id_zeros_lost"}
+    why = f"待核实: 户表第{excel_row('户表', 3)}行的户未计入贫困人口(成员表中有成员的户编号丢失了前导零, 未计入该户, 见 household_id_zeros_lost)"
+    gaps = _incidence_gaps(res)
+    assert gaps == {("village_incidence", "unknown", "新民村"): why, ("county_incidence", "unknown", "county"): why}
+    assert township_totals(res).loc["越城镇", "incidence"] == pytest.approx(0)
+
+
 def test_the_cli_says_the_county_incidence_is_unknown_and_why_in_english(tmp_path, run_cli):
     county = poor_county()
     county.villages[0]["户籍人口"] = "约两千"

@@ -165,7 +165,7 @@ def build_frames(parsed: Parsed, unread: Sequence[str] = ()) -> dict[str, pd.Dat
     if "villages" in tables:
         # household rows that may hold poor people but that no village counts: the incidence
         # of every unit they would count in is blank (待核实), never computed without them
-        uncounted = figures.uncounted_rows(tables["households"], households, tables["villages"])
+        uncounted = figures.uncounted_rows(tables["households"], households, tables["villages"], parsed.zeros_pointers)
         villages = figures.village_frame(tables["villages"], households, uncounted)
         frames["village"] = villages
     frames["township"] = figures.township_frame(tables.get("townships"), villages, households, uncounted)

@@ -201,6 +201,10 @@ def _uncounted_cause(cause: str, township: str | None, village: str | None, cell
         if None in typed:
             return pick(lang, f"{label}为空或无法识别", f"{label} blank or not recognised")
         return pick(lang, f"{label}无法识别", f"{label} not recognised")
+    if cause == "members":
+        return pick(lang, "成员表中有成员的户编号丢失了前导零, 未计入该户, 见 household_id_zeros_lost",
+                    "members whose 户编号 lost its leading zeros in the member sheet count in no household; "
+                    "see household_id_zeros_lost")
     if cause != "household_id":
         return blank_input(field_label(cause, lang), None, lang)
     cell = cells[0] if len(cells) == 1 else None

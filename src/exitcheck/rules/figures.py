@@ -16,7 +16,7 @@ village not in the village register). The unit's `incidence__why` column then ho
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +53,8 @@ class Uncounted:
     """A household register row that may hold poor people but is counted in no village.
     cause: household_id (blank or unreadable: the row left the audit), township or village
     (blank), unknown_village (the pair is not in the village register), status or category
-    (blank or unreadable: whether its people are poor is not known)."""
+    (blank or unreadable: whether its people are poor is not known), members (some of its
+    members' 户编号 lost their leading zeros: they are counted in no household)."""
 
     source: int
     row: int
@@ -114,7 +115,8 @@ def poor_people(households: pd.DataFrame) -> pd.Series:
     return households["living_members"].where(poor, 0).fillna(0).astype(int)
 
 
-def uncounted_rows(table: pd.DataFrame, households: pd.DataFrame, villages: pd.DataFrame) -> pd.DataFrame:
+def uncounted_rows(table: pd.DataFrame, households: pd.DataFrame, villages: pd.DataFrame,
+                   members_elsewhere: Collection[str] = ()) -> pd.DataFrame:
     """The rows of the household register (`table`, every row as parsed) that may hold poor
     people but that no village's poor_people counts: a row whose household_id is blank or
     unreadable (it is not in the household frame) that is registered and not exited, or blank
@@ -122,7 +124,10 @@ def uncounted_rows(table: pd.DataFrame, households: pd.DataFrame, villages: pd.D
     pair is not in `villages`; a household of the frame with living members whose 脱贫状态 is
     blank or unreadable while it is registered (or its 农户类别 too), or whose 农户类别 is
     blank or unreadable while it is 未脱贫: poor_people counts it as not poor, and a village
-    would pass on it. Columns township, village, SOURCE, ROW and cause."""
+    would pass on it; a household that may be poor whose members are elsewhere
+    (`members_elsewhere`: ids that members typed without their leading zeros, which join no
+    household): its poor people are undercounted. Columns township, village, SOURCE, ROW and
+    cause."""
     dropped = table["household_id"].isna().to_numpy(dtype=bool)
     no_category, no_status = table["category"].isna().to_numpy(dtype=bool), table["status"].isna().to_numpy(dtype=bool)
     not_exited = table["status"].eq("未脱贫").fillna(False).to_numpy(dtype=bool)
@@ -133,13 +138,15 @@ def uncounted_rows(table: pd.DataFrame, households: pd.DataFrame, villages: pd.D
     lives = (households["living_members"].reindex(table.index).fillna(0) > 0).to_numpy(dtype=bool) & first_rows(table).to_numpy(dtype=bool) & ~dropped
     no_status = no_status & lives & maybe_registered
     no_category = no_category & lives & not_exited
+    members_lost = table["household_id"].isin(list(members_elsewhere)).to_numpy(dtype=bool) & maybe_poor & first_rows(table).to_numpy(dtype=bool)
     township, village = table["township"], table["village"]
     keys = pd.MultiIndex.from_frame(villages[["township", "village"]].astype(object))
     placed = pd.MultiIndex.from_frame(table[["township", "village"]].astype(object)).isin(keys)
     no_township, no_village = township.isna().to_numpy(dtype=bool), village.isna().to_numpy(dtype=bool)
-    cause = np.select([dropped, no_township, no_village, ~placed, no_status, no_category],
-                      ["household_id", "township", "village", "unknown_village", "status", "category"], default="")
-    chosen = (dropped & maybe_poor) | ((kept_poor | no_status | no_category) & ~placed) | no_status | no_category
+    cause = np.select([dropped, no_township, no_village, ~placed, no_status, no_category, members_lost],
+                      ["household_id", "township", "village", "unknown_village", "status", "category", "members"], default="")
+    unsure = no_status | no_category | members_lost
+    chosen = (dropped & maybe_poor) | ((kept_poor | unsure) & ~placed) | unsure
     out = table.loc[chosen, ["township", "village", SOURCE, ROW]].copy()
     out["cause"] = cause[chosen]
     return out
