@@ -302,3 +302,17 @@ def test_usage_errors_exit_2(tmp_path, run_cli):
     assert same_name.returncode == 2 and "越西县" in same_name.stderr
     assert run_cli("audit", str(one), "--workers", "2").returncode == 2
     assert run_cli("audit", str(one), "--engine", "spark").returncode == 2
+
+
+def test_the_terminal_names_the_county_that_lacks_a_register_once(tmp_path, scheduler):
+    """Several counties: the rules a county's absent 村表 kept from being evaluated are one line
+    for that county, not one per rule; a county that has its 村表 has no line."""
+    from exitcheck.report.console import skipped_lines
+
+    without = recode(base_county(), "513432")
+    without.villages = []
+    paths = [base_county().write(tmp_path / "甲县.xlsx"), without.write(tmp_path / "乙县.xlsx")]
+    result = audit_counties([[p] for p in paths], load_ruleset(), as_of=AS_OF, scheduler=scheduler)
+    assert skipped_lines(result) == ["乙县: 没有村表, 10 条规则未评估: 贫困发生率、村集体经济、通硬化路、卫生室、文化室、"
+                                     "通信网络、村安全饮水、村通电、村广播电视、县贫困发生率"]
+    assert len(result.summary()["skipped_rules"]) == 10  # each rule's reason is kept for the files

@@ -646,6 +646,20 @@ def test_a_dry_run_sends_and_records_nothing(workspace, run_cli, inbox, mailbox)
     assert ledger(run_cli, workspace)["attempts"] == []
 
 
+def test_deliveries_names_each_department_and_keeps_its_id(tmp_path, run_cli):
+    """A clerk reads 民政局, and types the id shown beside it to --department; --json keeps the id."""
+    assert run_cli("init", "county").returncode == 0
+    root = tmp_path / "county"
+    done = run_cli("bands", "--push-to", "civil-affairs", cwd=root, env={"COLUMNS": "300"})
+    assert done.returncode == 0, done.stderr
+    assert "民政局(civil-affairs)" in done.stdout  # the push's own table names it the same way
+    for lang, named in (("zh", "民政局(civil-affairs)"), ("en", "Civil affairs (civil-affairs)")):
+        listing = run_cli("deliveries", "--lang", lang, "--department", "civil-affairs", cwd=root, env={"COLUMNS": "300"})
+        assert listing.returncode == 0, listing.stderr
+        assert named in listing.stdout, listing.stdout
+    assert [a["department"] for a in ledger(run_cli, root)["attempts"]] == ["civil-affairs"]
+
+
 def test_deliveries_warns_about_a_department_failing_run_after_run(tmp_path, run_cli, smtp_port, certificate):
     with port_down() as port:  # nothing listens there
         root = make_workspace(tmp_path, http_port=port, smtp_port=smtp_port, certificate=certificate)
@@ -653,7 +667,7 @@ def test_deliveries_warns_about_a_department_failing_run_after_run(tmp_path, run
             assert push(run_cli, root).returncode == 5
         listing = run_cli("deliveries", cwd=root)
         assert listing.returncode == 0 and "agriculture-rural" in listing.stdout
-        assert "连续 3 次" in listing.stderr
+        assert "部门 农业农村局(agriculture-rural) 已连续 3 次" in listing.stderr, listing.stderr
         document = ledger(run_cli, root)
         assert document["failing"] == [{"department": "agriculture-rural", "failed_runs": 3}]
         assert len(document["attempts"]) == 9

@@ -58,6 +58,24 @@ def test_a_village_population_that_cannot_be_read_makes_the_incidences_that_sum_
     assert res.summary()["incidence"]["villages"]["中所镇/新民村"] == pytest.approx(9 / 500)
 
 
+@pytest.mark.parametrize(("cell", "typed", "zh", "en"), [
+    ("户籍人口", "", "户籍人口为空", "Registered population blank"),
+    ("户籍人口", "约两千", "户籍人口「约两千」无法识别", 'Registered population "约两千" not recognised'),
+    ("村集体经济收入", "五千", "村集体经济收入「五千」无法识别", 'Collective income "五千" not recognised'),
+], ids=["population-blank", "population-not-a-number", "income-not-a-number"])
+def test_the_collective_income_per_person_names_the_value_it_lacks(tmp_path, cell, typed, zh, en):
+    """Collective income is checked per person (income / 户籍人口): a population that cannot be
+    read leaves it unknown, and the reason says so, not that the income is blank."""
+    county = base_county()
+    county.villages[0][cell] = typed  # 越城镇/瓦曲村, a poor village
+    path = county.write(tmp_path / "c.xlsx")
+    for lang, why in (("zh", zh), ("en", en)):
+        res = audit(exitcheck.load([path]), as_of=AS_OF, lang=lang)
+        gap = next(g for g in res.gaps if g.rule == "village_collective_income")
+        assert (gap.status, gap.village) == ("unknown", "瓦曲村")
+        assert gap.message == ("待核实: " if lang == "zh" else "unknown: ") + why
+
+
 def pd_na(value) -> bool:
     import pandas as pd
 

@@ -30,6 +30,29 @@ def test_rules_list_and_explain(run_cli):
     assert code.returncode == 2 and "the codes are: " in code.stderr and "id_checksum" in code.stderr, code.stderr
 
 
+def _row(listing: str, rule_id: str) -> list[str]:
+    line = next(line for line in listing.splitlines() if line.startswith(rule_id + " "))
+    return [cell.strip() for cell in line.split("│")]
+
+
+def test_rules_list_and_explain_name_level_kind_and_department_in_the_users_words(run_cli):
+    """The words of the gap workbook (户, 风险, 民政局), not the codes of the rule file; the id
+    stays, since it is what a user types."""
+    listed = run_cli("rules", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert _row(listed.stdout, "risk_missed") == ["risk_missed", "户", "漏评风险", "风险", "民政局"]
+    assert _row(listed.stdout, "education") == ["education", "成员", "教育保障", "指标", "教育局"]
+    assert _row(listed.stdout, "village_collective_income")[1::2] == ["村", "指标"]
+    for code in ("household", "indicator", "civil-affairs", "agriculture-rural"):
+        assert code not in listed.stdout
+    english = run_cli("rules", "list", "--lang", "en", env={"COLUMNS": "300"})
+    assert _row(english.stdout, "risk_missed") == ["risk_missed", "household", "Missed-assessment risk", "risk", "Civil affairs"]
+    explained = run_cli("rules", "explain", "risk_missed")
+    assert "层级: 户   类别: 风险   责任部门: 民政局" in explained.stdout, explained.stdout
+    explained_en = run_cli("rules", "explain", "village_collective_income", "--lang", "en")
+    assert "level: village   kind: indicator   department: Agriculture and rural affairs" in explained_en.stdout, explained_en.stdout
+
+
 def _broken(tmp_path: Path, old: str, new: str) -> Path:
     text = default_rules_path().read_text(encoding="utf-8").replace(old, new, 1)
     path = tmp_path / "rules.yaml"

@@ -26,7 +26,7 @@ def test_no_village_register_says_the_village_register_is_absent(tmp_path, run_c
     assert reasons["county_incidence"].startswith("没有村表, 无法计算贫困发生率(要用各村的户籍人口), 规则 county_incidence")
     assert all(rule.startswith("village_") or rule == "county_incidence" for rule in reasons)
     assert "登记表中没有" not in done.stderr and "是否贫困村" not in done.stderr and "人均集体经济收入" not in done.stderr
-    assert "没有村表, 村级规则 village_paved_road(通硬化路)未评估" in done.stderr  # the console says it too
+    assert "没有村表, 10 条规则未评估: 贫困发生率、村集体经济、通硬化路、" in done.stderr  # the console says it too, once
     english, reasons_en = _audit(tmp_path, run_cli, county, "--lang", "en")
     assert reasons_en["village_incidence"].startswith("there is no village register (村表), so the village rule village_incidence")
     assert reasons_en["county_incidence"].startswith("there is no village register (村表) to compute the poverty incidence from")
@@ -48,3 +48,27 @@ def test_a_column_absent_from_a_register_that_is_there_is_still_named(tmp_path, 
         del row["通硬化路"]
     _done, reasons = _audit(tmp_path, run_cli, county)
     assert reasons == {"village_paved_road": "登记表中没有「通硬化路」, 规则 village_paved_road(通硬化路)未评估"}
+
+
+def _skipped_notes(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "未评估" in line or "not evaluated" in line]
+
+
+def test_the_terminal_says_once_per_absent_register_which_rules_it_skipped(tmp_path, run_cli):
+    """Without 村表 and 乡镇表: a line for each, naming its rules, not a line per rule; gaps.json
+    keeps a reason per rule. A rule skipped for a column of its own keeps its own line."""
+    county = base_county()
+    county.villages, county.townships = [], []
+    for row in county.households:
+        del row["感恩袋"]
+    done, reasons = _audit(tmp_path, run_cli, county)
+    assert _skipped_notes(done.stderr) == [
+        "登记表中没有「感恩袋」, 规则 gratitude_bag(感恩袋)未评估",
+        "没有村表, 10 条规则未评估: 贫困发生率、村集体经济、通硬化路、卫生室、文化室、通信网络、村安全饮水、村通电、村广播电视、县贫困发生率",
+        "没有乡镇表, 3 条规则未评估: 标准中心校、达标卫生院、便民服务中心",
+    ], done.stderr
+    assert len(reasons) == 14 and reasons["village_clinic"] == "没有村表, 村级规则 village_clinic(卫生室)未评估"
+    english, _ = _audit(tmp_path, run_cli, county, "--lang", "en")
+    assert _skipped_notes(english.stderr)[2] == (
+        "there is no township register (乡镇表), so 3 rules were not evaluated: "
+        "Standard central school, Qualified health centre, Service centre"), english.stderr

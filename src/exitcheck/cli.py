@@ -488,14 +488,18 @@ def rules_list(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """List the rules of a rule set: id, level, name."""
+    """List the rules of a rule set: id, level, name, kind, department."""
     from exitcheck.report import console
+    from exitcheck.report.gaps_out import department_label, kind_label, level_label
 
     ruleset = _ruleset(rules)
+    # The id stays a code (it is what `rules explain` and a rule file take); the rest is in
+    # the words of the gap workbook.
     table = console._table(f"{ruleset.name} {ruleset.version}: {ruleset.spec.title}", "id", ui.t("层级", "level"), ui.t("名称", "name"),
-                           ui.t("类别", "kind"), text=4)
+                           ui.t("类别", "kind"), ui.t("责任部门", "department"), text=5)
     for rule in ruleset.rules:
-        table.add_row(rule.id, rule.level, rule.name_en if ui.lang == "en" and rule.name_en else rule.name, rule.kind)
+        table.add_row(rule.id, level_label(rule.level, ui.lang), rule.name_en if ui.lang == "en" and rule.name_en else rule.name,
+                      kind_label(rule.kind, ui.lang), department_label(rule.department, ui.lang))
     ui.out.print(table)
     return 0
 
@@ -519,10 +523,13 @@ def rules_explain(
             "; 用 exitcheck rules list 查看全部规则", "; exitcheck rules list shows them all")
         ui.error(ui.t(f"没有这条规则: {rule_id}{hint}", f"no such rule: {rule_id}{hint}"))
         return int(ExitCode.USAGE)
+    from exitcheck.report.gaps_out import department_label, kind_label, level_label
+
     en = ui.lang == "en"
     lines = [
         f"{rule.id} — {rule.name_en if en and rule.name_en else rule.name}",
-        f"{'level' if en else '层级'}: {rule.level}   {'kind' if en else '类别'}: {rule.kind}   {'department' if en else '责任部门'}: {rule.department or ''}",
+        f"{'level' if en else '层级'}: {level_label(rule.level, ui.lang)}   {'kind' if en else '类别'}: {kind_label(rule.kind, ui.lang)}   "
+        f"{'department' if en else '责任部门'}: {department_label(rule.department, ui.lang)}",
         "",
         (rule.description_en if en and rule.description_en else rule.description) or "",
         "",

@@ -211,28 +211,29 @@ def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
 def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *, force: bool, dry_run: bool,
           lists: dict[str, Any], to_stderr: bool) -> int:
     from exitcheck.delivery import failing_departments, push
-    from exitcheck.delivery.push import outcome_label
+    from exitcheck.delivery.push import outcome_label, recipient_label
     from exitcheck.report.console import _table
 
     outcomes = push(settings, result, chosen, force=force, dry_run=dry_run, lang=ui.lang, banded=banded, lists=lists)
     console = ui.err if to_stderr else ui.out
     table = _table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
-                   ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"), text=5)
+                   ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"), text=5, whole=(0,))
     for outcome in outcomes:
         result_text = outcome_label(outcome.outcome, ui.lang)
         if outcome.would:
             result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else outcome_label("unchanged", ui.lang))
         detail = outcome.reason(ui.lang) if outcome.failed else (outcome.proof(ui.lang) or outcome.reason(ui.lang))
-        table.add_row(f"{outcome.department} {outcome.name}".strip(), outcome.target, str(outcome.rows), result_text, detail)
+        table.add_row(recipient_label(settings, outcome.department, ui.lang), outcome.target, str(outcome.rows), result_text, detail)
     if not ui.quiet:
         console.print(table)
     for outcome in outcomes:
         reason = outcome.reason(ui.lang)
+        named = recipient_label(settings, outcome.department, ui.lang)
         if outcome.failed:
-            ui.error(ui.t(f"{outcome.department}: 投递失败: {reason}", f"{outcome.department}: delivery failed: {reason}"))
+            ui.error(ui.t(f"{named}: 投递失败: {reason}", f"{named}: delivery failed: {reason}"))
         elif reason:  # a dry run that would fail
-            ui.note(f"{outcome.department}: {reason}")
-    _warn_failing(ui, failing_departments(settings), only=set(chosen))
+            ui.note(f"{named}: {reason}")
+    _warn_failing(ui, settings, failing_departments(settings), only=set(chosen))
     return int(ExitCode.DELIVERY) if any(o.failed for o in outcomes) else 0
 
 
@@ -242,11 +243,14 @@ def _local_time(stamp: str) -> str:
     return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _warn_failing(ui: Ui, failing: dict[str, int], only: set[str] | None = None) -> None:
+def _warn_failing(ui: Ui, settings: Any, failing: dict[str, int], only: set[str] | None = None) -> None:
+    from exitcheck.delivery.push import recipient_label
+
     for department, runs in sorted(failing.items()):
         if only is None or department in only:
-            ui.error(ui.t(f"部门 {department} 已连续 {runs} 次投递失败, 请检查其配置和服务器",
-                          f"department {department} has failed {runs} deliveries in a row; check its configuration and server"))
+            named = recipient_label(settings, department, ui.lang)
+            ui.error(ui.t(f"部门 {named} 已连续 {runs} 次投递失败, 请检查其配置和服务器",
+                          f"department {named} has failed {runs} deliveries in a row; check its configuration and server"))
 
 
 @app.command()
@@ -263,7 +267,7 @@ def deliveries(
 ) -> int:
     """List the delivery ledger and warn about departments failing run after run."""
     from exitcheck.delivery.ledger import open_ledger
-    from exitcheck.delivery.push import outcome_label
+    from exitcheck.delivery.push import outcome_label, recipient_label
     from exitcheck.report.console import _table
 
     settings = workspace(config, required=True)
@@ -282,11 +286,11 @@ def deliveries(
                        text=7, whole=(0, 1, 5))
         for attempt in attempts:
             detail = attempt.error or attempt.receipt
-            table.add_row(_local_time(attempt.started_at), attempt.department, attempt.transport, str(attempt.rows),
+            table.add_row(_local_time(attempt.started_at), recipient_label(settings, attempt.department, ui.lang), attempt.transport, str(attempt.rows),
                           outcome_label(attempt.outcome, ui.lang),
                           attempt.digest[:12], detail.text(ui.lang) if detail else "")
         ui.out.print(table)
         if not attempts:
             ui.out.print(ui.t("尚无投递记录", "no deliveries yet"))
-    _warn_failing(ui, failing, {department} if department else None)
+    _warn_failing(ui, settings, failing, {department} if department else None)
     return 0

@@ -116,7 +116,7 @@ class CountyAudit:
     figures: dict[str, Any]  # counts, and the numerators and denominators of the ratios
     # (households with gaps, fails and unknowns are counted from the gaps on the client)
     evaluated: list[str]
-    skipped: list[dict[str, str]]
+    skipped: list[dict[str, Any]]
     extra_columns: list[str]
     digests: list[dict[str, str]]
     failures: list[CountyFailure] = field(default_factory=list)  # files of it that were unreadable
@@ -192,7 +192,7 @@ def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numb
             "incidence_unknown": plain(county.get(INCIDENCE_WHY)) is not None,
         },
         evaluated=list(result.evaluation.outcomes),
-        skipped=[{"rule": s.rule, "zh": s.zh, "en": s.en} for s in result.skipped],
+        skipped=[{"rule": s.rule, "zh": s.zh, "en": s.en, "registers": list(s.registers)} for s in result.skipped],
         extra_columns=extras,
         digests=result.input_digests,
         failures=[CountyFailure(name, f.zh, f.en, int(f.exit_code)) for f in result.registers.failures],
@@ -399,7 +399,8 @@ def merge(counties: Sequence[CountyInput], outcomes: dict[str, CountyAudit | Cou
     duplicates = duplicates_across_counties(audits)
     issues.extend(duplicates)
     evaluated = {rule_id for a in audits for rule_id in a.evaluated}
-    skipped = [Skipped(s["rule"], f"{a.name}: {s['zh']}", f"{a.name}: {s['en']}") for a in audits for s in a.skipped]
+    skipped = [Skipped(s["rule"], f"{a.name}: {s['zh']}", f"{a.name}: {s['en']}", tuple(s["registers"]), a.name)
+               for a in audits for s in a.skipped]
     extras = list(dict.fromkeys(e for a in audits for e in a.extra_columns))
     notes = [(f"{a.name}: {zh}", f"{a.name}: {en}") for a in audits for zh, en in a.notes] + _code_notes(audits)
     frames = {

@@ -17,7 +17,7 @@ from exitcheck.i18n import join_list, pick
 from exitcheck.issues import CATALOGUE, DataIssue
 from exitcheck.registers.model import ROW, SOURCE, Registers
 from exitcheck.registers.schema import field_label
-from exitcheck.rules.figures import InputsUnread, PopulationUnknown
+from exitcheck.rules.figures import InputsUnread, ValueUnknown
 
 MEMBERS_SHOWN = 3  # members named in a reason before "等N人"
 ERRORS_SHOWN = 3  # kinds of register error named before "等N处"
@@ -152,16 +152,17 @@ ROWS_SHOWN = 3  # register rows named in a reason before "等N户"
 
 
 def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: str) -> list[str]:
-    """Why a unit's incidence is blank, from figures' facts: each village whose population
-    cannot be read (named unless the unit is that village; with its township at county level),
+    """Why a unit's figure (an incidence, a per-person income) is blank, from figures' facts:
+    each village value it is computed from that cannot be read, as typed (the village named
+    unless the unit is that village; with its township at county level),
     and the household rows counted in no village, by sheet and cause, e.g.
     户表第12行的户未计入贫困人口(户编号被存为数字(5.13434E+17))."""
     parts: list[str] = []
     rows: dict[tuple[int, str, str | None, str | None], list[int]] = {}
     for fact in facts:
-        if isinstance(fact, PopulationUnknown):
-            value = findings.unreadable_value({SOURCE: fact.source, ROW: fact.row}, "population")
-            parts.append(blank_input(_population_label(fact, level, lang), value, lang))
+        if isinstance(fact, ValueUnknown):
+            value = findings.unreadable_value({SOURCE: fact.source, ROW: fact.row}, fact.field)
+            parts.append(blank_input(_value_label(fact, level, lang), value, lang))
         elif isinstance(fact, InputsUnread):
             files = join_list(list(fact.files), lang)
             parts.append(pick(lang, f"输入文件 {files} 无法读取, 其中的户未计入", f"{files} could not be read: its households are not counted"))
@@ -180,8 +181,8 @@ def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: s
     return parts
 
 
-def _population_label(fact: Any, level: str, lang: str) -> str:
-    label = field_label("population", lang)
+def _value_label(fact: ValueUnknown, level: str, lang: str) -> str:
+    label = field_label(fact.field, lang)
     if level == "village":
         return label
     place = fact.village if level == "township" else pick(lang, f"{fact.township or ''}{fact.village}", f"{fact.township}/{fact.village}")

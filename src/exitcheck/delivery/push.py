@@ -67,6 +67,31 @@ OUTCOME_LABELS = {
 def outcome_label(outcome: str, lang: str) -> str:
     zh, en = OUTCOME_LABELS.get(outcome, (outcome, outcome))
     return pick(lang, zh, en)
+
+
+def recipient_label(config: WorkspaceConfig, recipient: str, lang: str) -> str:
+    """A recipient as a clerk knows it, its name then the id that --department and --push-to
+    take: 民政局(civil-affairs). A recipient with no name (a township's `township:<name>`, an id
+    no longer in exitcheck.yaml and of no known department) is its id alone."""
+    name = _recipient_name(config, recipient, lang)
+    if not name or name == recipient:
+        return recipient
+    return pick(lang, f"{name}({recipient})", f"{name} ({recipient})")
+
+
+def _recipient_name(config: WorkspaceConfig, recipient: str, lang: str) -> str | None:
+    """The name exitcheck.yaml gives the department; in English, or when it gives none, the
+    gap workbook's name of a department it knows by its id (exitcheck.yaml's name is the
+    county's, most likely Chinese)."""
+    from exitcheck.report.gaps_out import DEPARTMENTS, department_label
+
+    spec = config.departments.get(recipient)
+    own = spec.name if spec is not None and spec.name else None
+    if recipient in DEPARTMENTS and (lang == "en" or own is None):
+        return department_label(recipient, lang)
+    return own
+
+
 ALL = "all"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from exitcheck.i18n import chooser, join_list
 from exitcheck.idcard import mask_text
 from exitcheck.issues import CATALOGUE, DataIssue, severity_label
 
@@ -130,14 +131,41 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
             poor = t("是", "yes") if bool(row.poverty_village is not pd.NA and row.poverty_village) else ""
             table.add_row(_place(result, row, f"{row.township}/{row.village}"), poor, f"{row.incidence:.2%}")
         ui.out.print(table)
-    for skipped in result.skipped:
-        ui.note(t(skipped.zh, skipped.en))
+    for line in skipped_lines(result):
+        ui.note(line)
     issues = result.data_issues
     if issues:
         errors = sum(1 for issue in issues if issue.severity == "error")
         ui.out.print(t(f"数据问题 {len(issues)} 个(错误 {errors} 个), 详见输出中的数据问题表", f"{len(issues)} data issues ({errors} errors); see the data issues sheet"))
     for path in written:
         ui.out.print(t(f"已写入 {path}", f"written: {path}"))
+
+
+def skipped_lines(result: Any) -> list[str]:
+    """The rules not evaluated, for the terminal, in the result's language: one line per absent
+    register (per county) naming its rules, else a 村表 missing says the same thing ten times
+    over; a rule skipped for a column of its own keeps its line. gaps.json and the summary sheet
+    keep each rule's reason."""
+    from exitcheck.report.gaps_out import rule_name
+    from exitcheck.rules.engine import registers_named
+
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for skipped in result.skipped:
+        key = (skipped.county, skipped.registers) if skipped.registers else (skipped.county, skipped.rule)
+        groups.setdefault(key, []).append(skipped)
+    t = chooser(result.lang)
+    lines = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) == 1 or not first.registers:
+            lines.append(t(first.zh, first.en))
+            continue
+        registers_zh, registers_en = registers_named(first.registers)
+        names = join_list([rule_name(result, s.rule) for s in group], result.lang)
+        where = f"{first.county}: " if first.county else ""
+        lines.append(t(f"{where}没有{registers_zh}, {len(group)} 条规则未评估: {names}",
+                       f"{where}there is no {registers_en}, so {len(group)} rules were not evaluated: {names}"))
+    return lines
 
 
 def _place(result: Any, row: Any, name: Any) -> str:

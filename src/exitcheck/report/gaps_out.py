@@ -67,10 +67,22 @@ NONE_AT_LEVEL = {
 STATUS_LABEL = {"fail": ("未达标", "fail"), "unknown": ("待核实", "unknown")}
 LEVEL_LABEL = {"member": ("成员", "member"), "household": ("户", "household"), "village": ("村", "village"),
                "township": ("乡镇", "township"), "county": ("县", "county")}
+#: A rule's kind as the workbook names its lists: the indicators, and the 风险清单.
+KIND_LABEL = {"indicator": ("指标", "indicator"), "risk": ("风险", "risk")}
 
 
 def _l(pair: tuple[str, str], lang: str) -> str:
     return pair[1] if lang == "en" else pair[0]
+
+
+def level_label(level: str, lang: str) -> str:
+    """A rule's level in the users' words (户, 村); a level of no known name as it is."""
+    return _l(LEVEL_LABEL.get(level, (level, level)), lang)
+
+
+def kind_label(kind: str, lang: str) -> str:
+    """A rule's kind in the users' words (指标, 风险)."""
+    return _l(KIND_LABEL.get(kind, (kind, kind)), lang)
 
 
 def department_label(dept: str | None, lang: str) -> str:
@@ -293,7 +305,7 @@ def by_indicator(result: AuditResult, gaps: Sequence[Gap] | None = None, *, coun
     rows = []
     for rule in result.ruleset.rules:
         if rule.id in result.evaluation.outcomes and (county_rules or rule.level != "county"):
-            rows.append({"rule": rule.id, "name": rule_name(result, rule.id), "level": _l(LEVEL_LABEL[rule.level], result.lang),
+            rows.append({"rule": rule.id, "name": rule_name(result, rule.id), "level": level_label(rule.level, result.lang),
                          "fail": counted[rule.id, "fail"], "unknown": counted[rule.id, "unknown"],
                          "department": department_label(rule.department, result.lang)})
     return pd.DataFrame(rows, columns=["rule", "name", "level", "fail", "unknown", "department"])

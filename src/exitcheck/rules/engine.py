@@ -9,6 +9,7 @@ member is unknown. A rule whose register or input column is absent is skipped, a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,11 @@ class Skipped:
     rule: str
     zh: str
     en: str
+    #: The optional registers (村表, 乡镇表) whose absence alone kept the rule from being
+    #: evaluated, so that the terminal can say it once for all their rules; empty when a
+    #: column is missing.
+    registers: tuple[str, ...] = ()
+    county: str | None = None  # in an audit of several counties, the county it was skipped in
 
 
 @dataclass
@@ -266,6 +272,12 @@ LEVEL_NAMES = {"member": ("成员", "member"), "household": ("户级", "househol
                "township": ("乡镇级", "township"), "county": ("县级", "county")}
 
 
+def registers_named(registers: Sequence[str]) -> tuple[str, str]:
+    """Absent registers as a skipped-rule message names them: (村表、乡镇表, village register
+    (村表) and township register (乡镇表))."""
+    return "、".join(REGISTER_NAMES[r][0] for r in registers), " and ".join(REGISTER_NAMES[r][1] for r in registers)
+
+
 def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: bool, registers: Registers) -> Skipped:
     """Why `rule` is not evaluated. A register the rule needs that is absent altogether (村表,
     乡镇表, both optional) is named as such, with the rule's level or the figure that needed
@@ -277,11 +289,10 @@ def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: boo
     fields_of = {spec.name: register for register in own for spec in fields(register)}  # type: ignore[arg-type]
     if not level_present or (gone and all(fields_of.get(name) in gone for name in absent)):
         # the level's own register is absent (村表; 乡镇表, whose townships the households still give)
-        registers_zh = "、".join(REGISTER_NAMES[r][0] for r in gone) or rule.level
-        registers_en = " and ".join(REGISTER_NAMES[r][1] for r in gone) or rule.level
+        registers_zh, registers_en = registers_named(gone) if gone else (rule.level, rule.level)
         level_zh, level_en = LEVEL_NAMES.get(rule.level, (rule.level, rule.level))
         return Skipped(rule.id, f"没有{registers_zh}, {level_zh}规则 {rule.id}({rule.name})未评估",
-                       f"there is no {registers_en}, so the {level_en} rule {rule.id} ({name_en}) was not evaluated")
+                       f"there is no {registers_en}, so the {level_en} rule {rule.id} ({name_en}) was not evaluated", tuple(gone))
     because: dict[str, list[str]] = {}  # an absent register -> what it would have given
     columns: list[str] = []
     for name in absent:
@@ -308,7 +319,7 @@ def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: boo
         reasons_zh.append(f"登记表中没有「{'、'.join(labels_zh.get(a, a) for a in columns)}」")
         reasons_en.append(f"the registers have no {', '.join(columns)}")
     return Skipped(rule.id, f"{'; '.join(reasons_zh)}, 规则 {rule.id}({rule.name})未评估",
-                   f"{'; '.join(reasons_en)}; rule {rule.id} ({name_en}) not evaluated")
+                   f"{'; '.join(reasons_en)}; rule {rule.id} ({name_en}) not evaluated", () if columns else tuple(because))
 
 
 def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame],

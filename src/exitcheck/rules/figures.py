@@ -10,7 +10,8 @@ An incidence is never computed from part of its data: it is blank (待核实) wh
 sums is blank or unreadable, or when a household register row that may hold poor people is
 counted in no village (its 户编号 unreadable, so it left the audit; its 乡镇 or 行政村 blank; its
 village not in the village register). The unit's `incidence__why` column then holds the facts
-(PopulationUnknown, Uncounted) that the reason names.
+(ValueUnknown, Uncounted) that the reason names. A village's collective_per_capita (collective
+income / population) is blank when either is: `collective_per_capita__why` names which.
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ def why_column(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class PopulationUnknown:
-    """A village whose 户籍人口 is blank or cannot be read: no incidence that sums it is known."""
+class ValueUnknown:
+    """A village whose `field` is blank or cannot be read: no figure computed from it is known
+    (户籍人口: every incidence that sums it, and the collective income per person; 村集体经济收入:
+    the collective income per person)."""
 
+    field: str
     township: str | None
     village: str | None
     source: int  # the village row's register position (Registers.sources, Excel row)
@@ -165,9 +169,14 @@ def _facts(frame: pd.DataFrame, unit: pd.Series) -> pd.Series:
 
 
 def _population_facts(villages: pd.DataFrame) -> pd.Series:
-    """PopulationUnknown per village whose population is blank or unreadable (by its index)."""
-    blank = villages[villages["population"].isna()]  # a fact per village whose population is blank: few
-    return pd.Series([PopulationUnknown(plain_text(t), plain_text(v), int(s), int(r)) for t, v, s, r in zip(
+    """ValueUnknown per village whose population is blank or unreadable (by its index)."""
+    return _value_facts(villages, "population")
+
+
+def _value_facts(villages: pd.DataFrame, name: str) -> pd.Series:
+    """ValueUnknown per village whose `name` is blank or unreadable (by its index)."""
+    blank = villages[villages[name].isna()]  # a fact per village whose value is blank: few
+    return pd.Series([ValueUnknown(name, plain_text(t), plain_text(v), int(s), int(r)) for t, v, s, r in zip(
         blank["township"], blank["village"], blank[SOURCE], blank[ROW], strict=True)], index=blank.index, dtype=object)
 
 
@@ -207,6 +216,9 @@ def village_frame(villages: pd.DataFrame, households: pd.DataFrame, uncounted: p
     population = frame["population"].astype("Float64")
     frame["incidence"] = (frame["poor_people"].astype("Float64") / population).where(population > 0)
     frame["collective_per_capita"] = (frame["collective_income"].astype("Float64") / population).where(population > 0)
+    # per person: a blank population leaves it unknown as surely as a blank income, and the
+    # reason must name the one that is missing, not the quotient
+    frame[why_column("collective_per_capita")] = _join_facts(frame.index, _value_facts(frame, "collective_income"), _population_facts(frame))
     parts = [_population_facts(frame)]
     if uncounted is not None and len(uncounted):
         matches = _village_matches(uncounted, frame)
