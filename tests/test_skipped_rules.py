@@ -72,3 +72,20 @@ def test_the_terminal_says_once_per_absent_register_which_rules_it_skipped(tmp_p
     assert _skipped_notes(english.stderr)[2] == (
         "there is no township register (乡镇表), so 3 rules were not evaluated: "
         "Standard central school, Qualified health centre, Service centre"), english.stderr
+
+
+def test_a_rule_that_needs_a_skipped_rule_names_that_rule_not_its_ok_column(tmp_path, run_cli):
+    """Without 在校生状况, education is skipped, and so is risk_wrong_exit, whose check reads
+    ok_education: the reason named "ok_education" as a column the registers lack, which no
+    clerk can find or add."""
+    county = base_county()
+    for row in county.members:
+        del row["在校生状况"]
+    done, reasons = _audit(tmp_path, run_cli, county)
+    assert reasons["education"] == "登记表中没有「在校生状况」, 规则 education(教育保障)未评估"
+    assert reasons["risk_wrong_exit"] == "它依据的education(教育保障)未评估, 规则 risk_wrong_exit(错退风险)未评估"
+    assert "ok_education" not in done.stderr
+    english, reasons_en = _audit(tmp_path, run_cli, county, "--lang", "en")
+    assert reasons_en["risk_wrong_exit"] == ("it depends on education (Education assured), not evaluated; "
+                                            "rule risk_wrong_exit (Wrong-exit risk) not evaluated")
+    assert "ok_education" not in english.stderr and "school_status" not in english.stderr

@@ -295,8 +295,13 @@ def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: boo
                        f"there is no {registers_en}, so the {level_en} rule {rule.id} ({name_en}) was not evaluated", tuple(gone))
     because: dict[str, list[str]] = {}  # an absent register -> what it would have given
     columns: list[str] = []
+    rules = {other.id: other for other in ruleset.rules}
+    # ok_education of a rule that was itself skipped: that rule is named, not an "ok_" column
+    depends = [rules[name[3:]] for name in absent if name.startswith("ok_") and name[3:] in rules]
     for name in absent:
         register = DERIVED_FROM.get(rule.level, {}).get(name) or fields_of.get(name)
+        if name.startswith("ok_") and name[3:] in rules:
+            continue
         if register and not registers.has(register):  # type: ignore[arg-type]
             because.setdefault(register, []).append(name)
         else:
@@ -317,9 +322,12 @@ def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: boo
             reasons_en.append(f"there is no {REGISTER_NAMES[register][1]} (for {what_en})")
     if columns:
         reasons_zh.append(f"登记表中没有「{'、'.join(labels_zh.get(a, a) for a in columns)}」")
-        reasons_en.append(f"the registers have no {', '.join(columns)}")
+        reasons_en.append(f"the registers have no {', '.join(labels_en.get(a, a) for a in columns)}")
+    if depends:
+        reasons_zh.append(f"它依据的{'、'.join(f'{d.id}({d.name})' for d in depends)}未评估")
+        reasons_en.append(f"it depends on {', '.join(f'{d.id} ({d.name_en or d.name})' for d in depends)}, not evaluated")
     return Skipped(rule.id, f"{'; '.join(reasons_zh)}, 规则 {rule.id}({rule.name})未评估",
-                   f"{'; '.join(reasons_en)}; rule {rule.id} ({name_en}) not evaluated", () if columns else tuple(because))
+                   f"{'; '.join(reasons_en)}; rule {rule.id} ({name_en}) not evaluated", () if columns or depends else tuple(because))
 
 
 def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame],
