@@ -69,3 +69,23 @@ def test_init_on_a_file_is_exit_74(tmp_path, run_cli):
     afile.write_text("")
     stderr = _plain_failure(run_cli("init", str(afile)))
     assert f"工作区目录 {afile} 无法成为目录" in stderr and "请给 exitcheck init 一个目录" in stderr
+
+
+def test_a_folder_of_registers_that_is_also_the_out_folder_can_be_audited_again(tmp_path, run_cli):
+    """The second audit of a folder that holds its first audit's outputs read gaps.xlsx as a
+    register (its 户清单 looks like a 户表 lacking columns) and stopped with exit 3. A folder's
+    outputs of exitcheck are left out, said so; a file named on the command line is read."""
+    folder = tmp_path / "登记表"
+    folder.mkdir()
+    base_county().write(folder / "registers.xlsx")
+    args = ("--out", str(folder), "--as-of", AS_OF.isoformat(), "--format", "xlsx,csv,json")
+    first = run_cli("audit", str(folder), *args)
+    assert first.returncode in (0, 1), first.stderr
+    assert {"gaps.xlsx", "gaps.csv", "gaps_households.csv"} <= {p.name for p in folder.iterdir()}
+    run_cli("validate", str(folder), "--out", str(folder))  # issues.xlsx too
+    again = run_cli("audit", str(folder), *args)
+    assert again.returncode == first.returncode, again.stderr
+    assert f"{folder / 'gaps.xlsx'}: exitcheck 的输出文件, 未作为登记表读取" in again.stderr
+    assert f"{folder / 'issues.xlsx'}: exitcheck 的输出文件" in again.stderr
+    named = run_cli("validate", str(folder / "gaps.xlsx"), "--lang", "en")
+    assert named.returncode == 3 and "an output of exitcheck" not in named.stderr  # read as asked, and refused

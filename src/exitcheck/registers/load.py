@@ -30,6 +30,7 @@ from exitcheck.registers.read import (
     SheetRead,
     column_letter,
     expand_paths,
+    outputs_in_folders,
     read_file,
 )
 from exitcheck.registers.schema import (
@@ -642,7 +643,8 @@ def load(
     sources: list[SheetSource] = []
     frames: dict[RegisterName, list[pd.DataFrame]] = {}
     failures: list[InputError] = []
-    notes: list[tuple[str, str]] = []
+    notes: list[tuple[str, str]] = [(f"{output}: exitcheck 的输出文件, 未作为登记表读取", f"{output}: an output of exitcheck, not read as a register")
+                                    for output in outputs_in_folders(paths)]
     missing: list[DataIssue] = []
     ahead: list[ColumnsAhead] = []
     for path, shown in files:

@@ -89,22 +89,35 @@ class FileRead:
     kind: str = ""  # what the content is: xlsx, xlsb, ods, xls or csv
 
 
+#: The spreadsheets exitcheck writes into --out. A folder of registers that is also an audit's
+#: --out holds them; read as registers they would be refused (户清单 looks like a 户表 that lacks
+#: columns), so a folder's are left out. A file named on the command line is read as asked.
+OUTPUT_NAMES = frozenset({"gaps.xlsx", "issues.xlsx", "bands.xlsx", "gaps.csv", "gaps_households.csv"})
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
-    """Files to read, each with the path as the user gave it (folders give their spreadsheets)."""
+    """Files to read, each with the path as the user gave it (folders give their spreadsheets,
+    exitcheck's own outputs left out: see outputs_in_folders)."""
     out: list[tuple[Path, str]] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            for child in sorted(path.iterdir()):
-                if (
-                    child.is_file()
-                    and child.suffix.lower() in SPREADSHEET_SUFFIXES
-                    and not child.name.startswith(("~$", "."))
-                ):
-                    out.append((child, str(child)))
+            out.extend((child, str(child)) for child in _spreadsheets_in(path) if child.name.lower() not in OUTPUT_NAMES)
         else:
             out.append((path, str(given)))
     return out
+
+
+def outputs_in_folders(paths: Iterable[str | Path]) -> list[Path]:
+    """exitcheck's own outputs in the folders of `paths`, which expand_paths leaves out."""
+    return [child for given in paths if Path(given).is_dir() for child in _spreadsheets_in(Path(given))
+            if child.name.lower() in OUTPUT_NAMES]
+
+
+def _spreadsheets_in(folder: Path) -> list[Path]:
+    """The spreadsheets of a folder, in name order; not Office's lock files (~$) nor hidden ones."""
+    return [child for child in sorted(folder.iterdir())
+            if child.is_file() and child.suffix.lower() in SPREADSHEET_SUFFIXES and not child.name.startswith(("~$", "."))]
 
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
