@@ -486,7 +486,7 @@ def test_an_impossible_as_of_is_a_config_error_at_its_line(workspace, run_cli, c
     write_county(workspace, base_county())
     (workspace / "exitcheck.yaml").write_text(CONFIG + "as_of: 2020-06-31\n", encoding="utf-8")
     where = config_line(workspace, "as_of")
-    for lang, words in (("en", "2020-06-31 is not a date in the calendar"), ("zh", "2020-06-31 不是日历上存在的日期")):
+    for lang, words in (("en", "'2020-06-31' is not a valid date"), ("zh", "「2020-06-31」不是有效的日期")):
         result = run_cli(command, "--lang", lang, cwd=workspace)
         assert result.returncode == 4, result.stdout + result.stderr
         assert f"{where}: as_of: {words}" in result.stderr and "internal" not in result.stderr

@@ -1,4 +1,4 @@
-"""--as-of: every form a register's date cell accepts, and a clear,
+"""--as-of (and a workspace's as_of): every form a register's date cell accepts, and a clear,
 bilingual usage error (exit 2) for a date that is none, whatever the command."""
 
 from __future__ import annotations
@@ -45,3 +45,16 @@ def test_the_day_parser_reads_text_as_the_register_does():
     assert [parse_day(text) for text in texts] == [None if pd.isna(cell) else cell.date() for cell in cells]
     assert parse_day("2020/06/30") == AS_OF and parse_day("2020-W27-2") is None
 
+
+def test_a_workspace_as_of_takes_the_same_forms(tmp_path):
+    from exitcheck.errors import ConfigError
+    from exitcheck.workspace import load_config
+
+    path = tmp_path / "exitcheck.yaml"
+    path.write_text("as_of: 2020/06/30\n", encoding="utf-8")
+    assert load_config(path).as_of == AS_OF
+    path.write_text("as_of: 2020-13-01\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert f"{path}:1: as_of: " in caught.value.zh and "「2020-13-01」不是有效的日期" in caught.value.zh
+    assert "'2020-13-01' is not a valid date" in caught.value.en

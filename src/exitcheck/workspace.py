@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from exitcheck.days import day_problem, parse_day
 from exitcheck.errors import ConfigError
 from exitcheck.i18n import did_you_mean
 from exitcheck.registers.limits import Limits
@@ -305,17 +306,15 @@ class WorkspaceConfig(_Strict):
     @field_validator("as_of", mode="before")
     @classmethod
     def _day(cls, value: Any) -> Any:
-        """A calendar date written YYYY-MM-DD; the message says what is wrong with it."""
+        """A day written as --as-of takes it (exitcheck.days: as a register's date cell); the
+        message says which forms are accepted."""
         if value is None or isinstance(value, date):
             return value
         text = str(value).strip()
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise Mistake("应为 YYYY-MM-DD 格式的日期, 如 2020-06-30", "must be a date written YYYY-MM-DD, such as 2020-06-30")
-        try:
-            return date.fromisoformat(text)
-        except ValueError as error:  # 2020-06-31: "day is out of range for month"
-            raise Mistake(f"{text} 不是日历上存在的日期; 请写成 YYYY-MM-DD, 如 2020-06-30",
-                          f"{text} is not a date in the calendar ({error}); write it YYYY-MM-DD, such as 2020-06-30") from None
+        day = parse_day(text)
+        if day is None:
+            raise Mistake(*day_problem(text))
+        return day
 
     @field_validator("retention_days")
     @classmethod
