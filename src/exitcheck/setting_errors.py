@@ -85,13 +85,14 @@ def setting_error(
     location = located(data, first)
     where = position(path, text, location)
     whose_zh, whose_en = about(location) if about else ("", "")
-    key_zh, key_en = dotted(location) + whose_zh, dotted(location) + whose_en
+    # The key, unless the complaint is about the whole file (a list where a mapping belongs).
+    key_zh, key_en = (f"{dotted(location)}{whose_zh}: ", f"{dotted(location)}{whose_en}: ") if location else ("", "")
     if first["type"] == "extra_forbidden":
         hint_zh, hint_en = did_you_mean(str(location[-1]), list(known_keys(location[:-1])))
-        return ConfigError(f"{where}: {key_zh}: 未知的设置项{hint_zh}", f"{where}: {key_en}: unknown setting{hint_en}")
+        return ConfigError(f"{where}: {key_zh}未知的设置项{hint_zh}", f"{where}: {key_en}unknown setting{hint_en}")
     together = [e for e in errors if e["type"] != "extra_forbidden" and located(data, e) == location]
     zh, en = describe(together, show_value=not private(location), patterns=patterns or {})
-    return ConfigError(f"{where}: {key_zh}: {zh}", f"{where}: {key_en}: {en}")
+    return ConfigError(f"{where}: {key_zh}{zh}", f"{where}: {key_en}{en}")
 
 
 def describe(errors: Sequence[Any], *, show_value: bool = True,
