@@ -127,6 +127,17 @@ def test_a_broken_rule_set_is_refused_before_the_registers_are_read(tmp_path, co
     assert "reading started" not in result.stdout
 
 
+def test_a_param_written_as_text_is_reported_at_its_own_line(tmp_path, run_cli):
+    """It was reported at line 32, where the income rule uses it, in English only."""
+    path = _broken(tmp_path, "  income_line: 4200", '  income_line: "四千二"')
+    param, used = _line_holding(path, "四千二"), _line_holding(path, "check: income_per_capita >= income_line")
+    for lang, words in (("zh", f"params.income_line: 应为数字, 现为「四千二」: 规则 income 的 check(第 {used} 行)把它当数字用"),
+                        ("en", f"params.income_line: expected a number, found '四千二': rule income, check (line {used}) uses it as one")):
+        result = run_cli("rules", "check", str(path), "--lang", lang)
+        assert result.returncode == 4, result.stderr
+        assert f"rules.yaml:{param}: {words}" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(("old", "new", "zh", "en"), [
     ("    check: income_per_capita >= income_line", "    chek: income_per_capita >= income_line",
      "rules.0.chek(规则 income): 未知的设置项; 是否指 check?", "rules.0.chek (rule income): unknown setting; did you mean 'check'?"),

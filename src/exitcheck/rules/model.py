@@ -238,6 +238,24 @@ def expression_error(ruleset: RuleSet, rule: Rule, part: str, error: Exception, 
     return ConfigError(f"{where}: 规则 {rule.id} 的 {part}: {detail}", f"{where}: rule {rule.id}, {part}: {error}")
 
 
+def param_error(ruleset: RuleSet, name: str, rule: Rule, part: str) -> ConfigError:
+    """A param whose text value a rule uses as a number, at the param's own line ('FILE:12:
+    params.income_line: ...'), naming the rule and the line that uses it."""
+    try:
+        text = Path(ruleset.path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    index = ruleset.rules.index(rule)
+    line, used = (_line_of(text, ("params", name)), _line_of(text, ("rules", index, part))) if text else (None, None)
+    where = f"{ruleset.path}:{line}" if line else ruleset.path
+    value = ruleset.spec.params[name]
+    at_zh, at_en = (f"第 {used} 行", f"line {used}") if used else ("", "")
+    return ConfigError(
+        f"{where}: params.{name}: 应为数字, 现为「{value}」: 规则 {rule.id} 的 {part}({at_zh})把它当数字用; 请写成阿拉伯数字, 不加引号",
+        f"{where}: params.{name}: expected a number, found {value!r}: rule {rule.id}, {part} ({at_en}) uses it as one; "
+        "write it in digits, without quotes")
+
+
 def _bands(spec: RuleSetFile, path: Path) -> list[Band]:
     if spec.bands is None:
         return list(DEFAULT_BANDS)

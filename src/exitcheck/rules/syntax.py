@@ -118,6 +118,11 @@ def parse(source: Source) -> ast.Expression:
     return tree
 
 
+def used_names(text: str) -> set[str]:
+    """The plain names an expression uses (fields, params, functions)."""
+    return {node.id for node in ast.walk(parse(Source(text))) if isinstance(node, ast.Name)}
+
+
 def check(text: str) -> None:
     """ExpressionError if `text` is not an expression of the rule language's syntax."""
     parse(Source(text))
