@@ -378,7 +378,8 @@ def test_a_killed_run_does_not_block_the_next(slow_workspace, run_cli, sig):
     again = run_cli("run", "--as-of", "2020-06-02", cwd=folder)
     assert again.returncode == 1, again.stdout + again.stderr
     runs = history(run_cli, folder)
-    assert runs[0]["id"] == killed and runs[0]["status"] == "failed" and "interrupted" in runs[0]["note"]
+    # recorded by the next run, in its language (Chinese, the default)
+    assert runs[0]["id"] == killed and runs[0]["status"] == "failed" and runs[0]["note"].startswith("已中断: 进程 ")
     assert runs[1]["status"] == "findings"
     # The killed run is left out: one good run, nothing to compare yet.
     assert diff_json(run_cli, folder)["from"] is None
@@ -462,6 +463,20 @@ def test_a_run_that_fails_half_way_leaves_history_and_earlier_outputs_intact(wor
         assert db.execute("SELECT COUNT(*) FROM findings WHERE run_id IN (SELECT id FROM runs WHERE status = 'failed')").fetchone() == (0,)
 
 
+@pytest.mark.parametrize(("lang", "words", "other"), [("zh", "读取登记表失败", "reading the registers"),
+                                                     ("en", "reading the registers failed", "读取登记表")])
+def test_a_failed_runs_note_is_in_the_runs_language(workspace, run_cli, lang, words, other):
+    """The note was always English, also for a Chinese night, and `history` showed it so."""
+    (workspace / "data" / "registers.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    result = run_cli("run", "--as-of", "2020-06-01", "--lang", lang, cwd=workspace)
+    assert result.returncode == 3, result.stdout + result.stderr
+    (run,) = history(run_cli, workspace)
+    assert run["status"] == "failed" and "registers.xlsx" in run["note"], run["note"]
+    assert words in run["note"] and other not in run["note"], run["note"]
+    shown = run_cli("history", "--lang", lang, cwd=workspace, env={"COLUMNS": "400"})
+    assert words in shown.stdout, shown.stdout
+
+
 def test_a_broken_config_exits_4_and_an_unknown_run_exits_2(workspace, run_cli):
     (workspace / "exitcheck.yaml").write_text(CONFIG + "retention_dayz: 3\n", encoding="utf-8")
     result = run_cli("run", cwd=workspace)
@@ -486,7 +501,7 @@ def test_an_impossible_as_of_is_a_config_error_at_its_line(workspace, run_cli, c
     write_county(workspace, base_county())
     (workspace / "exitcheck.yaml").write_text(CONFIG + "as_of: 2020-06-31\n", encoding="utf-8")
     where = config_line(workspace, "as_of")
-    for lang, words in (("en", "2020-06-31 is not a date in the calendar"), ("zh", "2020-06-31 不是日历上存在的日期")):
+    for lang, words in (("en", "'2020-06-31' is not a valid date"), ("zh", "「2020-06-31」不是有效的日期")):
         result = run_cli(command, "--lang", lang, cwd=workspace)
         assert result.returncode == 4, result.stdout + result.stderr
         assert f"{where}: as_of: {words}" in result.stderr and "internal" not in result.stderr

@@ -258,20 +258,21 @@ def test_an_unreadable_county_exits_3_and_nothing_is_delivered(tmp_path, run_cli
     assert [r["status"] for r in json.loads(run_cli("history", "--json", cwd=folder).stdout)["runs"]] == ["failed", "failed"]
 
 
-@pytest.mark.parametrize(("setting", "key", "line", "words"), [
-    ("engine: spark", "engine", 4, "'local' or 'dask'"),
-    ("engine: local\nscheduler: tcp://10.0.0.5:8786", "scheduler", 5, "only with engine: dask"),
-    ("engine: dask\nscheduler: 'tcp://10.0.0.5:8786 --now'", "scheduler", 5, "the address of a Dask scheduler"),
-    ("engine: dask\nworkers: 0", "workers", 5, "greater than or equal to 1"),
-    ("engine: dask\nscheduler: tcp://10.0.0.5:8786\nworkers: 2", "workers", 6, "has its own workers"),
+@pytest.mark.parametrize(("setting", "key", "line", "words", "words_en"), [
+    ("engine: spark", "engine", 4, "应为 local、dask 之一, 现为「spark」", "expected 'local' or 'dask', found 'spark'"),
+    ("engine: local\nscheduler: tcp://10.0.0.5:8786", "scheduler", 5, "只用于 engine: dask", "only with engine: dask"),
+    ("engine: dask\nscheduler: 'tcp://10.0.0.5:8786 --now'", "scheduler", 5, "应为 Dask 调度器的地址", "the address of a Dask scheduler"),
+    ("engine: dask\nworkers: 0", "workers", 5, "应为不小于 1 的数, 现为「0」", "expected a number of at least 1, found 0"),
+    ("engine: dask\nscheduler: tcp://10.0.0.5:8786\nworkers: 2", "workers", 6, "有自己的 workers", "has its own workers"),
 ], ids=["engine", "scheduler-without-dask", "scheduler-address", "workers-zero", "workers-with-scheduler"])
-def test_a_bad_engine_scheduler_or_workers_is_a_config_error_at_its_line(tmp_path, run_cli, setting, key, line, words):
+def test_a_bad_engine_scheduler_or_workers_is_a_config_error_at_its_line(tmp_path, run_cli, setting, key, line, words, words_en):
     (tmp_path / "data").mkdir()
     path = base_county().write(tmp_path / "data" / "越西县.xlsx")
     folder = make_workspace(tmp_path / "ws", [path], setting)
-    done = run_cli("run", "--as-of", AS_OF, cwd=folder)
-    assert done.returncode == 4, done.stdout + done.stderr
-    assert f"exitcheck.yaml:{line}: {key}:" in done.stderr and words in done.stderr
+    for lang, said in (("zh", words), ("en", words_en)):
+        done = run_cli("run", "--as-of", AS_OF, "--lang", lang, cwd=folder)
+        assert done.returncode == 4, done.stdout + done.stderr
+        assert f"exitcheck.yaml:{line}: {key}: " in done.stderr and said in done.stderr, done.stderr
     assert not (folder / "out").exists()
 
 

@@ -148,3 +148,36 @@ def test_a_broken_rule_set_is_refused_before_the_registers_are_read(tmp_path, co
                             capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert result.returncode == 4 and "rules.yaml" in result.stderr
     assert "reading started" not in result.stdout
+
+
+def test_a_param_written_as_text_is_reported_at_its_own_line(tmp_path, run_cli):
+    """It was reported at line 32, where the income rule uses it, in English only."""
+    path = _broken(tmp_path, "  income_line: 4200", '  income_line: "四千二"')
+    param, used = _line_holding(path, "四千二"), _line_holding(path, "check: income_per_capita >= income_line")
+    for lang, words in (("zh", f"params.income_line: 应为数字, 现为「四千二」: 规则 income 的 check(第 {used} 行)把它当数字用"),
+                        ("en", f"params.income_line: expected a number, found '四千二': rule income, check (line {used}) uses it as one")):
+        result = run_cli("rules", "check", str(path), "--lang", lang)
+        assert result.returncode == 4, result.stderr
+        assert f"rules.yaml:{param}: {words}" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("old", "new", "zh", "en"), [
+    ("    check: income_per_capita >= income_line", "    chek: income_per_capita >= income_line",
+     "rules.0.chek(规则 income): 未知的设置项; 是否指 check?", "rules.0.chek (rule income): unknown setting; did you mean 'check'?"),
+    ("level: household", "level: househld",
+     "rules.0.level(规则 income): 应为 member、household、village、township、county 之一, 现为「househld」",
+     "rules.0.level (rule income): expected 'member', 'household', 'village', 'township' or 'county', found 'househld'"),
+    ("check: safe_water", "check: safe_watr",
+     "规则 water 的 check: 未知的名称 safe_watr(既不是字段也不是参数)(第 1 个字符处); 是否指 safe_water?",
+     "rule water, check: unknown name 'safe_watr' at column 1; did you mean 'safe_water'?"),
+    ("check: income_per_capita >= income_line", "check: income_per_capita >=>= income_line",
+     "规则 income 的 check: 语法错误", "rule income, check: syntax error"),
+], ids=["unknown-key", "bad-choice", "unknown-name", "syntax"])
+def test_rules_check_speaks_the_clerks_language(tmp_path, run_cli, old, new, zh, en):
+    """Its errors were pydantic's or the expression compiler's English, also in Chinese mode."""
+    path = _broken(tmp_path, old, new)
+    line = _line_holding(path, new.strip())
+    for lang, words in (("zh", zh), ("en", en)):
+        result = run_cli("rules", "check", str(path), "--lang", lang)
+        assert result.returncode == 4, result.stderr
+        assert f"rules.yaml:{line}: {words}" in result.stderr, result.stderr

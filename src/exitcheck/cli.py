@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from exitcheck.errors import ExitcheckError, ExitCode, InputError, worst
+from exitcheck.errors import ExitcheckError, ExitCode, InputError, UsageError, worst
 from exitcheck.i18n import did_you_mean
 
 app = typer.Typer(
@@ -245,14 +245,14 @@ def validate(
     json_out: Annotated[bool, typer.Option("--json", help="Print the issues as JSON (exitcheck/issues@1) on stdout.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for issues.xlsx (and issues.json).")] = None,
     headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日 (default: today).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable file.")] = False,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
     """Check the registers against the register format and list every data issue."""
-    reference = _reference_date(as_of)
+    reference = _reference_date(_date(as_of))
     if out:
         _check_out(out)
     config = _workspace_nearby()
@@ -299,24 +299,29 @@ def _write_issues(ui: Ui, out: Path, issues: list[Any], document: Any, *, quiet:
         ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
 
 
-def _reference_date(text: str | None, configured: Any = None) -> Any:
-    """The day a command judges the registers by: --as-of, else `configured` (the workspace's
-    as_of, for the commands that honour it), else today. Fixed once, so that a run crossing
-    midnight (and the sheets parsed while it still reads) judges every register by one day."""
+def _reference_date(given: Any, configured: Any = None) -> Any:
+    """The day a command judges the registers by: `given` (--as-of, as `_date` read it), else
+    `configured` (the workspace's as_of, for the commands that honour it), else today. Fixed
+    once, so that a run crossing midnight (and the sheets parsed while it still reads) judges
+    every register by one day."""
     from datetime import date
 
-    return _date(text) or configured or date.today()
+    return given or configured or date.today()
 
 
 def _date(text: str | None) -> Any:
-    from datetime import date
+    """--as-of read as a register's date cell is (exitcheck.days), or None when not given; a
+    UsageError (exit 2) saying which forms are accepted when it names no day. Each command reads
+    it first, before any other work, so that a mistyped date costs nothing."""
+    from exitcheck.days import day_problem, parse_day
 
     if not text:
         return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"--as-of {text!r}: expected YYYY-MM-DD") from None
+    day = parse_day(text)
+    if day is None:
+        zh, en = day_problem(text)
+        raise UsageError(f"--as-of: {zh}", f"--as-of: {en}")
+    return day
 
 
 @app.command()
@@ -404,7 +409,7 @@ def audit(
     ui: Ui,
     paths: Paths,
     rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: the workspace's, else rules/sichuan-2020.yaml).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日 (default: today).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the outputs.")] = Path("out"),
     format_: Annotated[str, typer.Option("--format", help="Comma-separated: xlsx, json, csv.")] = "xlsx,json",
     split_by: Annotated[str | None, typer.Option("--split-by", help="township: one workbook per township too.")] = None,
@@ -418,6 +423,7 @@ def audit(
     debug: Debug = False,
 ) -> int:
     """Audit the registers against the exit indicators and write the gap lists."""
+    given = _date(as_of)
     formats = [f.strip() for f in format_.split(",") if f.strip()]
     unknown = [f for f in formats if f not in ("xlsx", "json", "csv")]
     if unknown:
@@ -433,9 +439,9 @@ def audit(
     if engine == "dask":  # in its own module, so that the local engine never imports Dask
         from exitcheck.cli_province import audit_on_dask
 
-        return audit_on_dask(ui, paths, rules=rules, as_of=_date(as_of), out=out, formats=formats, split_by=split_by,
+        return audit_on_dask(ui, paths, rules=rules, as_of=given, out=out, formats=formats, split_by=split_by,
                              headers=headers, strict=strict, scheduler=scheduler, workers=workers)
-    reference = _reference_date(as_of)
+    reference = _reference_date(given)
     rules_file = _rules_file(rules)
     with _reading_ahead(paths, config) as ahead:
         from exitcheck.auditing import audit as run_audit

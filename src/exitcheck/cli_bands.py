@@ -22,6 +22,7 @@ from exitcheck.cli import (
     Ui,
     _check_out,
     _compiled,
+    _date,
     _load,
     _progress,
     _reading_ahead,
@@ -62,7 +63,7 @@ def bands(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go where; send nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Deliver even when the content is unchanged.")] = False,
     rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: the workspace's, else rules/sichuan-2020.yaml).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: the workspace's, else today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日 (default: the workspace's, else today).")] = None,
     headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
     engine: Annotated[str, typer.Option("--engine", help="local (default): one register in this process. dask: each PATH (or each entry of registers:) is a county, banded as a task on a Dask cluster.")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="With --engine dask: address of a running Dask scheduler (default: start a local cluster).")] = None,
@@ -72,6 +73,7 @@ def bands(
     debug: Debug = False,
 ) -> int:
     """List low-income households by income band and push each department its list."""
+    given = _date(as_of)
     check_engine(engine, scheduler, workers)
     settings = workspace(config, required=bool(push_to))
     if (dry_run or force) and not push_to:
@@ -87,7 +89,7 @@ def bands(
 
         ui.hold(delivery_lock(settings.state, ui.lang, "bands --push-to"))
     rules_file = _rules_file(rules or (settings.rules if settings else None))
-    reference = _reference_date(as_of, settings.as_of if settings else None)
+    reference = _reference_date(given, settings.as_of if settings else None)
     # --out, else the workspace's out: (a bad one is exitcheck.yaml's to fix), else ./out
     folder = out or (settings.out if settings else Path("out"))
     folder_kind = _out_kind(given=out is not None or settings is None)

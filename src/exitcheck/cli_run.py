@@ -57,7 +57,7 @@ def init(
 def run_(
     ui: Ui,
     config: ConfigOption = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date YYYY-MM-DD (default: the workspace's, else today).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日 (default: the workspace's, else today).")] = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
@@ -65,6 +65,7 @@ def run_(
     """The nightly job: audit, bands and deliveries, outputs in out/<run-id>/, recorded in the history."""
     from exitcheck.runner import Step, run
 
+    given = _date(as_of)
     settings = workspace(config, required=True)
 
     def show(step: Step) -> None:
@@ -74,7 +75,7 @@ def run_(
         if step.failed:
             ui.error(step.text(ui.lang))
 
-    report = run(settings, as_of=_date(as_of), lang=ui.lang, on_step=show)
+    report = run(settings, as_of=given, lang=ui.lang, on_step=show)
     ui.out.print(ui.t(f"运行 {report.run_id} 结束: 退出码 {report.exit_code}", f"run {report.run_id} done: exit {report.exit_code}"), markup=False)
     return report.exit_code
 

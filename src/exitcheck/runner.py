@@ -159,7 +159,7 @@ def workspace_lock(state: Path, lang: str, holder: Callable[[], dict[str, Any]],
         if check is not None:
             check()
         now = datetime.now().astimezone()
-        killed = recover_killed_run(state, History(state), now) if (state / HOLDER_NAME).exists() else None
+        killed = recover_killed_run(state, History(state), now, lang) if (state / HOLDER_NAME).exists() else None
         details = {"pid": os.getpid(), "host": socket.gethostname(), "started": now.isoformat(timespec="seconds"), **holder()}
         with workspace_files(state / HOLDER_NAME, STATE):
             write_json(state / HOLDER_NAME, details)
@@ -587,7 +587,8 @@ class _Night:
         record.status, record.exit_code = self.report.status, self.report.exit_code
         record.ended = datetime.now().astimezone()
         if record.status == "failed":
-            record.note = "; ".join(s.en for s in self.report.steps if s.failed)[:500] or "failed"
+            # In the run's language, as its lines were printed: `history` shows it as it is.
+            record.note = "; ".join(s.text(self.lang) for s in self.report.steps if s.failed)[:500] or pick(self.lang, "失败", "failed")
         self.history.record(record)
         if record.status == "failed":
             self.step("history", ExitCode.OK, "历史: 本次运行失败, 已记录, 不计入比较和进度",
@@ -686,9 +687,10 @@ class _Night:
         return names
 
 
-def recover_killed_run(state: Path, history: History, now: datetime) -> str | None:
-    """A holder file left behind means its run was killed: record that run as failed (the
-    lock is held by the caller). Returns the killed run's id, if a run was killed."""
+def recover_killed_run(state: Path, history: History, now: datetime, lang: str = "zh") -> str | None:
+    """A holder file left behind means its run was killed: record that run as failed, its note
+    in `lang` (the language of the command that found it; the lock is held by the caller).
+    Returns the killed run's id, if a run was killed."""
     path = state / HOLDER_NAME
     try:
         holder = json.loads(path.read_text(encoding="utf-8"))
@@ -697,8 +699,9 @@ def recover_killed_run(state: Path, history: History, now: datetime) -> str | No
     killed = str(holder.get("run") or "")
     if RUN_ID.match(killed) and not history.has(killed):
         started = datetime.fromisoformat(holder["started"]) if holder.get("started") else now
-        history.record(RunRecord(killed, started, now, "failed", int(ExitCode.INTERNAL),
-                                 note=f"interrupted: pid {holder.get('pid')} ended without finishing (killed?)"))
+        pid = holder.get("pid")
+        note = pick(lang, f"已中断: 进程 {pid} 没有运行完(被终止?)", f"interrupted: pid {pid} ended without finishing (killed?)")
+        history.record(RunRecord(killed, started, now, "failed", int(ExitCode.INTERNAL), note=note))
     path.unlink(missing_ok=True)
     return killed or None
 

@@ -32,32 +32,28 @@ from pydantic import (
     model_validator,
 )
 
+from exitcheck.days import day_problem, parse_day
 from exitcheck.errors import ConfigError
 from exitcheck.i18n import did_you_mean
 from exitcheck.registers.limits import Limits
 from exitcheck.registers.schema import REGISTERS, field_names
+from exitcheck.setting_errors import Mistake, setting_error
 
 #: Department ids end up in file names and SQL rows: keep them to a safe alphabet.
 DEPARTMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-#: Keys that would put a secret into the file itself; the error says to name a variable instead.
 #: The longest retention: 100 years. Beyond it the cutoff date would fall before year 1.
 MAX_RETENTION_DAYS = 36500
+#: What a bad file_mode is told, whatever its shape.
+_OCTAL = ("应为八进制的权限, 写在引号里, 如 '0600'", "file_mode must be an octal mode such as '0600' (write it in quotes)")
+#: Keys that would put a secret into the file itself; the error says to name a variable instead.
 SECRET_KEYS = {"token": "token_env", "password": "password_env", "username": "username_env",
                "user": "username_env", "secret": "token_env"}
 
+EMAIL = r"^[^@\s]+@[^@\s]+$"
 EnvName = Annotated[str, Field(pattern=ENV_NAME)]
 #: A Dask scheduler's address: tcp://10.0.0.5:8786, tls://host:8786, or host:port.
 SCHEDULER = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?/?")
-
-
-class Mistake(ValueError):
-    """A validator's complaint in both languages: pydantic keeps the exception in the error's
-    context, where `_config_error` finds the Chinese text."""
-
-    def __init__(self, zh: str, en: str) -> None:
-        super().__init__(en)
-        self.zh = zh
 
 
 class _Loader(yaml.SafeLoader):
@@ -143,9 +139,10 @@ class HttpDelivery(_Strict):
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("url must be an http:// or https:// address")
+            raise Mistake("应为 http:// 或 https:// 开头的网址", "url must be an http:// or https:// address")
         if parts.username or parts.password:
-            raise ValueError("url must not carry a user or password: name the token with token_env")
+            raise Mistake("网址中不能带用户名或密码: 请把令牌放进环境变量, 用 token_env 写出变量名",
+                          "url must not carry a user or password: name the token with token_env")
         return value
 
 
@@ -159,8 +156,8 @@ class EmailDelivery(_Strict):
     ssl: bool = False
     verify_tls: bool = True
     ca_file: Path | None = None
-    sender: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
-    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    sender: str = Field(alias="from", pattern=EMAIL)
+    to: list[Annotated[str, Field(pattern=EMAIL)]] = Field(min_length=1)
     username_env: EnvName | None = None
     password_env: EnvName | None = None
     timeout: float = Field(30.0, gt=0, le=600)
@@ -170,9 +167,10 @@ class EmailDelivery(_Strict):
     @model_validator(mode="after")
     def _login_pair(self) -> EmailDelivery:
         if (self.username_env is None) != (self.password_env is None):
-            raise ValueError("username_env and password_env go together")
+            raise Mistake("username_env 和 password_env 要一起写", "username_env and password_env go together")
         if self.ssl and self.starttls:
-            raise ValueError("ssl and starttls exclude each other (ssl: port 465, starttls: port 587)")
+            raise Mistake("ssl 和 starttls 只能选一个(ssl 用端口 465, starttls 用端口 587)",
+                          "ssl and starttls exclude each other (ssl: port 465, starttls: port 587)")
         return self
 
 
@@ -198,10 +196,10 @@ class Department(_Strict):
         known = list_columns()
         for name in columns:
             if name not in known:
-                hint = did_you_mean(name, known)[1]
-                raise ValueError(f"unknown column {name!r}{hint}")
+                hint_zh, hint_en = did_you_mean(name, known)
+                raise Mistake(f"没有 {name} 这一列{hint_zh}", f"unknown column {name!r}{hint_en}")
         if len(set(columns)) != len(columns):
-            raise ValueError("a column is listed twice")
+            raise Mistake("有一列写了两次", "a column is listed twice")
         return columns
 
 
@@ -285,10 +283,11 @@ class WorkspaceConfig(_Strict):
         if value is None:
             return None
         if info.data.get("engine", "dask") != "dask":
-            raise ValueError("only with engine: dask")
+            raise Mistake("只用于 engine: dask", "only with engine: dask")
         value = value.strip()
         if not SCHEDULER.fullmatch(value):
-            raise ValueError("expected the address of a Dask scheduler, such as tcp://10.0.0.5:8786")
+            raise Mistake("应为 Dask 调度器的地址, 如 tcp://10.0.0.5:8786",
+                          "expected the address of a Dask scheduler, such as tcp://10.0.0.5:8786")
         return value
 
     @field_validator("workers")
@@ -297,32 +296,31 @@ class WorkspaceConfig(_Strict):
         if value is None:
             return None
         if info.data.get("engine", "dask") != "dask":
-            raise ValueError("only with engine: dask")
+            raise Mistake("只用于 engine: dask", "only with engine: dask")
         if info.data.get("scheduler"):
-            raise ValueError("sizes the local cluster only; the cluster at scheduler: has its own workers")
+            raise Mistake("只用于本机集群; scheduler: 所指的集群有自己的 workers",
+                          "sizes the local cluster only; the cluster at scheduler: has its own workers")
         return value
 
     @field_validator("as_of", mode="before")
     @classmethod
     def _day(cls, value: Any) -> Any:
-        """A calendar date written YYYY-MM-DD; the message says what is wrong with it."""
+        """A day written as --as-of takes it (exitcheck.days: as a register's date cell); the
+        message says which forms are accepted."""
         if value is None or isinstance(value, date):
             return value
         text = str(value).strip()
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise Mistake("应为 YYYY-MM-DD 格式的日期, 如 2020-06-30", "must be a date written YYYY-MM-DD, such as 2020-06-30")
-        try:
-            return date.fromisoformat(text)
-        except ValueError as error:  # 2020-06-31: "day is out of range for month"
-            raise Mistake(f"{text} 不是日历上存在的日期; 请写成 YYYY-MM-DD, 如 2020-06-30",
-                          f"{text} is not a date in the calendar ({error}); write it YYYY-MM-DD, such as 2020-06-30") from None
+        day = parse_day(text)
+        if day is None:
+            raise Mistake(*day_problem(text))
+        return day
 
     @field_validator("retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
         if not 1 <= value <= MAX_RETENTION_DAYS:
-            raise Mistake(f"应为 1 到 {MAX_RETENTION_DAYS} 天(100 年)之间的整数",
-                          f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS} (100 years)")
+            raise Mistake(f"应为 1 到 {MAX_RETENTION_DAYS} 天(100 年)之间的整数, 现为 {value}",
+                          f"must be a whole number of days from 1 to {MAX_RETENTION_DAYS} (100 years), found {value}")
         return value
 
     @field_validator("file_mode", mode="before")
@@ -330,16 +328,16 @@ class WorkspaceConfig(_Strict):
     def _mode(cls, value: Any) -> int:
         """'0640', '0o640' or 0o640 (YAML reads a bare 0640 as octal already)."""
         if isinstance(value, bool):
-            raise ValueError("file_mode must be an octal mode such as '0600'")
+            raise Mistake(*_OCTAL)
         if isinstance(value, str):
             text = value.strip().lower().removeprefix("0o")
             if not re.fullmatch(r"[0-7]{3,4}", text):
-                raise ValueError("file_mode must be an octal mode such as '0600'")
+                raise Mistake(*_OCTAL)
             value = int(text, 8)
         if not isinstance(value, int) or not 0 <= value <= 0o777:
-            raise ValueError("file_mode must be an octal mode such as '0600' (write it in quotes)")
+            raise Mistake(*_OCTAL)
         if value & 0o600 != 0o600:
-            raise ValueError("file_mode must let the owner read and write (0600 at least)")
+            raise Mistake("须让文件主人可读可写(至少 0600)", "file_mode must let the owner read and write (0600 at least)")
         if value & 0o007:
             raise Mistake("不能给其他用户任何权限(最后一位须为 0, 如 0600 或 0640): 输出文件含姓名、身份证号和收入等个人信息",
                           "must give other users no access (the last digit 0, such as 0600 or 0640): "
@@ -412,7 +410,7 @@ def load_config(path: Path) -> WorkspaceConfig:
     try:
         config = WorkspaceConfig.model_validate(data, context={"root": path.parent})
     except ValidationError as exc:
-        raise _config_error(path, text, exc) from None
+        raise _config_error(path, text, data, exc) from None
     except ConfigError as exc:  # from the header mapping, which checks itself
         from exitcheck.rules.model import _line_of
 
@@ -422,44 +420,35 @@ def load_config(path: Path) -> WorkspaceConfig:
     return config
 
 
-def _config_error(path: Path, text: str, exc: ValidationError) -> ConfigError:
-    """The first problem, with its line; never the offending value (it may be a secret)."""
-    from exitcheck.rules.model import _line_of
+def _config_error(path: Path, text: str, data: object, exc: ValidationError) -> ConfigError:
+    """The first problem, with its line, in the clerk's words (setting_errors); a secret put in
+    the file, and the value of a key that may hold one, are never repeated."""
+    from exitcheck.setting_errors import dotted, located, position
 
-    errors = exc.errors()
-    # A misspelt key is also a missing one: report the spelling, which has the "did you mean".
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    location = _yaml_location(first["loc"])
-    line = _line_of(text, location)
-    where = f"{path}:{line}" if line else str(path)
-    dotted = ".".join(str(part) for part in location)
-    message = first["msg"].removeprefix("Value error, ")
-    mistake = first.get("ctx", {}).get("error")
-    message_zh = mistake.zh if isinstance(mistake, Mistake) else message
-    if first["type"] == "extra_forbidden" and location and location[-1] in SECRET_KEYS:
-        variable = SECRET_KEYS[str(location[-1])]
+    first = next((e for e in exc.errors() if e["type"] == "extra_forbidden"), None)
+    location = located(data, first) if first else ()
+    if location and location[-1] in SECRET_KEYS:
+        where, key, variable = position(path, text, location), dotted(location), SECRET_KEYS[str(location[-1])]
         return ConfigError(
-            f"{where}: {dotted}: 密钥不要写在配置文件里; 请放进环境变量, 并用 {variable} 写出变量名",
-            f"{where}: {dotted}: secrets do not belong in the file; put it in an environment variable and name it with {variable}",
+            f"{where}: {key}: 密钥不要写在配置文件里; 请放进环境变量, 并用 {variable} 写出变量名",
+            f"{where}: {key}: secrets do not belong in the file; put it in an environment variable and name it with {variable}",
         )
-    if first["type"] == "extra_forbidden":
-        known = _known_keys(location[:-1])
-        hint = did_you_mean(str(location[-1]), known)[1]
-        return ConfigError(f"{where}: {dotted}: 未知的设置项{hint}", f"{where}: {dotted}: unknown setting{hint}")
-    return ConfigError(f"{where}: {dotted}: {message_zh}", f"{where}: {dotted}: {message}")
+    return setting_error(path, text, data, exc, known_keys=_known_keys, private=_may_hold_secret, patterns=PATTERN_WORDS)
 
 
-def _yaml_location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Pydantic's location as YAML keys: drop the union tags it inserts ('deliver', 'http', ...)."""
-    out: list[Any] = []
-    for index, part in enumerate(loc):
-        tagged = index and (loc[index - 1] == "deliver" or (index > 1 and loc[index - 2] == "each"))
-        if tagged and part in ("dir", "http", "email"):
-            continue
-        if part == "[key]":
-            continue
-        out.append(part)
-    return tuple(out)
+#: The patterns of exitcheck.yaml's keys as a clerk says them.
+PATTERN_WORDS = {
+    ENV_NAME: ("环境变量名(字母、数字和下划线, 不以数字开头)",
+               "the name of an environment variable (letters, digits and _, not starting with a digit)"),
+    EMAIL: ("邮件地址, 如 fupinban@example.cn", "an email address, such as office@example.cn"),
+    DEPARTMENT_ID: ("部门编号(字母、数字、_ 和 -, 至多 64 个字符)", "a department id (letters, digits, _ and -, at most 64 characters)"),
+}
+
+
+def _may_hold_secret(location: tuple[Any, ...]) -> bool:
+    """A token typed where its variable's name belongs, or a password in a URL: not repeated in
+    an error that cron mails."""
+    return bool(location) and (location[-1] == "url" or location[-1] in SECRET_KEYS.values())
 
 
 def _known_keys(parent: tuple[Any, ...]) -> list[str]:

@@ -939,3 +939,11 @@ def year(raw: pd.Series) -> Parsed:
     ok = (values >= 1000) & (values <= 9999)
     array = pd.arrays.IntegerArray(np.where(ok, values, 0), ~ok)
     return Parsed(cells.wrap(array, "Int64"), cells.flags(cells.present() & ~ok))
+
+
+def day(text: str) -> _dt.date | None:
+    """The day one text names, read as a register's date cell holding that text is (`date`):
+    None where such a cell would be bad or blank. For a date given outside a register (--as-of,
+    a workspace's as_of), so that every form a clerk may type in a cell works there too."""
+    value = date(pd.Series([text], dtype=object)).values.iloc[0]
+    return None if pd.isna(value) else value.date()

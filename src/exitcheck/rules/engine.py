@@ -16,11 +16,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from exitcheck.errors import ConfigError
 from exitcheck.idcard import mask
 from exitcheck.registers.model import Registers
 from exitcheck.registers.schema import REGISTERS, fields
 from exitcheck.rules.expr import Expression, ExpressionError, compile_expression
-from exitcheck.rules.model import EXPRESSION_PARTS, Level, Rule, RuleSet, expression_error
+from exitcheck.rules.model import (
+    EXPRESSION_PARTS,
+    Level,
+    Rule,
+    RuleSet,
+    expression_error,
+    param_error,
+)
+from exitcheck.rules.syntax import used_names
 
 PASS, FAIL, UNKNOWN, NA = "pass", "fail", "unknown", "na"
 #: A status column is categorical over these: a code per unit, not a string (making 90,000
@@ -150,8 +159,23 @@ def compile_rule(rule: Rule, ruleset: RuleSet) -> dict[str, Expression | None]:
         try:
             out[part] = compile_expression(text, fields=mapping, params=ruleset.spec.params, types=types)
         except ExpressionError as error:
-            raise expression_error(ruleset, rule, part, error) from None
+            raise param_at_fault(ruleset, rule, part, mapping, types) or expression_error(ruleset, rule, part, error) from None
     return out
+
+
+def param_at_fault(ruleset: RuleSet, rule: Rule, part: str, mapping: dict[str, str], types: dict[str, str]) -> ConfigError | None:
+    """The error at the params: line when a param written as text (income_line: "四千二") is
+    what keeps the rule's expression from compiling, as it would with a number there: the rule
+    is right and the value is wrong, so the clerk is sent to the value. None otherwise."""
+    text = getattr(rule, part)
+    params = ruleset.spec.params
+    for name in sorted(used_names(text) & {n for n, v in params.items() if isinstance(v, str)}):
+        try:
+            compile_expression(text, fields=mapping, params={**params, name: 0}, types=types)
+        except ExpressionError:
+            continue
+        return param_error(ruleset, name, rule, part)
+    return None
 
 
 def compile_ruleset(ruleset: RuleSet) -> RuleSet:

@@ -600,9 +600,10 @@ class _Compiler:
     # -- errors and positions ----------------------------------------------
 
     def error(
-        self, message: str, node: ast.AST | None = None, hint: str | None = None
+        self, message: str, node: ast.AST | None = None, hint: str | None = None,
+        zh: tuple[str, str | None] | None = None,
     ) -> ExpressionError:
-        return self.source.error(message, node, hint)
+        return self.source.error(message, node, hint, zh)
 
     def offset(self, node: ast.AST | None) -> int | None:
         return self.source.offset(node)
@@ -687,7 +688,8 @@ class _Compiler:
         candidates = [*self.fields, *self.params]
         close = difflib.get_close_matches(name, candidates, n=1)
         hint = f"did you mean {close[0]!r}?" if close else None
-        raise self.error(f"unknown name {name!r}", node, hint)
+        zh = (f"未知的名称 {name}(既不是字段也不是参数)", f"是否指 {close[0]}?" if close else None)
+        raise self.error(f"unknown name {name!r}", node, hint, zh)
 
     def visit_sequence(self, node: ast.AST) -> _Node:
         raise self.error(

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from exitcheck.errors import ConfigError
+from exitcheck.setting_errors import Mistake
 
 Level = Literal["member", "household", "village", "township", "county"]
 LEVELS: tuple[Level, ...] = ("member", "household", "village", "township", "county")
@@ -39,7 +40,7 @@ class Band(BaseModel):
     def _ordered(cls, value: float, info: Any) -> float:
         low = info.data.get("min")
         if low is not None and value <= low:
-            raise ValueError("max must be greater than min")
+            raise Mistake(f"max 应大于 min({low:g})", f"max must be greater than min ({low:g})")
         return value
 
 
@@ -84,7 +85,7 @@ class RuleSetFile(BaseModel):
         seen: set[str] = set()
         for rule in rules:
             if rule.id in seen:
-                raise ValueError(f"rule id {rule.id!r} is used twice")
+                raise Mistake(f"规则 id {rule.id} 用了两次", f"rule id {rule.id!r} is used twice")
             seen.add(rule.id)
         return rules
 
@@ -176,11 +177,9 @@ def load_ruleset(path: Path | None = None) -> RuleSet:
     try:
         spec = RuleSetFile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        line = _line_of(text, tuple(first["loc"]))
-        where = f"{path}:{line}" if line else str(path)
-        loc = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{where}: {loc}: {first['msg']}", f"{where}: {loc}: {first['msg']}") from None
+        from exitcheck.setting_errors import setting_error
+
+        raise setting_error(path, text, data, exc, known_keys=_keys_at, about=lambda location: _rule_named(data, location)) from None
     bands = _bands(spec, path)
     ruleset = RuleSet(spec=spec, path=str(path), sha256=hashlib.sha256(data_bytes).hexdigest(), bands=bands)
     for index, rule in enumerate(spec.rules):
@@ -188,6 +187,21 @@ def load_ruleset(path: Path | None = None) -> RuleSet:
             check_template(template, f"{path}: {rule.id}")
         _check_syntax(ruleset, index, text)
     return ruleset
+
+
+def _keys_at(parent: tuple[Any, ...]) -> list[str]:
+    """The keys a rule set allows under `parent`, for the 'did you mean' of a misspelt one."""
+    model: type[BaseModel] = {"rules": Rule, "bands": Band}.get(parent[0], RuleSetFile) if parent else RuleSetFile
+    return list(model.model_fields)
+
+
+def _rule_named(data: Any, location: tuple[Any, ...]) -> tuple[str, str]:
+    """' (rule income)' for a key inside a rule that has an id: rules.3 alone says little."""
+    if len(location) < 2 or location[0] != "rules" or not isinstance(location[1], int):
+        return "", ""
+    rule = data["rules"][location[1]]
+    rule_id = rule.get("id") if isinstance(rule, dict) else None
+    return (f"(规则 {rule_id})", f" (rule {rule_id})") if rule_id else ("", "")
 
 
 #: The parts of a rule written in the rule language.
@@ -220,8 +234,26 @@ def expression_error(ruleset: RuleSet, rule: Rule, part: str, error: Exception, 
     index = next((i for i, known in enumerate(ruleset.rules) if known is rule), None)
     line = _line_of(text, ("rules", index, part)) if text and index is not None else None
     where = f"{ruleset.path}:{line}" if line else ruleset.path
-    message = f"{where}: rule {rule.id}, {part}: {error}"
-    return ConfigError(message, message)
+    detail = getattr(error, "in_chinese", lambda: str(error))()
+    return ConfigError(f"{where}: 规则 {rule.id} 的 {part}: {detail}", f"{where}: rule {rule.id}, {part}: {error}")
+
+
+def param_error(ruleset: RuleSet, name: str, rule: Rule, part: str) -> ConfigError:
+    """A param whose text value a rule uses as a number, at the param's own line ('FILE:12:
+    params.income_line: ...'), naming the rule and the line that uses it."""
+    try:
+        text = Path(ruleset.path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    index = ruleset.rules.index(rule)
+    line, used = (_line_of(text, ("params", name)), _line_of(text, ("rules", index, part))) if text else (None, None)
+    where = f"{ruleset.path}:{line}" if line else ruleset.path
+    value = ruleset.spec.params[name]
+    at_zh, at_en = (f"第 {used} 行", f"line {used}") if used else ("", "")
+    return ConfigError(
+        f"{where}: params.{name}: 应为数字, 现为「{value}」: 规则 {rule.id} 的 {part}({at_zh})把它当数字用; 请写成阿拉伯数字, 不加引号",
+        f"{where}: params.{name}: expected a number, found {value!r}: rule {rule.id}, {part} ({at_en}) uses it as one; "
+        "write it in digits, without quotes")
 
 
 def _bands(spec: RuleSetFile, path: Path) -> list[Band]:

@@ -35,11 +35,14 @@ class ExpressionError(ValueError):
         expression: str = "",
         offset: int | None = None,
         hint: str | None = None,
+        zh: tuple[str, str | None] | None = None,
     ) -> None:
         self.message = " ".join(message.split())
         self.expression = expression
         self.offset = offset
         self.hint = hint
+        #: (message, hint) in Chinese, where the raiser gave them; else the English is shown.
+        self.zh = zh
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -49,6 +52,13 @@ class ExpressionError(ValueError):
         if self.hint:
             text += f"; {' '.join(self.hint.split())}"
         return text
+
+    def in_chinese(self) -> str:
+        """The one line in Chinese: its message and hint as the raiser wrote them in Chinese,
+        or in English where it did not."""
+        message, hint = self.zh or (self.message, self.hint)
+        text = message + (f"(第 {self.offset + 1} 个字符处)" if self.offset is not None else "")
+        return text + (f"; {' '.join(hint.split())}" if hint else "")
 
 
 class Source:
@@ -65,8 +75,9 @@ class Source:
         self.body = stripped.rstrip()
         self.lines = re.split(r"(?<=\n)|(?<=\r)(?!\n)", self.body)
 
-    def error(self, message: str, node: ast.AST | None = None, hint: str | None = None) -> ExpressionError:
-        return ExpressionError(message, expression=self.text, offset=self.offset(node), hint=hint)
+    def error(self, message: str, node: ast.AST | None = None, hint: str | None = None,
+              zh: tuple[str, str | None] | None = None) -> ExpressionError:
+        return ExpressionError(message, expression=self.text, offset=self.offset(node), hint=hint, zh=zh)
 
     def offset(self, node: ast.AST | None) -> int | None:
         if node is None or not hasattr(node, "lineno"):
@@ -87,7 +98,7 @@ def parse(source: Source) -> ast.Expression:
     """The expression's syntax tree; ExpressionError for text that is not an expression, or one
     too large or too deeply nested to be checked."""
     if not source.body:
-        raise source.error("expression is empty")
+        raise source.error("expression is empty", zh=("表达式为空", None))
     try:
         with warnings.catch_warnings():
             # e.g. "invalid decimal literal" for 1and: the error, if any, is ours
@@ -97,13 +108,19 @@ def parse(source: Source) -> ast.Expression:
         offset = None
         if exc.lineno is not None and exc.offset is not None:
             offset = source.char_offset(exc.lineno, exc.offset - 1, in_bytes=False)
-        raise ExpressionError(f"syntax error: {exc.msg}", expression=source.text, offset=offset) from None
+        raise ExpressionError(f"syntax error: {exc.msg}", expression=source.text, offset=offset,
+                              zh=(f"语法错误({exc.msg})", None)) from None
     except (RecursionError, MemoryError):
         raise source.error("expression is too deeply nested") from None
     except (ValueError, OverflowError, TypeError) as exc:
         raise source.error(f"syntax error: {exc}") from None
     _check_size(source, tree)
     return tree
+
+
+def used_names(text: str) -> set[str]:
+    """The plain names an expression uses (fields, params, functions)."""
+    return {node.id for node in ast.walk(parse(Source(text))) if isinstance(node, ast.Name)}
 
 
 def check(text: str) -> None:
