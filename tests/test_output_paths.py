@@ -89,3 +89,17 @@ def test_a_folder_of_registers_that_is_also_the_out_folder_can_be_audited_again(
     assert f"{folder / 'issues.xlsx'}: exitcheck 的输出文件" in again.stderr
     named = run_cli("validate", str(folder / "gaps.xlsx"), "--lang", "en")
     assert named.returncode == 3 and "an output of exitcheck" not in named.stderr  # read as asked, and refused
+
+
+def test_township_books_an_earlier_audit_left_in_out_are_said_to_be_stale(tmp_path, run_cli):
+    """An audit with --split-by township, then one without into the same folder: townships/
+    still held the first run's books, which a clerk could hand out as the new ones."""
+    registers = base_county().write(tmp_path / "registers.xlsx")
+    out = tmp_path / "out"
+    args = (str(registers), "--out", str(out), "--as-of", AS_OF.isoformat())
+    split = run_cli("audit", *args, "--split-by", "township")
+    assert "不是这次写的" not in split.stderr
+    plain = run_cli("audit", *args)
+    assert f"{out / 'townships'} 中有 2 个乡镇工作簿不是这次写的" in plain.stderr and "中所镇.xlsx" in plain.stderr
+    assert "2 township book(s)" in run_cli("audit", *args, "--lang", "en").stderr
+    assert "不是这次写的" not in run_cli("audit", *args, "--split-by", "township").stderr

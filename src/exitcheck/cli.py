@@ -458,7 +458,22 @@ def audit(
     with _progress(ui, ui.t("写出清单", "Writing the lists")), _writing_to(out):
         written = write_outputs(out, result, formats, split_by)
     console.print_audit(ui, result, written)
+    _warn_of_stale_books(ui, out, written)
     return worst(result.exit_code(), _failures_code(registers))
+
+
+def _warn_of_stale_books(ui: Ui, out: Path, written: list[Path]) -> None:
+    """Township books an earlier audit left in `out`: a clerk must not hand them out as this run's."""
+    from exitcheck.report.gaps_out import stale_township_books
+
+    stale = stale_township_books(out, written)
+    if stale:
+        names = "、".join(path.name for path in stale[:5]) + ("…" if len(stale) > 5 else "")
+        folder = out / "townships"
+        ui.note(ui.t(f"{folder} 中有 {len(stale)} 个乡镇工作簿不是这次写的, 是之前的运行留下的, 已过时({names}): "
+                     f"请删除它们, 或加 --split-by township 重新生成",
+                     f"{len(stale)} township book(s) in {folder} were not written by this run but left by an earlier one, "
+                     f"and are out of date ({names}): delete them, or add --split-by township to write them anew"))
 
 
 def _ruleset(path: Path | None) -> Any:

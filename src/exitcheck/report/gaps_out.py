@@ -666,6 +666,17 @@ def _write_csv(path: Path, frame: pd.DataFrame, headers: list[str], mode: int, *
     return write_bytes(path, ("\ufeff" + buffer.getvalue()).encode("utf-8"), mode)
 
 
+def stale_township_books(out: Path, written: Sequence[Path]) -> list[Path]:
+    """Township books in `out`/townships that this run did not write: left by an earlier audit
+    with --split-by township into the same folder, they no longer match gaps.xlsx (a township
+    renamed, or a run without --split-by), and must not be handed out."""
+    folder = out / "townships"
+    if not folder.is_dir():
+        return []
+    fresh = {path.resolve() for path in written}
+    return sorted(path for path in folder.rglob("*.xlsx") if path.resolve() not in fresh)
+
+
 def write_outputs(out: Path, result: AuditResult, formats_: Sequence[str], split_by: str | None = None,
                   mode: int = DEFAULT_MODE, progress: pd.DataFrame | None = None) -> list[Path]:
     written: list[Path] = []
