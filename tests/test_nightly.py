@@ -994,6 +994,8 @@ def test_a_push_meets_a_state_folder_it_cannot_use_as_the_run_does_with_exit_74(
             assert "Traceback" not in result.stderr and "internal" not in result.stderr and "内部错误" not in result.stderr
             if obstacle == "a read-only parent":  # the folder to fix is the one that exists, not the state folder to be
                 assert (f"the folder {workspace / 'locked'} (" if lang == "en" else f"目录 {workspace / 'locked'} 有写权限") in result.stderr, result.stderr
+                # on Windows a file open in Excel is what most often stops a write
+                assert ("is open in Excel or WPS, close it" if lang == "en" else "正在 Excel 或 WPS 中打开, 请先关闭") in result.stderr
     assert not (workspace / "outbox").exists()
 
 

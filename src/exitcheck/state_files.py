@@ -91,9 +91,11 @@ def workspace_file_error(path: Path, kind: Kind, error: BaseException) -> Worksp
         folder = _nearest_existing(path if kind.folder else path.parent)
         return WorkspaceFileError(
             path,
-            f"无法写入{kind.zh} {path}({detail}): 请让运行 exitcheck 的用户对它和目录 {folder} 有写权限(用 ls -l 和 lsattr 查看)",
-            f"cannot write {kind.en} {path} ({detail}): give the user that runs exitcheck write access to it and to the folder "
-            f"{folder} (ls -l and lsattr show what stops it)",
+            f"无法写入{kind.zh} {path}({detail}): 如果要写的文件正在 Excel 或 WPS 中打开, 请先关闭; 否则请让运行 exitcheck 的用户"
+            f"对它和目录 {folder} 有写权限(Windows 上看文件属性中的“安全”, Linux 上用 ls -l 和 lsattr 查看)",
+            f"cannot write {kind.en} {path} ({detail}): if the file to write is open in Excel or WPS, close it; otherwise give the user that "
+            f"runs exitcheck write access to it and to the folder {folder} (on Windows, the file's Properties > Security; "
+            f"on Linux, ls -l and lsattr show what stops it)",
         )
     if isinstance(error, IsADirectoryError) and not kind.folder:
         return WorkspaceFileError(
