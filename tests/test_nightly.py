@@ -1048,6 +1048,31 @@ def test_init_makes_a_ready_workspace_and_never_overwrites(tmp_path, run_cli):
     assert any((folder / "outbox" / "townships").iterdir())
 
 
+def test_the_crontab_line_init_prints_runs_the_workspace(tmp_path, run_cli):
+    """The line is run as cron would: by sh, from no particular folder, with the schedule's five
+    fields taken off."""
+    assert run_cli("init", "county").returncode == 0
+    config = (tmp_path / "county" / "exitcheck.yaml").read_text(encoding="utf-8")
+    line = re.search(r"(?m)^#   (0 2 \* \* \* .*)$", config).group(1)
+    command = line.split(" ", 5)[5]
+    done = subprocess.run(["sh", "-c", command + " --as-of 2020-06-30"], cwd="/", capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # the sample county has gaps; --quiet: nothing printed
+    assert done.stdout == "" and any((tmp_path / "county" / "outbox" / "townships").iterdir())
+
+
+def test_on_windows_init_gives_a_task_scheduler_command_naming_the_workspace():
+    from exitcheck.workspace_init import nightly_line
+
+    folder = Path("C:/Users/扶贫办/county x")
+    how_zh, how_en, line = nightly_line(folder, windows=True)
+    assert how_zh == "在命令提示符(cmd)中运行一次" and "cmd" in how_en
+    assert line.startswith("schtasks /Create /SC DAILY /ST 02:00 /TN exitcheck-nightly /TR \"")
+    # a task starts in System32: the workspace is named by --config, quoted for /TR
+    assert line.endswith(f' run --quiet --config \\"{folder / "exitcheck.yaml"}\\""')
+    assert "crontab" not in line and "cd " not in line
+    assert nightly_line(folder, windows=False)[2].startswith("0 2 * * * cd ")
+
+
 def test_run_ids_are_unique_even_within_one_second(workspace, run_cli):
     """Ids are the start time to the second; when that id is taken the run gets a suffix."""
     write_county(workspace, base_county())

@@ -32,10 +32,10 @@ def init(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Create a ready workspace: exitcheck.yaml, the rules, a sample register, a crontab line."""
+    """Create a ready workspace: exitcheck.yaml, the rules, a sample register, the nightly schedule line."""
     from exitcheck.cli import _check_out, _writing_to
     from exitcheck.state_files import NEW_WORKSPACE
-    from exitcheck.workspace_init import crontab_line, init_workspace
+    from exitcheck.workspace_init import init_workspace, nightly_line
 
     _check_out(folder, NEW_WORKSPACE)
     with _writing_to(folder, NEW_WORKSPACE):
@@ -47,8 +47,9 @@ def init(
             ui.out.print(ui.t(f"已存在, 保留不动 {step.path}", f"exists, left as it is: {step.path}"), markup=False)
     ui.out.print(ui.t("下一步: 把 data/ 中的样例换成本县登记表, 然后运行:", "Next: replace the sample in data/ with the county's registers, then run:"))
     ui.out.print(f"  cd {folder} && exitcheck run", markup=False)
-    ui.out.print(ui.t("每晚运行(crontab -e 加入这一行):", "Every night (add this line with crontab -e):"))
-    ui.out.print(f"  {crontab_line(folder.resolve())}", markup=False)
+    how_zh, how_en, line = nightly_line(folder.resolve())
+    ui.out.print(ui.t(f"每晚运行({how_zh}):", f"Every night ({how_en}):"))
+    ui.out.print(f"  {line}", markup=False)
     return 0
 
 

@@ -10,6 +10,7 @@ user changed stays as the user left it, a file left as written is already right.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
@@ -37,23 +38,47 @@ class InitStep:
 
 def crontab_line(folder: Path) -> str:
     """Every night at 02:00, from the workspace folder, errors only (cron mails what is printed)."""
+    return f"0 2 * * * cd {shlex.quote(str(folder))} && {_command(shlex.quote)} run --quiet"
+
+
+def schtasks_line(folder: Path) -> str:
+    """The same on Windows: a Task Scheduler task made with schtasks, the workspace named by
+    --config (a task starts in System32, and its paths are relative to exitcheck.yaml)."""
+    def quoted(text: str) -> str:  # a quote inside schtasks' /TR "..." is written \"
+        return f'\\"{text}\\"'
+
+    config = folder / CONFIG_NAME
+    return (f'schtasks /Create /SC DAILY /ST 02:00 /TN exitcheck-nightly '
+            f'/TR "{_command(quoted)} run --quiet --config {quoted(str(config))}"')
+
+
+def nightly_line(folder: Path, windows: bool | None = None) -> tuple[str, str, str]:
+    """How to run the workspace every night on this system: (how, in Chinese and English; the
+    line): a crontab line, or on Windows a schtasks command to type once in cmd."""
+    if os.name == "nt" if windows is None else windows:
+        return "在命令提示符(cmd)中运行一次", "run this once in a command prompt (cmd)", schtasks_line(folder)
+    return "用 crontab -e 加入这一行", "add this line with crontab -e", crontab_line(folder)
+
+
+def _command(quote: Callable[[str], str]) -> str:
+    """How to start exitcheck from a scheduler: the script beside this Python, else the one
+    on PATH, else this Python with -m."""
     found = shutil.which("exitcheck")
-    beside = Path(sys.executable).parent / "exitcheck"
-    if beside.exists():
-        command = shlex.quote(str(beside))
-    elif found:
-        command = shlex.quote(found)
-    else:
-        command = f"{shlex.quote(sys.executable)} -m exitcheck"
-    return f"0 2 * * * cd {shlex.quote(str(folder))} && {command} run --quiet"
+    beside = next((Path(sys.executable).parent / name for name in ("exitcheck", "exitcheck.exe")
+                   if (Path(sys.executable).parent / name).exists()), None)
+    if beside is not None:
+        return quote(str(beside))
+    if found:
+        return quote(found)
+    return f"{quote(sys.executable)} -m exitcheck"
 
 
 CONFIG_TEMPLATE = """\
 # exitcheck workspace: what `exitcheck run` does every night.
 # Paths are relative to this file. Secrets never go in this file: name environment variables.
 #
-# Run it every night at 02:00 (add this line with `crontab -e`; cron mails anything printed,
-# and with --quiet that is errors only):
+# Run it every night at 02:00 (@HOW@; cron mails anything printed, and with --quiet that is
+# errors only):
 #   @CRONTAB@
 #
 # Exit codes: 0 nothing found, 1 gaps found, 3 an input unreadable (nothing delivered),
@@ -121,7 +146,8 @@ townships:
 
 
 def config_text(folder: Path, registers: str, rules: str) -> str:
-    return (CONFIG_TEMPLATE.replace("@CRONTAB@", crontab_line(folder))
+    _, how, line = nightly_line(folder)
+    return (CONFIG_TEMPLATE.replace("@CRONTAB@", line).replace("@HOW@", how)
             .replace("@REGISTERS@", registers).replace("@RULES@", rules))
 
 
