@@ -103,3 +103,13 @@ def test_township_books_an_earlier_audit_left_in_out_are_said_to_be_stale(tmp_pa
     assert f"{out / 'townships'} 中有 2 个乡镇工作簿不是这次写的" in plain.stderr and "中所镇.xlsx" in plain.stderr
     assert "2 township book(s)" in run_cli("audit", *args, "--lang", "en").stderr
     assert "不是这次写的" not in run_cli("audit", *args, "--split-by", "township").stderr
+
+
+def test_a_sample_register_is_written_whole_and_for_its_owner_only(tmp_path, run_cli):
+    """A clerk copies the sample and fills it with real people: it is private like every output."""
+    done = run_cli("sample", str(tmp_path / "registers.xlsx"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "registers.xlsx").stat().st_mode & 0o077 == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["registers.xlsx"]  # no temporary file left
+    assert run_cli("init", str(tmp_path / "ws")).returncode == 0
+    assert (tmp_path / "ws" / "data" / "registers.xlsx").stat().st_mode & 0o077 == 0

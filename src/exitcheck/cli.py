@@ -389,13 +389,16 @@ def sample(
 
     from xlsxwriter.exceptions import FileCreateError
 
+    from exitcheck.report.files import DEFAULT_MODE, atomic_path
     from exitcheck.sample import write_sample
     from exitcheck.state_files import SAMPLE_FILE, workspace_file_error
 
     _check_out(out, SAMPLE_FILE)
     try:
-        with _writing_to(out, SAMPLE_FILE):
-            write_sample(out, households=households, seed=seed)
+        # like every output: whole or not at all, and not readable by other users (its people
+        # are made up, but a clerk copies the file and fills it with real ones)
+        with _writing_to(out, SAMPLE_FILE), atomic_path(out, DEFAULT_MODE) as temp:
+            write_sample(temp, households=households, seed=seed)
     except FileCreateError as error:  # xlsxwriter's wrapper of the OSError of creating the file
         cause = error.args[0] if error.args and isinstance(error.args[0], OSError) else OSError(str(error))
         raise workspace_file_error(Path(os.path.abspath(out)), SAMPLE_FILE, cause) from error

@@ -182,13 +182,13 @@ def _ensure(path: Path, write: Callable[[Path], object]) -> InitStep:
 def _write_sample(path: Path) -> None:
     """The sample county register (exitcheck.sample); written to a temporary name and renamed,
     so an interrupted init leaves no half workbook that a re-run would then keep."""
-    from exitcheck.report.files import atomic_path
+    from exitcheck.report.files import DEFAULT_MODE, atomic_path
 
     try:
         from exitcheck.sample import write_sample
     except ImportError:  # a build without the generator: the bundled copy
         bundled = Path(__file__).resolve().parents[2] / "sample_data" / "registers.xlsx"
-        write_bytes(path, bundled.read_bytes(), 0o644)
+        write_bytes(path, bundled.read_bytes(), DEFAULT_MODE)
         return
-    with atomic_path(path, 0o644) as temp:
+    with atomic_path(path, DEFAULT_MODE) as temp:  # the register the clerk's real one replaces: private
         write_sample(temp, households=SAMPLE_HOUSEHOLDS, seed=SAMPLE_SEED)
