@@ -218,7 +218,19 @@ def test_the_cli_says_the_county_incidence_is_unknown_and_why_in_english(tmp_pat
     assert county_gap["status"] == "unknown"
     assert county_gap["message"] == 'unknown: registered population of 越城镇/瓦曲村 "约两千" not recognised'
     assert gaps["summary"]["incidence"]["county"] is None
-    assert "County poverty incidence unknown" in run.stdout
+    assert 'County poverty incidence unknown: registered population of 越城镇/瓦曲村 "约两千" not recognised' in run.stdout
+    # the terminal said "see county_incidence", a rule id, and not why
+
+
+def test_the_terminal_gives_the_first_reasons_for_an_unknown_county_incidence_and_counts_the_rest(tmp_path, run_cli):
+    county = poor_county()
+    county.villages[0]["户籍人口"] = ""
+    county.villages[1]["户籍人口"] = ""
+    county.households[4]["脱贫状态"] = ""
+    path = county.write(tmp_path / "c.xlsx")
+    run = run_cli("audit", str(path), "--as-of", AS_OF.isoformat(), "--out", str(tmp_path / "out"))
+    line = next(text for text in run.stdout.splitlines() if text.startswith("全县贫困发生率"))
+    assert line == "全县贫困发生率 待核实: 越城镇瓦曲村户籍人口为空、越城镇马拖村户籍人口为空 等 3 项"
 
 
 def test_several_counties_sum_no_county_whose_incidence_is_unknown(tmp_path):

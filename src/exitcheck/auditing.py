@@ -111,6 +111,15 @@ class AuditResult:
         county = self.frames["county"]
         return plain(county[figures.INCIDENCE_WHY].iloc[0]) if figures.INCIDENCE_WHY in county and len(county) else None
 
+    def county_incidence_reasons(self) -> list[str]:
+        """Why the county's incidence is unknown, in the result's language, as the county's
+        incidence rule words it; empty when it is known."""
+        why = self.county_incidence_why()
+        if not why:
+            return []
+        findings = Findings.of(self.registers, self.parsed.issues, self.parsed.zeros_pointers)
+        return reasons.figure_unknown(why, "county", findings, self.lang)
+
     def summary(self) -> dict[str, Any]:
         households = self.frames["household"]
         reg = figures.registered(households)

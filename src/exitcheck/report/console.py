@@ -94,6 +94,10 @@ def print_columns(ui: Any, sheets: Sequence[Any]) -> None:
         ui.out.print(table)
 
 
+#: Reasons for an unknown county incidence the terminal shows before "and N more".
+SHOWN_REASONS = 2
+
+
 def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
     """Households, gaps by indicator and township, incidence, the worst villages, the outputs."""
     if ui.quiet:  # -q prints nothing: summarising costs a tenth of a second at county scale
@@ -110,7 +114,10 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
     if incidence is not None:
         ui.out.print(t(f"全县贫困发生率 {incidence:.2%}", f"County poverty incidence {incidence:.2%}"))
     elif not result.several_counties and result.county_incidence_why() is not None:  # a part would mislead
-        ui.out.print(t("全县贫困发生率 待核实(原因见 county_incidence)", "County poverty incidence unknown (why: see county_incidence)"))
+        why = result.county_incidence_reasons()
+        shown = t("、", "; ").join(why[:SHOWN_REASONS]) + (t(f" 等 {len(why)} 项", f" and {len(why) - SHOWN_REASONS} more")
+                                                            if len(why) > SHOWN_REASONS else "")
+        ui.out.print(t(f"全县贫困发生率 待核实: {shown}", f"County poverty incidence unknown: {shown}"), markup=False)
     if result.several_counties:
         print_counties(ui, result)
     ui.out.print(t(f"有未达标指标的建档立卡户: {summary['households_with_gaps']}", f"Registered households with a failing indicator: {summary['households_with_gaps']}"))
