@@ -116,6 +116,27 @@ def test_csv_files_in_utf8_and_gb18030(tmp_path, encoding):
     assert exitcheck.validate(registers, AS_OF) == []
 
 
+def test_a_csv_date_of_five_digits_is_refused_with_the_serial_date_it_would_be(tmp_path):
+    """A CSV saved from a column Excel showed as numbers holds 38655 for 2005-10-30: every CSV
+    cell is text, and text is never read as a serial (2019 may be a year typed alone). The
+    message says what the serial would mean and how to have it read as a date."""
+    county = base_county()
+    county.members[0]["出生日期"] = "25571"  # 1970-01-03 as an Excel serial
+    county.members[1]["出生日期"] = "1970"
+    for name, rows in (("户表", county.households), ("成员表", county.members)):
+        with (tmp_path / f"{name}.csv").open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    issues = exitcheck.validate(exitcheck.load([tmp_path / "户表.csv", tmp_path / "成员表.csv"]), AS_OF)
+    dates = {i.value: i for i in issues if i.field == "birth_date"}
+    assert set(dates) == {"25571", "1970"} and {i.code for i in dates.values()} == {"bad_value"}
+    assert dates["25571"].message() == ("「出生日期」的值「25571」无法识别(应为日期, 如 2019-10-01; 若它是 Excel 的日期序号, "
+                                      "即 1970-01-03: 请在 Excel 中把该列设为日期格式后重新保存)")
+    assert "1970-01-03: format the column as dates in Excel and save it again)" in dates["25571"].message("en")
+    assert dates["1970"].message() == "「出生日期」的值「1970」无法识别(应为日期, 如 2019-10-01)"  # a year, not 1905-05-23
+
+
 def test_several_workbooks_one_per_township(tmp_path):
     county = base_county()
     first, second = county.copy(), county.copy()

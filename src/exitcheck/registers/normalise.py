@@ -848,6 +848,18 @@ def _days_of_numbers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return days, ok
 
 
+def serial_meaning(cell: object) -> str | None:
+    """The day a text of five digits would be as an Excel serial date (2005-10-30 for "38655"),
+    or None. Text is never read as a serial: "2019" may be a year typed alone, not 1905-07-11.
+    But a CSV of a column that Excel showed as numbers holds such text, and a message can say
+    what it would mean; five digits are the serials of 1927-05-18 to 2173-10-14, and no year."""
+    text = cell.strip() if isinstance(cell, str) else ""
+    if not (text.isascii() and text.isdigit() and len(text) == 5):
+        return None
+    days, _ = _days_of_numbers(np.array([float(text)]))
+    return (_EPOCH + _dt.timedelta(days=int(days[0]))).isoformat()
+
+
 def _ymd_fields(matched: pa.Array, pattern: str) -> np.ndarray:
     """YYYYMMDD of strings that all match `pattern` (named groups y, m, d), in C++: pandas'
     str.extract calls Python's re once a string."""

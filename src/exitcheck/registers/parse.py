@@ -110,6 +110,21 @@ def _header_of(register: RegisterName, field_name: str | None) -> str | None:
 SPREADSHEET_ERROR_HINT = {"zh": "(是电子表格的错误值: 公式没有算出结果)", "en": " (a spreadsheet error value: its formula found no result)"}
 
 
+def _serial_hints(bad: pd.Series, column: pd.Series, expected: dict[str, str]) -> pd.Series:
+    """bad_value's params for the bad cells of a date column: a cell of digits alone (38655,
+    from a CSV of a column Excel showed as numbers) is told what it would be as an Excel
+    serial date, and how to have it read as one; it is not read so (never a guess)."""
+    flagged = column[bad.to_numpy(dtype=bool)]  # the bad cells: few
+    params = []
+    for cell in flagged.tolist():
+        day = normalise.serial_meaning(cell)
+        params.append({"expected": expected if day is None else {
+            "zh": f"{expected['zh'].removesuffix(')')}; 若它是 Excel 的日期序号, 即 {day}: 请在 Excel 中把该列设为日期格式后重新保存)",
+            "en": f"{expected['en'].removesuffix(')')}; if it is an Excel serial date, it is {day}: "
+                  "format the column as dates in Excel and save it again)"}})
+    return pd.Series(params, index=flagged.index, dtype=object)
+
+
 def _expected(spec: FieldSpec) -> dict[str, str]:
     if spec.kind in ("text", "id_number"):
         return SPREADSHEET_ERROR_HINT
@@ -253,8 +268,9 @@ def parse_register(register: RegisterName, registers: Registers, sink: IssueSink
         if spec.kind == "year":
             outside = (values < 1990) | (values > as_of.year)
             bad = bad | outside.fillna(False).astype(bool)
+        expected = _expected(spec)
         sink.add(register, raw, bad, "bad_value", spec.name, raw=column, household=household,
-                 params={"expected": _expected(spec)})
+                 params=_serial_hints(bad, column, expected) if spec.kind == "date" else {"expected": expected})
         if spec.name == "household_id":
             # Rounded to 15 digits, neighbouring households share one id: such a row must not
             # be merged with another, nor given the members of another.
