@@ -41,8 +41,9 @@ def test_all_known_incidence_is_computed(tmp_path):
     assert township_totals(res).loc["中所镇", "incidence"] == pytest.approx(9 / 500)
 
 
-@pytest.mark.parametrize(("population", "why"), [("", "户籍人口为空"), ("约两千", "户籍人口「约两千」无法识别")],
-                         ids=["blank", "not-a-number"])
+@pytest.mark.parametrize(("population", "why"), [("", "户籍人口为空"), ("约两千", "户籍人口「约两千」无法识别"),
+                                                  (0, "户籍人口「0」不符合要求")],  # read, not valid: not 「0.0」无法识别
+                         ids=["blank", "not-a-number", "zero"])
 def test_a_village_population_that_cannot_be_read_makes_the_incidences_that_sum_it_unknown(tmp_path, population, why):
     county = poor_county()
     county.villages[0]["户籍人口"] = population  # 越城镇/瓦曲村, no poor people of its own

@@ -101,10 +101,26 @@ def _issue_title(issue: DataIssue, lang: str) -> str:
 
 
 def blank_input(label: str, unreadable: str | None, lang: str) -> str:
-    """Why an input is missing: blank, or present but not understood (quoted)."""
-    if unreadable is not None:
-        return pick(lang, f"{label}「{unreadable}」无法识别", f'{label} "{unreadable}" not recognised')
-    return pick(lang, f"{label}为空", f"{label} blank")
+    """Why an input is missing: blank, present but not understood (quoted), or a number the
+    field does not take (a population of 0: read, but not valid, shown as typed: 0 not 0.0)."""
+    if unreadable is None:
+        return pick(lang, f"{label}为空", f"{label} blank")
+    number = _as_number(unreadable)
+    if number is not None:
+        return pick(lang, f"{label}「{number}」不符合要求", f'{label} "{number}" not valid')
+    return pick(lang, f"{label}「{unreadable}」无法识别", f'{label} "{unreadable}" not recognised')
+
+
+def _as_number(text: str) -> str | None:
+    """A value as typed that is a number, as a spreadsheet shows it (0.0 read from a number
+    cell is 0); None for anything else (an ID stored as a number has its own reasons)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if number != number or abs(number) >= 1e15:  # NaN; a long ID's digits, not a figure
+        return None
+    return str(int(number)) if number.is_integer() else text
 
 
 def join_parts(parts: Sequence[str], lang: str) -> str:
