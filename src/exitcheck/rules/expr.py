@@ -1038,7 +1038,7 @@ def _kinds_problem(symbol: str, lk: Kind, rk: Kind) -> _Words | None:
 
 def _not_in_list_of(word: str, kind: Kind, item_kind: Kind) -> _Words:
     """'in' between a value and a list of another kind, as a number in a list of texts."""
-    return (f"cannot look for {_KIND_LABEL[kind]} in a list of {_KIND_LABEL[item_kind]} values ('{word}')",
+    return (f"cannot look for {_KIND_LABEL[kind]} in a list holding {_KIND_LABEL[item_kind]} ('{word}')",
             f"不能用 {word} 在{_KIND_ZH[item_kind]}的列表里找{_KIND_ZH[kind]}")
 
 
