@@ -329,6 +329,7 @@ def test_a_bad_where_or_band_is_a_config_error_at_its_line(tmp_path):
     with pytest.raises(ConfigError) as caught:
         department_lists(banded, config, ["human-resources"], ruleset_of(banded))
     assert f"{path}:16:" in caught.value.en and "labour_unemployed" in caught.value.en
+    assert f"{path}:16: where: 未知的名称 labour_unemploid" in caught.value.zh, caught.value.zh
     path.write_text(path.read_text(encoding="utf-8").replace("[below_4200, 4200_4500]", "[below_4200, 4200_4600]"), encoding="utf-8")
     with pytest.raises(ConfigError, match="did you mean '4200_4500'"):
         department_lists(banded, load_config(path), ["human-resources"], ruleset_of(banded))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import os
+import re
 import time
 from pathlib import Path
 
@@ -529,21 +530,21 @@ def test_result_keeps_a_non_default_index() -> None:
 # Static types, evaluate_bool, missing columns
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        'income_per_capita == "abc"',
-        "name > 3",
-        "safe_water < True",
-        "safe_water == 1",
-        'exit_date > "not a date"',
-        "exit_date == 2020",
-        "household_size in [True]",
-        "not income_per_capita",
-        "income_per_capita and safe_water",
-        "-name",
-    ],
-)
+TYPE_MISMATCHES = [
+    'income_per_capita == "abc"',
+    "name > 3",
+    "safe_water < True",
+    "safe_water == 1",
+    'exit_date > "not a date"',
+    "exit_date == 2020",
+    "household_size in [True]",
+    "not income_per_capita",
+    "income_per_capita and safe_water",
+    "-name",
+]
+
+
+@pytest.mark.parametrize("text", TYPE_MISMATCHES)
 def test_type_mismatch_with_types_is_a_compile_error(text: str) -> None:
     with pytest.raises(ExpressionError):
         comp(text, types=TYPES)
@@ -677,27 +678,27 @@ def test_numpy_param_values_are_accepted() -> None:
     assert run("household_size == two", params={"two": np.int64(2)}) == [False, NA, True, False]
 
 
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("income_per_capita is None", "'is'"),
-        ("income_per_capita is not 3", "'is not'"),
-        ("None", "None is not allowed"),
-        ("household_size == None", "None is not allowed"),
-        ("b'x' == name", "bytes literals"),
-        ("1j == x", "complex literals"),
-        ("x & y", "'&'"),
-        ("x | y", "'|'"),
-        ("~x", "'~'"),
-        ("x ^ y", "'^'"),
-        ("x << 2", "'<<'"),
-        ("x @ y", "'@'"),
-        ("{'a': 1}", "dict literal"),
-        ("...", "literals are not allowed"),
-        ("10000000000000000", "too large"),
-        ("'" + "a" * 1001 + "'", "too long"),
-    ],
-)
+REJECTED_CONSTRUCTS = [
+    ("income_per_capita is None", "'is'"),
+    ("income_per_capita is not 3", "'is not'"),
+    ("None", "None is not allowed"),
+    ("household_size == None", "None is not allowed"),
+    ("b'x' == name", "bytes literals"),
+    ("1j == x", "complex literals"),
+    ("x & y", "'&'"),
+    ("x | y", "'|'"),
+    ("~x", "'~'"),
+    ("x ^ y", "'^'"),
+    ("x << 2", "'<<'"),
+    ("x @ y", "'@'"),
+    ("{'a': 1}", "dict literal"),
+    ("...", "literals are not allowed"),
+    ("10000000000000000", "too large"),
+    ("'" + "a" * 1001 + "'", "too long"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), REJECTED_CONSTRUCTS)
 def test_other_rejected_constructs(text: str, fragment: str) -> None:
     assert fragment in str(error_of(text))
 
@@ -774,25 +775,25 @@ def test_escape_attempts_are_rejected(text: str, tripwires: list[str]) -> None:
     assert tripwires == []
 
 
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("__import__('os').system('id')", "attribute access"),
-        ("().__class__.__bases__[0].__subclasses__()", "attribute access"),
-        ("x.__class__", "attribute access"),
-        ("open('/etc/passwd')", "function 'open' is not allowed"),
-        ("eval('1')", "function 'eval' is not allowed"),
-        ("__import__('os')", "dunder name '__import__'"),
-        ("__builtins__", "dunder name"),
-        ("lambda: 1", "lambda"),
-        ("[c for c in x]", "comprehension"),
-        ("x[0]", "indexing"),
-        ("f'{x}'", "f-string"),
-        ("(y := 1)", "assignment expression"),
-        ("a if b else c", "conditional expression"),
-        ("9**9**9", "'**'"),
-    ],
-)
+ESCAPE_CONSTRUCTS = [
+    ("__import__('os').system('id')", "attribute access"),
+    ("().__class__.__bases__[0].__subclasses__()", "attribute access"),
+    ("x.__class__", "attribute access"),
+    ("open('/etc/passwd')", "function 'open' is not allowed"),
+    ("eval('1')", "function 'eval' is not allowed"),
+    ("__import__('os')", "dunder name '__import__'"),
+    ("__builtins__", "dunder name"),
+    ("lambda: 1", "lambda"),
+    ("[c for c in x]", "comprehension"),
+    ("x[0]", "indexing"),
+    ("f'{x}'", "f-string"),
+    ("(y := 1)", "assignment expression"),
+    ("a if b else c", "conditional expression"),
+    ("9**9**9", "'**'"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), ESCAPE_CONSTRUCTS)
 def test_escape_errors_name_the_construct(text: str, fragment: str) -> None:
     assert fragment in str(error_of(text))
 
@@ -821,23 +822,23 @@ def test_moderate_nesting_is_fine() -> None:
     assert run(" or ".join(["p"] * 100), truth_frame())[:3] == [True, True, True]
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "\x00",
-        "x\x00 > 1",
-        "\ud800",
-        "'\\N{no such name}'",
-        "1 +",
-        ")",
-        "x = 1",
-        "import os",
-        "x > 1; y",
-        "1" + "0" * 1990,
-        "'\\x'",
-        "1and 2",
-    ],
-)
+HOSTILE_INPUTS = [
+    "\x00",
+    "x\x00 > 1",
+    "\ud800",
+    "'\\N{no such name}'",
+    "1 +",
+    ")",
+    "x = 1",
+    "import os",
+    "x > 1; y",
+    "1" + "0" * 1990,
+    "'\\x'",
+    "1and 2",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_INPUTS)
 def test_hostile_parser_inputs(text: str) -> None:
     with pytest.raises(ExpressionError):
         comp(text)
@@ -860,6 +861,172 @@ def test_module_never_runs_code_itself() -> None:
             assert func.attr not in {"query", "eval", "exec", "import_module"}, ast.unparse(node)
             if func.attr == "compile":
                 assert ast.unparse(func.value) == "re", ast.unparse(node)
+
+
+# --------------------------------------------------------------------------
+# Errors in Chinese: a clerk editing a rule file reads them (rules check, an audit)
+
+# One bad expression for each kind of error: its Chinese words, and its English, unchanged.
+CHINESE = [
+    ('income_per_capita == "abc"', {}, "不能用 == 比较数字和文字(第 1 个字符处)",
+     "cannot compare a number with text ('==') at column 1"),
+    ("safe_water < True", {}, "是/否只能用 == 或 != 比较(不能用 <)(第 1 个字符处)",
+     "true/false values can only be compared with == or != (not '<') at column 1"),
+    ('exit_date > "later"', {}, "「later」不是日期(第 1 个字符处)", "'later' is not a date at column 1"),
+    ('household_size in ["a"]', {}, "不能用 in 在文字的列表里找数字(第 1 个字符处)",
+     "cannot look for a number in a list holding text ('in') at column 1"),
+    ('household_size in [1, "a"]', {}, "in 后面的列表里的值应为同一类型(第 19 个字符处)",
+     "a list after 'in' must hold values of one kind at column 19"),
+    ("attribute in [name]", {}, "in 后面的列表里只能写值或参数(第 15 个字符处)",
+     "a list after 'in' may only hold literals or parameters at column 15"),
+    ("attribute in name", {}, "in 的右边应为写在规则里的列表, 如 [1, 2](第 14 个字符处)",
+     "'in' needs a list of literals on its right, like [1, 2] at column 14"),
+    ("x in [1] < 3", {}, "列表不能再拿来比较(第 6 个字符处)", "a list cannot be compared at column 6"),
+    ("[1, 2] == x", {}, "列表只能写在 in 或 not in 的右边(第 1 个字符处)",
+     "a list, tuple or set is only allowed on the right of 'in' / 'not in' at column 1"),
+    ("not income_per_capita", {}, "运算符 not 需要是/否, 现为数字(第 5 个字符处)",
+     "'not' needs a true/false value, got a number at column 5"),
+    ("-name", {}, "正负号 - 需要数字, 现为文字(第 2 个字符处)", "unary '-' needs a number, got text at column 2"),
+    ('"ab" + 3', {}, "不能对文字和数字做 + 运算(第 1 个字符处)", "cannot apply '+' to text and a number at column 1"),
+    ("year(income_per_capita) > 0", {}, "year() 需要日期或文字, 现为数字(第 6 个字符处)",
+     "year() needs a date or text, got a number at column 6"),
+    ("len(name, name) > 0", {}, "len() 需要 1 个参数, 现有 2 个(第 1 个字符处)", "len() takes 1 argument, got 2 at column 1"),
+    ("min(household_size) > 0", {}, "min() 需要 2 个或更多参数, 现有 1 个(第 1 个字符处)",
+     "min() takes at least 2 arguments, got 1 at column 1"),
+    ('contains(name, sub="a")', {}, "contains() 的参数不能写成 名称=值(第 16 个字符处)",
+     "keyword arguments are not allowed (contains()) at column 16"),
+    ("min(*household_size) > 0", {}, "不能使用带星号的参数(*x)(第 5 个字符处)",
+     "starred arguments (*x) are not allowed at column 5"),
+    ("contains(name, attribute)", {}, 'contains() 的第二个参数应为写在规则里的文字, 如 "abc"(第 16 个字符处)',
+     'the second argument of contains() must be text written in the rule, like "abc" at column 16'),
+    ('coalesce(income_per_capita, "x") > 0', {}, "coalesce() 里的值应为同一类型, 现有数字和文字(第 1 个字符处)",
+     "coalesce() needs values of one kind, got a number and text at column 1"),
+    ("len > 1", {}, "函数 len 要带括号调用, 写成 len(...)(第 1 个字符处)",
+     "function 'len' must be called, as len(...) at column 1"),
+    ("lenn(name) > 1", {}, "不能使用函数 lenn(第 1 个字符处); 是否指 len?",
+     "function 'lenn' is not allowed at column 1; did you mean 'len'?"),
+    ("zzzz(name)", {}, "不能使用函数 zzzz(第 1 个字符处); 可用的函数: " + "、".join(FUNCTIONS),
+     "function 'zzzz' is not allowed at column 1; allowed functions: " + ", ".join(FUNCTIONS)),
+    ("(1)(2)", {}, "只能调用规则语言列出的函数(第 2 个字符处)", "only calls to the listed functions are allowed at column 2"),
+    ("__import__('os')", {}, "不能使用以 __ 开头的名称 __import__(第 1 个字符处)",
+     "dunder name '__import__' is not allowed at column 1"),
+    ("x > 1", {"params": {"x": 1}}, "名称 x 既是字段又是参数(第 1 个字符处)",
+     "name 'x' is both a field and a parameter at column 1"),
+    ("x | y", {}, "不能使用运算符 |(请改用 or)(第 1 个字符处)", "the operator '|' (use 'or') is not allowed at column 1"),
+    ("x is None", {}, "不能使用运算符 is(请改用 == 或 isblank())(第 1 个字符处)",
+     "'is' (use '==' or isblank()) is not allowed at column 1"),
+    ("x.y", {}, "不能使用点号取属性(x.y)(第 1 个字符处)", "attribute access (x.y) is not allowed at column 1"),
+    ("[c for c in x]", {}, "不能使用推导式(如 [c for c in x])(第 1 个字符处)", "a comprehension is not allowed at column 1"),
+    ("None", {}, "不能使用 None(判断空白请用 isblank(x))(第 1 个字符处)", "None is not allowed (use isblank(x)) at column 1"),
+    ("b'x' == name", {}, "不能写 bytes 类型的值(第 1 个字符处)", "bytes literals are not allowed at column 1"),
+    ("10000000000000000 > x", {}, "规则里写的值太大(最多 10 的 15 次方)(第 1 个字符处)",
+     "literal is too large (at most 10**15) at column 1"),
+    ("x == bad", {"params": {"bad": None}}, "参数 bad 的值为空(第 6 个字符处)", "parameter 'bad' has no value at column 6"),
+    ("x == bad", {"params": {"bad": float("nan")}}, "参数 bad 的值不是数字(NaN)(第 6 个字符处)",
+     "parameter 'bad' is not a number (NaN) at column 6"),
+    ("x == bad", {"params": {"bad": "a" * 1001}}, "参数 bad 的值太长(文字最多 1000 个字符)(第 6 个字符处)",
+     "parameter 'bad' text is too long (at most 1000 characters) at column 6"),
+    ("x == bad", {"params": {"bad": [1]}}, "参数 bad 的值是不支持的类型 list(第 6 个字符处)",
+     "parameter 'bad' has a value of unsupported type list at column 6"),
+    ('matches(name, "[")', {}, "正则表达式写法有误: unterminated character set at position 0(第 15 个字符处)",
+     "invalid regular expression: unterminated character set at position 0 at column 15"),
+    (f"matches(name, {'a' * 201!r})", {}, "正则表达式太长(最多 200 个字符)(第 15 个字符处)",
+     "regular expression is too long (at most 200 characters) at column 15"),
+    ('matches(name, "(a+)+")', {}, "正则表达式里重复的部分又被重复(如 (a+)+), 匹配可能慢得无法完成(第 15 个字符处)",
+     "regular expression repeats a repetition (like (a+)+), which can take exponential time at column 15"),
+    ("income_per_capita + 1", {"boolean": True}, "表达式得出的是数字, 不是条件(是/否)(第 1 个字符处)",
+     "expression gives a number, not a condition (true/false) at column 1"),
+    ("x" * 2001, {}, "表达式太长(2001 个字符, 最多 2000 个)", "expression is too long (2001 characters, at most 2000)"),
+    (" or ".join(["p"] * 301), {}, "表达式太大(超过 300 个部分)", "expression is too large (more than 300 elements)"),
+    ("not " * 45 + "p", {}, "表达式嵌套太深(超过 40 层)(第 161 个字符处)",
+     "expression is nested too deeply (more than 40 levels) at column 161"),
+    ("\ud800", {}, "语法错误('utf-8' codec can't encode character '\\ud800' in position 0: surrogates not allowed)",
+     "syntax error: 'utf-8' codec can't encode character '\\ud800' in position 0: surrogates not allowed"),
+]
+# Errors found only when an expression without declared types meets a table.
+CHINESE_WHEN_EVALUATED = [
+    ('income_per_capita == "abc"', make_frame(), "不能用 == 比较数字和文字(第 1 个字符处)",
+     "cannot compare a number with text ('==') at column 1"),
+    ("name * 3", make_frame(), "不能对文字和数字做 * 运算(第 1 个字符处)", "cannot apply '*' to text and a number at column 1"),
+    ("income_per_capita and safe_water", make_frame(), "运算符 and 需要是/否, 现为数字(第 1 个字符处)",
+     "'and' needs a true/false value, got a number at column 1"),
+    ("coalesce(income_per_capita, name)", make_frame(), "coalesce() 里的值应为同一类型, 现有数字和文字(第 1 个字符处)",
+     "coalesce() needs values of one kind, got a number and text at column 1"),
+    ('name in ["a"]', pd.DataFrame({"name": pd.to_datetime(["2020-01-01"])}), "「a」不是日期(第 1 个字符处)",
+     "'a' is not a date at column 1"),
+    ("name in [1]", make_frame(), "不能用 in 在数字的列表里找文字(第 1 个字符处)",
+     "cannot look for text in a list holding a number ('in') at column 1"),
+    ("x > 1", pd.DataFrame([[1, 2]], columns=["x", "x"]), "列 x 出现了不止一次(第 1 个字符处)",
+     "column 'x' appears more than once at column 1"),
+    ("x > 1 and y > 1", pd.DataFrame({"q": [1]}), "缺少列 x、y", "missing columns 'x', 'y'"),
+]
+
+
+def _cases(table: list[tuple[str, object, str, str]]) -> list[object]:
+    return [pytest.param(*case, id=case[3][:40]) for case in table]
+
+
+@pytest.mark.parametrize(("text", "options", "zh", "en"), _cases(CHINESE))
+def test_each_error_has_its_chinese_words(text: str, options: dict[str, object], zh: str, en: str) -> None:
+    err = error_of(text, types=TYPES, **options)
+    assert (err.in_chinese(), str(err)) == (zh, en)
+
+
+@pytest.mark.parametrize(("text", "frame", "zh", "en"), _cases(CHINESE_WHEN_EVALUATED))
+def test_each_error_found_in_evaluation_has_its_chinese_words(text: str, frame: pd.DataFrame, zh: str, en: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        comp(text).evaluate(frame)
+    assert (info.value.in_chinese(), str(info.value)) == (zh, en)
+
+
+def test_a_column_that_cannot_be_read_as_its_kind_says_so_in_chinese() -> None:
+    with pytest.raises(ExpressionError) as info:
+        comp("year(exit_date) > 0", types=TYPES).evaluate(pd.DataFrame({"exit_date": [1.0, 2.0]}))
+    assert info.value.in_chinese() == "列 exit_date 里是数字, 不是日期(第 6 个字符处)"
+    assert str(info.value) == "column 'exit_date' holds a number, not a date at column 6"
+
+
+def test_errors_no_rule_file_can_give_say_so_in_chinese_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not text, a parser that runs out of stack, an expression never compiled: the callers
+    show them to a clerk all the same."""
+    with pytest.raises(ExpressionError) as info:
+        comp(5)  # type: ignore[arg-type]
+    assert (info.value.in_chinese(), str(info.value)) == ("表达式应为文字", "expression must be text")
+    with pytest.raises(ExpressionError) as info:
+        Expression(text="x", fields=frozenset()).evaluate(make_frame())
+    assert (info.value.in_chinese(), str(info.value)) == ("表达式未经编译", "expression was not compiled")
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise RecursionError
+
+    monkeypatch.setattr(ast, "parse", exhausted)
+    with pytest.raises(ExpressionError) as info:
+        comp("x > 1")
+    assert (info.value.in_chinese(), str(info.value)) == ("表达式嵌套太深", "expression is too deeply nested")
+
+
+BAD_EXPRESSIONS = sorted({
+    *ESCAPES, *HOSTILE_INPUTS, *TYPE_MISMATCHES, *(text for text, *_ in CHINESE),
+    *(text for text, _ in REJECTED_CONSTRUCTS), *(text for text, _ in ESCAPE_CONSTRUCTS),
+    "", "   ", "x[1:2]", "(c for c in x)", "{c for c in x}", "...", "1j == x", "x << 2", "~x", "9**9",
+    "income_per_capita is not 3", "(y := 1)", "a if b else c", "name.upper()", "eval('1')", "matches(name, '(a*)*b')",
+})
+
+
+@pytest.mark.parametrize("types", [TYPES, None], ids=["typed", "untyped"])
+def test_no_error_of_the_expression_language_is_left_in_english_alone(types: object) -> None:
+    """Every error the compiler or an evaluation raises carries its Chinese words (a hint too,
+    when it has one): an error added later with English only fails here, not in a clerk's
+    terminal. Without types a mismatch is found when the expression meets a table."""
+    english_only = []
+    for text in BAD_EXPRESSIONS:
+        with pytest.raises(ExpressionError) as info:
+            comp(text, types=types, boolean=True).evaluate_bool(make_frame())
+        err = info.value
+        zh_message, zh_hint = err.zh or ("", None)
+        if not re.search("[\u4e00-\u9fff]", zh_message) or (err.hint and not zh_hint):
+            english_only.append(str(err))
+    assert english_only == []
 
 
 # --------------------------------------------------------------------------

@@ -172,7 +172,13 @@ def test_a_param_written_as_text_is_reported_at_its_own_line(tmp_path, run_cli):
      "rule water, check: unknown name 'safe_watr' at column 1; did you mean 'safe_water'?"),
     ("check: income_per_capita >= income_line", "check: income_per_capita >=>= income_line",
      "规则 income 的 check: 语法错误", "rule income, check: syntax error"),
-], ids=["unknown-key", "bad-choice", "unknown-name", "syntax"])
+    ("check: safe_water", "check: safe_water > 1",
+     "规则 water 的 check: 不能用 > 比较是/否和数字(第 1 个字符处)",
+     "rule water, check: cannot compare a true/false value with a number ('>') at column 1"),
+    ("check: electricity", "check: electricity | broadcast_tv",
+     "规则 electricity 的 check: 不能使用运算符 |(请改用 or)(第 1 个字符处)",
+     "rule electricity, check: the operator '|' (use 'or') is not allowed at column 1"),
+], ids=["unknown-key", "bad-choice", "unknown-name", "syntax", "kind-mismatch", "not-allowed"])
 def test_rules_check_speaks_the_clerks_language(tmp_path, run_cli, old, new, zh, en):
     """Its errors were pydantic's or the expression compiler's English, also in Chinese mode."""
     path = _broken(tmp_path, old, new)

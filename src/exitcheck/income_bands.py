@@ -511,7 +511,7 @@ def _where(text: str, frame: pd.DataFrame, ruleset: RuleSet, at: str) -> pd.Seri
         expression = compile_expression(text, fields=mapping, params=ruleset.spec.params, types=types, boolean=True)
         selected = expression.evaluate_bool(frame)
     except ExpressionError as error:
-        raise ConfigError(f"{at}: where: {error}", f"{at}: where: {error}") from None
+        raise ConfigError(f"{at}: where: {error.in_chinese()}", f"{at}: where: {error}") from None
     return selected.fillna(False).astype(bool)
 
 

@@ -92,7 +92,9 @@ Limits
 Errors
     Every problem raises ExpressionError, whose one-line message names the
     problem and its column, e.g. ``unknown name 'incme_per_capita' at column
-    1; did you mean 'income_per_capita'?``.  A column missing from the table
+    1; did you mean 'income_per_capita'?``, and whose ``in_chinese()`` is the
+    same line in Chinese (every error has one: the clerk who edits a rule file
+    reads them in Chinese by default).  A column missing from the table
     raises MissingColumn (a kind of ExpressionError), so the rule can be
     skipped.
 """
@@ -166,12 +168,64 @@ _KIND_LABEL: dict[str, str] = {
     "date": "a date",
     "any": "a value",
 }
+#: The same kinds in the Chinese messages, in the words a clerk uses for a cell's contents.
+_KIND_ZH: dict[str, str] = {
+    "number": "数字",
+    "text": "文字",
+    "bool": "是/否",
+    "date": "日期",
+    "any": "值",
+}
+#: A message, or a part of one, in English and in Chinese: built together from the same parts
+#: so that no error is left with English alone in Chinese mode.
+_Words: TypeAlias = tuple[str, str]
 _TRUE_WORDS = ("是", "true", "yes", "y", "t", "1", "有", "√", "✓")
 _FALSE_WORDS = ("否", "false", "no", "n", "f", "0", "无", "×", "✗")
 
 
 # --------------------------------------------------------------------------
 # Errors
+
+
+def _kinds(kinds: Iterable[str], en_joiner: str = " or ", zh_joiner: str = "或") -> _Words:
+    """'a number or text' / '数字或文字'."""
+    listed = list(kinds)
+    return en_joiner.join(_KIND_LABEL[k] for k in listed), zh_joiner.join(_KIND_ZH[k] for k in listed)
+
+
+def _op(symbol: str) -> _Words:
+    """An operator as a message names it: quoted in English, as written in the rule in Chinese."""
+    return f"'{symbol}'", f"运算符 {symbol}"
+
+
+def _function(name: str) -> _Words:
+    return f"{name}()", f"{name}()"
+
+
+def _needs(what: _Words, kinds: Iterable[str], got: str) -> _Words:
+    """'abs() needs a number, got text': a value of the wrong kind for an operator or function."""
+    wanted, wanted_zh = _kinds(kinds)
+    return f"{what[0]} needs {wanted}, got {_KIND_LABEL[got]}", f"{what[1]} 需要{wanted_zh}, 现为{_KIND_ZH[got]}"
+
+
+def _not_a_date(value: object) -> _Words:
+    return f"{value!r} is not a date", f"「{value}」不是日期"
+
+
+def _not_allowed(what: _Words) -> _Words:
+    return f"{what[0]} is not allowed", f"不能使用{what[1]}"
+
+
+def _did_you_mean(close: list[str]) -> _Words | None:
+    return (f"did you mean {close[0]!r}?", f"是否指 {close[0]}?") if close else None
+
+
+def _not_a_condition(kind: str, text: str, offset: int | None) -> ExpressionError:
+    """An expression used as a condition that gives a number, text or a date instead."""
+    return ExpressionError(
+        f"expression gives {_KIND_LABEL[kind]}, not a condition (true/false)", expression=text, offset=offset,
+        zh=(f"表达式得出的是{_KIND_ZH[kind]}, 不是条件(是/否)", None),
+    )
 
 
 class MissingColumn(ExpressionError):
@@ -185,7 +239,8 @@ class MissingColumn(ExpressionError):
         self.column = self.columns[0]
         names = ", ".join(repr(c) for c in self.columns)
         plural = "s" if len(self.columns) > 1 else ""
-        super().__init__(f"missing column{plural} {names}", expression=expression)
+        super().__init__(f"missing column{plural} {names}", expression=expression,
+                         zh=(f"缺少列 {'、'.join(self.columns)}", None))
 
 
 # --------------------------------------------------------------------------
@@ -203,8 +258,8 @@ class _Context:
         self.expression = expression
         self.cache: dict[tuple[str, str], pd.Series] = {} if cache is None else cache
 
-    def error(self, message: str, offset: int | None) -> ExpressionError:
-        return ExpressionError(message, expression=self.expression, offset=offset)
+    def error(self, words: _Words, offset: int | None) -> ExpressionError:
+        return ExpressionError(words[0], expression=self.expression, offset=offset, zh=(words[1], None))
 
     def column(self, name: str, hint: Kind, offset: int | None) -> pd.Series:
         key = (name, hint)
@@ -215,17 +270,19 @@ class _Context:
             raise MissingColumn([name], expression=self.expression)
         raw = self.frame[name]
         if isinstance(raw, pd.DataFrame):
-            raise self.error(f"column {name!r} appears more than once", offset)
+            raise self.error((f"column {name!r} appears more than once", f"列 {name} 出现了不止一次"), offset)
         try:
             series = _coerce(_normalise(raw), hint)
         except _CoercionError as exc:
-            raise self.error(f"column {name!r} {exc}", offset) from None
+            en, zh = exc.args
+            raise self.error((f"column {name!r} {en}", f"列 {name} {zh}"), offset) from None
         self.cache[key] = series
         return series
 
 
 class _CoercionError(Exception):
-    pass
+    """A column that cannot be read as its field's kind; its args are the reason in English and
+    in Chinese."""
 
 
 def _float_series(values: pd.Series) -> pd.Series:
@@ -336,7 +393,7 @@ def _coerce(column: pd.Series, hint: Kind) -> pd.Series:
     elif hint == "date" and have == "text":
         # The registers' date forms and no others: pd.to_datetime would guess at '5/1/2020'.
         return normalise.date(column).values
-    raise _CoercionError(f"holds {_KIND_LABEL[have]}, not {_KIND_LABEL[hint]}")
+    raise _CoercionError(f"holds {_KIND_LABEL[have]}, not {_KIND_LABEL[hint]}", f"里是{_KIND_ZH[have]}, 不是{_KIND_ZH[hint]}")
 
 
 _BROADCAST_DTYPE: dict[str, object] = {
@@ -402,36 +459,32 @@ _ARITH_OPS: dict[type[ast.operator], tuple[str, Callable[[object, object], objec
     ast.FloorDiv: ("//", operator.floordiv),
     ast.Mod: ("%", operator.mod),
 }
-_FORBIDDEN_OPS: dict[type[ast.AST], str] = {
-    ast.Pow: "the power operator '**'",
-    ast.MatMult: "the operator '@'",
-    ast.LShift: "the operator '<<'",
-    ast.RShift: "the operator '>>'",
-    ast.BitOr: "the operator '|' (use 'or')",
-    ast.BitAnd: "the operator '&' (use 'and')",
-    ast.BitXor: "the operator '^'",
-    ast.Invert: "the operator '~' (use 'not')",
-    ast.Is: "'is' (use '==' or isblank())",
-    ast.IsNot: "'is not' (use '!=' or notblank())",
+_FORBIDDEN_OPS: dict[type[ast.AST], _Words] = {
+    ast.Pow: ("the power operator '**'", "乘方运算符 **"),
+    ast.MatMult: ("the operator '@'", "运算符 @"),
+    ast.LShift: ("the operator '<<'", "运算符 <<"),
+    ast.RShift: ("the operator '>>'", "运算符 >>"),
+    ast.BitOr: ("the operator '|' (use 'or')", "运算符 |(请改用 or)"),
+    ast.BitAnd: ("the operator '&' (use 'and')", "运算符 &(请改用 and)"),
+    ast.BitXor: ("the operator '^'", "运算符 ^"),
+    ast.Invert: ("the operator '~' (use 'not')", "运算符 ~(请改用 not)"),
+    ast.Is: ("'is' (use '==' or isblank())", "运算符 is(请改用 == 或 isblank())"),
+    ast.IsNot: ("'is not' (use '!=' or notblank())", "运算符 is not(请改用 != 或 notblank())"),
 }
-_FORBIDDEN_NODES: dict[type[ast.AST], str] = {
-    ast.Attribute: "attribute access (x.y)",
-    ast.Subscript: "indexing (x[...])",
-    ast.Slice: "a slice",
-    ast.Lambda: "a lambda",
-    ast.ListComp: "a comprehension",
-    ast.SetComp: "a comprehension",
-    ast.DictComp: "a comprehension",
-    ast.GeneratorExp: "a generator expression",
-    ast.JoinedStr: "an f-string",
-    ast.FormattedValue: "an f-string",
-    ast.NamedExpr: "an assignment expression (:=)",
-    ast.IfExp: "a conditional expression (a if b else c)",
-    ast.Dict: "a dict literal",
-    ast.Starred: "a starred argument (*x)",
-    ast.Await: "await",
-    ast.Yield: "yield",
-    ast.YieldFrom: "yield",
+_FORBIDDEN_NODES: dict[type[ast.AST], _Words] = {
+    ast.Attribute: ("attribute access (x.y)", "点号取属性(x.y)"),
+    ast.Subscript: ("indexing (x[...])", "方括号取值(x[...])"),
+    ast.Slice: ("a slice", "切片(x[1:2])"),
+    ast.Lambda: ("a lambda", "匿名函数 lambda"),
+    **dict.fromkeys((ast.ListComp, ast.SetComp, ast.DictComp), ("a comprehension", "推导式(如 [c for c in x])")),
+    ast.GeneratorExp: ("a generator expression", "生成器表达式(如 (c for c in x))"),
+    **dict.fromkeys((ast.JoinedStr, ast.FormattedValue), ("an f-string", "格式化文字 f'...'")),
+    ast.NamedExpr: ("an assignment expression (:=)", "赋值(:=)"),
+    ast.IfExp: ("a conditional expression (a if b else c)", "条件表达式(a if b else c)"),
+    ast.Dict: ("a dict literal", "字典 {...: ...}"),
+    ast.Starred: ("a starred argument (*x)", "带星号的参数(*x)"),
+    ast.Await: ("await", "关键字 await"),
+    **dict.fromkeys((ast.Yield, ast.YieldFrom), ("yield", "关键字 yield")),
 }
 
 
@@ -514,7 +567,7 @@ class Expression:
         if missing:
             raise MissingColumn(missing, expression=self.text)
         if self._root is None:
-            raise ExpressionError("expression was not compiled", expression=self.text)
+            raise ExpressionError("expression was not compiled", expression=self.text, zh=("表达式未经编译", None))
         ctx = _Context(frame, self.text, cache)
         try:
             return _broadcast(self._root.run(ctx), ctx)
@@ -522,23 +575,15 @@ class Expression:
             raise
         except (TypeError, ValueError, ArithmeticError) as exc:
             # A safety net: pandas refusing an operation is reported, not leaked.
-            raise ExpressionError(f"cannot evaluate: {exc}", expression=self.text) from None
+            raise ExpressionError(f"cannot evaluate: {exc}", expression=self.text, zh=(f"无法计算: {exc}", None)) from None
 
     def evaluate_bool(self, frame: pd.DataFrame, cache: dict[tuple[str, str], pd.Series] | None = None) -> pd.Series:
         """Evaluate a condition: a "boolean" Series where NA means unknown."""
         if self.result_type not in ("bool", "any"):
-            raise ExpressionError(
-                f"expression gives {_KIND_LABEL[self.result_type]}, not a condition (true/false)",
-                expression=self.text,
-                offset=0,
-            )
+            raise _not_a_condition(self.result_type, self.text, 0)
         result = self.evaluate(frame, cache)
         if _kind_of(result) != "bool":
-            raise ExpressionError(
-                f"expression gives {_KIND_LABEL[_kind_of(result)]}, not a condition (true/false)",
-                expression=self.text,
-                offset=0,
-            )
+            raise _not_a_condition(_kind_of(result), self.text, 0)
         return result
 
 
@@ -565,11 +610,7 @@ def compile_expression(
     compiler = _Compiler(source, fields, params or {}, types or {})
     root = compiler.build_tree()
     if boolean and root.kind not in ("bool", "any"):
-        raise ExpressionError(
-            f"expression gives {_KIND_LABEL[root.kind]}, not a condition (true/false)",
-            expression=text,
-            offset=source.lead,
-        )
+        raise _not_a_condition(root.kind, text, source.lead)
     return Expression(
         text=text,
         fields=frozenset(compiler.used_fields),
@@ -605,6 +646,11 @@ class _Compiler:
     ) -> ExpressionError:
         return self.source.error(message, node, hint, zh)
 
+    def fail(self, words: _Words, node: ast.AST | None, hint: _Words | None = None) -> ExpressionError:
+        """The error for a message built in both languages, as the checks shared with
+        evaluation build theirs."""
+        return self.error(words[0], node, hint and hint[0], (words[1], hint and hint[1]))
+
     def offset(self, node: ast.AST | None) -> int | None:
         return self.source.offset(node)
 
@@ -618,8 +664,8 @@ class _Compiler:
     def visit(self, node: ast.AST) -> _Node:
         handler = _HANDLERS.get(type(node))
         if handler is None:
-            what = _FORBIDDEN_NODES.get(type(node), type(node).__name__)
-            raise self.error(f"{what} is not allowed", node)
+            name = type(node).__name__
+            raise self.fail(_not_allowed(_FORBIDDEN_NODES.get(type(node), (name, f"这种写法({name})"))), node)
         return handler(self, node)
 
     def visit_constant(self, node: ast.Constant) -> _Node:
@@ -628,34 +674,35 @@ class _Compiler:
     def _constant(self, value: object, node: ast.AST, param: str | None) -> _Node:
         """A constant node for a literal, or for the parameter named ``param``."""
         offset = self.offset(node)
-        what = "literal" if param is None else f"parameter {param!r}"
+        what, what_zh = ("literal", "规则里写的值") if param is None else (f"parameter {param!r}", f"参数 {param} 的值")
         if isinstance(value, np.generic):
             value = value.item()
         if isinstance(value, bool):
             kind: Kind = "bool"
         elif isinstance(value, int):
             if abs(value) > MAX_INT_LITERAL:
-                raise self.error(f"{what} is too large (at most 10**15)", node)
+                raise self.error(f"{what} is too large (at most 10**15)", node, zh=(f"{what_zh}太大(最多 10 的 15 次方)", None))
             kind = "number"
         elif isinstance(value, float):
             if value != value:
-                raise self.error(f"{what} is not a number (NaN)", node)
+                raise self.error(f"{what} is not a number (NaN)", node, zh=(f"{what_zh}不是数字(NaN)", None))
             kind = "number"
         elif isinstance(value, str):
             if len(value) > MAX_STRING_LITERAL:
-                raise self.error(
-                    f"{what} text is too long (at most {MAX_STRING_LITERAL} characters)",
-                    node,
-                )
+                raise self.error(f"{what} text is too long (at most {MAX_STRING_LITERAL} characters)", node,
+                                 zh=(f"{what_zh}太长(文字最多 {MAX_STRING_LITERAL} 个字符)", None))
             kind = "text"
         elif value is None:
             if param is not None:
-                raise self.error(f"{what} has no value", node)
-            raise self.error("None is not allowed (use isblank(x))", node)
+                raise self.error(f"{what} has no value", node, zh=(f"{what_zh}为空", None))
+            raise self.error("None is not allowed (use isblank(x))", node, zh=("不能使用 None(判断空白请用 isblank(x))", None))
         elif param is not None:
-            raise self.error(f"{what} has a value of unsupported type {type(value).__name__}", node)
+            type_name = type(value).__name__
+            raise self.error(f"{what} has a value of unsupported type {type_name}", node,
+                             zh=(f"{what_zh}是不支持的类型 {type_name}", None))
         else:
-            raise self.error(f"{type(value).__name__} literals are not allowed", node)
+            type_name = type(value).__name__
+            raise self.error(f"{type_name} literals are not allowed", node, zh=(f"不能写 {type_name} 类型的值", None))
         constant: Scalar = value  # type: ignore[assignment]
 
         def run(ctx: _Context) -> Value:
@@ -665,12 +712,11 @@ class _Compiler:
 
     def visit_name(self, node: ast.Name) -> _Node:
         name = node.id
-        if name.startswith("__"):
-            raise self.error(f"dunder name {name!r} is not allowed", node)
+        self._refuse_dunder(name, node)
         in_fields = name in self.fields
         in_params = name in self.params
         if in_fields and in_params:
-            raise self.error(f"name {name!r} is both a field and a parameter", node)
+            raise self.error(f"name {name!r} is both a field and a parameter", node, zh=(f"名称 {name} 既是字段又是参数", None))
         if in_params:
             return self._constant(self.params[name], node, name)
         if in_fields:
@@ -684,17 +730,19 @@ class _Compiler:
 
             return _Node(hint, run, offset)
         if name in FUNCTIONS:
-            raise self.error(f"function {name!r} must be called, as {name}(...)", node)
-        candidates = [*self.fields, *self.params]
-        close = difflib.get_close_matches(name, candidates, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else None
-        zh = (f"未知的名称 {name}(既不是字段也不是参数)", f"是否指 {close[0]}?" if close else None)
-        raise self.error(f"unknown name {name!r}", node, hint, zh)
+            raise self.error(f"function {name!r} must be called, as {name}(...)", node,
+                             zh=(f"函数 {name} 要带括号调用, 写成 {name}(...)", None))
+        close = difflib.get_close_matches(name, [*self.fields, *self.params], n=1)
+        words = (f"unknown name {name!r}", f"未知的名称 {name}(既不是字段也不是参数)")
+        raise self.fail(words, node, _did_you_mean(close))
+
+    def _refuse_dunder(self, name: str, node: ast.AST) -> None:
+        if name.startswith("__"):
+            raise self.error(f"dunder name {name!r} is not allowed", node, zh=(f"不能使用以 __ 开头的名称 {name}", None))
 
     def visit_sequence(self, node: ast.AST) -> _Node:
-        raise self.error(
-            "a list, tuple or set is only allowed on the right of 'in' / 'not in'", node
-        )
+        raise self.error("a list, tuple or set is only allowed on the right of 'in' / 'not in'", node,
+                         zh=("列表只能写在 in 或 not in 的右边", None))
 
     def _sequence(self, node: ast.List | ast.Tuple | ast.Set) -> _Node:
         """The literal list on the right of in / not in."""
@@ -703,33 +751,34 @@ class _Compiler:
         for element in node.elts:
             item = self.visit(element)
             if not item.constant:
-                raise self.error("a list after 'in' may only hold literals or parameters", element)
+                raise self.error("a list after 'in' may only hold literals or parameters", element,
+                                 zh=("in 后面的列表里只能写值或参数", None))
             assert item.value is not None
             items.append(item.value)
             kinds.add(item.kind)
         if len(kinds) > 1:
-            raise self.error("a list after 'in' must hold values of one kind", node)
+            raise self.error("a list after 'in' must hold values of one kind", node, zh=("in 后面的列表里的值应为同一类型", None))
         kind: Kind = kinds.pop() if kinds else "any"
 
         def run(ctx: _Context) -> Value:  # pragma: no cover - never run directly
-            raise ctx.error("a list is only allowed after 'in'", None)
+            raise ctx.error(("a list is only allowed after 'in'", "列表只能写在 in 后面"), None)
 
         return _Node(kind, run, self.offset(node), items=tuple(items))
 
     def visit_unary(self, node: ast.UnaryOp) -> _Node:
         if type(node.op) in _FORBIDDEN_OPS:
-            raise self.error(f"{_FORBIDDEN_OPS[type(node.op)]} is not allowed", node)
+            raise self.fail(_not_allowed(_FORBIDDEN_OPS[type(node.op)]), node)
         operand = self.visit(node.operand)
         offset = self.offset(node)
         run_operand = operand.run
         if isinstance(node.op, ast.Not):
-            self._require(operand, ("bool",), node.operand, "'not'")
+            self._require(operand, ("bool",), node.operand, _op("not"))
             if operand.constant:
                 return self._constant(not operand.value, node, None)
 
             def run_not(ctx: _Context) -> Value:
                 value = run_operand(ctx)
-                _require_runtime(value, ("bool",), "'not'", ctx, offset)
+                _require_runtime(value, ("bool",), _op("not"), ctx, offset)
                 if isinstance(value, pd.Series):
                     return ~value
                 return not value
@@ -737,14 +786,15 @@ class _Compiler:
             return _Node("bool", run_not, offset)
         negate = isinstance(node.op, ast.USub)
         sign = "-" if negate else "+"
-        self._require(operand, ("number",), node.operand, f"unary '{sign}'")
+        what = (f"unary '{sign}'", f"正负号 {sign}")
+        self._require(operand, ("number",), node.operand, what)
         if operand.constant and isinstance(operand.value, (int, float)):
             value = operand.value
             return self._constant(-value if negate else value, node, None)
 
         def run_sign(ctx: _Context) -> Value:
             value = run_operand(ctx)
-            _require_runtime(value, ("number",), f"unary '{sign}'", ctx, offset)
+            _require_runtime(value, ("number",), what, ctx, offset)
             return -value if negate else value  # type: ignore[operator]
 
         return _Node("number", run_sign, offset)
@@ -752,15 +802,15 @@ class _Compiler:
     def visit_binop(self, node: ast.BinOp) -> _Node:
         op_type = type(node.op)
         if op_type in _FORBIDDEN_OPS:
-            raise self.error(f"{_FORBIDDEN_OPS[op_type]} is not allowed", node)
+            raise self.fail(_not_allowed(_FORBIDDEN_OPS[op_type]), node)
         symbol, func = _ARITH_OPS[op_type]
         left, right = self.visit(node.left), self.visit(node.right)
         allowed: tuple[Kind, ...] = ("number", "text") if symbol == "+" else ("number",)
         for side, child in ((left, node.left), (right, node.right)):
-            self._require(side, allowed, child, f"'{symbol}'")
+            self._require(side, allowed, child, _op(symbol))
         known = {left.kind, right.kind} - {"any"}
         if len(known) > 1:
-            raise self.error(_arith_problem(symbol, left.kind, right.kind) or "", node)
+            raise self.fail(_arith_problem(symbol, left.kind, right.kind) or ("", ""), node)
         kind: Kind = known.pop() if known else ("number" if symbol != "+" else "any")
         offset = self.offset(node)
         run_left, run_right = left.run, right.run
@@ -776,7 +826,7 @@ class _Compiler:
         parts = []
         for child in node.values:
             part = self.visit(child)
-            self._require(part, ("bool",), child, f"'{word}'")
+            self._require(part, ("bool",), child, _op(word))
             parts.append(part)
         runners = [part.run for part in parts]
         offset = self.offset(node)
@@ -786,7 +836,7 @@ class _Compiler:
             result: pd.Series | None = None
             for runner in runners:
                 value = runner(ctx)
-                _require_runtime(value, ("bool",), f"'{word}'", ctx, offset)
+                _require_runtime(value, ("bool",), _op(word), ctx, offset)
                 series = _broadcast(value, ctx)
                 result = series if result is None else combine(result, series)
             assert result is not None
@@ -800,17 +850,15 @@ class _Compiler:
         for index, (op, comparator) in enumerate(zip(node.ops, node.comparators, strict=True)):
             op_type = type(op)
             if op_type in _FORBIDDEN_OPS:
-                raise self.error(f"{_FORBIDDEN_OPS[op_type]} is not allowed", node)
+                raise self.fail(_not_allowed(_FORBIDDEN_OPS[op_type]), node)
             left = operands[-1]
             if op_type in (ast.In, ast.NotIn):
                 word = "in" if op_type is ast.In else "not in"
                 if not isinstance(comparator, (ast.List, ast.Tuple, ast.Set)):
-                    raise self.error(
-                        f"'{word}' needs a list of literals on its right, like [1, 2]",
-                        comparator,
-                    )
+                    raise self.error(f"'{word}' needs a list of literals on its right, like [1, 2]", comparator,
+                                     zh=(f"{word} 的右边应为写在规则里的列表, 如 [1, 2]", None))
                 if index + 1 < len(node.ops):
-                    raise self.error("a list cannot be compared", comparator)
+                    raise self.error("a list cannot be compared", comparator, zh=("列表不能再拿来比较", None))
                 right = self._sequence(comparator)
                 self._check_membership(word, left, right, node)
                 operands.append(right)
@@ -820,7 +868,7 @@ class _Compiler:
             right = self.visit(comparator)
             problem = _compare_problem(symbol, left, right)
             if problem:
-                raise self.error(problem, node)
+                raise self.fail(problem, node)
             operands.append(right)
             steps.append((symbol, func, False))
         offset = self.offset(node)
@@ -855,61 +903,46 @@ class _Compiler:
         if left.kind == "date" and right.kind == "text":
             for item in right.items or ():
                 if _to_timestamp(item) is None:
-                    raise self.error(f"{item!r} is not a date", node)
+                    raise self.fail(_not_a_date(item), node)
             return
         if left.kind != right.kind:
-            raise self.error(
-                f"cannot look for {_KIND_LABEL[left.kind]} in a list of "
-                f"{_KIND_LABEL[right.kind]} values ('{word}')",
-                node,
-            )
+            raise self.fail(_not_in_list_of(word, left.kind, right.kind), node)
 
     def visit_call(self, node: ast.Call) -> _Node:
         func = node.func
         if not isinstance(func, ast.Name):
             if isinstance(func, ast.Attribute):
-                raise self.error("attribute access (x.y) is not allowed", func)
-            raise self.error("only calls to the listed functions are allowed", func)
+                raise self.fail(_not_allowed(_FORBIDDEN_NODES[ast.Attribute]), func)
+            raise self.error("only calls to the listed functions are allowed", func, zh=("只能调用规则语言列出的函数", None))
         name = func.id
-        if name.startswith("__"):
-            raise self.error(f"dunder name {name!r} is not allowed", func)
+        self._refuse_dunder(name, func)
         if name not in _SPECS:
             close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else "allowed functions: " + ", ".join(FUNCTIONS)
-            )
-            raise self.error(f"function {name!r} is not allowed", func, hint)
+            allowed = ("allowed functions: " + ", ".join(FUNCTIONS), "可用的函数: " + "、".join(FUNCTIONS))
+            raise self.fail((f"function {name!r} is not allowed", f"不能使用函数 {name}"), func, _did_you_mean(close) or allowed)
         if node.keywords:
-            raise self.error(f"keyword arguments are not allowed ({name}())", node.keywords[0])
+            raise self.error(f"keyword arguments are not allowed ({name}())", node.keywords[0],
+                             zh=(f"{name}() 的参数不能写成 名称=值", None))
         for arg in node.args:
             if isinstance(arg, ast.Starred):
-                raise self.error("starred arguments (*x) are not allowed", arg)
+                raise self.error("starred arguments (*x) are not allowed", arg, zh=("不能使用带星号的参数(*x)", None))
         spec = _SPECS[name]
         count = len(node.args)
         if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
-            if spec.max_args is None:
-                wanted = f"at least {spec.min_args}"
-            elif spec.min_args == spec.max_args:
-                wanted = str(spec.min_args)
-            else:  # pragma: no cover - no such function today
-                wanted = f"{spec.min_args} to {spec.max_args}"
-            plural = "" if wanted == "1" else "s"
-            raise self.error(f"{name}() takes {wanted} argument{plural}, got {count}", node)
+            raise self.fail(_arity(name, spec, count), node)
         args = [self.visit(arg) for arg in node.args]
         return spec.build(self, node, args)
 
     # -- static type checks ------------------------------------------------
 
-    def _require(self, node: _Node, kinds: tuple[Kind, ...], child: ast.AST, what: str) -> None:
+    def _require(self, node: _Node, kinds: tuple[Kind, ...], child: ast.AST, what: _Words) -> None:
         if node.kind != "any" and node.kind not in kinds:
-            wanted = " or ".join(_KIND_LABEL[k] for k in kinds)
-            raise self.error(f"{what} needs {wanted}, got {_KIND_LABEL[node.kind]}", child)
+            raise self.fail(_needs(what, kinds, node.kind), child)
 
-    def literal_text(self, node: _Node, child: ast.AST, what: str) -> str:
+    def literal_text(self, node: _Node, child: ast.AST, what: _Words) -> str:
         if not node.constant or not isinstance(node.value, str):
-            raise self.error(f'{what} must be text written in the rule, like "abc"', child)
+            raise self.error(f'{what[0]} must be text written in the rule, like "abc"', child,
+                             zh=(f'{what[1]}应为写在规则里的文字, 如 "abc"', None))
         return node.value
 
 
@@ -928,20 +961,32 @@ _HANDLERS: dict[type[ast.AST], Callable[[_Compiler, Any], _Node]] = {
 
 
 def _require_runtime(
-    value: Value, kinds: tuple[Kind, ...], what: str, ctx: _Context, offset: int | None
+    value: Value, kinds: tuple[Kind, ...], what: _Words, ctx: _Context, offset: int | None
 ) -> None:
     kind = _kind_of(value)
     if kind not in kinds:
-        wanted = " or ".join(_KIND_LABEL[k] for k in kinds)
-        raise ctx.error(f"{what} needs {wanted}, got {_KIND_LABEL[kind]}", offset)
+        raise ctx.error(_needs(what, kinds, kind), offset)
 
 
-def _arith_problem(symbol: str, left: Kind, right: Kind) -> str | None:
+def _arity(name: str, spec: _FunctionSpec, count: int) -> _Words:
+    """'len() takes 1 argument, got 2': a call with too few or too many arguments."""
+    if spec.max_args is None:
+        wanted, wanted_zh = f"at least {spec.min_args}", f"{spec.min_args} 个或更多"
+    elif spec.min_args == spec.max_args:
+        wanted, wanted_zh = str(spec.min_args), f"{spec.min_args} 个"
+    else:  # pragma: no cover - no such function today
+        wanted, wanted_zh = f"{spec.min_args} to {spec.max_args}", f"{spec.min_args} 到 {spec.max_args} 个"
+    plural = "" if wanted == "1" else "s"
+    return f"{name}() takes {wanted} argument{plural}, got {count}", f"{name}() 需要 {wanted_zh}参数, 现有 {count} 个"
+
+
+def _arith_problem(symbol: str, left: Kind, right: Kind) -> _Words | None:
     if left == right == "number":
         return None
     if symbol == "+" and left == right == "text":
         return None
-    return f"cannot apply '{symbol}' to {_KIND_LABEL[left]} and {_KIND_LABEL[right]}"
+    return (f"cannot apply '{symbol}' to {_KIND_LABEL[left]} and {_KIND_LABEL[right]}",
+            f"不能对{_KIND_ZH[left]}和{_KIND_ZH[right]}做 {symbol} 运算")
 
 
 def _arith(
@@ -970,23 +1015,31 @@ def _arith(
     return _float_series(result)
 
 
-def _compare_problem(symbol: str, left: _Node, right: _Node) -> str | None:
+def _compare_problem(symbol: str, left: _Node, right: _Node) -> _Words | None:
     lk, rk = left.kind, right.kind
     if "any" in (lk, rk):
         return None
     if lk == "date" and rk == "text" and right.constant:
-        return None if _to_timestamp(right.value) else f"{right.value!r} is not a date"
+        return None if _to_timestamp(right.value) else _not_a_date(right.value)
     if rk == "date" and lk == "text" and left.constant:
-        return None if _to_timestamp(left.value) else f"{left.value!r} is not a date"
+        return None if _to_timestamp(left.value) else _not_a_date(left.value)
     return _kinds_problem(symbol, lk, rk)
 
 
-def _kinds_problem(symbol: str, lk: Kind, rk: Kind) -> str | None:
+def _kinds_problem(symbol: str, lk: Kind, rk: Kind) -> _Words | None:
     if lk != rk:
-        return f"cannot compare {_KIND_LABEL[lk]} with {_KIND_LABEL[rk]} ('{symbol}')"
+        return (f"cannot compare {_KIND_LABEL[lk]} with {_KIND_LABEL[rk]} ('{symbol}')",
+                f"不能用 {symbol} 比较{_KIND_ZH[lk]}和{_KIND_ZH[rk]}")
     if lk == "bool" and symbol not in ("==", "!="):
-        return f"true/false values can only be compared with == or != (not '{symbol}')"
+        return (f"true/false values can only be compared with == or != (not '{symbol}')",
+                f"是/否只能用 == 或 != 比较(不能用 {symbol})")
     return None
+
+
+def _not_in_list_of(word: str, kind: Kind, item_kind: Kind) -> _Words:
+    """'in' between a value and a list of another kind, as a number in a list of texts."""
+    return (f"cannot look for {_KIND_LABEL[kind]} in a list holding {_KIND_LABEL[item_kind]} ('{word}')",
+            f"不能用 {word} 在{_KIND_ZH[item_kind]}的列表里找{_KIND_ZH[kind]}")
 
 
 def _compare(
@@ -1001,11 +1054,11 @@ def _compare(
     if lk == "date" and rk == "text" and not isinstance(right, pd.Series):
         right, rk = _to_timestamp(right) or right, "date"
         if isinstance(right, str):
-            raise ctx.error(f"{right!r} is not a date", offset)
+            raise ctx.error(_not_a_date(right), offset)
     if rk == "date" and lk == "text" and not isinstance(left, pd.Series):
         left, lk = _to_timestamp(left) or left, "date"
         if isinstance(left, str):
-            raise ctx.error(f"{left!r} is not a date", offset)
+            raise ctx.error(_not_a_date(left), offset)
     problem = _kinds_problem(symbol, lk, rk)
     if problem:
         raise ctx.error(problem, offset)
@@ -1014,7 +1067,7 @@ def _compare(
     try:
         result = func(left, right)
     except (TypeError, ValueError) as exc:
-        raise ctx.error(f"cannot compare ('{symbol}'): {exc}", offset) from None
+        raise ctx.error((f"cannot compare ('{symbol}'): {exc}", f"无法用 {symbol} 比较: {exc}"), offset) from None
     assert isinstance(result, pd.Series)
     values = result.to_numpy(dtype=bool, na_value=False)
     return _bool_series(values, np.broadcast_to(unknown, values.shape), ctx.index)
@@ -1035,14 +1088,10 @@ def _membership(
             stamps = [_to_timestamp(item) for item in items]
             bad = [item for item, stamp in zip(items, stamps, strict=True) if stamp is None]
             if bad:
-                raise ctx.error(f"{bad[0]!r} is not a date", offset)
+                raise ctx.error(_not_a_date(bad[0]), offset)
             items = tuple(stamps)  # type: ignore[arg-type]
         elif item_kind != kind:
-            raise ctx.error(
-                f"cannot look for {_KIND_LABEL[kind]} in a list of "
-                f"{_KIND_LABEL[item_kind]} values ('{word}')",
-                offset,
-            )
+            raise ctx.error(_not_in_list_of(word, kind, item_kind), offset)
     series = _broadcast(value, ctx)
     hit = series.isin(list(items)).to_numpy(dtype=bool, na_value=False)
     if negate:
@@ -1085,12 +1134,11 @@ def _text_function(
     check_literal: Callable[[_Compiler, ast.AST, str], None] | None = None,
 ) -> Callable[[_Compiler, ast.Call, list[_Node]], _Node]:
     def build(compiler: _Compiler, node: ast.Call, args: list[_Node]) -> _Node:
-        compiler._require(args[0], ("text",), node.args[0], f"{name}()")
+        compiler._require(args[0], ("text",), node.args[0], _function(name))
         argument: str | None = None
         if literal:
-            argument = compiler.literal_text(
-                args[1], node.args[1], f"the second argument of {name}()"
-            )
+            second = (f"the second argument of {name}()", f"{name}() 的第二个参数")
+            argument = compiler.literal_text(args[1], node.args[1], second)
             if check_literal is not None:
                 check_literal(compiler, node.args[1], argument)
         run_arg = args[0].run
@@ -1098,7 +1146,7 @@ def _text_function(
 
         def run(ctx: _Context) -> Value:
             value = run_arg(ctx)
-            _require_runtime(value, ("text",), f"{name}()", ctx, offset)
+            _require_runtime(value, ("text",), _function(name), ctx, offset)
             return apply(_broadcast(value, ctx), argument)
 
         return _Node(result, run, offset)
@@ -1108,19 +1156,15 @@ def _text_function(
 
 def _check_pattern(compiler: _Compiler, node: ast.AST, pattern: str) -> None:
     if len(pattern) > MAX_PATTERN_LENGTH:
-        raise compiler.error(
-            f"regular expression is too long (at most {MAX_PATTERN_LENGTH} characters)",
-            node,
-        )
+        raise compiler.error(f"regular expression is too long (at most {MAX_PATTERN_LENGTH} characters)", node,
+                             zh=(f"正则表达式太长(最多 {MAX_PATTERN_LENGTH} 个字符)", None))
     try:
         re.compile(pattern)
     except (re.error, RecursionError, OverflowError, ValueError) as exc:
-        raise compiler.error(f"invalid regular expression: {exc}", node) from None
+        raise compiler.error(f"invalid regular expression: {exc}", node, zh=(f"正则表达式写法有误: {exc}", None)) from None
     if _repeats_repetition(pattern):
-        raise compiler.error(
-            "regular expression repeats a repetition (like (a+)+), which can take exponential time",
-            node,
-        )
+        raise compiler.error("regular expression repeats a repetition (like (a+)+), which can take exponential time", node,
+                             zh=("正则表达式里重复的部分又被重复(如 (a+)+), 匹配可能慢得无法完成", None))
 
 
 def _as_boolean(series: pd.Series) -> pd.Series:
@@ -1145,13 +1189,13 @@ def _startswith(series: pd.Series, prefix: str | None) -> pd.Series:
 
 
 def _build_abs(compiler: _Compiler, node: ast.Call, args: list[_Node]) -> _Node:
-    compiler._require(args[0], ("number",), node.args[0], "abs()")
+    compiler._require(args[0], ("number",), node.args[0], _function("abs"))
     run_arg = args[0].run
     offset = compiler.offset(node)
 
     def run(ctx: _Context) -> Value:
         value = run_arg(ctx)
-        _require_runtime(value, ("number",), "abs()", ctx, offset)
+        _require_runtime(value, ("number",), _function("abs"), ctx, offset)
         return abs(value)  # type: ignore[arg-type]
 
     return _Node("number", run, offset)
@@ -1163,7 +1207,7 @@ def _build_extreme(smallest: bool) -> Callable[[_Compiler, ast.Call, list[_Node]
 
     def build(compiler: _Compiler, node: ast.Call, args: list[_Node]) -> _Node:
         for arg, child in zip(args, node.args, strict=True):
-            compiler._require(arg, ("number",), child, f"{name}()")
+            compiler._require(arg, ("number",), child, _function(name))
         runners = [arg.run for arg in args]
         offset = compiler.offset(node)
 
@@ -1171,7 +1215,7 @@ def _build_extreme(smallest: bool) -> Callable[[_Compiler, ast.Call, list[_Node]
             result: np.ndarray | None = None
             for runner in runners:
                 value = runner(ctx)
-                _require_runtime(value, ("number",), f"{name}()", ctx, offset)
+                _require_runtime(value, ("number",), _function(name), ctx, offset)
                 array = _broadcast(value, ctx).to_numpy(dtype="float64", na_value=np.nan)
                 result = array if result is None else pick(result, array)
             return pd.Series(result, index=ctx.index, dtype="Float64")
@@ -1182,13 +1226,13 @@ def _build_extreme(smallest: bool) -> Callable[[_Compiler, ast.Call, list[_Node]
 
 
 def _build_year(compiler: _Compiler, node: ast.Call, args: list[_Node]) -> _Node:
-    compiler._require(args[0], ("date", "text"), node.args[0], "year()")
+    compiler._require(args[0], ("date", "text"), node.args[0], _function("year"))
     run_arg = args[0].run
     offset = compiler.offset(node)
 
     def run(ctx: _Context) -> Value:
         value = run_arg(ctx)
-        _require_runtime(value, ("date", "text"), "year()", ctx, offset)
+        _require_runtime(value, ("date", "text"), _function("year"), ctx, offset)
         series = _broadcast(value, ctx)
         if _kind_of(series) == "text":
             series = _coerce(series, "date")
@@ -1197,11 +1241,16 @@ def _build_year(compiler: _Compiler, node: ast.Call, args: list[_Node]) -> _Node
     return _Node("number", run, offset)
 
 
+def _mixed_kinds(kinds: list[Kind]) -> _Words:
+    """coalesce() of values of different kinds, which has no one kind of result."""
+    labels, labels_zh = _kinds(kinds, " and ", "和")
+    return f"coalesce() needs values of one kind, got {labels}", f"coalesce() 里的值应为同一类型, 现有{labels_zh}"
+
+
 def _build_coalesce(compiler: _Compiler, node: ast.Call, args: list[_Node]) -> _Node:
     kinds = {arg.kind for arg in args} - {"any"}
     if len(kinds) > 1:
-        labels = " and ".join(sorted(_KIND_LABEL[k] for k in kinds))
-        raise compiler.error(f"coalesce() needs values of one kind, got {labels}", node)
+        raise compiler.fail(_mixed_kinds(sorted(kinds, key=_KIND_LABEL.__getitem__)), node)
     kind: Kind = kinds.pop() if kinds else "any"
     runners = [arg.run for arg in args]
     offset = compiler.offset(node)
@@ -1214,11 +1263,7 @@ def _build_coalesce(compiler: _Compiler, node: ast.Call, args: list[_Node]) -> _
                 result = value
                 continue
             if _kind_of(value) != _kind_of(result):
-                raise ctx.error(
-                    f"coalesce() needs values of one kind, got {_KIND_LABEL[_kind_of(result)]}"
-                    f" and {_KIND_LABEL[_kind_of(value)]}",
-                    offset,
-                )
+                raise ctx.error(_mixed_kinds([_kind_of(result), _kind_of(value)]), offset)
             if not isinstance(result, pd.Series):
                 return result
             result = result.where(result.notna(), _broadcast(value, ctx))

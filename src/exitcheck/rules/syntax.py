@@ -66,9 +66,10 @@ class Source:
 
     def __init__(self, text: str) -> None:
         if not isinstance(text, str):
-            raise ExpressionError("expression must be text", expression=str(text))
+            raise ExpressionError("expression must be text", expression=str(text), zh=("表达式应为文字", None))
         if len(text) > MAX_TEXT_LENGTH:
-            raise ExpressionError(f"expression is too long ({len(text)} characters, at most {MAX_TEXT_LENGTH})", expression=text)
+            raise ExpressionError(f"expression is too long ({len(text)} characters, at most {MAX_TEXT_LENGTH})", expression=text,
+                                  zh=(f"表达式太长({len(text)} 个字符, 最多 {MAX_TEXT_LENGTH} 个)", None))
         self.text = text
         stripped = text.lstrip()
         self.lead = len(text) - len(stripped)  # parsed without its leading blanks: offsets add them back
@@ -111,9 +112,9 @@ def parse(source: Source) -> ast.Expression:
         raise ExpressionError(f"syntax error: {exc.msg}", expression=source.text, offset=offset,
                               zh=(f"语法错误({exc.msg})", None)) from None
     except (RecursionError, MemoryError):
-        raise source.error("expression is too deeply nested") from None
+        raise source.error("expression is too deeply nested", zh=("表达式嵌套太深", None)) from None
     except (ValueError, OverflowError, TypeError) as exc:
-        raise source.error(f"syntax error: {exc}") from None
+        raise source.error(f"syntax error: {exc}", zh=(f"语法错误({exc})", None)) from None
     _check_size(source, tree)
     return tree
 
@@ -137,7 +138,9 @@ def _check_size(source: Source, tree: ast.Expression) -> None:
             continue
         count += 1
         if count > MAX_NODES:
-            raise source.error(f"expression is too large (more than {MAX_NODES} elements)")
+            raise source.error(f"expression is too large (more than {MAX_NODES} elements)",
+                               zh=(f"表达式太大(超过 {MAX_NODES} 个部分)", None))
         if depth > MAX_DEPTH:
-            raise source.error(f"expression is nested too deeply (more than {MAX_DEPTH} levels)", node)
+            raise source.error(f"expression is nested too deeply (more than {MAX_DEPTH} levels)", node,
+                               zh=(f"表达式嵌套太深(超过 {MAX_DEPTH} 层)", None))
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
