@@ -15,29 +15,61 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
+from exitcheck.cli_language import App, asked_language, bilingual, usage_message
 from exitcheck.errors import ExitcheckError, ExitCode, InputError, UsageError, worst
 from exitcheck.i18n import did_you_mean
 
-app = typer.Typer(
-    help="exitcheck: 脱贫退出验收 register audit. Check county registers against the exit indicators.",
+app = App(
+    help=bilingual("exitcheck: 脱贫退出验收登记表核查。按退出标准核查本县的登记表。",
+                   "exitcheck: 脱贫退出验收 register audit. Check county registers against the exit indicators."),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
-Lang = Annotated[str, typer.Option("--lang", help="zh (default) or en: messages, headers and workbooks.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show a traceback on an internal error.")]
+# A choice, so that typer refuses --lang cn itself, as a usage error in the clerk's language.
+Lang = Annotated[Literal["zh", "en"], typer.Option("--lang", help=bilingual(
+    "zh(默认)或 en: 提示信息、表头和工作簿的语言。", "zh (default) or en: messages, headers and workbooks."))]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=bilingual("只显示错误。", "Print nothing but errors."))]
+Debug = Annotated[bool, typer.Option("--debug", help=bilingual("内部错误时显示调用栈(traceback)。", "Show a traceback on an internal error."))]
 #: True when this process is the `exitcheck` program (launch.main), which ends with its command;
 #: False for a command run in-process (tests, other programs), which must leave the process as it was.
 whole_process = False
 
-Paths = Annotated[list[Path], typer.Argument(help="Workbooks (.xlsx .xlsm .xls .csv) or folders of them.")]
+Paths = Annotated[list[Path], typer.Argument(help=bilingual(
+    "登记表工作簿(.xlsx .xlsm .xls .csv)或其所在的文件夹。", "Workbooks (.xlsx .xlsm .xls .csv) or folders of them."))]
+Headers = Annotated[Path | None, typer.Option("--headers", help=bilingual(
+    "表头对照文件(YAML): 本县的表头各对应哪个字段。", "YAML mapping of your own headers to fields."))]
+Strict = Annotated[bool, typer.Option("--strict", help=bilingual("遇到第一个无法读取的文件就停止。", "Stop at the first unreadable file."))]
+#: How a reference date may be written, before what it defaults to.
+_AS_OF_FORMS = ("基准日, 写法同登记表中的日期: 2020-06-30、2020/6/30、20200630、2020年6月30日",
+                "Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日")
+
+
+def as_of_option(default_zh: str, default_en: str) -> Any:
+    """The --as-of option, its help ending with what the command takes when it is not given."""
+    return Annotated[str | None, typer.Option("--as-of", help=bilingual(
+        f"{_AS_OF_FORMS[0]}(默认: {default_zh})。", f"{_AS_OF_FORMS[1]} (default: {default_en})."))]
+
+
+AsOf = as_of_option("今天", "today")
+#: For the commands that honour the workspace's as_of:.
+WorkspaceAsOf = as_of_option("工作区的 as_of, 否则今天", "the workspace's, else today")
+WorkspaceRules = Annotated[Path | None, typer.Option("--rules", help=bilingual(
+    "规则集文件(默认: 工作区的规则集, 否则 rules/sichuan-2020.yaml)。",
+    "Rule-set file (default: the workspace's, else rules/sichuan-2020.yaml)."))]
+RulesFile = Annotated[Path | None, typer.Option("--rules", help=bilingual("规则集文件。", "Rule-set file."))]
+Scheduler = Annotated[str | None, typer.Option("--scheduler", help=bilingual(
+    "与 --engine dask 同用: 一个已在运行的 Dask 调度器的地址(默认: 在本机启动一个集群)。",
+    "With --engine dask: address of a running Dask scheduler (default: start a local cluster)."))]
+Workers = Annotated[int | None, typer.Option("--workers", min=1, help=bilingual(
+    "与 --engine dask 同用且不用 --scheduler 时: 本机集群的工作进程数(默认: 每个核一个)。",
+    "With --engine dask and no --scheduler: workers of the local cluster (default: one per core)."))]
 
 
 class Ui:
@@ -237,21 +269,23 @@ def _failures_code(registers: Any) -> int:
     return int(ExitCode.INPUT) if registers.failures else 0
 
 
-@app.command()
+@app.command(help=bilingual("按登记表格式检查登记表, 列出每一个数据问题。",
+                             "Check the registers against the register format and list every data issue."))
 @guarded
 def validate(
     ui: Ui,
     paths: Paths,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the issues as JSON (exitcheck/issues@1) on stdout.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for issues.xlsx (and issues.json).")] = None,
-    headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日 (default: today).")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable file.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=bilingual(
+        "把数据问题以 JSON(exitcheck/issues@1)打印到标准输出。", "Print the issues as JSON (exitcheck/issues@1) on stdout."))] = False,
+    out: Annotated[Path | None, typer.Option("--out", help=bilingual(
+        "写出 issues.xlsx(和 issues.json)的文件夹。", "Folder for issues.xlsx (and issues.json)."))] = None,
+    headers: Headers = None,
+    as_of: AsOf = None,
+    strict: Strict = False,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Check the registers against the register format and list every data issue."""
     reference = _reference_date(_date(as_of))
     if out:
         _check_out(out)
@@ -324,16 +358,15 @@ def _date(text: str | None) -> Any:
     return day
 
 
-@app.command()
+@app.command(help=bilingual("解释一个数据问题代码: 它的含义和改法。", "Explain a data issue code: what it means and how to fix it."))
 @guarded
 def explain(
     ui: Ui,
-    code: Annotated[str, typer.Argument(help="A data issue code, e.g. id_checksum.")],
+    code: Annotated[str, typer.Argument(help=bilingual("数据问题代码, 如 id_checksum。", "A data issue code, e.g. id_checksum."))],
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Explain a data issue code: what it means and how to fix it."""
     from exitcheck.issues import CATALOGUE
     from exitcheck.issues import explain as explain_code
 
@@ -346,17 +379,16 @@ def explain(
     return 0
 
 
-@app.command()
+@app.command(help=bilingual("显示每张工作表的每个表头被读成哪个字段。", "Show how each header of each sheet was understood."))
 @guarded
 def columns(
     ui: Ui,
     paths: Paths,
-    headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
+    headers: Headers = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Show how each header of each sheet was understood."""
     from exitcheck.registers.load import read_headers
     from exitcheck.report import console
 
@@ -373,18 +405,18 @@ def columns(
     return int(ExitCode.INPUT) if found.failures else 0
 
 
-@app.command()
+@app.command(help=bilingual("写出一份虚构的样例县登记表(每次相同)。", "Write a realistic sample county register (deterministic)."))
 @guarded
 def sample(
     ui: Ui,
-    out: Annotated[Path, typer.Argument(help="The workbook to write, e.g. registers.xlsx.")],
-    households: Annotated[int, typer.Option("--households", min=1, help="Number of households.")] = 300,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same workbook).")] = 2020,
+    out: Annotated[Path, typer.Argument(help=bilingual("要写出的工作簿, 如 registers.xlsx。", "The workbook to write, e.g. registers.xlsx."))],
+    households: Annotated[int, typer.Option("--households", min=1, help=bilingual("户数。", "Number of households."))] = 300,
+    seed: Annotated[int, typer.Option("--seed", help=bilingual(
+        "随机种子(种子相同, 工作簿也相同)。", "Random seed (same seed, same workbook)."))] = 2020,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Write a realistic sample county register (deterministic)."""
     import os
 
     from xlsxwriter.exceptions import FileCreateError
@@ -406,33 +438,36 @@ def sample(
     return 0
 
 
-@app.command()
+@app.command(help=bilingual("按退出标准核查登记表, 写出问题清单。", "Audit the registers against the exit indicators and write the gap lists."))
 @guarded
 def audit(
     ui: Ui,
     paths: Paths,
-    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: the workspace's, else rules/sichuan-2020.yaml).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日 (default: today).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for the outputs.")] = Path("out"),
-    format_: Annotated[str, typer.Option("--format", help="Comma-separated: xlsx, json, csv.")] = "xlsx,json",
-    split_by: Annotated[str | None, typer.Option("--split-by", help="township: one workbook per township too.")] = None,
-    headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable file.")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="local (default): one register in this process. dask: each PATH is a county, audited as a task on a Dask cluster.")] = "local",
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="With --engine dask: address of a running Dask scheduler (default: start a local cluster).")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="With --engine dask and no --scheduler: workers of the local cluster (default: one per core).")] = None,
+    rules: WorkspaceRules = None,
+    as_of: AsOf = None,
+    out: Annotated[Path, typer.Option("--out", help=bilingual("结果写到哪个文件夹。", "Folder for the outputs."))] = Path("out"),
+    format_: Annotated[str, typer.Option("--format", help=bilingual("逗号分隔: xlsx、json、csv。", "Comma-separated: xlsx, json, csv."))] = "xlsx,json",
+    split_by: Annotated[str | None, typer.Option("--split-by", help=bilingual(
+        "township: 另给每个乡镇写一本工作簿。", "township: one workbook per township too."))] = None,
+    headers: Headers = None,
+    strict: Strict = False,
+    engine: Annotated[str, typer.Option("--engine", help=bilingual(
+        "local(默认): 在本进程中核查一份登记表。dask: 每个 PATH 是一个县, 各作为一个任务在 Dask 集群上核查。",
+        "local (default): one register in this process. dask: each PATH is a county, audited as a task on a Dask cluster."))] = "local",
+    scheduler: Scheduler = None,
+    workers: Workers = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Audit the registers against the exit indicators and write the gap lists."""
     given = _date(as_of)
     formats = [f.strip() for f in format_.split(",") if f.strip()]
     unknown = [f for f in formats if f not in ("xlsx", "json", "csv")]
     if unknown:
-        raise typer.BadParameter(f"--format: unknown {', '.join(unknown)} (xlsx, json, csv)")
+        raise UsageError(f"--format: 没有这种格式: {'、'.join(unknown)}(可选 xlsx、json、csv)",
+                         f"--format: unknown {', '.join(unknown)} (xlsx, json, csv)")
     if split_by not in (None, "township"):
-        raise typer.BadParameter("--split-by takes only 'township'")
+        raise UsageError("--split-by 只能是 township", "--split-by takes only 'township'")
     from exitcheck.cli_bands import check_engine
 
     check_engine(engine, scheduler, workers)
@@ -499,20 +534,29 @@ def _compiled(ruleset: Any) -> Any:
     return compile_ruleset(ruleset)
 
 
-rules_app = typer.Typer(help="List, explain and check rule sets.", no_args_is_help=True)
+rules_app = App(help=bilingual("列出、解释和检查规则集。", "List, explain and check rule sets."), no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
 
-@rules_app.command("list")
+@app.callback()
+@rules_app.callback()
+def _group_language(ctx: typer.Context, lang: Lang = "zh") -> None:
+    # --lang before the command (`exitcheck --lang en audit ...`) is the command's --lang too; and
+    # `exitcheck --help --lang en` needs the option to exist at this level to show English help.
+    if lang != "zh":
+        ctx.default_map = {name: {"lang": lang} for name in ctx.command.commands}
+
+
+@rules_app.command("list", help=bilingual("列出规则集中的规则: 编号、层级、名称、类别、责任部门。",
+                                          "List the rules of a rule set: id, level, name, kind, department."))
 @guarded
 def rules_list(
     ui: Ui,
-    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file.")] = None,
+    rules: RulesFile = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """List the rules of a rule set: id, level, name, kind, department."""
     from exitcheck.report import console
     from exitcheck.report.gaps_out import department_label, kind_label, level_label
 
@@ -528,17 +572,16 @@ def rules_list(
     return 0
 
 
-@rules_app.command("explain")
+@rules_app.command("explain", help=bilingual("解释一条规则: 名称、含义、依据和判定方法。", "Explain a rule: its name, meaning, basis and check."))
 @guarded
 def rules_explain(
     ui: Ui,
-    rule_id: Annotated[str, typer.Argument(help="A rule id, e.g. income.")],
-    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file.")] = None,
+    rule_id: Annotated[str, typer.Argument(help=bilingual("规则编号, 如 income。", "A rule id, e.g. income."))],
+    rules: RulesFile = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Explain a rule: its name, meaning, basis and check."""
     ruleset = _ruleset(rules)
     try:
         rule = ruleset.rule(rule_id)
@@ -567,23 +610,40 @@ def rules_explain(
     return 0
 
 
-@rules_app.command("check")
+@rules_app.command("check", help=bilingual("检查规则集文件: YAML、字段、表达式(有错时退出码为 4)。",
+                                           "Check a rule-set file: YAML, fields, expressions (exit 4 on error)."))
 @guarded
 def rules_check(
     ui: Ui,
-    file: Annotated[Path, typer.Argument(help="A rule-set YAML file.")],
+    file: Annotated[Path, typer.Argument(help=bilingual("规则集 YAML 文件。", "A rule-set YAML file."))],
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Check a rule-set file: YAML, fields, expressions (exit 4 on error)."""
     ruleset = _ruleset(file)
     ui.out.print(ui.t(f"{file}: {len(ruleset.rules)} 条规则, 检查通过", f"{file}: {len(ruleset.rules)} rules, all valid"))
     return 0
 
 
 def main() -> None:
-    app()
+    """Run the command line; typer's usage errors are said here, in the clerk's language."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as error:
+        code = _usage_error(error)
+    raise SystemExit(code or 0)
+
+
+def _usage_error(error: Any) -> int:
+    """Say a usage error typer found (exit 2) in the language the command line asks for; any
+    other error of typer's (help for a bare group, say) as typer says it."""
+    lang = asked_language(sys.argv[1:])
+    message = usage_message(error, lang)
+    if message is None:
+        error.show()
+        return int(error.exit_code)
+    Ui(lang).error(message)
+    return int(ExitCode.USAGE)
 
 
 # Commands that live in their own modules register themselves on `app` when imported.

@@ -17,9 +17,14 @@ import typer
 
 from exitcheck.cli import (
     Debug,
+    Headers,
     Lang,
     Quiet,
+    Scheduler,
     Ui,
+    Workers,
+    WorkspaceAsOf,
+    WorkspaceRules,
     _check_out,
     _compiled,
     _date,
@@ -32,9 +37,12 @@ from exitcheck.cli import (
     app,
     guarded,
 )
+from exitcheck.cli_language import bilingual
 from exitcheck.errors import ConfigError, ExitCode, UsageError, worst
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="The workspace file (default: exitcheck.yaml here or in a parent folder).")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help=bilingual(
+    "工作区配置文件(默认: 当前目录或上级目录中的 exitcheck.yaml)。",
+    "The workspace file (default: exitcheck.yaml here or in a parent folder)."))]
 
 
 def workspace(path: Path | None, *, required: bool = False) -> Any:
@@ -51,28 +59,40 @@ def workspace(path: Path | None, *, required: bool = False) -> Any:
     return load_config(found)
 
 
-@app.command()
+@app.command(help=bilingual("按收入分档列出低收入户, 并给各部门投递各自的名单。",
+                             "List low-income households by income band and push each department its list."))
 @guarded
 def bands(
     ui: Ui,
-    paths: Annotated[list[Path] | None, typer.Argument(help="Workbooks or folders (default: the registers named in exitcheck.yaml).")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help=bilingual(
+        "工作簿或文件夹(默认: exitcheck.yaml 中 registers 所列的登记表)。",
+        "Workbooks or folders (default: the registers named in exitcheck.yaml)."))] = None,
     config: ConfigOption = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for bands.json and bands.xlsx (default: the workspace's out, else ./out).")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print bands.json (exitcheck/bands@1) on stdout.")] = False,
-    push_to: Annotated[list[str] | None, typer.Option("--push-to", help="Deliver to this department (repeatable), or 'all'.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would go where; send nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Deliver even when the content is unchanged.")] = False,
-    rules: Annotated[Path | None, typer.Option("--rules", help="Rule-set file (default: the workspace's, else rules/sichuan-2020.yaml).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日 (default: the workspace's, else today).")] = None,
-    headers: Annotated[Path | None, typer.Option("--headers", help="YAML mapping of your own headers to fields.")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="local (default): one register in this process. dask: each PATH (or each entry of registers:) is a county, banded as a task on a Dask cluster.")] = "local",
-    scheduler: Annotated[str | None, typer.Option("--scheduler", help="With --engine dask: address of a running Dask scheduler (default: start a local cluster).")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="With --engine dask and no --scheduler: workers of the local cluster (default: one per core).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help=bilingual(
+        "写出 bands.json 和 bands.xlsx 的文件夹(默认: 工作区的 out, 否则 ./out)。",
+        "Folder for bands.json and bands.xlsx (default: the workspace's out, else ./out)."))] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=bilingual(
+        "把 bands.json(exitcheck/bands@1)打印到标准输出。", "Print bands.json (exitcheck/bands@1) on stdout."))] = False,
+    push_to: Annotated[list[str] | None, typer.Option("--push-to", help=bilingual(
+        "投递给这个部门(可写多次), 或 all(全部部门)。", "Deliver to this department (repeatable), or 'all'."))] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=bilingual(
+        "只显示会投递给谁、几户, 不真正发送。", "Show what would go where; send nothing."))] = False,
+    force: Annotated[bool, typer.Option("--force", help=bilingual(
+        "名单内容未变化也投递。", "Deliver even when the content is unchanged."))] = False,
+    rules: WorkspaceRules = None,
+    as_of: WorkspaceAsOf = None,
+    headers: Headers = None,
+    engine: Annotated[str, typer.Option("--engine", help=bilingual(
+        "local(默认): 在本进程中分档一份登记表。dask: 每个 PATH(或 registers 中的每一项)是一个县, "
+        "各作为一个任务在 Dask 集群上分档。",
+        "local (default): one register in this process. dask: each PATH (or each entry of registers:) is a county, "
+        "banded as a task on a Dask cluster."))] = "local",
+    scheduler: Scheduler = None,
+    workers: Workers = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """List low-income households by income band and push each department its list."""
     given = _date(as_of)
     check_engine(engine, scheduler, workers)
     settings = workspace(config, required=bool(push_to))
@@ -255,19 +275,20 @@ def _warn_failing(ui: Ui, settings: Any, failing: dict[str, int], only: set[str]
                           f"department {named} has failed {runs} deliveries in a row; check its configuration and server"))
 
 
-@app.command()
+@app.command(help=bilingual("列出投递记录, 并提醒连续投递失败的部门。",
+                             "List the delivery ledger and warn about departments failing run after run."))
 @guarded
 def deliveries(
     ui: Ui,
     config: ConfigOption = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON (exitcheck/deliveries@1).")] = False,
-    department: Annotated[str | None, typer.Option("--department", help="Only this department.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest attempts shown.")] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help=bilingual(
+        "把投递记录以 JSON(exitcheck/deliveries@1)打印出来。", "Print the ledger as JSON (exitcheck/deliveries@1)."))] = False,
+    department: Annotated[str | None, typer.Option("--department", help=bilingual("只看这个部门。", "Only this department."))] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help=bilingual("显示最近几次投递。", "Newest attempts shown."))] = 50,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """List the delivery ledger and warn about departments failing run after run."""
     from exitcheck.delivery.ledger import open_ledger
     from exitcheck.delivery.push import outcome_label, recipient_label
     from exitcheck.report.console import _table

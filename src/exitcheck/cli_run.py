@@ -13,26 +13,28 @@ from typing import Annotated, Any
 
 import typer
 
-from exitcheck.cli import Debug, Lang, Quiet, Ui, _date, app, guarded
+from exitcheck.cli import Debug, Lang, Quiet, Ui, WorkspaceAsOf, _date, app, guarded
 from exitcheck.cli_bands import ConfigOption, workspace
+from exitcheck.cli_language import bilingual
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+JsonOption = Annotated[bool, typer.Option("--json", help=bilingual("以 JSON 打印到标准输出。", "Print JSON on stdout."))]
 #: How many runs the history table shows side by side.
 HISTORY_COLUMNS = 8
 #: How many new or reopened findings `diff` lists one by one.
 LISTED = 30
 
 
-@app.command()
+@app.command(help=bilingual("建一个可直接使用的工作区: exitcheck.yaml、规则、样例登记表、每晚定时运行的命令。",
+                             "Create a ready workspace: exitcheck.yaml, the rules, a sample register, the nightly schedule line."))
 @guarded
 def init(
     ui: Ui,
-    folder: Annotated[Path, typer.Argument(help="The workspace folder to create (or complete).")],
+    folder: Annotated[Path, typer.Argument(help=bilingual(
+        "要建立(或补全)的工作区文件夹。", "The workspace folder to create (or complete)."))],
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Create a ready workspace: exitcheck.yaml, the rules, a sample register, the nightly schedule line."""
     from exitcheck.cli import _check_out, _writing_to
     from exitcheck.state_files import NEW_WORKSPACE
     from exitcheck.workspace_init import init_workspace, nightly_line
@@ -53,17 +55,17 @@ def init(
     return 0
 
 
-@app.command("run")
+@app.command("run", help=bilingual("每晚的任务: 核查、分档和投递, 结果写到 out/<运行编号>/, 并记入历史。",
+                                    "The nightly job: audit, bands and deliveries, outputs in out/<run-id>/, recorded in the history."))
 @guarded
 def run_(
     ui: Ui,
     config: ConfigOption = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Reference date, as a register writes one: 2020-06-30, 2020/6/30, 20200630, 2020年6月30日 (default: the workspace's, else today).")] = None,
+    as_of: WorkspaceAsOf = None,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """The nightly job: audit, bands and deliveries, outputs in out/<run-id>/, recorded in the history."""
     from exitcheck.runner import Step, run
 
     given = _date(as_of)
@@ -81,7 +83,7 @@ def run_(
     return report.exit_code
 
 
-@app.command()
+@app.command(help=bilingual("历次运行, 以及各规则未解决问题数的变化。", "The runs so far, with the gaps by rule over time."))
 @guarded
 def history(
     ui: Ui,
@@ -91,7 +93,6 @@ def history(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """The runs so far, with the gaps by rule over time."""
     from exitcheck.history import History
     from exitcheck.report.console import _table
 
@@ -121,19 +122,20 @@ def history(
     return 0
 
 
-@app.command()
+@app.command(help=bilingual("两次运行之间新增、已解决、仍未解决(及已存在几天)和复发的问题。",
+                             "Findings new, resolved, still open (with their age) and reopened between two runs."))
 @guarded
 def diff(
     ui: Ui,
-    run_a: Annotated[str | None, typer.Argument(help="The earlier run (default: the one before the last).")] = None,
-    run_b: Annotated[str | None, typer.Argument(help="The later run (default: the last).")] = None,
+    run_a: Annotated[str | None, typer.Argument(help=bilingual(
+        "较早的一次运行(默认: 最后一次的前一次)。", "The earlier run (default: the one before the last)."))] = None,
+    run_b: Annotated[str | None, typer.Argument(help=bilingual("较晚的一次运行(默认: 最后一次)。", "The later run (default: the last)."))] = None,
     config: ConfigOption = None,
     json_out: JsonOption = False,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    """Findings new, resolved, still open (with their age) and reopened between two runs."""
     from exitcheck.history import History
 
     settings = workspace(config, required=True)
