@@ -15,11 +15,18 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
-from exitcheck.cli_language import App, asked_language, bilingual, usage_message
+from exitcheck.cli_language import (
+    CLICK_ERROR,
+    App,
+    asked_language,
+    bilingual,
+    one_of_languages,
+    usage_message,
+)
 from exitcheck.errors import ExitcheckError, ExitCode, InputError, UsageError, worst
 from exitcheck.i18n import did_you_mean
 
@@ -32,8 +39,8 @@ app = App(
     rich_markup_mode=None,
 )
 
-# A choice, so that typer refuses --lang cn itself, as a usage error in the clerk's language.
-Lang = Annotated[Literal["zh", "en"], typer.Option("--lang", help=bilingual(
+# Checked, so that typer refuses --lang cn itself, as a usage error in the clerk's language.
+Lang = Annotated[str, typer.Option("--lang", callback=one_of_languages, help=bilingual(
     "zh(默认)或 en: 提示信息、表头和工作簿的语言。", "zh (default) or en: messages, headers and workbooks."))]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=bilingual("只显示错误。", "Print nothing but errors."))]
 Debug = Annotated[bool, typer.Option("--debug", help=bilingual("内部错误时显示调用栈(traceback)。", "Show a traceback on an internal error."))]
@@ -629,7 +636,7 @@ def main() -> None:
     """Run the command line; typer's usage errors are said here, in the clerk's language."""
     try:
         code = app(standalone_mode=False)
-    except typer.TyperException as error:
+    except CLICK_ERROR as error:
         code = _usage_error(error)
     raise SystemExit(code or 0)
 

@@ -35,6 +35,17 @@ def asked_language(args: Sequence[str]) -> str:
 
 #: The language of this process's command line, for its help.
 LANG = asked_language(sys.argv[1:])
+#: The base class of typer's errors: click's ClickException, which typer 0.2x vendors under a
+#: private module and older typers (pyproject allows 0.15.4) take from click itself.
+CLICK_ERROR: type[Exception] = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "ClickException")
+
+
+def one_of_languages(value: str) -> str:
+    """--lang's check. Not a choice type: typer before 0.2x takes no Literal, and after it no
+    click type; typer refuses the value as a usage error, said in the command line's language."""
+    if value not in ("zh", "en"):
+        raise typer.BadParameter(pick(LANG, "只能是 zh 或 en", "must be zh or en"))
+    return value
 
 
 def bilingual(zh: str, en: str) -> str:
@@ -68,7 +79,7 @@ class _Bilingual:
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)  # type: ignore[misc]
-        except typer.TyperException as error:
+        except CLICK_ERROR as error:
             # typer's parser says "--out needs a value" without the command it belongs to; the
             # message names that command's --help, so it is told here.
             if getattr(error, "ctx", False) is None:
@@ -140,7 +151,7 @@ def _option_use(error: Any) -> tuple[str, str]:
 
 #: typer's plain UsageError carries only its English message; these are its fixed forms.
 _NO_COMMAND = re.compile(r"No such command '(?P<name>.*)'\.")
-_EXTRA = re.compile(r"Got unexpected extra argument\(s\) \((?P<args>.*)\)")
+_EXTRA = re.compile(r"Got unexpected extra argument(?:s|\(s\))? \((?P<args>.*)\)")  # older click: argument/arguments
 
 
 def _plain(error: Any) -> tuple[str, str]:
@@ -179,12 +190,16 @@ def _value_rule(param: Any) -> tuple[str, str] | None:
     number (at least its minimum). None for the rest: typer's own words are kept."""
     if param is None:
         return None
-    descriptor = param.type_descriptor
-    if descriptor.is_choice and descriptor.choices:
-        choices = [str(choice) for choice in descriptor.choices]
+    # typer 0.2x describes a parameter's type itself; older typers leave it to click's type
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        choices, whole, low = descriptor.choices if descriptor.is_choice else None, descriptor.annotation is int, getattr(param, "min", None)
+    else:
+        choices, whole, low = getattr(param.type, "choices", None), param.type.name in ("integer", "integer range"), getattr(param.type, "min", None)
+    if choices:
+        choices = [str(getattr(choice, "value", choice)) for choice in choices]
         return f"只能是 {' 或 '.join(choices)}", f"must be {' or '.join(choices)}"
-    if descriptor.annotation is int:
-        low = getattr(param, "min", None)
+    if whole:
         if low is not None:
             return f"须为不小于 {low} 的整数", f"must be a whole number, at least {low}"
         return "须为整数", "must be a whole number"
