@@ -114,7 +114,7 @@ def _serial_hints(bad: pd.Series, column: pd.Series, expected: dict[str, str]) -
     """bad_value's params for the bad cells of a date column: a cell of digits alone (38655,
     from a CSV of a column Excel showed as numbers) is told what it would be as an Excel
     serial date, and how to have it read as one; it is not read so (never a guess)."""
-    flagged = column[bad.to_numpy(dtype=bool)]  # the bad cells: few
+    flagged = column[bad.to_numpy(dtype=bool)]  # a Python call per bad cell: paid by bad input only
     params = []
     for cell in flagged.tolist():
         day = normalise.serial_meaning(cell)

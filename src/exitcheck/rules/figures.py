@@ -9,7 +9,8 @@ satisfaction_rate.
 An incidence is never computed from part of its data: it is blank (待核实) when a population it
 sums is blank or unreadable, or when a household register row that may hold poor people is
 counted in no village (its 户编号 unreadable, so it left the audit; its 乡镇 or 行政村 blank; its
-village not in the village register). The unit's `incidence__why` column then holds the facts
+village not in the village register; its 脱贫状态 or 农户类别 blank or unreadable; members of it
+whose 户编号 lost its leading zeros). The unit's `incidence__why` column then holds the facts
 (ValueUnknown, Uncounted) that the reason names. A village's collective_per_capita (collective
 income / population) is blank when either is: `collective_per_capita__why` names which.
 """
@@ -139,10 +140,11 @@ def uncounted_rows(table: pd.DataFrame, households: pd.DataFrame, villages: pd.D
     maybe_poor = maybe_registered & (not_exited | no_status)
     kept_poor = (poor_people(households) > 0).reindex(table.index, fill_value=False).to_numpy(dtype=bool)
     # a household counted as not poor only because a cell that would say so is blank or unreadable
-    lives = (households["living_members"].reindex(table.index).fillna(0) > 0).to_numpy(dtype=bool) & first_rows(table).to_numpy(dtype=bool) & ~dropped
+    first = first_rows(table).to_numpy(dtype=bool)  # a repeated household_id counts once
+    lives = (households["living_members"].reindex(table.index).fillna(0) > 0).to_numpy(dtype=bool) & first & ~dropped
     no_status = no_status & lives & maybe_registered
     no_category = no_category & lives & not_exited
-    members_lost = table["household_id"].isin(list(members_elsewhere)).to_numpy(dtype=bool) & maybe_poor & first_rows(table).to_numpy(dtype=bool)
+    members_lost = table["household_id"].isin(list(members_elsewhere)).to_numpy(dtype=bool) & maybe_poor & first
     township, village = table["township"], table["village"]
     keys = pd.MultiIndex.from_frame(villages[["township", "village"]].astype(object))
     placed = pd.MultiIndex.from_frame(table[["township", "village"]].astype(object)).isin(keys)
