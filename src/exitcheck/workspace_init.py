@@ -64,8 +64,8 @@ def _command(quote: Callable[[str], str]) -> str:
     """How to start exitcheck from a scheduler: the script beside this Python, else the one
     on PATH, else this Python with -m."""
     found = shutil.which("exitcheck")
-    beside = next((Path(sys.executable).parent / name for name in ("exitcheck", "exitcheck.exe")
-                   if (Path(sys.executable).parent / name).exists()), None)
+    scripts = Path(sys.executable).parent
+    beside = next((path for path in (scripts / "exitcheck", scripts / "exitcheck.exe") if path.exists()), None)
     if beside is not None:
         return quote(str(beside))
     if found:
