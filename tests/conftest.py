@@ -1,4 +1,4 @@
-"""Shared fixtures: run the real CLI in a subprocess, as a user or cron would."""
+"""Shared fixtures: run the real CLI in a process of its own, as a user or cron would."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import cli_process  # noqa: E402 (found through the line above)
+
 
 @pytest.fixture
 def run_cli(tmp_path):
-    """Run `python -m exitcheck ARGS` with no terminal and no stdin; returns CompletedProcess."""
+    """Run `python -m exitcheck ARGS` with no terminal and no stdin; returns CompletedProcess.
+
+    Each run is a process of its own, forked from one that has imported the libraries exitcheck
+    uses (tests/cli_process.py)."""
 
     def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         environment = {**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200", **(env or {})}
-        return subprocess.run(
-            [sys.executable, "-m", "exitcheck", *args],
-            capture_output=True, text=True, cwd=cwd or tmp_path, env=environment,
-            stdin=subprocess.DEVNULL, timeout=timeout,
-        )
+        return cli_process.run(args, cwd or tmp_path, environment, timeout)
 
     return run
