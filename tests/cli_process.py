@@ -45,6 +45,13 @@ def _fork_server():
     return _context
 
 
+def exitcheck(*args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `python -m exitcheck ARGS` in `cwd` with no terminal and no stdin, as cron would:
+    this process's environment with utf-8 streams and 200 columns, then `env`."""
+    environment = {**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200", **(env or {})}
+    return run(args, cwd, environment, timeout)
+
+
 def run(args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     """What subprocess.run([python, -m, exitcheck, *args], capture_output=True, text=True,
     stdin=DEVNULL, ...) returns; TimeoutExpired when the run outlives `timeout`."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,6 @@ def run_cli(tmp_path):
     uses (tests/cli_process.py)."""
 
     def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        environment = {**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200", **(env or {})}
-        return cli_process.run(args, cwd or tmp_path, environment, timeout)
+        return cli_process.exitcheck(*args, cwd=cwd or tmp_path, env=env, timeout=timeout)
 
     return run

@@ -27,6 +27,7 @@ import openpyxl
 import pytest
 
 from builders import base_county
+from cli_process import exitcheck
 from exitcheck.report.files import FORMULA_STARTS
 
 AS_OF = "2020-06-30"
@@ -51,8 +52,7 @@ def _env() -> dict[str, str]:
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exitcheck", *args], capture_output=True, text=True,
-                          cwd=cwd, env=_env(), stdin=subprocess.DEVNULL, timeout=180)
+    return exitcheck(*args, cwd=cwd, timeout=180)
 
 
 def _planted(folder: Path) -> tuple[Path, list[str]]:

@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import csv
 import itertools
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import openpyxl
 import pytest
 from openpyxl.utils import get_column_letter
 
+from cli_process import exitcheck
+
 AS_OF = "2020-06-30"
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "exitcheck", *args], capture_output=True, text=True, cwd=cwd,
-                          env=environment, stdin=subprocess.DEVNULL, timeout=300)
+    return exitcheck(*args, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
