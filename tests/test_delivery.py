@@ -647,16 +647,17 @@ def test_a_dry_run_sends_and_records_nothing(workspace, run_cli, inbox, mailbox)
 
 
 def test_deliveries_names_each_department_and_keeps_its_id(tmp_path, run_cli):
-    """A clerk reads 民政局, and types the id shown beside it to --department; --json keeps the id."""
+    """A clerk reads 民政局, and types it or the id shown beside it to --department; --json keeps the id."""
     assert run_cli("init", "county").returncode == 0
     root = tmp_path / "county"
     done = run_cli("bands", "--push-to", "civil-affairs", cwd=root, env={"COLUMNS": "300"})
     assert done.returncode == 0, done.stderr
     assert "民政局(civil-affairs)" in done.stdout  # the push's own table names it the same way
     for lang, named in (("zh", "民政局(civil-affairs)"), ("en", "Civil affairs (civil-affairs)")):
-        listing = run_cli("deliveries", "--lang", lang, "--department", "civil-affairs", cwd=root, env={"COLUMNS": "300"})
-        assert listing.returncode == 0, listing.stderr
-        assert named in listing.stdout, listing.stdout
+        for asked in ("civil-affairs", "民政局"):
+            listing = run_cli("deliveries", "--lang", lang, "--department", asked, cwd=root, env={"COLUMNS": "300"})
+            assert listing.returncode == 0, listing.stderr
+            assert named in listing.stdout, listing.stdout
     assert [a["department"] for a in ledger(run_cli, root)["attempts"]] == ["civil-affairs"]
 
 
@@ -709,9 +710,16 @@ def test_push_needs_a_workspace_and_a_known_department(tmp_path, tmp_path_factor
     assert done.returncode == 4 and "exitcheck.yaml" in done.stderr
     done = run_cli("bands", "--push-to", "civil-afairs", cwd=workspace, env=ENV)
     assert done.returncode == 2 and "civil-affairs" in done.stderr
-    done = run_cli("bands", "--push-to", "民政局", "--lang", "en", cwd=workspace, env=ENV)
-    assert done.returncode == 2 and "did you mean civil-affairs" in done.stderr
+    done = run_cli("bands", "--push-to", "民政", "--lang", "en", cwd=workspace, env=ENV)
+    assert done.returncode == 2 and "no such department: 民政" in done.stderr
     assert outbox(workspace) == []
+
+
+def test_push_takes_a_department_by_the_name_the_workspace_gives_it(workspace, run_cli):
+    """民政局 is what the clerk reads in the lists and the ledger: it names civil-affairs exactly."""
+    done = run_cli("bands", "--push-to", "民政局", "--dry-run", cwd=workspace, env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "民政局(civil-affairs)" in done.stdout and "农业农村局" not in done.stdout
 
 
 def test_an_unreadable_input_delivers_nothing(workspace, run_cli, inbox, mailbox):

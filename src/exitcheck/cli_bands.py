@@ -283,17 +283,19 @@ def deliveries(
     config: ConfigOption = None,
     json_out: Annotated[bool, typer.Option("--json", help=bilingual(
         "把投递记录以 JSON(exitcheck/deliveries@1)打印出来。", "Print the ledger as JSON (exitcheck/deliveries@1)."))] = False,
-    department: Annotated[str | None, typer.Option("--department", help=bilingual("只看这个部门。", "Only this department."))] = None,
+    department: Annotated[str | None, typer.Option("--department", help=bilingual(
+        "只看这个部门(编号或名称, 如 civil-affairs 或 民政局)。", "Only this department (its id or its name, as civil-affairs or 民政局)."))] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help=bilingual("显示最近几次投递。", "Newest attempts shown."))] = 50,
     lang: Lang = "zh",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
     from exitcheck.delivery.ledger import open_ledger
-    from exitcheck.delivery.push import outcome_label, recipient_label
+    from exitcheck.delivery.push import department_id, outcome_label, recipient_label
     from exitcheck.report.console import _table
 
     settings = workspace(config, required=True)
+    department = department_id(settings, department) if department else None
     with open_ledger(settings.state) as ledger:
         attempts = ledger.attempts(department, limit)
         failing = ledger.failing()

@@ -141,7 +141,7 @@ def resolve_departments(config: WorkspaceConfig, names: Sequence[str]) -> list[s
         return chosen
     known = list(config.departments)
     out: list[str] = []
-    for name in dict.fromkeys(names):
+    for name in dict.fromkeys(department_id(config, name) for name in names):
         if name not in config.departments:
             near = _nearest(name, config)
             raise UsageError(
@@ -155,10 +155,18 @@ def resolve_departments(config: WorkspaceConfig, names: Sequence[str]) -> list[s
     return out
 
 
+def department_id(config: WorkspaceConfig, name: str) -> str:
+    """The id of the department a clerk named: its id, or the name the workspace gives it
+    (--push-to 民政局) when exactly one department has that name; otherwise `name` unchanged."""
+    if name in config.departments:
+        return name
+    named = [d for d, spec in config.departments.items() if spec.name and spec.name == name]
+    return named[0] if len(named) == 1 else name
+
+
 def _nearest(name: str, config: WorkspaceConfig) -> list[str]:
-    """The department meant: by its display name (--push-to 民政局), else the closest id."""
-    by_name = [d for d, spec in config.departments.items() if spec.name and spec.name == name]
-    return by_name or difflib.get_close_matches(name, list(config.departments), n=1, cutoff=0.4)
+    """The closest id to a name that is neither an id nor a department's own name."""
+    return difflib.get_close_matches(name, list(config.departments), n=1, cutoff=0.4)
 
 
 def parcel_of(department_list: DepartmentList) -> Parcel:
