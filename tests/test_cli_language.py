@@ -3,6 +3,8 @@ by default (a clerk meets them first) and English with --lang en."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 #: Each command, with a phrase of its Chinese help and one of its English help.
@@ -39,6 +41,26 @@ def test_help_is_chinese_by_default_and_english_with_lang_en(run_cli, command, z
     assert english.returncode == 0, english.stderr
     assert en in english.stdout and zh not in english.stdout, english.stdout
     assert "Usage: " in english.stdout and "Options:" in english.stdout and "Show this message and exit." in english.stdout, english.stdout
+    assert_marks_in_the_language(chinese.stdout, english.stdout)
+
+
+#: What click and typer write in help besides the commands' own texts, with Chinese nowhere in it.
+ENGLISH_MARKS = re.compile(r"\[default: |\[required\]|\[OPTIONS\]|COMMAND \[ARGS\]|<(?:str|path|int|int range|list\[\w+\])>"
+                           r"|--[\w-]+ (?:TEXT|PATH|INTEGER|FLOAT)\b")
+
+
+def assert_marks_in_the_language(chinese: str, english: str) -> None:
+    """Defaults, required arguments, the kinds of value and the usage line's words follow the
+    language; typer's escaped brackets (\\[required] on typer 0.15) never show."""
+    assert not ENGLISH_MARKS.findall(chinese), ENGLISH_MARKS.findall(chinese)
+    assert "\\[" not in chinese and "\\[" not in english and "<list[" not in english, english
+
+
+def test_defaults_and_required_marks_are_chinese(run_cli):
+    chinese = run_cli("audit", "--help").stdout
+    assert "[默认: out]" in chinese and "[必填]" in chinese and "--rules <路径>" in chinese or "--rules 路径" in chinese, chinese
+    english = run_cli("audit", "--help", "--lang", "en").stdout
+    assert "[default: out]" in english and "[required]" in english, english
 
 
 def test_lang_equals_en_and_lang_before_the_command(run_cli):

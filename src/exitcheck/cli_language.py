@@ -57,11 +57,54 @@ def bilingual(zh: str, en: str) -> str:
 HEADINGS_ZH = {"Arguments": "参数", "Options": "选项", "Commands": "命令"}
 
 
+#: What click and typer write in a usage line and beside an option's help (no hook of theirs
+#: takes them), in Chinese.
+USAGE_WORDS_ZH = {"[OPTIONS]": "[选项]", "COMMAND [ARGS]...": "命令 [参数]..."}
+EXTRA_WORDS_ZH = {"default: ": "默认: ", "required": "必填"}
+#: The kind of value an option takes, as typer names it, in the clerk's words: typer 0.2x writes
+#: <str>, <path>, <list[Path]>; older ones TEXT, PATH, INTEGER RANGE.
+VALUE_KINDS = {
+    "zh": {"str": "文本", "path": "路径", "list[Path]": "路径", "list[str]": "文本", "int": "整数", "int range": "整数",
+           "float": "数", "TEXT": "文本", "PATH": "路径", "INTEGER RANGE": "整数", "INTEGER": "整数", "FLOAT": "数"},
+    "en": {"list[Path]": "path", "list[str]": "str"},
+}
+_VALUE_KIND = re.compile(r"<([^<>]+)>|\b(INTEGER RANGE|INTEGER|TEXT|PATH|FLOAT)\b")
+#: The bracket after an option's help; typer before 0.2x escapes it for rich, and then prints it plain.
+_HELP_EXTRA = re.compile(r"\\?\[([^\[\]]*)\]$")
+
+
+def _replaced(text: str, words: dict[str, str]) -> str:
+    for word, said in words.items():
+        text = text.replace(word, said)
+    return text
+
+
+def _value_kinds(term: str) -> str:
+    kinds = VALUE_KINDS[LANG]
+
+    def said(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return f"<{kinds.get(match.group(1), match.group(1))}>"
+        return kinds.get(match.group(2), match.group(2))
+    return _VALUE_KIND.sub(said, term)
+
+
+def _extra(text: str) -> str:
+    words = EXTRA_WORDS_ZH if LANG == "zh" else {}
+    return _HELP_EXTRA.sub(lambda match: f"[{_replaced(match.group(1), words)}]", text)
+
+
 class _Formatter(typer.Context.formatter_class):  # type: ignore[name-defined,misc]
-    """Help with its headings in the command line's language."""
+    """Help in the command line's language: headings, usage line, the kinds of value and the
+    default and required marks."""
 
     def write_usage(self, prog: str, args: str = "", prefix: str | None = None) -> None:
+        if LANG == "zh":
+            args = _replaced(args, USAGE_WORDS_ZH)
         super().write_usage(prog, args, prefix or bilingual("用法: ", "Usage: "))
+
+    def write_dl(self, rows: Sequence[tuple[str, str]], *args: Any, **settings: Any) -> None:
+        super().write_dl([(_value_kinds(term), _extra(text)) for term, text in rows], *args, **settings)
 
     def section(self, name: str) -> Any:
         return super().section(bilingual(HEADINGS_ZH.get(name, name), name))
