@@ -380,9 +380,19 @@ def _shown(cell: Any) -> str:
 
 
 def _lines(cells: list[Any], width: float) -> list[int]:
-    """Lines each cell of a wrapped column takes at this width."""
+    """Lines each cell of a wrapped column takes at this width: each distinct text measured
+    once (a county's household list repeats its reasons and departments: 1,364 texts in
+    5,118 cells)."""
     room = max(width - 1, 1)
-    return [_wrapped_lines(cell, room) if isinstance(cell, str) and cell else 1 for cell in cells]
+    measured: dict[str, int] = {}
+
+    def lines(cell: Any) -> int:
+        if not isinstance(cell, str) or not cell:
+            return 1
+        if (count := measured.get(cell)) is None:
+            count = measured[cell] = _wrapped_lines(cell, room)
+        return count
+    return [lines(cell) for cell in cells]
 
 
 _WIDE = re.compile(r"[\u2e81-\U0010ffff]")
