@@ -168,20 +168,20 @@ def guarded(func: Callable[..., int]) -> Callable[..., None]:
     return wrapper
 
 
-def _load(
+def load_registers(
     ui: Ui, paths: list[Path], *, headers: Path | None = None, strict: bool = False, config: Any = None, ahead: Any = None,
     as_of: Any = None,
 ) -> Any:
-    """The registers of `paths`, read by `ahead` (a ReadAhead of _reading_ahead) if given. With
+    """The registers of `paths`, read by `ahead` (a ReadAhead of reading_ahead) if given. With
     `ahead` and `as_of`, the sheets it has read are loaded, and parsed for `as_of`, while it
     reads the others."""
     from exitcheck.registers.load import load
 
     if config is None:
-        config = _workspace_nearby()
-    header_map = _read_headers(headers) if headers else (config.headers if config else None)
+        config = workspace_nearby()
+    header_map = read_header_mapping(headers) if headers else (config.headers if config else None)
     limits = config.limits if config else None
-    with _collector_paused(), _progress(ui, ui.t("读取登记表", "Reading registers")):
+    with _collector_paused(), progress(ui, ui.t("读取登记表", "Reading registers")):
         registers = load(paths, headers=header_map, strict=strict, limits=limits, reader=ahead.read if ahead else None,
                          parse_ahead=as_of if ahead else None)
     if whole_process:
@@ -197,7 +197,7 @@ def _load(
 
 
 @contextlib.contextmanager
-def _reading_ahead(paths: list[Path], config: Any) -> Iterator[Any]:
+def reading_ahead(paths: list[Path], config: Any) -> Iterator[Any]:
     """Start reading `paths` now, before the command imports pandas and the rest, and wait
     until calamine parses: the imports then run beside it (registers/ahead.py). Leaving the
     block stops a reading still under way."""
@@ -230,7 +230,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _workspace_nearby() -> Any:
+def workspace_nearby() -> Any:
     """The workspace of the current folder, if any: its header mapping and input limits apply
     to every command, also when input paths are given (a command needs none, though)."""
     from exitcheck.config_path import nearby_config
@@ -238,20 +238,20 @@ def _workspace_nearby() -> Any:
     return nearby_config()
 
 
-def _read_headers(path: Path) -> dict[str, dict[str, str]]:
+def read_header_mapping(path: Path) -> dict[str, dict[str, str]]:
     from exitcheck.workspace import read_header_map
 
     return read_header_map(path)
 
 
-def _progress(ui: Ui, label: str) -> Any:
+def progress(ui: Ui, label: str) -> Any:
     """A spinner on a terminal for work that may take a while; nothing when quiet or piped."""
     if ui.quiet or not sys.stderr.isatty():
         return contextlib.nullcontext()
     return ui.err.status(label)
 
 
-def _check_out(out: Path, kind: Any = None) -> None:
+def check_out(out: Path, kind: Any = None) -> None:
     """Before any work: --out (or `kind`'s path) can be a folder this user may write in, else
     WorkspaceFileError (exit 74) naming the path and how to fix it. Nothing is made yet: a run
     that cannot read its input leaves no folder behind."""
@@ -261,7 +261,7 @@ def _check_out(out: Path, kind: Any = None) -> None:
 
 
 @contextlib.contextmanager
-def _writing_to(out: Path, kind: Any = None) -> Iterator[None]:
+def writing_to(out: Path, kind: Any = None) -> Iterator[None]:
     """Writing the outputs in `out`: what fails there (a full disk, a file put in the way since
     the check) is WorkspaceFileError (exit 74) with the path and how to fix it, not a bug."""
     import os
@@ -293,17 +293,17 @@ def validate(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    reference = _reference_date(_date(as_of))
+    reference = reference_date(as_of_date(as_of))
     if out:
-        _check_out(out)
-    config = _workspace_nearby()
-    with _reading_ahead(paths, config) as ahead:
+        check_out(out)
+    config = workspace_nearby()
+    with reading_ahead(paths, config) as ahead:
         from exitcheck.report import console
         from exitcheck.report.issues_out import issues_document
         from exitcheck.validation import validate as run_validate
 
         try:
-            registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead, as_of=reference)
+            registers = load_registers(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead, as_of=reference)
         except InputError as error:
             # A refused sheet (a required column missing) is a data issue too: listed as on any
             # other day, on stdout and in --out, before the exit 3 of the unread input.
@@ -314,7 +314,7 @@ def validate(
                 if out:
                     _write_issues(ui, out, error.issues, document, quiet=json_out)
             raise
-    with _progress(ui, ui.t("校验数据", "Validating")):
+    with progress(ui, ui.t("校验数据", "Validating")):
         issues = run_validate(registers, reference)
     document = issues_document(issues, ui.lang, registers.counts()) if json_out or out else None
     if json_out:
@@ -333,15 +333,15 @@ def _write_issues(ui: Ui, out: Path, issues: list[Any], document: Any, *, quiet:
     from exitcheck.report.files import write_json
     from exitcheck.report.issues_out import write_issues_xlsx
 
-    with _writing_to(out):
+    with writing_to(out):
         path = write_issues_xlsx(out / "issues.xlsx", issues, ui.lang)
         write_json(out / "issues.json", document)
     if not quiet:
         ui.out.print(ui.t(f"问题清单已写入 {path} 和 issues.json", f"issues written to {path} and issues.json"))
 
 
-def _reference_date(given: Any, configured: Any = None) -> Any:
-    """The day a command judges the registers by: `given` (--as-of, as `_date` read it), else
+def reference_date(given: Any, configured: Any = None) -> Any:
+    """The day a command judges the registers by: `given` (--as-of, as `as_of_date` read it), else
     `configured` (the workspace's as_of, for the commands that honour it), else today. Fixed
     once, so that a run crossing midnight (and the sheets parsed while it still reads) judges
     every register by one day."""
@@ -350,7 +350,7 @@ def _reference_date(given: Any, configured: Any = None) -> Any:
     return given or configured or date.today()
 
 
-def _date(text: str | None) -> Any:
+def as_of_date(text: str | None) -> Any:
     """--as-of read as a register's date cell is (exitcheck.days), or None when not given; a
     UsageError (exit 2) saying which forms are accepted when it names no day. Each command reads
     it first, before any other work, so that a mistyped date costs nothing."""
@@ -401,8 +401,8 @@ def columns(
 
     # Headers only, not the registers: a sheet that lacks a required column (a header misspelt
     # or blanked) is the case this command is for, and is shown with what it lacks (then exit 3).
-    config = _workspace_nearby()
-    header_map = _read_headers(headers) if headers else (config.headers if config else None)
+    config = workspace_nearby()
+    header_map = read_header_mapping(headers) if headers else (config.headers if config else None)
     found = read_headers(paths, headers=header_map, limits=config.limits if config else None)
     console.print_columns(ui, found.sheets)
     for zh, en in found.notes:
@@ -432,11 +432,11 @@ def sample(
     from exitcheck.sample import write_sample
     from exitcheck.state_files import SAMPLE_FILE, workspace_file_error
 
-    _check_out(out, SAMPLE_FILE)
+    check_out(out, SAMPLE_FILE)
     try:
         # like every output: whole or not at all, and not readable by other users (its people
         # are made up, but a clerk copies the file and fills it with real ones)
-        with _writing_to(out, SAMPLE_FILE), atomic_path(out, DEFAULT_MODE) as temp:
+        with writing_to(out, SAMPLE_FILE), atomic_path(out, DEFAULT_MODE) as temp:
             write_sample(temp, households=households, seed=seed)
     except FileCreateError as error:  # xlsxwriter's wrapper of the OSError of creating the file
         cause = error.args[0] if error.args and isinstance(error.args[0], OSError) else OSError(str(error))
@@ -467,7 +467,7 @@ def audit(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    given = _date(as_of)
+    given = as_of_date(as_of)
     formats = [f.strip() for f in format_.split(",") if f.strip()]
     unknown = [f for f in formats if f not in ("xlsx", "json", "csv")]
     if unknown:
@@ -478,29 +478,29 @@ def audit(
     from exitcheck.cli_bands import check_engine
 
     check_engine(engine, scheduler, workers)
-    _check_out(out)
-    config = _workspace_nearby()
+    check_out(out)
+    config = workspace_nearby()
     rules = rules or (config.rules if config else None)  # in a workspace, the rules `exitcheck run` uses
     if engine == "dask":  # in its own module, so that the local engine never imports Dask
         from exitcheck.cli_province import audit_on_dask
 
         return audit_on_dask(ui, paths, rules=rules, as_of=given, out=out, formats=formats, split_by=split_by,
                              headers=headers, strict=strict, scheduler=scheduler, workers=workers)
-    reference = _reference_date(given)
-    rules_file = _rules_file(rules)
-    with _reading_ahead(paths, config) as ahead:
+    reference = reference_date(given)
+    rules_file = read_ruleset(rules)
+    with reading_ahead(paths, config) as ahead:
         from exitcheck.auditing import audit as run_audit
         from exitcheck.report import console
         from exitcheck.report.gaps_out import write_outputs
         from exitcheck.validation import prepare
 
-        ruleset = _compiled(rules_file)
-        registers = _load(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead, as_of=reference)
-    with _progress(ui, ui.t("校验数据", "Validating")):
+        ruleset = compiled_ruleset(rules_file)
+        registers = load_registers(ui, paths, headers=headers, strict=strict, config=config, ahead=ahead, as_of=reference)
+    with progress(ui, ui.t("校验数据", "Validating")):
         prepare(registers, reference)
-    with _progress(ui, ui.t("评估指标", "Evaluating the indicators")):
+    with progress(ui, ui.t("评估指标", "Evaluating the indicators")):
         result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
-    with _progress(ui, ui.t("写出清单", "Writing the lists")), _writing_to(out):
+    with progress(ui, ui.t("写出清单", "Writing the lists")), writing_to(out):
         written = write_outputs(out, result, formats, split_by)
     console.print_audit(ui, result, written)
     _warn_of_stale_books(ui, out, written)
@@ -521,12 +521,12 @@ def _warn_of_stale_books(ui: Ui, out: Path, written: list[Path]) -> None:
                      f"and are out of date ({names}): delete them, or add --split-by township to write them anew"))
 
 
-def _ruleset(path: Path | None) -> Any:
+def ruleset_at(path: Path | None) -> Any:
     """The rule set at `path` (the default one when None), read, validated and compiled."""
-    return _compiled(_rules_file(path))
+    return compiled_ruleset(read_ruleset(path))
 
 
-def _rules_file(path: Path | None) -> Any:
+def read_ruleset(path: Path | None) -> Any:
     """The rule set read and validated, not compiled: this needs no pandas, so a command checks
     it before it starts reading the registers."""
     from exitcheck.rules.model import load_ruleset
@@ -534,7 +534,7 @@ def _rules_file(path: Path | None) -> Any:
     return load_ruleset(path)
 
 
-def _compiled(ruleset: Any) -> Any:
+def compiled_ruleset(ruleset: Any) -> Any:
     """`ruleset` with every rule's expressions compiled once (ConfigError for a bad one)."""
     from exitcheck.rules.engine import compile_ruleset
 
@@ -567,10 +567,10 @@ def rules_list(
     from exitcheck.report import console
     from exitcheck.report.gaps_out import department_label, kind_label, level_label
 
-    ruleset = _ruleset(rules)
+    ruleset = ruleset_at(rules)
     # The id stays a code (it is what `rules explain` and a rule file take); the rest is in
     # the words of the gap workbook.
-    table = console._table(f"{ruleset.name} {ruleset.version}: {ruleset.spec.title}", "id", ui.t("层级", "level"), ui.t("名称", "name"),
+    table = console.make_table(f"{ruleset.name} {ruleset.version}: {ruleset.spec.title}", "id", ui.t("层级", "level"), ui.t("名称", "name"),
                            ui.t("类别", "kind"), ui.t("责任部门", "department"), text=5)
     for rule in ruleset.rules:
         table.add_row(rule.id, level_label(rule.level, ui.lang), rule.name_en if ui.lang == "en" and rule.name_en else rule.name,
@@ -589,7 +589,7 @@ def rules_explain(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    ruleset = _ruleset(rules)
+    ruleset = ruleset_at(rules)
     try:
         rule = ruleset.rule(rule_id)
     except KeyError:
@@ -627,7 +627,7 @@ def rules_check(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    ruleset = _ruleset(file)
+    ruleset = ruleset_at(file)
     ui.out.print(ui.t(f"{file}: {len(ruleset.rules)} 条规则, 检查通过", f"{file}: {len(ruleset.rules)} rules, all valid"))
     return 0
 

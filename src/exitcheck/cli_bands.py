@@ -25,17 +25,17 @@ from exitcheck.cli import (
     Workers,
     WorkspaceAsOf,
     WorkspaceRules,
-    _check_out,
-    _compiled,
-    _date,
-    _load,
-    _progress,
-    _reading_ahead,
-    _reference_date,
-    _rules_file,
-    _writing_to,
     app,
+    as_of_date,
+    check_out,
+    compiled_ruleset,
     guarded,
+    load_registers,
+    progress,
+    read_ruleset,
+    reading_ahead,
+    reference_date,
+    writing_to,
 )
 from exitcheck.cli_language import bilingual
 from exitcheck.errors import ConfigError, ExitCode, UsageError, worst
@@ -93,7 +93,7 @@ def bands(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    given = _date(as_of)
+    given = as_of_date(as_of)
     check_engine(engine, scheduler, workers)
     settings = workspace(config, required=bool(push_to))
     if (dry_run or force) and not push_to:
@@ -108,14 +108,14 @@ def bands(
         from exitcheck.runner import delivery_lock
 
         ui.hold(delivery_lock(settings.state, ui.lang, "bands --push-to"))
-    rules_file = _rules_file(rules or (settings.rules if settings else None))
-    reference = _reference_date(given, settings.as_of if settings else None)
+    rules_file = read_ruleset(rules or (settings.rules if settings else None))
+    reference = reference_date(given, settings.as_of if settings else None)
     # --out, else the workspace's out: (a bad one is exitcheck.yaml's to fix), else ./out
     folder = out or (settings.out if settings else Path("out"))
     folder_kind = _out_kind(given=out is not None or settings is None)
-    _check_out(folder, folder_kind)
+    check_out(folder, folder_kind)
     local = engine == "local"
-    with _reading_ahead(inputs, settings) if local else contextlib.nullcontext() as ahead:
+    with reading_ahead(inputs, settings) if local else contextlib.nullcontext() as ahead:
         from exitcheck.delivery import resolve_departments
         from exitcheck.income_bands import bands as band_households
         from exitcheck.income_bands import (
@@ -127,26 +127,26 @@ def bands(
         from exitcheck.report.files import DEFAULT_MODE, write_bytes
 
         chosen = resolve_departments(settings, push_to) if push_to else []
-        ruleset = _compiled(rules_file)
+        ruleset = compiled_ruleset(rules_file)
         if local:
-            registers = _load(ui, inputs, headers=headers, config=settings, ahead=ahead, as_of=reference)
+            registers = load_registers(ui, inputs, headers=headers, config=settings, ahead=ahead, as_of=reference)
     if local:
         from exitcheck.auditing import audit as run_audit
 
         failures = registers.failures
-        with _progress(ui, ui.t("核查中", "Auditing")):
+        with progress(ui, ui.t("核查中", "Auditing")):
             result = run_audit(registers, ruleset, as_of=reference, lang=ui.lang)
     else:
         id_numbers = any("id_number" in (settings.department(d).columns or ()) for d in chosen)
         result = _counties(ui, inputs, ruleset, reference, headers, settings, scheduler, workers, id_numbers)
         failures = result.failures
-    with _progress(ui, ui.t("分档中", "Banding")):
+    with progress(ui, ui.t("分档中", "Banding")):
         banded = band_households(result, lang=ui.lang)
         lists = department_lists(banded, settings, chosen, ruleset) if chosen else {}
     document = bands_document(banded)
     text = json.dumps(document, ensure_ascii=False, indent=2, default=json_default)
     mode = settings.file_mode if settings else DEFAULT_MODE
-    with _writing_to(folder, folder_kind):
+    with writing_to(folder, folder_kind):
         written = [write_bytes(folder / "bands.json", text.encode("utf-8"), mode), write_bands_xlsx(folder / "bands.xlsx", banded, mode)]
     if json_out:
         print(text)
@@ -182,17 +182,17 @@ def _counties(ui: Ui, paths: list[Path], ruleset: Any, as_of: Any, headers: Path
               scheduler: str | None, workers: int | None, id_numbers: bool) -> Any:
     """--engine dask: each path a county, audited and banded on its worker; the unreadable
     ones reported. Kept here so that the local engine never imports Dask."""
-    from exitcheck.cli import _read_headers
+    from exitcheck.cli import read_header_mapping
     from exitcheck.province import CountyFailure, audit_counties, import_distributed
 
     import_distributed()  # before any work: without Dask, say how to install it (exit 4)
-    header_map = _read_headers(headers) if headers else (settings.headers if settings else None)
+    header_map = read_header_mapping(headers) if headers else (settings.headers if settings else None)
 
     def came_back(outcome: Any, done: int, total: int) -> None:
         for failure in [outcome] if isinstance(outcome, CountyFailure) else outcome.failures:
             ui.error(failure.message(ui.lang))
 
-    with _progress(ui, ui.t("各县核查中", "Auditing the counties")):
+    with progress(ui, ui.t("各县核查中", "Auditing the counties")):
         result = audit_counties([[path] for path in paths], ruleset, as_of=as_of, lang=ui.lang, scheduler=scheduler,
                                 workers=workers, headers=header_map, limits=settings.limits if settings else None,
                                 on_county=came_back, bands=True, id_numbers=id_numbers)
@@ -205,10 +205,10 @@ def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
     if ui.quiet:  # -q prints nothing, so nothing is counted for the table
         return
     from exitcheck.income_bands import count_table, stands_out
-    from exitcheck.report.console import _table
+    from exitcheck.report.console import make_table
 
     table_frame = count_table(banded.frame, banded.bands, ui.lang, by_county=banded.several_counties)
-    table = _table(ui.t(f"低收入户分档(基准日 {banded.as_of.isoformat()})", f"Low-income households by band (as of {banded.as_of.isoformat()})"),
+    table = make_table(ui.t(f"低收入户分档(基准日 {banded.as_of.isoformat()})", f"Low-income households by band (as of {banded.as_of.isoformat()})"),
                    *[str(c) for c in table_frame.columns])
     for row in table_frame.itertuples(index=False):  # townships, a few dozen at most
         table.add_row(*[str(v) for v in row])
@@ -234,11 +234,11 @@ def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *,
           lists: dict[str, Any], to_stderr: bool) -> int:
     from exitcheck.delivery import failing_departments, push
     from exitcheck.delivery.push import outcome_label, recipient_label
-    from exitcheck.report.console import _table
+    from exitcheck.report.console import make_table
 
     outcomes = push(settings, result, chosen, force=force, dry_run=dry_run, lang=ui.lang, banded=banded, lists=lists)
     console = ui.err if to_stderr else ui.out
-    table = _table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
+    table = make_table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
                    ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"), text=5, whole=(0,))
     for outcome in outcomes:
         result_text = outcome_label(outcome.outcome, ui.lang)
@@ -292,7 +292,7 @@ def deliveries(
 ) -> int:
     from exitcheck.delivery.ledger import open_ledger
     from exitcheck.delivery.push import department_id, outcome_label, recipient_label
-    from exitcheck.report.console import _table
+    from exitcheck.report.console import make_table
 
     settings = workspace(config, required=True)
     department = department_id(settings, department) if department else None
@@ -306,7 +306,7 @@ def deliveries(
             "failing": [{"department": d, "failed_runs": n} for d, n in sorted(failing.items())],
         }, ensure_ascii=False, indent=2))
     else:
-        table = _table(ui.t("投递记录(最新在前)", "Deliveries (newest first)"), ui.t("时间", "Time"), ui.t("部门", "Department"),
+        table = make_table(ui.t("投递记录(最新在前)", "Deliveries (newest first)"), ui.t("时间", "Time"), ui.t("部门", "Department"),
                        ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"),
                        text=7, whole=(0, 1, 5))
         for attempt in attempts:

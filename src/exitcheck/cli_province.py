@@ -9,7 +9,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from exitcheck.cli import Ui, _progress, _read_headers, _ruleset, _workspace_nearby, _writing_to
+from exitcheck.cli import (
+    Ui,
+    progress,
+    read_header_mapping,
+    ruleset_at,
+    workspace_nearby,
+    writing_to,
+)
 from exitcheck.errors import ExitCode, worst
 
 
@@ -34,11 +41,11 @@ def audit_on_dask(
     from exitcheck.report.gaps_out import write_outputs
 
     import_distributed()  # before any work: without Dask, say how to install it (exit 4)
-    ruleset = _ruleset(rules)
-    # The inputs are read as `_load` reads them: --headers, else the nearby workspace's mapping,
+    ruleset = ruleset_at(rules)
+    # The inputs are read as `load_registers` reads them: --headers, else the nearby workspace's mapping,
     # and the workspace's input limits; the workers get them with each county.
-    config = _workspace_nearby()
-    header_map = _read_headers(headers) if headers else (config.headers if config else None)
+    config = workspace_nearby()
+    header_map = read_header_mapping(headers) if headers else (config.headers if config else None)
     limits = config.limits if config else None
 
     def came_back(outcome: Any, done: int, total: int) -> None:
@@ -49,12 +56,12 @@ def audit_on_dask(
             for failure in outcome.failures:
                 ui.error(failure.message(ui.lang))
 
-    with _progress(ui, ui.t("各县核查中", "Auditing the counties")):
+    with progress(ui, ui.t("各县核查中", "Auditing the counties")):
         result = audit_counties([[path] for path in paths], ruleset, as_of=as_of, lang=ui.lang, scheduler=scheduler,
                                 workers=workers, strict=strict, headers=header_map, limits=limits, on_county=came_back)
     for zh, en in result.notes:
         ui.note(ui.t(zh, en))
-    with _progress(ui, ui.t("写出清单", "Writing the lists")), _writing_to(out):
+    with progress(ui, ui.t("写出清单", "Writing the lists")), writing_to(out):
         written = write_outputs(out, result, formats, split_by)
     console.print_audit(ui, result, written)
     return worst(result.exit_code(), int(ExitCode.INPUT) if result.failures else 0)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from exitcheck.cli import Debug, Lang, Quiet, Ui, WorkspaceAsOf, _date, app, guarded
+from exitcheck.cli import Debug, Lang, Quiet, Ui, WorkspaceAsOf, app, as_of_date, guarded
 from exitcheck.cli_bands import ConfigOption, workspace
 from exitcheck.cli_language import bilingual
 
@@ -35,12 +35,12 @@ def init(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    from exitcheck.cli import _check_out, _writing_to
+    from exitcheck.cli import check_out, writing_to
     from exitcheck.state_files import NEW_WORKSPACE
     from exitcheck.workspace_init import init_workspace, nightly_line
 
-    _check_out(folder, NEW_WORKSPACE)
-    with _writing_to(folder, NEW_WORKSPACE):
+    check_out(folder, NEW_WORKSPACE)
+    with writing_to(folder, NEW_WORKSPACE):
         steps = init_workspace(folder)
     for step in steps:
         if step.action == "created":
@@ -68,7 +68,7 @@ def run_(
 ) -> int:
     from exitcheck.runner import Step, run
 
-    given = _date(as_of)
+    given = as_of_date(as_of)
     settings = workspace(config, required=True)
 
     def show(step: Step) -> None:
@@ -94,7 +94,7 @@ def history(
     debug: Debug = False,
 ) -> int:
     from exitcheck.history import History
-    from exitcheck.report.console import _table
+    from exitcheck.report.console import make_table
 
     settings = workspace(config, required=True)
     runs = History(settings.state).runs()
@@ -104,7 +104,7 @@ def history(
     if not runs:
         ui.out.print(ui.t("还没有运行记录; 先运行 exitcheck run", "no runs yet; start with exitcheck run"))
         return 0
-    table = _table(ui.t("运行记录", "Runs"), ui.t("运行", "Run"), ui.t("基准日", "As of"), ui.t("状态", "Status"),
+    table = make_table(ui.t("运行记录", "Runs"), ui.t("运行", "Run"), ui.t("基准日", "As of"), ui.t("状态", "Status"),
                    ui.t("退出码", "Exit"), ui.t("未解决", "Open"), ui.t("说明", "Note"))
     status = {"ok": ui.t("无问题", "ok"), "findings": ui.t("有问题", "findings"), "failed": ui.t("失败", "failed")}
     for r in runs:
@@ -114,7 +114,7 @@ def history(
     good = [r for r in runs if r.good][-HISTORY_COLUMNS:]
     rules = sorted({rule for r in good for rule in r.counts})
     if rules:
-        table = _table(ui.t("各规则未解决数(按运行)", "Open gaps by rule, run by run"), ui.t("规则", "Rule"),
+        table = make_table(ui.t("各规则未解决数(按运行)", "Open gaps by rule, run by run"), ui.t("规则", "Rule"),
                        *[r.id[4:] for r in good])
         for rule in rules:
             table.add_row(rule, *[str(r.by_rule().get(rule, 0)) for r in good])
@@ -152,7 +152,7 @@ def diff(
 
 def _print_diff(ui: Ui, result: Any) -> None:
     from exitcheck.history import township_key, township_label
-    from exitcheck.report.console import _table
+    from exitcheck.report.console import make_table
 
     oldest = max((e.age_days for e in result.open), default=0)
     ui.out.print(ui.t(
@@ -169,7 +169,7 @@ def _print_diff(ui: Ui, result: Any) -> None:
             counts.setdefault(key, Counter())[name] += 1
             if name == "open":
                 ages[key] = max(ages.get(key, 0), entry.age_days)
-    table = _table(ui.t("按乡镇和规则", "By township and rule"), ui.t("乡镇", "Township"), ui.t("规则", "Rule"),
+    table = make_table(ui.t("按乡镇和规则", "By township and rule"), ui.t("乡镇", "Township"), ui.t("规则", "Rule"),
                    ui.t("新增", "New"), ui.t("已解决", "Resolved"), ui.t("仍未解决", "Open"), ui.t("复发", "Reopened"),
                    ui.t("最久(天)", "Oldest (days)"), text=2)
     for key in sorted(counts):
@@ -179,7 +179,7 @@ def _print_diff(ui: Ui, result: Any) -> None:
         entries = getattr(result, name)
         if not entries:
             continue
-        table = _table(title, ui.t("乡镇", "Township"), ui.t("行政村", "Village"), ui.t("户编号", "Household ID"), ui.t("规则", "Rule"),
+        table = make_table(title, ui.t("乡镇", "Township"), ui.t("行政村", "Village"), ui.t("户编号", "Household ID"), ui.t("规则", "Rule"),
                        text=4, whole=(2,))
         for entry in entries[:LISTED]:
             table.add_row(entry.township or "", entry.village or "", entry.household_id or "", entry.rule)

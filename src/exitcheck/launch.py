@@ -6,7 +6,7 @@ with the register not yet opened. For `exitcheck validate|audit|bands FILE ...` 
 plain in the command line before any of that, so this entry point starts reading it
 (registers/ahead.py), waits until calamine parses it (the scan that must come first holds the
 GIL), and only then parses the command line. The command takes the reading over when it reads
-the same first file with the same limits (`cli._reading_ahead`); otherwise the reading is
+the same first file with the same limits (`cli.reading_ahead`); otherwise the reading is
 stopped and the command reads as it always has. A guess that misses costs a little work, never
 a wrong result.
 
@@ -47,7 +47,7 @@ def start_reading(path: Path) -> ReadAhead | None:
         from exitcheck.config_path import nearby_config
         from exitcheck.registers.ahead import ReadAhead
 
-        config = nearby_config()  # what the command's _workspace_nearby will find
+        config = nearby_config()  # what the command's workspace_nearby will find
         ahead = ReadAhead([path], config.limits if config else None)
     except Exception:  # a bad workspace, say: the command meets it again and reports it
         return None

@@ -16,7 +16,7 @@ from exitcheck.issues import CATALOGUE, DataIssue, severity_label
 FIRST_ISSUES = 20
 
 
-def _table(title: str, *columns: str, text: int = 1, whole: Sequence[int] = ()) -> Any:
+def make_table(title: str, *columns: str, text: int = 1, whole: Sequence[int] = ()) -> Any:
     """A table whose first `text` columns are text (left-justified), the others figures; the
     columns in `whole` are never wrapped (an ID number cut in two cannot be searched for)."""
     from rich.table import Table
@@ -41,17 +41,17 @@ def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> No
         return
     key = "en" if ui.lang == "en" else "zh"
     by_code = Counter(issue.code for issue in issues)
-    table = _table(t("按问题", "By code"), t("问题代码", "Code"), t("问题", "Title"), t("级别", "Severity"), t("数量", "Count"), text=3)
+    table = make_table(t("按问题", "By code"), t("问题代码", "Code"), t("问题", "Title"), t("级别", "Severity"), t("数量", "Count"), text=3)
     for code, count in by_code.most_common():
         entry = CATALOGUE[code]
         table.add_row(code, entry.title[key], severity_label(entry.severity, ui.lang), str(count))
     ui.out.print(table)
     by_sheet = Counter((issue.file, issue.sheet) for issue in issues)
-    table = _table(t("按工作表", "By sheet"), t("文件", "File"), t("工作表", "Sheet"), t("数量", "Count"))
+    table = make_table(t("按工作表", "By sheet"), t("文件", "File"), t("工作表", "Sheet"), t("数量", "Count"))
     for (file, sheet), count in by_sheet.most_common():
         table.add_row(str(file), str(sheet), str(count))
     ui.out.print(table)
-    table = _table(t(f"前 {min(FIRST_ISSUES, len(issues))} 条(共 {len(issues)} 条)", f"First {min(FIRST_ISSUES, len(issues))} of {len(issues)}"),
+    table = make_table(t(f"前 {min(FIRST_ISSUES, len(issues))} 条(共 {len(issues)} 条)", f"First {min(FIRST_ISSUES, len(issues))} of {len(issues)}"),
                    t("位置", "Where"), t("户编号", "Household"), t("问题代码", "Code"), t("说明", "Message"), text=4, whole=(1,))
     several = len(registers.inputs) > 1  # the cell alone would not say which workbook
     for issue in issues[:FIRST_ISSUES]:
@@ -76,7 +76,7 @@ def print_columns(ui: Any, sheets: Sequence[Any]) -> None:
         source = sheet.source
         label = REGISTER_LABELS[source.register][1 if ui.lang == "en" else 0]
         refused = t("; 缺少必填列, 整张表未读取", "; a required column is missing: the sheet is not read") if sheet.missing else ""
-        table = _table(
+        table = make_table(
             t(f"{source.file} 工作表「{source.sheet}」→ {label}(表头在第 {source.header_row} 行{refused})",
               f"{source.file} sheet '{source.sheet}' -> {label} (header on row {source.header_row}{refused})"),
             t("列", "Column"), t("表头", "Header"), t("读作字段", "Read as"), text=3,
@@ -121,19 +121,19 @@ def print_audit(ui: Any, result: Any, written: Sequence[Any]) -> None:
     if result.several_counties:
         print_counties(ui, result)
     ui.out.print(t(f"有未达标指标的建档立卡户: {summary['households_with_gaps']}", f"Registered households with a failing indicator: {summary['households_with_gaps']}"))
-    table = _table(t("按指标", "By indicator"), t("指标", "Indicator"), t("未达标", "Fail"), t("待核实", "Unknown"))
+    table = make_table(t("按指标", "By indicator"), t("指标", "Indicator"), t("未达标", "Fail"), t("待核实", "Unknown"))
     for row in by_indicator(result).itertuples(index=False):  # a dozen indicators, for the screen
         if row.fail or row.unknown:
             table.add_row(f"{row.rule} {row.name}", str(row.fail), str(row.unknown))
     ui.out.print(table)
-    table = _table(t("按乡镇", "By township"), t("乡镇", "Township"), t("有未达标的户", "Households with gaps"), t("未达标", "Fail"), t("待核实", "Unknown"))
+    table = make_table(t("按乡镇", "By township"), t("乡镇", "Township"), t("有未达标的户", "Households with gaps"), t("未达标", "Fail"), t("待核实", "Unknown"))
     for row in by_township(result, result.gaps).itertuples(index=False):  # a few dozen townships, for the screen
         table.add_row(_place(result, row, row.township), str(row.households_with_gaps), str(row.fail), str(row.unknown))
     ui.out.print(table)
     villages = result.frames.get("village")
     if villages is not None and len(villages):
         worst = villages.dropna(subset=["incidence"]).sort_values("incidence", ascending=False).head(5)
-        table = _table(t("贫困发生率最高的村", "Villages with the highest incidence"), t("村", "Village"), t("贫困村", "Poor village"), t("发生率", "Incidence"))
+        table = make_table(t("贫困发生率最高的村", "Villages with the highest incidence"), t("村", "Village"), t("贫困村", "Poor village"), t("发生率", "Incidence"))
         for row in worst.itertuples(index=False):
             poor = t("是", "yes") if bool(row.poverty_village is not pd.NA and row.poverty_village) else ""
             table.add_row(_place(result, row, f"{row.township}/{row.village}"), poor, f"{row.incidence:.2%}")
@@ -189,7 +189,7 @@ def print_counties(ui: Any, result: Any) -> None:
     from exitcheck.report.gaps_out import by_county
 
     t = ui.t
-    table = _table(t("县汇总", "Counties"), t("县", "County"), t("户数", "Households"), t("有未达标的户", "With gaps"),
+    table = make_table(t("县汇总", "Counties"), t("县", "County"), t("户数", "Households"), t("有未达标的户", "With gaps"),
                    t("未达标", "Fail"), t("待核实", "Unknown"), t("贫困发生率", "Incidence"), t("认可度", "Satisfaction"))
     for row in by_county(result, result.gaps).to_dict("records"):
         counts = [row.get(name) for name in ("households", "households_with_gaps", "fail", "unknown")]
