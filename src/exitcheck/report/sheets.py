@@ -178,7 +178,11 @@ def write_table(
     if title:
         sheet.write_string(0, 0, title, fmt["title"])
         top = 1
-    write_cells(workbook, sheet, top, list(headers), "header")  # extra columns' headers come from input
+    # a mark column's header is written top to bottom; every header goes through _write_values,
+    # as the extra columns' headers come from the input
+    header_styles = [_upright_style(h) if i in upright else "header" for i, h in enumerate(headers)]
+    _write_values(sheet, top, 0, list(headers), [fmt[style] for style in header_styles],
+                  [fmt[f"quoted:{style}"] for style in header_styles])
     # Cells are prepared a column at a time (a text column as it is), and only the rows that
     # need it are made taller: the per-cell work left is one write each.
     columns = [_column_cells(frame[c]) for c in frame.columns]
@@ -190,8 +194,6 @@ def write_table(
     if not len(frame) and none_note and chosen:  # the note is the list's only text: it must show whole
         chosen[0] = max(chosen[0], column_width([], [none_note]) - sum(chosen[1:]))
     fitted = fit_to_page(chosen, headers, lambda i: i < len(columns) and not numeric[i] and i not in upright and _breakable(columns[i]))
-    for index in upright:
-        sheet.write_string(top, index, headers[index], fmt["header:stacked" if _stacks(headers[index]) else "header:turned"])
     sheet.set_row(top, max([LINE_HEIGHT * max((header_lines(h, w) for i, (h, w) in enumerate(zip(headers, chosen, strict=False))
                                               if i not in upright), default=1),
                             *(_upright_height(headers[i]) for i in upright)]))
@@ -348,6 +350,11 @@ def fit_columns(sheet: Any, blocks: Sequence[Block]) -> None:
     for top, headers, _ in blocks:
         if top is not None:
             sheet.set_row(top, LINE_HEIGHT * max((header_lines(h, w) for h, w in zip(headers, widths, strict=False)), default=1))
+
+
+def _upright_style(header: str) -> str:
+    """The format of a mark column's header: stacked (Chinese) or turned (letters)."""
+    return "header:stacked" if _stacks(header) else "header:turned"
 
 
 def _stacks(header: str) -> bool:
