@@ -16,7 +16,9 @@ EXITCHECK_TESTS_FRESH_PROCESS=1 makes every run a fresh interpreter again, to ru
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
+import locale
 import multiprocessing
 import os
 import runpy
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,11 +55,12 @@ def exitcheck(*args: str, cwd: Path, env: Mapping[str, str] | None = None, timeo
     return run(args, cwd, environment, timeout)
 
 
-def run(args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """What subprocess.run([python, -m, exitcheck, *args], capture_output=True, text=True,
-    stdin=DEVNULL, ...) returns; TimeoutExpired when the run outlives `timeout`."""
-    command = [sys.executable, "-m", "exitcheck", *args]
-    if os.environ.get("EXITCHECK_TESTS_FRESH_PROCESS") == "1" or sys.platform == "win32":
+def run(args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float, module: str = "exitcheck") -> subprocess.CompletedProcess[str]:
+    """What subprocess.run([python, -m, module, *args], capture_output=True, text=True,
+    stdin=DEVNULL, ...) returns; TimeoutExpired when the run outlives `timeout`. An environment
+    that changes how Python itself starts (PYTHONPATH, say) gets a fresh interpreter."""
+    command = [sys.executable, "-m", module, *args]
+    if os.environ.get("EXITCHECK_TESTS_FRESH_PROCESS") == "1" or sys.platform == "win32" or _starts_otherwise(env):
         return subprocess.run(
             command, capture_output=True, text=True, cwd=cwd, env=dict(env),
             stdin=subprocess.DEVNULL, timeout=timeout,
@@ -64,8 +68,8 @@ def run(args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float) 
     # files, not pipes: a pipe nobody reads until the end could fill and stall the run
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         process = _fork_server().Process(
-            target=_run_exitcheck,
-            args=(list(args), str(cwd), dict(env), _Descriptor(stdout.fileno()), _Descriptor(stderr.fileno())),
+            target=_run_module,
+            args=(module, list(args), str(cwd), dict(env), _Descriptor(stdout.fileno()), _Descriptor(stderr.fileno())),
         )
         process.start()
         process.join(timeout)
@@ -74,6 +78,14 @@ def run(args: Sequence[str], cwd: Path, env: Mapping[str, str], timeout: float) 
             process.join()
             raise subprocess.TimeoutExpired(command, timeout)
         return subprocess.CompletedProcess(command, process.exitcode, _text(stdout), _text(stderr))
+
+
+def _starts_otherwise(env: Mapping[str, str]) -> bool:
+    """Whether `env` sets a variable Python reads only as it starts (the fork server started
+    with this process's), other than the standard streams' encoding, which a forked run sets."""
+    def startup(variables: Mapping[str, str]) -> dict[str, str]:
+        return {k: v for k, v in variables.items() if k.startswith("PYTHON") and k != "PYTHONIOENCODING"}
+    return startup(env) != startup(os.environ)
 
 
 class _Descriptor:
@@ -96,14 +108,18 @@ def _text(file) -> str:
     return io.TextIOWrapper(file, encoding="utf-8", errors="strict", newline=None).read()
 
 
-def _run_exitcheck(args: list[str], cwd: str, env: dict[str, str], stdout_fd: int, stderr_fd: int) -> None:
-    """In the forked process: become `python -m exitcheck ARGS` and exit as it would."""
+def _run_module(module: str, args: list[str], cwd: str, env: dict[str, str], stdout_fd: int, stderr_fd: int) -> None:
+    """In the forked process: become `python -m MODULE ARGS` and exit as it would."""
     null = os.open(os.devnull, os.O_RDONLY)
     for source, target in ((null, 0), (stdout_fd, 1), (stderr_fd, 2)):
         os.dup2(source, target)
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
+    # what a new interpreter reads from its environment at start: the time zone and the locale
+    time.tzset()
+    with contextlib.suppress(locale.Error):
+        locale.setlocale(locale.LC_CTYPE, "")
     encoding = env.get("PYTHONIOENCODING", "utf-8").split(":")[0] or "utf-8"
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding=encoding)
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding=encoding, write_through=False)
@@ -111,8 +127,8 @@ def _run_exitcheck(args: list[str], cwd: str, env: dict[str, str], stdout_fd: in
         io.FileIO(2, "w", closefd=False), encoding=encoding, errors="backslashreplace", line_buffering=True,
     )
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
-    sys.argv = ["exitcheck", *args]
-    code = _exit_code(_main)
+    sys.argv = [module, *args]
+    code = _exit_code(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True))
     # what the interpreter does on its way out: wait for the threads that are not daemons, run
     # the atexit functions, flush the streams
     for thread in threading.enumerate():
@@ -125,10 +141,6 @@ def _run_exitcheck(args: list[str], cwd: str, env: dict[str, str], stdout_fd: in
         except Exception:
             code = code or 120  # as Python does when it cannot flush its standard streams
     os._exit(code)
-
-
-def _main() -> None:
-    runpy.run_module("exitcheck", run_name="__main__", alter_sys=True)
 
 
 def _exit_code(main) -> int:
