@@ -1131,3 +1131,23 @@ def test_audit_in_a_workspace_uses_its_rule_set_as_run_does(workspace, run_cli):
 
     assert income_gaps() == 6  # every household's 8,000 yuan is under the workspace's line
     assert income_gaps("--rules", str(default_rules_path())) == 1
+
+
+def test_a_night_whose_household_ids_all_lost_their_digits_delivers_nothing(workspace, run_cli):
+    """The household ID column saved as numbers: no household is left to audit. The night must
+    fail (exit 3) rather than pass every indicator and send each department an empty list in
+    place of the last good one; audit and bands refuse it the same way."""
+    write_county(workspace, broken(0))
+    nightly(run_cli, workspace, "2020-06-30")
+    assert delivered_rows(workspace, "civil-affairs") == 1
+    county = broken(0)
+    for number, row in enumerate(county.households, start=1):
+        row["户编号"] = float(f"513434001001{number:06d}")  # more digits than a number cell keeps
+    path = write_county(workspace, county)
+    nightly(run_cli, workspace, "2020-07-01", expect=3)
+    assert delivered_rows(workspace, "civil-affairs") == 1
+    for command in (("audit", str(path), "--out", "o"), ("bands", str(path), "--out", "o")):
+        done = run_cli(*command, "--as-of", "2020-07-01", cwd=workspace.parent)
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert f"户表 {len(county.households)} 行的户编号都为空、无法识别或已丢失位数, 没有一户可以核查" in done.stderr
+        assert not (workspace.parent / "o").exists()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from exitcheck import reasons
+from exitcheck.errors import InputError
 from exitcheck.i18n import join_list
 from exitcheck.issues import ISSUES_SHEET, DataIssue
 from exitcheck.reasons import Findings
@@ -197,6 +198,7 @@ def audit(
     ruleset = ruleset or load_ruleset()
     as_of = as_of or date.today()
     parsed = prepare(registers, as_of)
+    require_a_household(parsed, registers)
     frames = build_frames(parsed, [failure.path for failure in registers.failures])
     evaluation = engine.evaluate(ruleset, frames, registers)
     findings = Findings.of(registers, parsed.issues, parsed.zeros_pointers)
@@ -208,6 +210,24 @@ def audit(
             gap.message_zh = twin.message
     digests = [{"path": path, "sha256": digest(path)} for path in registers.inputs if Path(path).is_file()]
     return AuditResult(as_of, ruleset, registers, parsed, frames, evaluation, gaps, lang, digests)
+
+
+def require_a_household(parsed: Parsed, registers: Registers) -> None:
+    """InputError (exit 3) when no row of the households register has a usable household ID: an
+    audit of no household passes every household indicator, and a nightly run would send each
+    department an empty list in place of the last good one; an empty 户表 is refused likewise."""
+    rows = parsed.tables["households"]
+    if not len(rows) or rows["household_id"].notna().any():
+        return
+    files = ", ".join(dict.fromkeys(s.file for s in registers.sources if s.register == "households"))
+    raise InputError(
+        files,
+        f"户表 {len(rows)} 行的户编号都为空、无法识别或已丢失位数, 没有一户可以核查; 户编号列若被设成了数值格式, "
+        "请改为文本格式后重新填写户编号(exitcheck validate 列出每个单元格)",
+        f"none of the {len(rows)} rows of the households register has a usable household ID (blank, unreadable or "
+        "with digits lost), so no household can be audited; if the ID column was formatted as numbers, format it as "
+        "text and type the IDs again (exitcheck validate lists each cell)",
+    )
 
 
 def collect_gaps(ruleset: RuleSet, frames: dict[str, pd.DataFrame], evaluation: Evaluation, lang: str,
