@@ -183,6 +183,19 @@ def test_several_households_whose_status_cannot_be_read_are_named_together(tmp_p
     assert _incidence_gaps(res)[("village_incidence", "unknown", "新民村")] == f"待核实: 户表第{rows}行的户未计入贫困人口(脱贫状态为空或无法识别)"
 
 
+def test_more_rows_than_are_shown_are_counted_in_words_a_clerk_reads(tmp_path):
+    """Three rows named, then how many households in all: 第a、b、c行等4户, never 第a、b、c等4户行."""
+    county = poor_county()
+    for row in county.households[:4]:
+        row["脱贫状态"] = ""
+    res = _run(county, tmp_path)
+    rows = "、".join(str(excel_row("户表", i)) for i in range(3))
+    reason = _incidence_gaps(res)[("county_incidence", "unknown", "county")]
+    assert f"户表第{rows}行等4户未计入贫困人口(脱贫状态为空)" in reason, reason
+    english = audit(exitcheck.load([tmp_path / "c.xlsx"]), as_of=AS_OF, lang="en")
+    assert f"rows {rows.replace('、', ', ')} and 1 more of 户表 not counted" in str(_incidence_gaps(english)), _incidence_gaps(english)
+
+
 def test_a_household_that_is_not_registered_needs_no_status(tmp_path):
     county = poor_county()
     county.households[0].update({"农户类别": "一般农户", "脱贫状态": ""})  # 瓦曲村: an ordinary household

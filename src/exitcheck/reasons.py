@@ -188,10 +188,12 @@ def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: s
     for (source, cause, township, village), numbers in rows.items():
         file, sheet = findings.sources[source] if 0 <= source < len(findings.sources) else ("", "")
         shown = join_list(numbers[:ROWS_SHOWN], lang)
-        if len(numbers) > ROWS_SHOWN:
-            shown += pick(lang, f"等{len(numbers)}户", f" and {len(numbers) - ROWS_SHOWN} more")
+        more = len(numbers) > ROWS_SHOWN
+        if more:
+            shown += pick(lang, "", f" and {len(numbers) - ROWS_SHOWN} more")
         why = _uncounted_cause(cause, township, village, [(file, sheet, n) for n in numbers], findings, lang)
-        parts.append(pick(lang, f"{sheet}第{shown}行的户未计入贫困人口({why})",
+        households = f"行等{len(numbers)}户" if more else "行的户"  # 第8、20、39行等33户, not 第8、20、39等33户行的户
+        parts.append(pick(lang, f"{sheet}第{shown}{households}未计入贫困人口({why})",
                           f"{'household' if len(numbers) == 1 else 'households'} on row{'' if len(numbers) == 1 else 's'} "
                           f"{shown} of {sheet} not counted among the poor ({why})"))
     return parts
