@@ -552,3 +552,21 @@ def test_an_id_number_cell_past_the_largest_float_is_precision_lost_not_a_crash(
     issues = exitcheck.validate(exitcheck.load([path]), AS_OF)
     (lost,) = [i for i in issues if i.code == "id_precision_lost"]
     assert lost.row == excel_row(MB, 0) and lost.value == "inf"
+
+
+def test_more_issues_than_the_screen_shows_say_how_to_get_them_all(tmp_path, run_cli):
+    """The screen shows the first 20 issues: a clerk with more is told how to get every one,
+    unless --out is writing them already."""
+    county = base_county()
+    for row in county.households:
+        row["人均纯收入"] = "不详"
+    for row in county.members:
+        row["证件号码"] = "123"
+    path = county.write(tmp_path / "many.xlsx")
+    hint = "全部问题及其位置: 加 --out 文件夹, 写出 issues.xlsx"
+    shown = run_cli("validate", str(path), "--as-of", AS_OF.isoformat())
+    assert shown.returncode == 1 and "前 20 条" in shown.stdout and hint in shown.stdout, shown.stdout
+    written = run_cli("validate", str(path), "--as-of", AS_OF.isoformat(), "--out", "o")
+    assert written.returncode == 1 and hint not in written.stdout and "问题清单已写入" in written.stdout, written.stdout
+    english = run_cli("validate", str(path), "--as-of", AS_OF.isoformat(), "--lang", "en")
+    assert "add --out FOLDER to write issues.xlsx" in english.stdout, english.stdout

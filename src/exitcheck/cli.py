@@ -320,7 +320,7 @@ def validate(
     if json_out:
         print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
-        console.print_validation(ui, registers, issues)
+        console.print_validation(ui, registers, issues, written=out is not None)
     if out:
         _write_issues(ui, out, issues, document, quiet=json_out)
     found = int(ExitCode.FINDINGS) if any(i.severity == "error" for i in issues) else 0

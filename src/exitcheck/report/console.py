@@ -27,7 +27,9 @@ def make_table(title: str, *columns: str, text: int = 1, whole: Sequence[int] = 
     return table
 
 
-def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> None:
+def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue], *, written: bool = False) -> None:
+    """What validate prints: counts by code and by sheet, the first FIRST_ISSUES issues, and,
+    when there are more and they are not being `written` to a file, how to get them all."""
     if ui.quiet:  # -q prints nothing: summarising costs a tenth of a second at county scale
         return
     counts = registers.counts()
@@ -64,6 +66,8 @@ def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue]) -> No
     errors = sum(1 for issue in issues if issue.severity == "error")
     ui.out.print(t(f"共 {len(issues)} 个数据问题, 其中错误 {errors} 个; 用 exitcheck explain 代码 查看说明",
                    f"{len(issues)} data issues, {errors} errors; `exitcheck explain CODE` explains a code"))
+    if len(issues) > FIRST_ISSUES and not written:
+        ui.out.print(t("全部问题及其位置: 加 --out 文件夹, 写出 issues.xlsx", "every issue and its cell: add --out FOLDER to write issues.xlsx"))
 
 
 def print_columns(ui: Any, sheets: Sequence[Any]) -> None:
