@@ -100,3 +100,40 @@ def test_validate_out_writes_the_missing_column_issue(tmp_path, run_cli):
     assert any("户主姓名" in str(c.value) for row in sheet.iter_rows() for c in row if c.value)
     plain = run_cli("validate", str(path), "--out", str(tmp_path / "out2"))
     assert plain.returncode == 3 and (tmp_path / "out2" / "issues.xlsx").exists() and "问题清单已写入" in plain.stdout
+
+
+def _with_sheet(tmp_path: Path, sheet: str, headers: list[str]) -> Path:
+    """The test county with one more sheet holding `headers` and a row of figures."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = base_county().write(tmp_path / "county.xlsx")
+    book = openpyxl.load_workbook(path)
+    extra = book.create_sheet(sheet)
+    extra.append(headers)
+    extra.append(["越城镇", "古史村", *range(120, 120 + len(headers) - 2)])
+    book.save(path)
+    return path
+
+
+SUMMARY = ["乡镇", "行政村", "户数", "人口数", "人均纯收入", "住房安全等级"]
+
+
+def test_a_table_of_figures_beside_the_registers_is_left_out_and_said_so(tmp_path, run_cli):
+    """A 统计 sheet with register-like headers and no 户编号 holds no household records: it
+    stopped the audit and every delivery (exit 3, 'its households not counted') though 户表 was
+    read whole. It is left out with a note; the audit reads every household."""
+    path = _with_sheet(tmp_path, "统计", SUMMARY)
+    done = run_cli("audit", str(path), "--out", "o", "--as-of", AS_OF.isoformat())
+    assert done.returncode == 0, done.stdout + done.stderr  # the test county has no gaps
+    assert "户 6(建档立卡 6)" in done.stdout
+    assert "工作表「统计」: 有几列像户表的表头, 但没有「户编号」列, 不是户表的记录, 未读取; 户表取自工作表「户表」" in done.stderr
+    assert "无法读取" not in done.stdout + done.stderr
+    english = run_cli("validate", str(path), "--lang", "en", "--as-of", AS_OF.isoformat())
+    assert english.returncode == 0 and "sheet '统计': some headers look like the households register's" in english.stderr
+
+
+def test_a_sheet_named_as_a_register_or_with_its_key_column_is_still_refused(tmp_path, run_cli):
+    """Meant to hold households (its name says so), or holding household IDs: a missing column
+    there would lose households, so the sheet is refused as before (exit 3)."""
+    for sheet, headers in (("户表2", SUMMARY), ("Sheet2", ["户编号", *SUMMARY])):
+        done = run_cli("validate", str(_with_sheet(tmp_path / sheet, sheet, headers)), "--as-of", AS_OF.isoformat())
+        assert done.returncode == 3 and f"工作表「{sheet}」" in done.stderr and "未读取" not in done.stderr, done.stderr

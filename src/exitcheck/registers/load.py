@@ -498,9 +498,15 @@ def load_file(
         if isinstance(loaded, Exception):
             raise loaded
         loads.append((sheet, loaded))
-    for _sheet, loaded in _without_hidden_copies(loads, shown, notes):
+    kept = _without_hidden_copies(loads, shown, notes)
+    complete = {loaded.found[0].register: sheet.name for sheet, loaded in kept if loaded.found is not None}
+    for sheet, loaded in kept:
         notes.extend(loaded.notes)
-        missing_issues.extend(loaded.missing)
+        stray = _stray_table_note(shown, sheet, loaded, complete)
+        if stray:
+            notes.append(stray)
+        else:
+            missing_issues.extend(loaded.missing)
         if loaded.found is not None:
             found.append(loaded.found)
         if loaded.parsed_ahead is not None:
@@ -573,6 +579,34 @@ def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = Non
             out.failures.append(_missing_columns_error(shown, missing))
         out.sheets.extend(understood)
     return out
+
+
+#: The column without which a sheet's rows cannot be records of its register at all.
+KEY_FIELDS: dict[RegisterName, str] = {
+    "households": "household_id", "members": "household_id", "villages": "village", "townships": "township",
+}
+
+
+def _stray_table_note(shown: str, sheet: SheetRead, loaded: _SheetLoad, complete: dict[str, str]) -> tuple[str, str] | None:
+    """The note for a sheet left out rather than refused, or None. A table of figures beside the
+    registers (统计: 乡镇, 行政村, 户数, 人均纯收入) has headers enough to look like a register,
+    and lacks that register's key column; refused, it stopped the audit and every delivery
+    (exit 3) though the real register was read whole. It is left out, and said so, when
+    another sheet of the file holds that register complete, the key column is among what it
+    lacks (its rows could be no records of it), and its name does not say it is that register
+    (a 户表2 without 户编号 is still refused: it was meant to hold households)."""
+    if not loaded.missing:
+        return None
+    register = loaded.missing[0].params.get("register")
+    lacking = {issue.field for issue in loaded.missing}
+    if register not in complete or KEY_FIELDS[register] not in lacking or _register_by_name(sheet.name) is not None:
+        return None
+    label = REGISTER_LABELS[register][0]
+    key = next(issue.header for issue in loaded.missing if issue.field == KEY_FIELDS[register])
+    return (f"{shown} 工作表「{sheet.name}」: 有几列像{label}的表头, 但没有「{key}」列, 不是{label}的记录, 未读取; "
+            f"{label}取自工作表「{complete[register]}」",
+            f"{shown} sheet '{sheet.name}': some headers look like the {register} register's, but it has no '{key}' "
+            f"column, so its rows are no {register} records; not read (the {register} register is the sheet '{complete[register]}')")
 
 
 def _without_hidden_copies(
