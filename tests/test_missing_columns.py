@@ -137,3 +137,20 @@ def test_a_sheet_named_as_a_register_or_with_its_key_column_is_still_refused(tmp
     for sheet, headers in (("户表2", SUMMARY), ("Sheet2", ["户编号", *SUMMARY])):
         done = run_cli("validate", str(_with_sheet(tmp_path / sheet, sheet, headers)), "--as-of", AS_OF.isoformat())
         assert done.returncode == 3 and f"工作表「{sheet}」" in done.stderr and "未读取" not in done.stderr, done.stderr
+
+
+def test_a_header_below_the_rows_searched_is_named_with_the_fix(tmp_path, run_cli):
+    """Eight lines of notes typed above 户表's header put it past the ten rows searched: the
+    clerk was told only that there is no 户表, beside a sheet named 户表."""
+    path = base_county().write(tmp_path / "county.xlsx")
+    book = openpyxl.load_workbook(path)
+    sheet = book["户表"]
+    sheet.insert_rows(1, 8)
+    for row in range(1, 9):
+        sheet.cell(row, 1, f"填表说明第{row}条")
+    book.save(path)
+    done = run_cli("validate", str(path), "--as-of", AS_OF.isoformat())
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "工作表「户表」的前 10 行中没有可识别的表头: 表头须在前 10 行之内, 请删除表头上方多余的行" in done.stderr, done.stderr
+    english = run_cli("validate", str(path), "--lang", "en", "--as-of", AS_OF.isoformat())
+    assert "sheet '户表' has no recognisable header in its first 10 rows" in english.stderr, english.stderr

@@ -265,6 +265,7 @@ class LoadedFile:
     notes: list[tuple[str, str]]
     missing: list[DataIssue]
     parsed_ahead: list[ColumnsAhead] = field(default_factory=list)
+    unheaded: list[str] = field(default_factory=list)  # sheets with no header row in their first rows
 
 
 def _missing_columns_error(shown: str, missing: list[DataIssue]) -> InputError:
@@ -341,6 +342,7 @@ class _SheetLoad:
     missing: list[DataIssue] = field(default_factory=list)
     found: tuple[SheetSource, pd.DataFrame] | None = None
     parsed_ahead: ColumnsAhead | None = None
+    unheaded: bool = False  # cells in its first rows, none of them a header row
 
 
 @dataclass
@@ -441,6 +443,7 @@ def _load_sheet(sheet: SheetRead, shown: str, headers: HeaderMap, limits: Limits
     understood = sheet_header(sheet, shown, headers)
     if understood is None:
         out.notes.extend(_no_header_note(sheet, shown))
+        out.unheaded = bool(out.notes)
         return out
     out.notes.extend(understood.notes)
     if understood.missing:
@@ -522,7 +525,7 @@ def load_file(
         if formulas:
             raise _formulas_error(shown, formulas)
         raise _no_register_sheet(shown, read)
-    return LoadedFile(found, notes, missing_issues, parsed_ahead)
+    return LoadedFile(found, notes, missing_issues, parsed_ahead, [sheet.name for sheet, loaded in kept if loaded.unheaded])
 
 
 def _no_register_sheet(shown: str, read: FileRead) -> InputError:
@@ -681,6 +684,7 @@ def load(
                                     for output in outputs_in_folders(paths)]
     missing: list[DataIssue] = []
     ahead: list[ColumnsAhead] = []
+    unheaded: dict[RegisterName, list[tuple[str, str]]] = {}  # register -> (file, sheet) named for it, unread
     for path, shown in files:
         try:
             # with several files a register has several sheets: nothing to parse ahead
@@ -694,6 +698,9 @@ def load(
         notes.extend(loaded.notes)
         missing.extend(loaded.missing)
         ahead.extend(loaded.parsed_ahead)
+        for sheet in loaded.unheaded:
+            if (named := _register_by_name(sheet)) is not None:
+                unheaded.setdefault(named, []).append((shown, sheet))
         if loaded.missing and strict:
             raise _missing_columns_error(shown, loaded.missing)
         if len(files) > 1 and any(i.params.get("register") == "households" for i in loaded.missing):
@@ -721,6 +728,11 @@ def load(
             # the register may well be in a file that could not be read: say which, and why
             unread_zh = "".join(f"; 无法读取: {f.zh}" for f in failures)
             unread_en = "".join(f"; unreadable: {f.en}" for f in failures)
+            for file, sheet in unheaded.get(register, []):
+                unread_zh += (f"; {file} 工作表「{sheet}」的前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头: 表头须在前 "
+                              f"{HEADER_SEARCH_ROWS} 行之内, 请删除表头上方多余的行")
+                unread_en += (f"; {file} sheet '{sheet}' has no recognisable header in its first {HEADER_SEARCH_ROWS} rows: "
+                              f"the header must be within them; delete the extra rows above it")
             raise InputError(
                 ", ".join(shown for _, shown in files),
                 f"找不到{label}: 输入中没有可识别的{label}工作表{unread_zh}",
