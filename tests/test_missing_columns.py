@@ -154,3 +154,27 @@ def test_a_header_below_the_rows_searched_is_named_with_the_fix(tmp_path, run_cl
     assert "工作表「户表」的前 10 行中没有可识别的表头: 表头须在前 10 行之内, 请删除表头上方多余的行" in done.stderr, done.stderr
     english = run_cli("validate", str(path), "--lang", "en", "--as-of", AS_OF.isoformat())
     assert "sheet '户表' has no recognisable header in its first 10 rows" in english.stderr, english.stderr
+
+
+def test_a_refused_village_sheet_is_a_data_issue_and_named_where_its_rules_are_skipped(tmp_path, run_cli):
+    """村表 refused for a missing 户籍人口: its missing_column issue was only on the terminal
+    (not in --json, issues.xlsx or the gap workbook's 数据问题), and the gap workbook said
+    'there is no 村表' beside one."""
+    path = base_county().write(tmp_path / "county.xlsx")
+    book = openpyxl.load_workbook(path)
+    (cell,) = [c for row in book["村表"].iter_rows(max_row=10) for c in row if c.value == "户籍人口"]
+    cell.value = "人口"
+    book.save(path)
+    listed = run_cli("validate", str(path), "--json", "--as-of", AS_OF.isoformat())
+    assert listed.returncode == 3, listed.stderr
+    missing = [i for i in json.loads(listed.stdout)["data_issues"] if i["code"] == "missing_column"]
+    assert [(i["sheet"], i["field"]) for i in missing] == [("村表", "population")], missing
+    done = run_cli("audit", str(path), "--out", "o", "--as-of", AS_OF.isoformat())
+    assert done.returncode == 3, done.stderr
+    book = openpyxl.load_workbook(tmp_path / "o" / "gaps.xlsx", read_only=True)
+    issues = [row for row in book["数据问题"].iter_rows(values_only=True) if "missing_column" in row]
+    assert len(issues) == 1 and "村表" in issues[0], issues
+    summary = [str(c) for row in book["汇总"].iter_rows(values_only=True) for c in row if c]
+    assert any("没有可读的村表(村表缺少必填列「户籍人口」, 未读取)" in c for c in summary), summary
+    assert not any(c.startswith("没有村表") for c in summary), summary
+    assert "没有可读的村表(村表缺少必填列「户籍人口」, 未读取)" in done.stdout + done.stderr

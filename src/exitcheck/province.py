@@ -262,6 +262,11 @@ class ProvinceInputs:
     def extra_columns(self, register: str) -> list[str]:
         return self.extra if register == "households" else []
 
+    def refused_columns(self, register: str) -> list[str]:
+        """None known across counties: a county's grouped skipped-rule line says its 村表 is
+        absent even when it was refused (its issues list the missing_column)."""
+        return []
+
 
 @dataclass
 class ProvinceResult:

@@ -719,6 +719,9 @@ def load(
         keep_columns_ahead(registers, columns)
     for issue in missing:  # a refused sheet counts as an unreadable input (exit 3)
         registers.failures.append(_missing_columns_error(issue.file or "", [issue]))
+    # and its missing columns are data issues, listed with the others (issues.xlsx, the gap
+    # workbook's 数据问题) where the clerk works through them
+    registers.load_issues.extend(missing)
     for register in REQUIRED_REGISTERS:
         own = [i for i in missing if i.params.get("register") == register]
         if register not in raw and own:

@@ -66,6 +66,11 @@ class Registers:
     def has(self, register: RegisterName) -> bool:
         return register in self.raw
 
+    def refused_columns(self, register: str) -> list[str]:
+        """The required columns for want of which a sheet of `register` was refused (not read)."""
+        return list(dict.fromkeys(i.header or "" for i in self.load_issues
+                                  if i.code == "missing_column" and i.params.get("register") == register))
+
     def present_fields(self, register: RegisterName) -> set[str]:
         """Fields that some sheet of the register actually has as a column."""
         return {

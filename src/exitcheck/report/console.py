@@ -171,7 +171,7 @@ def skipped_lines(result: Any) -> list[str]:
         if len(group) == 1 or not first.registers:
             lines.append(t(first.zh, first.en))
             continue
-        registers_zh, registers_en = registers_named(first.registers)
+        registers_zh, registers_en = registers_named(first.registers, result.registers)
         names = join_list([rule_name(result, s.rule) for s in group], result.lang)
         where = f"{first.county}: " if first.county else ""
         lines.append(t(f"{where}没有{registers_zh}, {len(group)} 条规则未评估: {names}",

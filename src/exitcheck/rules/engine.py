@@ -296,10 +296,22 @@ LEVEL_NAMES = {"member": ("成员", "member"), "household": ("户级", "househol
                "township": ("乡镇级", "township"), "county": ("县级", "county")}
 
 
-def registers_named(registers: Sequence[str]) -> tuple[str, str]:
+def registers_named(registers: Sequence[str], loaded: Registers | None = None) -> tuple[str, str]:
     """Absent registers as a skipped-rule message names them: (村表、乡镇表, village register
-    (村表) and township register (乡镇表))."""
-    return "、".join(REGISTER_NAMES[r][0] for r in registers), " and ".join(REGISTER_NAMES[r][1] for r in registers)
+    (村表) and township register (乡镇表)); one whose sheet was refused for a missing column
+    (in `loaded`) as such, for 'there is no 村表' beside a 村表 would send the clerk looking
+    for the wrong thing."""
+    zh, en = [], []
+    for register in registers:
+        label, name = REGISTER_NAMES[register]
+        refused = loaded.refused_columns(register) if loaded is not None else []
+        if refused:
+            zh.append(f"可读的{label}({label}缺少必填列「{'、'.join(refused)}」, 未读取)")
+            en.append(f"readable {name} ({label} lacks the required column {', '.join(refused)} and was not read)")
+        else:
+            zh.append(label)
+            en.append(name)
+    return "、".join(zh), " and ".join(en)
 
 
 def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: bool, registers: Registers) -> Skipped:
@@ -313,7 +325,7 @@ def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: boo
     fields_of = {spec.name: register for register in own for spec in fields(register)}  # type: ignore[arg-type]
     if not level_present or (gone and all(fields_of.get(name) in gone for name in absent)):
         # the level's own register is absent (村表; 乡镇表, whose townships the households still give)
-        registers_zh, registers_en = registers_named(gone) if gone else (rule.level, rule.level)
+        registers_zh, registers_en = registers_named(gone, registers) if gone else (rule.level, rule.level)
         level_zh, level_en = LEVEL_NAMES.get(rule.level, (rule.level, rule.level))
         return Skipped(rule.id, f"没有{registers_zh}, {level_zh}规则 {rule.id}({rule.name})未评估",
                        f"there is no {registers_en}, so the {level_en} rule {rule.id} ({name_en}) was not evaluated", tuple(gone))
@@ -337,13 +349,14 @@ def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: boo
         figures = [n for n in names if n in DERIVED.get(rule.level, {})]
         what_zh = "、".join(labels_zh.get(n, n) for n in names)
         what_en = ", ".join(labels_en.get(n, n) for n in names)
+        named_zh, named_en = registers_named([register], registers)
         if figures:
             from_zh, from_en = ("(要用各村的户籍人口)", " (it needs the villages' population)") if register == "villages" else ("", "")
-            reasons_zh.append(f"没有{REGISTER_NAMES[register][0]}, 无法计算{what_zh}{from_zh}")
-            reasons_en.append(f"there is no {REGISTER_NAMES[register][1]} to compute the {what_en} from{from_en}")
+            reasons_zh.append(f"没有{named_zh}, 无法计算{what_zh}{from_zh}")
+            reasons_en.append(f"there is no {named_en} to compute the {what_en} from{from_en}")
         else:
-            reasons_zh.append(f"没有{REGISTER_NAMES[register][0]}(缺少「{what_zh}」)")
-            reasons_en.append(f"there is no {REGISTER_NAMES[register][1]} (for {what_en})")
+            reasons_zh.append(f"没有{named_zh}(缺少「{what_zh}」)")
+            reasons_en.append(f"there is no {named_en} (for {what_en})")
     if columns:
         reasons_zh.append(f"登记表中没有「{'、'.join(labels_zh.get(a, a) for a in columns)}」")
         reasons_en.append(f"the registers have no {', '.join(labels_en.get(a, a) for a in columns)}")
