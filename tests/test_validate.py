@@ -141,6 +141,39 @@ def test_totals_rows_labelled_with_a_colon_or_a_unit_are_skipped(tmp_path):
     assert not [i for i in issues if i.sheet == MB and i.row and i.row > excel_row(MB, members - 1)]
 
 
+def test_subtotal_rows_labelled_after_their_place_are_skipped(tmp_path):
+    """越城镇小计 in 乡镇, 瓦曲村合计： in 行政村, 越城镇 合计 in 村表 and 中所镇小计 typed into the
+    户编号 column are subtotals under their place, with figures beside them: not a household,
+    not a village, no issue, and the county's incidence stays known. A name that only holds the
+    word (小计坝村, a member named 张小计) and a row with a household id stay data."""
+    from exitcheck.auditing import audit
+
+    county = base_county()
+    for row in county.households[3:]:
+        row["脱贫状态"] = "未脱贫"  # 9 poor people in 1200, 1600 with 小计坝村
+    sizes = {"家庭人口数": 9, "人均纯收入": 24000}  # a subtotal's figures
+    county.households.append({"户编号": "", "乡镇": "越城镇小计", **sizes})
+    county.households.append({"户编号": "", "乡镇": "越城镇", "行政村": "瓦曲村合计：", **sizes})
+    county.households.append({"户编号": "中所镇小计", **sizes})
+    county.villages.append({"乡镇": "越城镇 合计", "户籍人口": 700})
+    county.villages.append({**county.villages[0], "行政村": "小计坝村"})  # a village: data
+    members = len(county.members)
+    county.members.append({"户编号": "越城镇小计", "姓名": "6"})
+    county.members.append({**county.members[0], "户编号": "", "姓名": "张小计"})  # a person: data
+    county.households.append({**county.households[0], "户编号": "513434009998", "乡镇": "越城镇小计"})  # a record: data
+    registers = exitcheck.load([county.write(tmp_path / "c.xlsx")])
+    assert len(registers.raw["households"]) == 7
+    assert len(registers.raw["villages"]) == 4
+    assert len(registers.raw["members"]) == members + 1
+    issues = exitcheck.validate(registers, AS_OF)
+    assert {(i.code, i.sheet, i.row) for i in issues if i.code in ("missing_value", "unknown_village")} == {
+        ("missing_value", MB, excel_row(MB, members + 1)),  # 张小计's blank 户编号
+        ("unknown_village", HH, excel_row(HH, 9)),  # the household in 越城镇小计
+    }
+    summary = audit(registers, as_of=AS_OF).summary()
+    assert summary["incidence"]["county"] == pytest.approx(9 / 1600)
+
+
 def test_aliases_fullwidth_headers_and_unknown_columns(tmp_path):
     county = base_county()
     for row in county.households:
