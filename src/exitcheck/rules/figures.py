@@ -185,15 +185,19 @@ def _value_facts(villages: pd.DataFrame, name: str) -> pd.Series:
 def _join_facts(index: pd.Index, *parts: pd.Series) -> pd.Series:
     """Per label of `index`: the facts of every part (each a Series of tuples or of single
     facts by label), as one tuple; None where there is none."""
-    out = pd.Series([()] * len(index), index=index, dtype=object)
+    out = np.empty(len(index), dtype=object)
+    out[:] = [()] * len(index)
     for part in parts:
         if not len(part):
             continue
         grouped = part.groupby(level=0).agg(lambda items: tuple(f for item in items for f in (item if isinstance(item, tuple) else (item,))))
         found = grouped.reindex(index)
-        has = found.notna().to_numpy(dtype=bool)
-        out[has] = [a + b for a, b in zip(out[has], found[has], strict=True)]
-    return out.where(out.map(len) > 0, None)
+        # one cell at a time (the units with facts: few): a list of one 1-tuple set through a mask
+        # is unpacked into its fact by pandas 2.2 and numpy alike
+        for at, facts in zip(np.flatnonzero(found.notna().to_numpy(dtype=bool)), found[found.notna()], strict=True):
+            out[at] = out[at] + facts
+    joined = pd.Series(out, index=index, dtype=object)
+    return joined.where(joined.map(len) > 0, None)
 
 
 def _village_matches(uncounted: pd.DataFrame, villages: pd.DataFrame) -> pd.DataFrame:
