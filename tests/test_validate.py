@@ -35,6 +35,8 @@ def planted_county():
     county.households.append(dict(county.households[2]))  # duplicate_household hh3 (two rows)
     lost = dict(county.households[0], 户编号=513434001001000007.0, 住房编号="F7")  # household_id_precision_lost
     county.households.append(lost)
+    county.villages.append(dict(county.villages[1]))  # duplicate_village 马拖村 (identical rows)
+    county.townships.append({**county.townships[0], "达标卫生院": "否"})  # duplicate_township 越城镇 (rows disagree)
     return county
 
 
@@ -72,6 +74,10 @@ def test_every_planted_problem_is_found_where_it_is(tmp_path):
         ("duplicate_household", HH, excel_row(HH, 2), hid[2]),
         ("duplicate_household", HH, excel_row(HH, 6), hid[2]),
         ("household_id_precision_lost", HH, excel_row(HH, 7), None),
+        ("duplicate_village", "村表", excel_row("村表", 1), None),
+        ("duplicate_village", "村表", excel_row("村表", 3), None),
+        ("duplicate_township", "乡镇表", excel_row("乡镇表", 0), None),
+        ("duplicate_township", "乡镇表", excel_row("乡镇表", 2), None),
     }
     assert found == expected
     # missing_column refuses the sheet; the cross-county duplicate needs several counties (test_dask)
