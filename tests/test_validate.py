@@ -35,6 +35,8 @@ def planted_county():
     county.households.append(dict(county.households[2]))  # duplicate_household hh3 (two rows)
     lost = dict(county.households[0], 户编号=513434001001000007.0, 住房编号="F7")  # household_id_precision_lost
     county.households.append(lost)
+    county.villages.append(dict(county.villages[1]))  # duplicate_village 马拖村 (identical rows)
+    county.townships.append({**county.townships[0], "达标卫生院": "否"})  # duplicate_township 越城镇 (rows disagree)
     return county
 
 
@@ -72,6 +74,10 @@ def test_every_planted_problem_is_found_where_it_is(tmp_path):
         ("duplicate_household", HH, excel_row(HH, 2), hid[2]),
         ("duplicate_household", HH, excel_row(HH, 6), hid[2]),
         ("household_id_precision_lost", HH, excel_row(HH, 7), None),
+        ("duplicate_village", "村表", excel_row("村表", 1), None),
+        ("duplicate_village", "村表", excel_row("村表", 3), None),
+        ("duplicate_township", "乡镇表", excel_row("乡镇表", 0), None),
+        ("duplicate_township", "乡镇表", excel_row("乡镇表", 2), None),
     }
     assert found == expected
     # missing_column refuses the sheet; the cross-county duplicate needs several counties (test_dask)
@@ -139,6 +145,39 @@ def test_totals_rows_labelled_with_a_colon_or_a_unit_are_skipped(tmp_path):
     assert len(registers.raw["households"]) == 7  # 合计村 is not a label: the row is data
     issues = exitcheck.validate(registers, AS_OF)
     assert not [i for i in issues if i.sheet == MB and i.row and i.row > excel_row(MB, members - 1)]
+
+
+def test_subtotal_rows_labelled_after_their_place_are_skipped(tmp_path):
+    """越城镇小计 in 乡镇, 瓦曲村合计： in 行政村, 越城镇 合计 in 村表 and 中所镇小计 typed into the
+    户编号 column are subtotals under their place, with figures beside them: not a household,
+    not a village, no issue, and the county's incidence stays known. A name that only holds the
+    word (小计坝村, a member named 张小计) and a row with a household id stay data."""
+    from exitcheck.auditing import audit
+
+    county = base_county()
+    for row in county.households[3:]:
+        row["脱贫状态"] = "未脱贫"  # 9 poor people in 1200, 1600 with 小计坝村
+    sizes = {"家庭人口数": 9, "人均纯收入": 24000}  # a subtotal's figures
+    county.households.append({"户编号": "", "乡镇": "越城镇小计", **sizes})
+    county.households.append({"户编号": "", "乡镇": "越城镇", "行政村": "瓦曲村合计：", **sizes})
+    county.households.append({"户编号": "中所镇小计", **sizes})
+    county.villages.append({"乡镇": "越城镇 合计", "户籍人口": 700})
+    county.villages.append({**county.villages[0], "行政村": "小计坝村"})  # a village: data
+    members = len(county.members)
+    county.members.append({"户编号": "越城镇小计", "姓名": "6"})
+    county.members.append({**county.members[0], "户编号": "", "姓名": "张小计"})  # a person: data
+    county.households.append({**county.households[0], "户编号": "513434009998", "乡镇": "越城镇小计"})  # a record: data
+    registers = exitcheck.load([county.write(tmp_path / "c.xlsx")])
+    assert len(registers.raw["households"]) == 7
+    assert len(registers.raw["villages"]) == 4
+    assert len(registers.raw["members"]) == members + 1
+    issues = exitcheck.validate(registers, AS_OF)
+    assert {(i.code, i.sheet, i.row) for i in issues if i.code in ("missing_value", "unknown_village")} == {
+        ("missing_value", MB, excel_row(MB, members + 1)),  # 张小计's blank 户编号
+        ("unknown_village", HH, excel_row(HH, 9)),  # the household in 越城镇小计
+    }
+    summary = audit(registers, as_of=AS_OF).summary()
+    assert summary["incidence"]["county"] == pytest.approx(9 / 1600)
 
 
 def test_aliases_fullwidth_headers_and_unknown_columns(tmp_path):

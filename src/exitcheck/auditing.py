@@ -176,9 +176,10 @@ def build_frames(parsed: Parsed, unread: Sequence[str] = ()) -> dict[str, pd.Dat
         # household rows that may hold poor people but that no village counts: the incidence
         # of every unit they would count in is blank (待核实), never computed without them
         uncounted = figures.uncounted_rows(tables["households"], households, tables["villages"], parsed.zeros_pointers)
-        villages = figures.village_frame(tables["villages"], households, uncounted)
+        villages = figures.village_frame(tables["villages"], households, uncounted, parsed.place_duplicates.get("villages"))
         frames["village"] = villages
-    frames["township"] = figures.township_frame(tables.get("townships"), villages, households, uncounted)
+    frames["township"] = figures.township_frame(tables.get("townships"), villages, households, uncounted,
+                                                parsed.place_duplicates.get("townships"))
     frames["county"] = figures.county_frame(households, villages, uncounted, unread)
     return frames
 

@@ -207,6 +207,49 @@ class DuplicateHousehold(IssueType):
     }
 
 
+class DuplicateVillage(IssueType):
+    code = "duplicate_village"
+    title = {"zh": "行政村重复", "en": "Village repeated"}
+    description = {
+        "zh": "同一乡镇的同一行政村出现在多行(行政村在乡镇内唯一)。按一个村计; 各行不一致的列不知以哪行为准, "
+              "用到它的村级指标和贫困发生率(以及所在乡镇、全县的贫困发生率)记为待核实。各行完全相同时照常核查。",
+        "en": "The same village of the same township is on several rows (a village is unique within its township). It "
+              "counts as one village; a column its rows disagree on cannot be told, so the village rules and the "
+              "incidences that use it (its township's and the county's too) are unknown. Identical rows are audited as one.",
+    }
+    fix = {
+        "zh": "删除多余的行, 只留正确的一行; 若是两个不同的村, 更正村名。若工作簿里的汇总表(乡镇、行政村、户数、总人口)"
+              "被当作村表读入, 把它移到别的文件或删去。",
+        "en": "Delete the extra rows and keep the right one; if they are two different villages, correct the name. If a "
+              "summary sheet of the workbook (乡镇, 行政村, 户数, 总人口) was read as a village sheet, move it to another file "
+              "or delete it.",
+    }
+    positions = ("where",)
+    template = {
+        "zh": "行政村「{value}」出现在{where}{differs}",
+        "en": "village '{value}' appears on {where}{differs}",
+    }
+
+
+class DuplicateTownship(IssueType):
+    code = "duplicate_township"
+    title = {"zh": "乡镇重复", "en": "Township repeated"}
+    description = {
+        "zh": "同一乡镇在乡镇表中出现在多行(乡镇唯一)。按一个乡镇计; 各行不一致的列不知以哪行为准, 用到它的乡镇指标记为待核实。"
+              "各行完全相同时照常核查。",
+        "en": "The same township is on several rows of the township sheet (a township is unique). It counts as one "
+              "township; a column its rows disagree on cannot be told, so the township rules that use it are unknown. "
+              "Identical rows are audited as one.",
+    }
+    fix = {"zh": "删除多余的行, 只留正确的一行; 若是两个不同的乡镇, 更正乡镇名。",
+           "en": "Delete the extra rows and keep the right one; if they are two different townships, correct the name."}
+    positions = ("where",)
+    template = {
+        "zh": "乡镇「{value}」出现在{where}{differs}",
+        "en": "township '{value}' appears on {where}{differs}",
+    }
+
+
 class DuplicateHouseholdAcrossCounties(IssueType):
     code = "duplicate_household_across_counties"
     title = {"zh": "户编号在多个县重复", "en": "Household ID in several counties"}
@@ -352,6 +395,7 @@ CATALOGUE: dict[str, type[IssueType]] = {
     for cls in (
         MissingColumn, MissingValue, BadValue, IdChecksum, IdPrecisionLost, HouseholdIdPrecisionLost, IdBirthMismatch,
         IdGenderMismatch, DuplicatePerson, DuplicateHousehold, DuplicateHouseholdAcrossCounties,
+        DuplicateVillage, DuplicateTownship,
         OrphanMember, HouseholdIdZerosLost, NoHead, SizeMismatch, UnknownVillage, SharedHouse,
     )
 }

@@ -17,7 +17,7 @@ from exitcheck.i18n import join_list, pick
 from exitcheck.issues import CATALOGUE, DataIssue
 from exitcheck.registers.model import ROW, SOURCE, Registers
 from exitcheck.registers.schema import field_label
-from exitcheck.rules.figures import InputsUnread, ValueUnknown
+from exitcheck.rules.figures import Conflicting, InputsUnread, ValueUnknown
 
 MEMBERS_SHOWN = 3  # members named in a reason before "等N人"
 ERRORS_SHOWN = 3  # kinds of register error named before "等N处"
@@ -179,6 +179,10 @@ def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: s
         if isinstance(fact, ValueUnknown):
             value = findings.unreadable_value({SOURCE: fact.source, ROW: fact.row}, fact.field)
             parts.append(blank_input(_value_label(fact, level, lang), value, lang))
+        elif isinstance(fact, Conflicting):
+            label, where = _value_label(fact, level, lang), _rows_named(fact.rows, findings, lang)
+            parts.append(pick(lang, f"{label}不一致({where}重复登记, 不知以哪行为准)",
+                              f"{label} differs between the repeated rows ({where}): which is right is not known"))
         elif isinstance(fact, InputsUnread):
             files = join_list(list(fact.files), lang)
             parts.append(pick(lang, f"输入文件 {files} 无法读取, 其中的户未计入", f"{files} could not be read: its households are not counted"))
@@ -199,9 +203,20 @@ def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: s
     return parts
 
 
-def _value_label(fact: ValueUnknown, level: str, lang: str) -> str:
+def _rows_named(rows: Sequence[tuple[int, int]], findings: Findings, lang: str) -> str:
+    """Register rows (position, Excel row) by sheet: 村表第 4、7 行 / 村表 rows 4, 7."""
+    by_sheet: dict[str, list[int]] = {}
+    for source, row in rows:
+        sheet = findings.sources[source][1] if 0 <= source < len(findings.sources) else ""
+        by_sheet.setdefault(sheet, []).append(row)
+    named = [pick(lang, f"{sheet}第 {join_list(numbers, 'zh')} 行", f"{sheet} row{'s' if len(numbers) > 1 else ''} {join_list(numbers, 'en')}")
+             for sheet, numbers in by_sheet.items()]
+    return join_list(named, lang)
+
+
+def _value_label(fact: ValueUnknown | Conflicting, level: str, lang: str) -> str:
     label = field_label(fact.field, lang)
-    if level == "village":
+    if level == "village" or fact.village is None:  # the unit's own value
         return label
     place = fact.village if level == "township" else pick(lang, f"{fact.township or ''}{fact.village}", f"{fact.township}/{fact.village}")
     return pick(lang, f"{place}{label}", f"{label.lower()} of {place}")

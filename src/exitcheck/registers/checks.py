@@ -20,7 +20,7 @@ from exitcheck.issues import HouseholdIdZerosLost
 from exitcheck.registers.model import ROW, SOURCE, Registers, SheetSource
 from exitcheck.registers.normalise import spreadsheet_error
 from exitcheck.registers.parse import SPREADSHEET_ERROR_HINT, IssueSink, Parsed
-from exitcheck.registers.schema import RegisterName
+from exitcheck.registers.schema import RegisterName, field_label
 
 GONE = ("死亡", "迁出")
 HEAD = "户主"
@@ -60,6 +60,11 @@ def run_checks(registers: Registers, parsed: Parsed, sink: IssueSink) -> None:
     members["living"] = living(members)
     check_duplicate_people(members, sink)
     check_duplicate_households(registers, households, sink)
+    for register in PLACE_KEYS:
+        if register in parsed.tables:
+            found = check_duplicate_places(registers, register, parsed.tables[register], sink)
+            if found is not None:
+                parsed.place_duplicates[register] = found
     parsed.zeros_pointers = check_orphans(registers, households, members, sink)
     check_heads_and_sizes(registers, households, members, sink, parsed.zeros_pointers)
     if "villages" in parsed.tables:
@@ -171,6 +176,77 @@ def check_duplicate_households(registers: Registers, households: pd.DataFrame, s
         params = pd.Series([{"where": where[hid]} for hid in ids[dup]], index=ids[dup].index)
         sink.add("households", households, dup, "duplicate_household", "household_id", values=ids,
                  household=ids, params=params)
+
+
+#: The places unique in their register: a village within its township, a township; and the
+#: issue a repeated one gets, pointing at this column.
+PLACE_KEYS: dict[RegisterName, tuple[str, ...]] = {"villages": ("township", "village"), "townships": ("township",)}
+PLACE_ISSUES: dict[RegisterName, tuple[str, str]] = {"villages": ("duplicate_village", "village"),
+                                                     "townships": ("duplicate_township", "township")}
+
+
+class PlaceDuplicates(NamedTuple):
+    """The rows of a village (township) register whose place is on several rows. Rows of a
+    sheet without a column say nothing about it (a summary sheet read as a village sheet has
+    no 卫生室): they neither agree nor disagree on it."""
+
+    key: pd.Series  # per repeated row (by label): its place as one text
+    has: pd.DataFrame  # per repeated row, per compared column: whether the row's sheet has it
+    differ: pd.DataFrame  # per repeated place (index: key), per compared column: its rows disagree
+
+
+def place_key(frame: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
+    """A place as one text per row (\x1f is never typed into a cell); NA when a part is blank."""
+    key = frame[keys[0]].astype("string")
+    for name in keys[1:]:
+        key = key + "\x1f" + frame[name].astype("string")
+    return key
+
+
+def check_duplicate_places(registers: Registers, register: RegisterName, frame: pd.DataFrame,
+                           sink: IssueSink) -> PlaceDuplicates | None:
+    """duplicate_village / duplicate_township on every row of a repeated place, naming all its
+    rows and the columns they disagree on; the duplicates, for the figures (None: none)."""
+    keys = PLACE_KEYS[register]
+    key = place_key(frame, keys)
+    repeated = (key.notna() & key.duplicated(keep=False)).fillna(False).astype(bool)
+    if not repeated.any():
+        return None
+    rows = frame.loc[repeated]
+    key = key[repeated].astype(object)
+    having: dict[str, set[int]] = {}
+    for index, source in enumerate(registers.sources):
+        if source.register == register:
+            for column in source.columns:
+                having.setdefault(column.name, set()).add(index)
+    compared = [name for name in frame.columns if name not in (*keys, SOURCE, ROW) and name in having]
+    has = pd.DataFrame({name: rows[SOURCE].isin(list(having[name])).to_numpy(dtype=bool) for name in compared}, index=rows.index)
+    places = pd.Index(key.unique())
+    differ = pd.DataFrame({
+        name: (rows.loc[has[name], name].astype(object).groupby(key[has[name]]).nunique(dropna=False) > 1)
+        .reindex(places, fill_value=False).astype(bool)
+        for name in compared
+    }, index=places)
+    found = PlaceDuplicates(key, has, differ)
+    # the messages: one per repeated place (few), given to each of its rows
+    where = {place: rows_where(registers.sources, list(zip(group[SOURCE], group[ROW], strict=True)))
+             for place, group in rows.groupby(key, sort=False)}
+    differs = {place: _differs([name for name in compared if differ.at[place, name]]) for place in places}
+    params = pd.Series([{"where": where[place], "differs": differs[place]} for place in key], index=rows.index)
+    code, column = PLACE_ISSUES[register]
+    label = rows[keys[0]].astype("string")
+    for name in keys[1:]:
+        label = label + "/" + rows[name].astype("string")
+    sink.add(register, frame, repeated, code, column, values=label.reindex(frame.index), params=params.reindex(frame.index))
+    return found
+
+
+def _differs(names: Sequence[str]) -> dict[str, str]:
+    """What a repeated place's rows disagree on, for its message."""
+    if not names:
+        return {"zh": ", 各行内容一致, 按一行核查", "en": "; the rows agree and are audited as one"}
+    return {"zh": f", 各行的{join_list([field_label(n, 'zh') for n in names], 'zh')}不一致, 用到它们的指标待核实",
+            "en": f"; they differ in {join_list([field_label(n, 'en').lower() for n in names], 'en')}, so the rules using them are unknown"}
 
 
 def sheet_named(source: SheetSource, with_file: bool) -> dict[str, str]:

@@ -49,6 +49,17 @@ MAX_HEADER_DEPTH = 3  # rows a merged header cell may span below the header row
 #: A totals row's label, spaces removed: 合计, 总计 or 小计, as clerks type it, with a colon
 #: (合计：) or a unit in brackets (总计(人), 小计（户）) after it.
 TOTAL_LABEL = re.compile(r"(?:合计|总计|小计)[:：]?(?:\([^()]*\)|（[^（）]*）)?[:：]?")
+#: A totals row's label with its place before it (越城镇小计, 瓦曲村合计：, 一组小计(户)), spaces
+#: removed and punctuation trimmed from its ends: a text that ENDS with 合计, 总计 or 小计. It is
+#: looked for only in LABEL_FIELDS, so that 合计村 (the word first) and a village or person
+#: whose name merely holds the word stay data.
+ENDING_TOTAL_LABEL = re.compile(r".*(?:合计|总计|小计)[:：]?(?:\([^()]*\)|（[^（）]*）)?")
+#: Punctuation trimmed from the ends of a cell before ENDING_TOTAL_LABEL (brackets are kept: a
+#: unit in brackets is part of the label).
+LABEL_PUNCTUATION = ":：;；,，.。、!！?？-—_*#~～·"
+#: The columns where a subtotal's label stands after its place: the places, and the household
+#: id (the label typed into column A). Not a person's name: 张小计 is a name, not a label.
+LABEL_FIELDS = ("county", "township", "village", "group", "household_id")
 
 HeaderMap = dict[str, dict[str, str]]  # register -> {header as typed: field}
 
@@ -163,7 +174,7 @@ def _frame(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...],
     frame.columns = [column.name for column in columns[: frame.shape[1]]]
     frame[ROW] = range(sheet.first_row + header_index + 1, sheet.first_row + header_index + 1 + len(body))
     cells = frame.drop(columns=[ROW])
-    keep = ~(_blank_rows(cells) | _totals_rows(cells))
+    keep = ~(_blank_rows(cells) | _totals_rows(cells) | _place_totals_rows(cells, columns))
     letters = {column.name: column.letter for column in columns}
     every = bool(keep.all())  # the usual register: then no masked copy of every cell (60 ms a county)
     if not sheet.lengths_checked:  # an xlsx's XML was checked as it was inflated; others here
@@ -210,8 +221,33 @@ def _totals_rows(cells: pd.DataFrame) -> np.ndarray:
     return totals
 
 
-def _total_labels(distinct: np.ndarray) -> np.ndarray:
-    """Which distinct cells are a totals label: a text holding 计 is looked at closely."""
+def _place_totals_rows(cells: pd.DataFrame, columns: Sequence[ColumnInfo]) -> np.ndarray:
+    """Rows whose cell in a LABEL_FIELDS column ends with 合计, 总计 or 小计 (越城镇小计: a
+    subtotal under its place), when the row's household id is blank or is that label: a row
+    with a household id is a record, whatever its 乡镇 says (it gets its own issues, it is not
+    dropped). Column by column, each column's distinct cells looked at once."""
+    named = {column.field: column.name for column in columns if column.field in LABEL_FIELDS and column.name in cells.columns}
+    totals = np.zeros(len(cells), dtype=bool)
+    if not named:
+        return totals
+    labelled = {name: _column_labels(cells[name], ending=True) for name in named.values()}
+    for label in labelled.values():
+        totals |= label
+    if "household_id" in named and totals.any():
+        key = named["household_id"]
+        totals &= _blank_cells(cells[key]) | labelled[key]
+    return totals
+
+
+def _column_labels(column: pd.Series, *, ending: bool) -> np.ndarray:
+    codes, distinct = pd.factorize(column.to_numpy(dtype=object))
+    labels = _total_labels(distinct, ending=ending)
+    return np.where(codes >= 0, labels[np.maximum(codes, 0)], False) if len(distinct) else np.zeros(len(column), dtype=bool)
+
+
+def _total_labels(distinct: np.ndarray, *, ending: bool = False) -> np.ndarray:
+    """Which distinct cells are a totals label (`ending`: a label that ends the text, after its
+    place): a text holding 计 is looked at closely."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -221,7 +257,11 @@ def _total_labels(distinct: np.ndarray) -> np.ndarray:
     else:
         candidates = np.array([i for i, v in enumerate(distinct) if type(v) is str and "计" in v], dtype=np.int64)
     labels = np.zeros(len(distinct), dtype=bool)
-    labels[candidates] = [TOTAL_LABEL.fullmatch("".join(str(v).split())) is not None for v in distinct[candidates]]
+    if ending:
+        labels[candidates] = [ENDING_TOTAL_LABEL.fullmatch("".join(str(v).split()).strip(LABEL_PUNCTUATION)) is not None
+                              for v in distinct[candidates]]
+    else:
+        labels[candidates] = [TOTAL_LABEL.fullmatch("".join(str(v).split())) is not None for v in distinct[candidates]]
     return labels
 
 

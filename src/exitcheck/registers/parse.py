@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import cast
+from typing import Any, cast
 
 import pandas as pd
 
@@ -34,6 +34,9 @@ class Parsed:
     #: household id -> HouseholdIdZerosLost's pointer {"zh", "en"}, for a household whose
     #: members have its id but for leading zeros (the checks fill it; reasons quote it)
     zeros_pointers: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: register -> checks.PlaceDuplicates of a village or township register whose places repeat
+    #: (the checks fill it; figures make the cells the rows disagree on unknown)
+    place_duplicates: dict[str, Any] = field(default_factory=dict)
 
     def table(self, register: RegisterName) -> pd.DataFrame | None:
         return self.tables.get(register)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from exitcheck.issues import DataIssue
-from exitcheck.registers.checks import first_rows, registered
+from exitcheck.registers.checks import PlaceDuplicates, first_rows, registered
 from exitcheck.registers.model import ROW, SOURCE
 from exitcheck.registers.schema import CAN_WORK
 from exitcheck.rules.engine import plain_text
@@ -51,6 +51,18 @@ class ValueUnknown:
     village: str | None
     source: int  # the village row's register position (Registers.sources, Excel row)
     row: int
+
+
+@dataclass(frozen=True)
+class Conflicting:
+    """A village (township, `village` None) on several rows of its register whose `field` the
+    rows disagree on: which row is right is not known, so nothing computed from it is (a
+    facility rule, the incidence that sums its 户籍人口)."""
+
+    field: str
+    township: str | None
+    village: str | None
+    rows: tuple[tuple[int, int], ...]  # (register position, Excel row) of the rows that hold it
 
 
 @dataclass(frozen=True)
@@ -176,24 +188,62 @@ def _population_facts(villages: pd.DataFrame) -> pd.Series:
 
 
 def _value_facts(villages: pd.DataFrame, name: str) -> pd.Series:
-    """ValueUnknown per village whose `name` is blank or unreadable (by its index)."""
+    """ValueUnknown per village whose `name` is blank or unreadable (by its index); for a
+    village whose repeated rows disagree on it, its Conflicting fact instead."""
     blank = villages[villages[name].isna()]  # a fact per village whose value is blank: few
-    return pd.Series([ValueUnknown(name, plain_text(t), plain_text(v), int(s), int(r)) for t, v, s, r in zip(
+    facts = pd.Series([ValueUnknown(name, plain_text(t), plain_text(v), int(s), int(r)) for t, v, s, r in zip(
         blank["township"], blank["village"], blank[SOURCE], blank[ROW], strict=True)], index=blank.index, dtype=object)
+    why = why_column(name)
+    if why in villages and len(facts):
+        conflicting = villages.loc[blank.index, why].dropna()  # a 1-tuple per torn village: few
+        facts[conflicting.index] = [held[0] for held in conflicting]
+    return facts
+
+
+def collapse_places(frame: pd.DataFrame, keys: Sequence[str], duplicates: PlaceDuplicates | None) -> pd.DataFrame:
+    """One row per place of a village (township) register: the first of a repeated place, with
+    each column its rows agree on (the rows of a sheet without the column left out) and NA in
+    each column they disagree on, whose `why_column` then holds the Conflicting fact. No row is
+    picked silently: checks.check_duplicate_places reported the rows."""
+    out = frame.drop_duplicates(list(keys)).copy()
+    if duplicates is None:
+        return out
+    first = duplicates.key.index.intersection(out.index)
+    place = duplicates.key[first]
+    rows = frame.loc[duplicates.key.index]
+    for name in duplicates.differ.columns:
+        has = duplicates.has[name]
+        agreed = rows.loc[has.to_numpy(), name].groupby(duplicates.key[has]).first()  # first() skips a blank
+        differs = duplicates.differ[name].reindex(place.to_numpy()).to_numpy(dtype=bool)
+        value = pd.Series(agreed.reindex(place.to_numpy()).array, index=first).where(~differs)
+        out[name] = out[name].where(~out.index.isin(first), value.reindex(out.index).astype(out[name].dtype))
+        if differs.any():  # a fact per place whose rows disagree: few
+            torn = first[differs]
+            held = rows.loc[has.to_numpy(), [SOURCE, ROW]].groupby(duplicates.key[has]).agg(tuple)
+            facts = [(Conflicting(name, plain_text(out.at[i, "township"]),
+                                  plain_text(out.at[i, "village"]) if "village" in out else None,
+                                  tuple(zip((int(s) for s in held.at[k, SOURCE]), (int(r) for r in held.at[k, ROW]), strict=True))),)
+                     for i, k in zip(torn, place[torn], strict=True)]
+            out[why_column(name)] = pd.Series(facts, index=torn, dtype=object).reindex(out.index)
+    return out
 
 
 def _join_facts(index: pd.Index, *parts: pd.Series) -> pd.Series:
     """Per label of `index`: the facts of every part (each a Series of tuples or of single
     facts by label), as one tuple; None where there is none."""
-    out = pd.Series([()] * len(index), index=index, dtype=object)
+    out = np.empty(len(index), dtype=object)
+    out[:] = [()] * len(index)
     for part in parts:
         if not len(part):
             continue
         grouped = part.groupby(level=0).agg(lambda items: tuple(f for item in items for f in (item if isinstance(item, tuple) else (item,))))
         found = grouped.reindex(index)
-        has = found.notna().to_numpy(dtype=bool)
-        out[has] = [a + b for a, b in zip(out[has], found[has], strict=True)]
-    return out.where(out.map(len) > 0, None)
+        # one cell at a time (the units with facts: few): a list of one 1-tuple set through a mask
+        # is unpacked into its fact by pandas 2.2 and numpy alike
+        for at, facts in zip(np.flatnonzero(found.notna().to_numpy(dtype=bool)), found[found.notna()], strict=True):
+            out[at] = out[at] + facts
+    joined = pd.Series(out, index=index, dtype=object)
+    return joined.where(joined.map(len) > 0, None)
 
 
 def _village_matches(uncounted: pd.DataFrame, villages: pd.DataFrame) -> pd.DataFrame:
@@ -208,10 +258,12 @@ def _village_matches(uncounted: pd.DataFrame, villages: pd.DataFrame) -> pd.Data
     return pd.concat([named, by_name], ignore_index=True)[["row", "unit", "township"]]
 
 
-def village_frame(villages: pd.DataFrame, households: pd.DataFrame, uncounted: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per village of the register (first of a repeated pair), with its figures.
+def village_frame(villages: pd.DataFrame, households: pd.DataFrame, uncounted: pd.DataFrame | None = None,
+                  duplicates: PlaceDuplicates | None = None) -> pd.DataFrame:
+    """One row per village of the register (collapse_places: a repeated pair once, unknown where
+    its rows disagree), with its figures.
     `uncounted` (uncounted_rows): rows that make the incidence of a village they name blank."""
-    frame = villages.drop_duplicates(["township", "village"]).copy()
+    frame = collapse_places(villages, ("township", "village"), duplicates)
     people = poor_people(households).groupby([households["township"], households["village"]]).sum()
     keys = pd.MultiIndex.from_frame(frame[["township", "village"]].astype(object))
     frame["poor_people"] = pd.Series(people.reindex(keys).fillna(0).astype(int).to_numpy(), index=frame.index).astype("Int64")
@@ -231,9 +283,10 @@ def village_frame(villages: pd.DataFrame, households: pd.DataFrame, uncounted: p
 
 
 def township_frame(townships: pd.DataFrame | None, villages: pd.DataFrame | None, households: pd.DataFrame,
-                   uncounted: pd.DataFrame | None = None) -> pd.DataFrame:
+                   uncounted: pd.DataFrame | None = None, duplicates: PlaceDuplicates | None = None) -> pd.DataFrame:
     names = townships["township"].dropna().unique() if townships is not None else households["township"].dropna().unique()
-    frame = townships.drop_duplicates("township").copy() if townships is not None else pd.DataFrame({"township": pd.array(names, dtype="string")})
+    frame = (collapse_places(townships, ("township",), duplicates) if townships is not None
+             else pd.DataFrame({"township": pd.array(names, dtype="string")}))
     if villages is not None:
         sums = villages.groupby("township")[["population", "poor_people"]].sum()
         blank = villages["population"].isna().groupby(villages["township"]).any()
