@@ -166,7 +166,13 @@ def _columns(
     return tuple(columns)
 
 
-def _frame(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...], limits: Limits, shown: str) -> pd.DataFrame:
+Span = tuple[int, int, int, int]  # a merged range: first row, first column, last row, last column (0-based)
+MergedRead = tuple[Span, int] | None  # the first merged range read on each row it covers, and how many were
+
+
+def _frame(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...], limits: Limits, shown: str) -> tuple[pd.DataFrame, MergedRead]:
+    """The records of a sheet below its header row, and the merged ranges read on each row
+    they cover (_fill_merged_down)."""
     body = sheet.rows[header_index + 1 :]
     width = len(columns)
     frame = pd.DataFrame(body, columns=range(len(body[0])) if body else range(width), dtype=object)
@@ -179,7 +185,57 @@ def _frame(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...],
     every = bool(keep.all())  # the usual register: then no masked copy of every cell (60 ms a county)
     if not sheet.lengths_checked:  # an xlsx's XML was checked as it was inflated; others here
         _check_cell_lengths(cells if every else cells[keep], frame[ROW], limits, shown, sheet.name, letters)
-    return frame if every else frame[keep].reset_index(drop=True)
+    # after the blank and totals rows are found: a row that is blank but for a merge reaching
+    # into it (a block merged one row too far) stays blank, and a 合计 stays a totals row
+    filled = _fill_merged_down(sheet, header_index, columns, frame, keep)
+    return (frame if every else frame[keep].reset_index(drop=True)), filled
+
+
+def _fill_merged_down(sheet: SheetRead, header_index: int, columns: tuple[ColumnInfo, ...], frame: pd.DataFrame,
+                      keep: np.ndarray) -> MergedRead:
+    """Read each range merged down one column in the records as the value of its top cell on
+    every row it covers, which is what the spreadsheet shows there (a 乡镇 merged over a block of
+    households); return the first range so read in sheet order and how many were, or None.
+    `frame` is changed in place.
+
+    Left as they are: a range in a column no field is read from (a 备注: nothing to gain);
+    one that starts in the header or above it (its cells show a header, not a value); one
+    whose top cell is blank, or in a row that is no record (a 合计 row); and a range merged
+    across several columns (a note written across a row is no household's value, and the
+    value of a block merged over 乡镇 and 行政村 belongs to no one column)."""
+    if not sheet.merged_down or not len(frame):
+        return None
+    first = header_index + 1  # frame row 0
+    read = {column.index: column.name for column in columns if column.field is not None and column.index < frame.shape[1]}
+    spans = np.array(sheet.merged_down, dtype=np.int64).reshape(-1, 4)
+    # a member sheet merges 户编号 over each household's members: 20,000 ranges, looked at in numpy
+    tops, lefts = spans[:, 0] - first, spans[:, 1]
+    inside = np.isin(lefts, list(read)) & (tops >= 0) & (tops < len(frame))
+    inside[inside] = keep[tops[inside]]
+    spans = spans[inside]
+    filled: list[np.ndarray] = []
+    for left in np.unique(spans[:, 1]):
+        name = read[int(left)]
+        own = spans[spans[:, 1] == left]
+        values = frame[name].to_numpy(dtype=object, copy=True)
+        tops = own[:, 0] - first
+        bottoms = np.minimum(own[:, 2] - first, len(values) - 1)
+        visible = ~_blank_cells(pd.Series(values[tops], dtype=object)) & (bottoms > tops)
+        if not visible.any():
+            continue
+        tops, bottoms = tops[visible], bottoms[visible]
+        lengths = bottoms - tops  # the rows below each top cell
+        # the covered rows, range after range, and the top row each one shows
+        starts = np.repeat(tops + 1 - np.cumsum(lengths) + lengths, lengths)
+        covered = starts + np.arange(int(lengths.sum()))
+        values[covered] = values[np.repeat(tops, lengths)]
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)  # object, as read: not inferred as text
+        filled.append(own[visible])
+    if not filled:
+        return None
+    every = np.concatenate(filled)
+    top, left, bottom, right = every[np.lexsort((every[:, 1], every[:, 0]))[0]].tolist()
+    return (top, left, bottom, right), len(every)
 
 
 def _blank_cells(column: pd.Series) -> np.ndarray:
@@ -490,10 +546,24 @@ def _load_sheet(sheet: SheetRead, shown: str, headers: HeaderMap, limits: Limits
         out.missing.extend(understood.missing)
         return out
     source = understood.source
-    frame = _frame(sheet, understood.header_index, source.columns, limits, shown)
+    frame, filled = _frame(sheet, understood.header_index, source.columns, limits, shown)
     out.found = (source, frame)
     out.notes.extend(_sheet_notes(shown, sheet, source, frame))
+    if filled is not None:
+        out.notes.append(_merged_note(shown, sheet, *filled))
     return out
+
+
+def _merged_note(shown: str, sheet: SheetRead, span: Span, count: int) -> tuple[str, str]:
+    """One note for the `count` merged ranges of a sheet read on each row, naming the first, `span`."""
+    top, left, bottom, _right = span
+    letter = column_letter(left)
+    first = f"{letter}{sheet.first_row + top}:{letter}{sheet.first_row + bottom}"
+    if count == 1:
+        return (f"{shown} 工作表「{sheet.name}」: 合并单元格 {first} 已按显示的值逐行读取",
+                f"{shown} sheet '{sheet.name}': the merged cells {first} were read as the value they show on each row")
+    return (f"{shown} 工作表「{sheet.name}」: {first} 等 {count} 处合并单元格已按显示的值逐行读取",
+            f"{shown} sheet '{sheet.name}': merged cells {first} and {count - 1} more were read as the value they show on each row")
 
 
 def load_file(

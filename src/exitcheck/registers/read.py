@@ -59,19 +59,23 @@ class SheetRead:
     `merged` holds the merged ranges (first row, first column, last row, last column; 0-based,
     as indices into `rows`) that span several rows and start among the header rows: a two-level
     header whose first columns are merged down over both levels has its headers in the upper
-    row only.
+    row only. `merged_down` holds, in the same form, every range merged down one column over
+    several rows, wherever it starts: a 乡镇 merged over a block of households shows its value on
+    each of their rows, and the loader reads it there (load.py). Both are known only for the
+    formats whose reader gives merged ranges: .xlsx, .xlsm and .xls, not .xlsb, .ods or .csv.
     """
 
     name: str
     rows: list[list[object]]
     first_row: int  # Excel row number of rows[0]
     merged: tuple[tuple[int, int, int, int], ...] = ()
+    merged_down: tuple[tuple[int, int, int, int], ...] = ()
     lengths_checked: bool = False  # the package scan already refused any over-long text
     hidden: bool = False  # a hidden or very hidden sheet: often an old copy (load.py decides)
 
     def header_cells(self, index: int) -> list[object]:
         """Row `index` with the cells hidden under a merge from above filled in, for header
-        matching only: data rows are never filled."""
+        matching only: data rows are filled by the loader, from `merged_down` (load.py)."""
         row = list(self.rows[index])
         for top, left, bottom, _right in self.merged:
             if top < index <= bottom and left < len(row) and row[left] in ("", None):
@@ -450,12 +454,10 @@ class _SheetReader:
             ranges = sheet.merged_cell_ranges or ()
         if self.errors is not None:
             self.errors.restore(name, rows, self.stop)
-        merged = tuple(
-            (top, left, bottom, right)
-            for (top, left), (bottom, right) in ranges
-            if bottom > top and top < HEADER_SEARCH_ROWS
-        )
-        return SheetRead(name, rows, 1, merged, lengths_checked=self.lengths_checked)
+        tall = [(top, left, bottom, right) for (top, left), (bottom, right) in ranges if bottom > top]
+        merged = tuple(span for span in tall if span[0] < HEADER_SEARCH_ROWS)
+        merged_down = tuple(span for span in tall if span[1] == span[3])
+        return SheetRead(name, rows, 1, merged, merged_down, lengths_checked=self.lengths_checked)
 
 
 def _cores() -> int:
