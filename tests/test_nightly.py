@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import itertools
 import json
 import os
 import re
@@ -1031,6 +1032,12 @@ def test_init_makes_a_ready_workspace_and_never_overwrites(tmp_path, run_cli):
     assert "run --quiet" in text and "0 2 * * *" in text and str(folder) in text
     assert (folder / "rules" / "sichuan-2020.yaml").is_file() and (folder / "data" / "registers.xlsx").is_file()
     assert "0 2 * * *" in made.stdout
+    # the Chinese guide tells a clerk every setting is explained in the file: in Chinese too
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line[:1].isalpha() and ":" in line:  # a top-level setting
+            above = itertools.takewhile(lambda comment: comment.startswith("#"), reversed(lines[:index]))
+            assert any(re.search(r"[\u4e00-\u9fff]", comment) for comment in above), line
 
     config.write_text(text + "# my own note\n", encoding="utf-8")
     (folder / "rules" / "sichuan-2020.yaml").unlink()

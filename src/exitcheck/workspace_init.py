@@ -74,36 +74,48 @@ def _command(quote: Callable[[str], str]) -> str:
 
 
 CONFIG_TEMPLATE = """\
+# exitcheck 工作区: `exitcheck run` 每晚做什么。路径都相对于本文件。密码和令牌不写在这里, 只写环境变量的名称。
 # exitcheck workspace: what `exitcheck run` does every night.
 # Paths are relative to this file. Secrets never go in this file: name environment variables.
 #
-# Run it every night at 02:00 (@HOW@; cron mails anything printed, and with --quiet that is
-# errors only):
+# 每晚 02:00 运行 (Run it every night at 02:00; @HOW@; cron mails anything printed, and with
+# --quiet that is errors only):
 #   @CRONTAB@
 #
+# 退出码: 0 未发现问题, 1 有未达标, 3 有输入读不出(不投递), 4 本文件或规则集有误, 5 有投递失败,
+# 70 程序错误(请报告), 74 历史、投递记录、输出或状态文件夹读写不了(提示中有文件和改法), 75 上一次运行还没结束。
 # Exit codes: 0 nothing found, 1 gaps found, 3 an input unreadable (nothing delivered),
 # 4 this file or the rules invalid, 5 a delivery failed, 70 a bug (report it), 74 the history,
 # delivery ledger, output or state folder cannot be read or written (the message says which
 # file and how to fix it), 75 another run still going.
 
+# 本县的登记表: 一个工作簿、一个放工作簿的文件夹, 或它们的列表。
 # The county's registers: a workbook, a folder of workbooks, or a list of them.
 registers: @REGISTERS@
+# 规则集(默认规则集的副本; 修改后用 `exitcheck rules check` 检查)。
 # The rule set (a copy of the default; edit it, then check it with `exitcheck rules check`).
 rules: @RULES@
+# 每次运行的问题清单和分档名单写到 out/<运行编号>/ (如 out/20200630-020000/)。
 # Each run writes its gap lists and band lists to out/<run-id>/ (e.g. out/20200630-020000/).
 out: out
+# 历史(history.sqlite)、投递记录(deliveries.sqlite)、锁和日志(logs/)。
 # History (history.sqlite), delivery ledger (deliveries.sqlite), lock and logs (logs/).
 state: state
+# 运行文件夹和日志含个人信息: 保留这么多天后删除(1 到 36500)。历史中的统计数一直保留。
 # Run folders and logs hold personal data: they are deleted after this many days (1 to 36500).
 # The history keeps its counts for the burn-down.
 retention_days: 60
+# 输出文件只有本人可读。可以让一个用户组读("0640"), 其他用户不行: 让他们能读的权限会被拒绝。
 # Output files are readable by their owner only. A group may be let in ("0640"), other users
 # never: a mode that lets them in is refused.
 file_mode: "0600"
+# 核查的基准日(年龄、学龄按它算)。每晚运行时不要设置: 每次按运行当天核查, `exitcheck diff` 的天数才是真实的。
 # The reference date of the audit (ages, school ages). Leave it unset for a nightly run: each
 # run is then audited as of the day it runs, and the ages in `exitcheck diff` count real days.
 # as_of: 2020-06-30
 
+# 核查方式。local(默认): registers 下的全部是一个县, 在本进程中核查。dask(需 pip install 'exitcheck[dask]'):
+# registers 的每一项是一个县, 各作为一个任务在 Dask 集群上核查。
 # How the registers are audited. `local` (the default): everything under `registers` is one
 # county, audited in this process. `dask` (pip install 'exitcheck[dask]'): each entry of
 # `registers` is one county (a workbook or a folder), audited as a task on a Dask cluster: the
@@ -113,6 +125,8 @@ engine: local
 # scheduler: tcp://10.0.0.5:8786
 # workers: 2
 
+# 各部门的收入分档名单(`exitcheck bands --push-to all`, 以及每晚的 `exitcheck run`)。每个部门只拿到它的档和列;
+# name 是部门名称, --push-to 也认它; deliver 是送达方式: 文件夹(dir)、网络接口(http)或电子邮件(email)。
 # Income-band lists for the departments that act on them (`exitcheck bands --push-to all`,
 # and every night with `exitcheck run`). Each department gets only its bands and its columns.
 departments:
@@ -134,6 +148,8 @@ departments:
     # deliver: {type: email, host: smtp.example, port: 587, starttls: true, from: exitcheck@example.org,
     #           to: [renshe@example.org], username_env: EXITCHECK_SMTP_USER, password_env: EXITCHECK_SMTP_PASSWORD}
 
+# 每个乡镇自己的问题清单工作簿, 送达方式同上。deliver 送给所有乡镇(文件夹下每个乡镇一个子文件夹);
+# each 给某个乡镇单独的送达方式; only 只送给列出的乡镇。
 # Each township's own gap workbook, through the same kinds of delivery and the same ledger.
 # `deliver` serves every township (a folder gets a sub-folder per township); `each` gives a
 # township its own target; `only` limits the townships served.
