@@ -192,14 +192,14 @@ def figure_unknown(facts: Sequence[Any], level: str, findings: Findings, lang: s
     for (source, cause, township, village), numbers in rows.items():
         file, sheet = findings.sources[source] if 0 <= source < len(findings.sources) else ("", "")
         shown = join_list(numbers[:ROWS_SHOWN], lang)
-        more = len(numbers) > ROWS_SHOWN
-        if more:
-            shown += pick(lang, "", f" and {len(numbers) - ROWS_SHOWN} more")
+        more = len(numbers) - ROWS_SHOWN
         why = _uncounted_cause(cause, township, village, [(file, sheet, n) for n in numbers], findings, lang)
-        households = f"行等{len(numbers)}户" if more else "行的户"  # 第8、20、39行等33户, not 第8、20、39等33户行的户
-        parts.append(pick(lang, f"{sheet}第{shown}{households}未计入贫困人口({why})",
+        # 第8、20、39行等33户, not 第8、20、39等33户行的户
+        rows_zh = f"{shown}行等{len(numbers)}户" if more > 0 else f"{shown}行的户"
+        rows_en = f"{shown} and {more} more" if more > 0 else shown
+        parts.append(pick(lang, f"{sheet}第{rows_zh}未计入贫困人口({why})",
                           f"{'household' if len(numbers) == 1 else 'households'} on row{'' if len(numbers) == 1 else 's'} "
-                          f"{shown} of {sheet} not counted among the poor ({why})"))
+                          f"{rows_en} of {sheet} not counted among the poor ({why})"))
     return parts
 
 
