@@ -220,9 +220,8 @@ def require_a_household(parsed: Parsed, registers: Registers) -> None:
     rows = parsed.tables["households"]
     if not len(rows) or rows["household_id"].notna().any():
         return
-    files = ", ".join(dict.fromkeys(s.file for s in registers.sources if s.register == "households"))
     raise InputError(
-        files,
+        registers.files_of("households"),
         f"户表 {len(rows)} 行的户编号都为空、无法识别或已丢失位数, 没有一户可以核查; 户编号列若被设成了数值格式, "
         "请改为文本格式后重新填写户编号(exitcheck validate 列出每个单元格)",
         f"none of the {len(rows)} rows of the households register has a usable household ID (blank, unreadable or "

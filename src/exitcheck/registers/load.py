@@ -853,9 +853,8 @@ def load(
             )
         if raw[register].empty:
             # An audit of no households would pass every indicator: refuse rather than mislead.
-            where = ", ".join(dict.fromkeys(s.file for s in sources if s.register == register))
             raise InputError(
-                where,
+                registers.files_of(register),
                 f"{label}只有表头, 没有数据行",
                 f"the {register} register has a header but no data rows",
             )

@@ -66,6 +66,10 @@ class Registers:
     def has(self, register: RegisterName) -> bool:
         return register in self.raw
 
+    def files_of(self, register: str) -> str:
+        """The input files that gave `register` rows, as given, for a message naming them."""
+        return ", ".join(dict.fromkeys(source.file for source in self.sources if source.register == register))
+
     def refused_columns(self, register: str) -> list[str]:
         """The required columns for want of which a sheet of `register` was refused (not read)."""
         return list(dict.fromkeys(i.header or "" for i in self.load_issues
