@@ -154,6 +154,11 @@ def test_a_header_below_the_rows_searched_is_named_with_the_fix(tmp_path, run_cl
     assert "工作表「户表」的前 10 行中没有可识别的表头: 表头须在前 10 行之内, 请删除表头上方多余的行" in done.stderr, done.stderr
     english = run_cli("validate", str(path), "--lang", "en", "--as-of", AS_OF.isoformat())
     assert "sheet '户表' has no recognisable header in its first 10 rows" in english.stderr, english.stderr
+    # `exitcheck columns`, run to see why, said only that the sheet was skipped, and exit 0
+    columns = run_cli("columns", str(path))
+    assert columns.returncode == 3, columns.stdout + columns.stderr
+    assert "找不到户表" in columns.stderr and "表头须在前 10 行之内, 请删除表头上方多余的行" in columns.stderr
+    assert "工作表「成员表」" in columns.stdout  # the sheets it did understand, shown as ever
 
 
 def test_a_refused_village_sheet_is_a_data_issue_and_named_where_its_rules_are_skipped(tmp_path, run_cli):
@@ -178,3 +183,16 @@ def test_a_refused_village_sheet_is_a_data_issue_and_named_where_its_rules_are_s
     assert any("没有可读的村表(村表缺少必填列「户籍人口」, 未读取)" in c for c in summary), summary
     assert not any(c.startswith("没有村表") for c in summary), summary
     assert "没有可读的村表(村表缺少必填列「户籍人口」, 未读取)" in done.stdout + done.stderr
+
+
+def test_columns_of_one_file_of_a_split_register_says_what_the_audit_would_lack(tmp_path, run_cli):
+    """The members alone, as an office keeps them in a file of their own: columns shows their
+    header and says, as validate does, that no household register was given (exit 3)."""
+    book = openpyxl.load_workbook(base_county().write(tmp_path / "county.xlsx"))
+    for name in ("户表", "村表", "乡镇表"):
+        del book[name]
+    book.save(tmp_path / "members.xlsx")
+    columns = run_cli("columns", str(tmp_path / "members.xlsx"))
+    validate = run_cli("validate", str(tmp_path / "members.xlsx"), "--as-of", AS_OF.isoformat())
+    assert columns.returncode == validate.returncode == 3, columns.stderr
+    assert "工作表「成员表」" in columns.stdout and "找不到户表" in columns.stderr and "找不到户表" in validate.stderr

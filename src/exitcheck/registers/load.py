@@ -670,18 +670,23 @@ def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = Non
     if not files:
         raise _no_spreadsheets(paths)
     out = HeadersRead([], [], [])
+    unreadable: list[InputError] = []
+    unheaded: dict[RegisterName, list[tuple[str, str]]] = {}
     for path, shown in files:
         try:
             read = read_file(path, shown, limits)
         except InputError as error:
-            out.failures.append(error.with_traceback(None))
+            unreadable.append(error.with_traceback(None))
+            out.failures.append(unreadable[-1])
             continue
         out.notes.extend(read.notes)
         understood = []
         for sheet in read.sheets:
             header = sheet_header(sheet, shown, headers)
             if header is None:
-                out.notes.extend(_no_header_note(sheet, shown))
+                note = _no_header_note(sheet, shown)
+                out.notes.extend(note)
+                _note_unheaded(unheaded, shown, [sheet.name] if note else [])
                 continue
             understood.append(header)
             out.notes.extend(header.notes)
@@ -691,6 +696,13 @@ def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = Non
         if missing:
             out.failures.append(_missing_columns_error(shown, missing))
         out.sheets.extend(understood)
+    # as load would refuse the inputs: a required register that no sheet holds (a refused sheet
+    # of it is a failure already), said as the audit says it
+    shown_all = [shown for _, shown in files]
+    held = {header.source.register for header in out.sheets}
+    if out.sheets:
+        out.failures.extend(_register_not_found(register, shown_all, unreadable, unheaded.get(register, []))
+                            for register in REQUIRED_REGISTERS if register not in held)
     return out
 
 
@@ -808,9 +820,7 @@ def load(
         notes.extend(loaded.notes)
         missing.extend(loaded.missing)
         ahead.extend(loaded.parsed_ahead)
-        for sheet in loaded.unheaded:
-            if (named := _register_by_name(sheet)) is not None:
-                unheaded.setdefault(named, []).append((shown, sheet))
+        _note_unheaded(unheaded, shown, loaded.unheaded)
         if loaded.missing and strict:
             raise _missing_columns_error(shown, loaded.missing)
         if len(files) > 1 and any(i.params.get("register") == "households" for i in loaded.missing):
@@ -836,21 +846,9 @@ def load(
         own = [i for i in missing if i.params.get("register") == register]
         if register not in raw and own:
             raise _missing_columns_error(own[0].file or "", own)
-        label = REGISTER_LABELS[register][0]
         if register not in raw:
-            # the register may well be in a file that could not be read: say which, and why
-            unread_zh = "".join(f"; 无法读取: {f.zh}" for f in failures)
-            unread_en = "".join(f"; unreadable: {f.en}" for f in failures)
-            for file, sheet in unheaded.get(register, []):
-                unread_zh += (f"; {file} 工作表「{sheet}」的前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头: 表头须在前 "
-                              f"{HEADER_SEARCH_ROWS} 行之内, 请删除表头上方多余的行")
-                unread_en += (f"; {file} sheet '{sheet}' has no recognisable header in its first {HEADER_SEARCH_ROWS} rows: "
-                              f"the header must be within them; delete the extra rows above it")
-            raise InputError(
-                ", ".join(shown for _, shown in files),
-                f"找不到{label}: 输入中没有可识别的{label}工作表{unread_zh}",
-                f"no {register} register: none of the inputs has a recognisable {register} sheet{unread_en}",
-            )
+            raise _register_not_found(register, [shown for _, shown in files], failures, unheaded.get(register, []))
+        label = REGISTER_LABELS[register][0]
         if raw[register].empty:
             # An audit of no households would pass every indicator: refuse rather than mislead.
             raise InputError(
@@ -859,6 +857,33 @@ def load(
                 f"the {register} register has a header but no data rows",
             )
     return registers
+
+
+def _note_unheaded(unheaded: dict[RegisterName, list[tuple[str, str]]], shown: str, sheets: Iterable[str]) -> None:
+    """Keep, by register, the sheets of file `shown` named for a register and left unread for
+    want of a header row: the register's absence is then explained by them."""
+    for sheet in sheets:
+        if (named := _register_by_name(sheet)) is not None:
+            unheaded.setdefault(named, []).append((shown, sheet))
+
+
+def _register_not_found(register: RegisterName, shown: list[str], failures: list[InputError],
+                        unheaded: list[tuple[str, str]]) -> InputError:
+    """No input holds `register`: the files that could not be read and the sheets named for it
+    whose header was not found may hold it, so they are named, with how to fix each."""
+    label = REGISTER_LABELS[register][0]
+    unread_zh = "".join(f"; 无法读取: {f.zh}" for f in failures)
+    unread_en = "".join(f"; unreadable: {f.en}" for f in failures)
+    for file, sheet in unheaded:
+        unread_zh += (f"; {file} 工作表「{sheet}」的前 {HEADER_SEARCH_ROWS} 行中没有可识别的表头: 表头须在前 "
+                      f"{HEADER_SEARCH_ROWS} 行之内, 请删除表头上方多余的行")
+        unread_en += (f"; {file} sheet '{sheet}' has no recognisable header in its first {HEADER_SEARCH_ROWS} rows: "
+                      f"the header must be within them; delete the extra rows above it")
+    return InputError(
+        ", ".join(shown),
+        f"找不到{label}: 输入中没有可识别的{label}工作表{unread_zh}",
+        f"no {register} register: none of the inputs has a recognisable {register} sheet{unread_en}",
+    )
 
 
 def _no_spreadsheets(paths: Iterable[str | Path]) -> InputError:
