@@ -1038,6 +1038,8 @@ def test_init_makes_a_ready_workspace_and_never_overwrites(tmp_path, run_cli):
         if line[:1].isalpha() and ":" in line:  # a top-level setting
             above = itertools.takewhile(lambda comment: comment.startswith("#"), reversed(lines[:index]))
             assert any(re.search(r"[\u4e00-\u9fff]", comment) for comment in above), line
+    # and how to schedule it, which the clerk reads first, in both languages
+    assert "# 每晚 02:00 运行: 用 crontab -e 加入这一行" in text and "add this line with crontab -e" in text
 
     config.write_text(text + "# my own note\n", encoding="utf-8")
     (folder / "rules" / "sichuan-2020.yaml").unlink()

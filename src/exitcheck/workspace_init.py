@@ -78,8 +78,8 @@ CONFIG_TEMPLATE = """\
 # exitcheck workspace: what `exitcheck run` does every night.
 # Paths are relative to this file. Secrets never go in this file: name environment variables.
 #
-# 每晚 02:00 运行 (Run it every night at 02:00; @HOW@; cron mails anything printed, and with
-# --quiet that is errors only):
+# 每晚 02:00 运行: @HOW_ZH@(cron 会把打印出的内容发邮件, 加 --quiet 则只有错误)。
+# Run it every night at 02:00: @HOW_EN@ (cron mails anything printed; with --quiet, errors only):
 #   @CRONTAB@
 #
 # 退出码: 0 未发现问题, 1 有未达标, 3 有输入读不出(不投递), 4 本文件或规则集有误, 5 有投递失败,
@@ -162,8 +162,8 @@ townships:
 
 
 def config_text(folder: Path, registers: str, rules: str) -> str:
-    _, how, line = nightly_line(folder)
-    return (CONFIG_TEMPLATE.replace("@CRONTAB@", line).replace("@HOW@", how)
+    how_zh, how_en, line = nightly_line(folder)
+    return (CONFIG_TEMPLATE.replace("@CRONTAB@", line).replace("@HOW_ZH@", how_zh).replace("@HOW_EN@", how_en)
             .replace("@REGISTERS@", registers).replace("@RULES@", rules))
 
 
