@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from exitcheck.errors import InputError
+from exitcheck.i18n import join_list
 from exitcheck.issues import DataIssue
 from exitcheck.registers.limits import (
     Limits,
@@ -551,7 +552,29 @@ def _load_sheet(sheet: SheetRead, shown: str, headers: HeaderMap, limits: Limits
     out.notes.extend(_sheet_notes(shown, sheet, source, frame))
     if filled is not None:
         out.notes.append(_merged_note(shown, sheet, *filled))
+    if sheet.hidden_rows:
+        out.notes.extend(_hidden_rows_note(shown, sheet, frame))
     return out
+
+
+_HIDDEN_ROWS_SHOWN = 3  # rows named in the note before 等N行
+
+
+def _hidden_rows_note(shown: str, sheet: SheetRead, frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """A note for the records on rows hidden by hand or by a filter (筛选): they are read and
+    audited like the others, which a clerk who hid a township's rows, or households meant to be
+    left out, would not guess from the screen."""
+    hidden = np.asarray(sheet.hidden_rows)
+    rows = [int(row) for row in frame[ROW].to_numpy()[np.isin(frame[ROW].to_numpy(), hidden)]]
+    if not rows:
+        return []
+    first = rows[:_HIDDEN_ROWS_SHOWN]
+    more = len(rows) - len(first)
+    where_zh = f"第 {join_list(first, 'zh')} 行等 {len(rows)} 行" if more else f"第 {join_list(first, 'zh')} 行"
+    where_en = f"rows {join_list(first, 'en')} and {more} more" if more else f"row{'s' if len(rows) > 1 else ''} {join_list(first, 'en')}"
+    return [(f"{shown} 工作表「{sheet.name}」: {where_zh}被隐藏(筛选或隐藏行), 已照常读取和核查; 不该核查的行请从表中删除",
+             f"{shown} sheet '{sheet.name}': {where_en} are hidden (a filter or hidden rows) and were read and audited like the others; "
+             f"delete the rows that must not be audited")]
 
 
 def _merged_note(shown: str, sheet: SheetRead, span: Span, count: int) -> tuple[str, str]:

@@ -72,6 +72,7 @@ class SheetRead:
     merged_down: tuple[tuple[int, int, int, int], ...] = ()
     lengths_checked: bool = False  # the package scan already refused any over-long text
     hidden: bool = False  # a hidden or very hidden sheet: often an old copy (load.py decides)
+    hidden_rows: tuple[int, ...] = ()  # Excel row numbers hidden by hand or by a filter (.xlsx/.xlsm only)
 
     def header_cells(self, index: int) -> list[object]:
         """Row `index` with the cells hidden under a merge from above filled in, for header
@@ -457,7 +458,11 @@ class _SheetReader:
         tall = [(top, left, bottom, right) for (top, left), (bottom, right) in ranges if bottom > top]
         merged = tuple(span for span in tall if span[0] < HEADER_SEARCH_ROWS)
         merged_down = tuple(span for span in tall if span[1] == span[3])
-        return SheetRead(name, rows, 1, merged, merged_down, lengths_checked=self.lengths_checked)
+        return SheetRead(name, rows, 1, merged, merged_down, lengths_checked=self.lengths_checked, hidden_rows=self._hidden_rows(name))
+
+    def _hidden_rows(self, name: str) -> tuple[int, ...]:
+        part = self.scan.parts.get(self.scan.sheets.get(name, "")) if self.scan is not None else None
+        return tuple(part.hidden_rows) if part is not None else ()
 
 
 def _cores() -> int:
