@@ -647,6 +647,7 @@ def load_file(
             found.append(loaded.found)
         if loaded.parsed_ahead is not None:
             parsed_ahead.append(loaded.parsed_ahead)
+    notes.extend(_combined_sheets_notes(shown, [source for source, _ in found]))
     if found and all(frame.empty for _, frame in found) and read.kind == "xlsx":
         formulas = uncached_formulas(path)
         if formulas:
@@ -659,6 +660,25 @@ def load_file(
             raise _formulas_error(shown, formulas)
         raise _no_register_sheet(shown, read)
     return LoadedFile(found, notes, missing_issues, parsed_ahead, [sheet.name for sheet, loaded in kept if loaded.unheaded])
+
+
+def _combined_sheets_notes(shown: str, sources: list[SheetSource]) -> list[tuple[str, str]]:
+    """A note for each register read from several sheets of one file. A county that keeps a 户表
+    a township wants it; a table of figures (统计: 乡镇, 行政村, 户籍人口) read as a second 村表
+    does not, and its rows for villages the real 村表 lacks would join it unnoticed."""
+    by_register: dict[RegisterName, list[str]] = {}
+    for source in sources:
+        by_register.setdefault(source.register, []).append(source.sheet)
+    notes = []
+    for register, sheets in by_register.items():
+        if len(sheets) > 1:
+            label = REGISTER_LABELS[register][0]
+            notes.append((f"{shown}: {label}由 {len(sheets)} 张工作表合起来读取: {join_list([f'「{s}」' for s in sheets], 'zh')}; "
+                           f"如其中有不是{label}的表(如统计表), 请删除或改名",
+                           f"{shown}: the {register} register is read from {len(sheets)} sheets together: "
+                           f"{join_list([repr(s) for s in sheets], 'en')}; if one of them is not a {register} register "
+                           f"(a table of figures), delete or rename it"))
+    return notes
 
 
 def _no_register_sheet(shown: str, read: FileRead) -> InputError:
