@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import exitcheck
 from builders import AS_OF, base_county
 
 
@@ -83,9 +84,74 @@ def test_a_rule_that_needs_a_skipped_rule_names_that_rule_not_its_ok_column(tmp_
         del row["在校生状况"]
     done, reasons = _audit(tmp_path, run_cli, county)
     assert reasons["education"] == "登记表中没有「在校生状况」, 规则 education(教育保障)未评估"
-    assert reasons["risk_wrong_exit"] == "它依据的education(教育保障)未评估, 规则 risk_wrong_exit(错退风险)未评估"
+    # risk_wrong_exit is evaluated on its other indicators (the test below), and says so by name
+    assert "risk_wrong_exit" not in reasons
+    assert "它依据的education(教育保障)未评估" in "".join(done.stderr.split())
     assert "ok_education" not in done.stderr
-    english, reasons_en = _audit(tmp_path, run_cli, county, "--lang", "en")
-    assert reasons_en["risk_wrong_exit"] == ("it depends on education (Education assured), not evaluated; "
-                                            "rule risk_wrong_exit (Wrong-exit risk) not evaluated")
+    english, _reasons_en = _audit(tmp_path, run_cli, county, "--lang", "en")
+    assert "without education (Education assured)" in " ".join(english.stderr.split())
     assert "ok_education" not in english.stderr and "school_status" not in english.stderr
+
+
+def test_a_risk_rule_with_an_indicator_skipped_is_evaluated_on_the_others(tmp_path, run_cli):
+    """No 安全饮水 column in the 户表: the water indicator is skipped, and 错退风险 (income and
+    education and medical and housing and water) was skipped with it, so the poverty office got
+    no wrong-exit list even for an exited household far below the income line. It is now
+    evaluated on the indicators that were told: a household failing one is listed; one failing
+    none is not listed (whether its water is safe is not known); one whose income is blank stays
+    待核实; the summary says what was left out."""
+    import openpyxl
+
+    county = base_county()
+    for row in county.households:
+        del row["安全饮水"]
+    county.households[0]["人均纯收入"] = 3000  # exited, below 4,200
+    county.households[1]["人均纯收入"] = None  # exited, income not known
+    path = county.write(tmp_path / "registers.xlsx")
+    out = tmp_path / "out"
+    done = run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat())
+    assert done.returncode == 1, done.stderr
+    document = json.loads((out / "gaps.json").read_text(encoding="utf-8"))
+    risks = {(g["household_id"], g["status"]) for g in document["gaps"] if g["rule"] == "risk_wrong_exit"}
+    first, second = county.households[0]["户编号"], county.households[1]["户编号"]
+    assert risks == {(first, "fail"), (second, "unknown")}
+    summary = document["summary"]
+    assert [item["rule"] for item in summary["skipped_rules"]] == ["water"]
+    reason = "规则 risk_wrong_exit(错退风险)只按其余指标评估: 它依据的 water(安全饮水) 未评估; 只列出其余指标有不达标的户"
+    assert summary["partly_evaluated_rules"] == [{"rule": "risk_wrong_exit", "reason": reason}]
+    assert "".join(reason.split()) in "".join(done.stderr.split())  # on the terminal too (it wraps long lines)
+    book = openpyxl.load_workbook(out / "gaps.xlsx", read_only=True)
+    cells = [cell for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for cell in row if cell]
+    assert "部分评估的规则" in cells and reason in cells
+    english = run_cli("audit", str(path), "--out", str(tmp_path / "en"), "--as-of", AS_OF.isoformat(), "--lang", "en")
+    partly = json.loads((tmp_path / "en" / "gaps.json").read_text(encoding="utf-8"))["summary"]["partly_evaluated_rules"]
+    assert partly[0]["reason"] == ("rule risk_wrong_exit (Wrong-exit risk) was evaluated without water (Safe drinking water), "
+                                   "which was not evaluated: only households failing one of its other indicators are listed"), partly
+    assert english.returncode == 1
+
+
+def test_a_risk_rule_whose_condition_needs_a_skipped_indicator_is_still_skipped(tmp_path):
+    """Only the check may do without a skipped indicator: a risk rule that applies only where
+    that indicator holds cannot say where it applies, and stays skipped."""
+    from exitcheck.auditing import audit
+    from exitcheck.rules.model import default_rules_path, load_ruleset
+
+    county = base_county()
+    for row in county.households:
+        del row["安全饮水"]
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(default_rules_path().read_text(encoding="utf-8") + """
+  - id: risk_dry_and_poor
+    level: household
+    kind: risk
+    name: 缺水且低收入
+    applies_to: not ok_water
+    check: ok_income
+    department: poverty-office
+    message: 缺水且收入不达标
+""", encoding="utf-8")
+    result = audit(exitcheck.load([county.write(tmp_path / "c.xlsx")]), load_ruleset(rules), as_of=AS_OF)
+    summary = result.summary()
+    assert "risk_dry_and_poor" in [item["rule"] for item in summary["skipped_rules"]]
+    assert [item["rule"] for item in summary["partly_evaluated_rules"]] == ["risk_wrong_exit"]
+    assert "risk_dry_and_poor" not in result.evaluation.outcomes

@@ -31,6 +31,7 @@ from exitcheck.rules.engine import (
     masked_value,
     plain,
     plain_text,
+    rule_notes,
 )
 from exitcheck.rules.model import Rule, RuleSet, check_template, load_ruleset, render_template
 from exitcheck.validation import prepare
@@ -149,7 +150,7 @@ class AuditResult:
             "by_rule": by_rule,
             "incidence": incidence,
             "satisfaction_rate": plain(county.get("satisfaction_rate")),
-            "skipped_rules": [{"rule": s.rule, "reason": s.en if self.lang == "en" else s.zh} for s in self.skipped],
+            **rule_notes(self.skipped, self.lang),
             "input_failures": [f.message(self.lang) for f in self.registers.failures],
         }
 

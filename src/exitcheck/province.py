@@ -31,7 +31,7 @@ import pandas as pd
 from exitcheck.auditing import AuditResult, Gap
 from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, UsageError, worst
 from exitcheck.issues import DataIssue
-from exitcheck.rules.engine import Skipped, plain
+from exitcheck.rules.engine import Skipped, plain, rule_notes
 from exitcheck.rules.model import Rule, RuleSet
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numb
             "incidence_unknown": plain(county.get(INCIDENCE_WHY)) is not None,
         },
         evaluated=list(result.evaluation.outcomes),
-        skipped=[{"rule": s.rule, "zh": s.zh, "en": s.en, "registers": list(s.registers)} for s in result.skipped],
+        skipped=[{"rule": s.rule, "zh": s.zh, "en": s.en, "registers": list(s.registers), "partly": s.partly} for s in result.skipped],
         extra_columns=extras,
         digests=result.input_digests,
         failures=[CountyFailure(name, f.zh, f.en, int(f.exit_code)) for f in result.registers.failures],
@@ -348,7 +348,7 @@ class ProvinceResult:
             "by_rule": by_rule,
             "incidence": incidence,
             "satisfaction_rate": everything["satisfaction_rate"],
-            "skipped_rules": [{"rule": s.rule, "reason": s.en if self.lang == "en" else s.zh} for s in self.skipped],
+            **rule_notes(self.skipped, self.lang),
             "input_failures": [f.message(self.lang) for f in self.failures],
             "counties": [{k: plain(v) for k, v in row.items()} for row in table.to_dict("records")],
             "rollups": [{k: plain(v) for k, v in row.items()} for row in rollups(audited).to_dict("records")],
@@ -404,7 +404,7 @@ def merge(counties: Sequence[CountyInput], outcomes: dict[str, CountyAudit | Cou
     duplicates = duplicates_across_counties(audits)
     issues.extend(duplicates)
     evaluated = {rule_id for a in audits for rule_id in a.evaluated}
-    skipped = [Skipped(s["rule"], f"{a.name}: {s['zh']}", f"{a.name}: {s['en']}", tuple(s["registers"]), a.name)
+    skipped = [Skipped(s["rule"], f"{a.name}: {s['zh']}", f"{a.name}: {s['en']}", tuple(s["registers"]), a.name, s.get("partly", False))
                for a in audits for s in a.skipped]
     extras = list(dict.fromkeys(e for a in audits for e in a.extra_columns))
     notes = [(f"{a.name}: {zh}", f"{a.name}: {en}") for a in audits for zh, en in a.notes] + _code_notes(audits)

@@ -518,14 +518,18 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], plac
         write_list_row(workbook, sheet, top2 + offset, [*values[:counted], *(float(v) if isinstance(v, int | float) else v for v in values[counted:])],
                        pct_columns=[counted])
     blocks.append((top2, headers2, rows))
-    skipped = result.summary()["skipped_rules"]
-    if skipped:
-        top3 = top2 + len(towns) + 2
-        sheet.write_string(top3, 0, t("未评估的规则", "Rules not evaluated"), fmt["header"])
-        for offset, item in enumerate(skipped, start=1):
+    summary = result.summary()
+    top3 = top2 + len(towns) + 2
+    for key, title in (("skipped_rules", t("未评估的规则", "Rules not evaluated")),
+                       ("partly_evaluated_rules", t("部分评估的规则", "Rules evaluated in part"))):
+        if not summary[key]:
+            continue
+        sheet.write_string(top3, 0, title, fmt["header"])
+        for offset, item in enumerate(summary[key], start=1):
             sheet.write_string(top3 + offset, 0, item["rule"])
             sheet.write_string(top3 + offset, 1, item["reason"])
-        blocks.append((None, [t("未评估的规则", "Rules not evaluated")], [[item["rule"]] for item in skipped]))
+        blocks.append((None, [title], [[item["rule"]] for item in summary[key]]))
+        top3 += len(summary[key]) + 2
     fit_columns(sheet, blocks)
     set_up_page(sheet)
 

@@ -104,6 +104,17 @@ class Skipped:
     #: column is missing.
     registers: tuple[str, ...] = ()
     county: str | None = None  # in an audit of several counties, the county it was skipped in
+    #: Evaluated on part of its indicators only (a risk rule some of whose indicators were
+    #: skipped): it has an outcome too, and this says what it left out.
+    partly: bool = False
+
+
+def rule_notes(skipped: list[Skipped], lang: str) -> dict[str, list[dict[str, str]]]:
+    """The summary's account of the rules not evaluated, and of those evaluated in part."""
+    def listed(partly: bool) -> list[dict[str, str]]:
+        return [{"rule": s.rule, "reason": s.en if lang == "en" else s.zh} for s in skipped if s.partly == partly]
+
+    return {"skipped_rules": listed(False), "partly_evaluated_rules": listed(True)}
 
 
 @dataclass
@@ -262,10 +273,15 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
     for rule in ordered:
         exprs = compile_rule(rule, ruleset)
         absent = missing_inputs(rule, exprs, available[rule.level] | set(households.columns if rule.level == "member" else ()))
-        if rule.level not in frames or absent:
+        untold = _untold_indicators(rule, exprs, absent, evaluation)
+        if rule.level not in frames or (absent and not untold):
             evaluation.skipped.append(_skipped(rule, ruleset, absent, rule.level in frames, registers))
             continue
-        outcome = _evaluate_rule(rule, exprs, frames, caches, membership)
+        if untold:
+            outcome = _evaluate_without(rule, exprs, frames, membership, untold)
+            evaluation.skipped.append(_partly(rule, ruleset, untold))
+        else:
+            outcome = _evaluate_rule(rule, exprs, frames, caches, membership)
         outcome.exprs = exprs
         evaluation.outcomes[rule.id] = outcome
         if rule.level in ("household", "member"):
@@ -276,6 +292,59 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
             available["household"].add(f"ok_{rule.id}")
             available["member"].add(f"ok_{rule.id}")
     return evaluation
+
+
+def _untold_indicators(rule: Rule, exprs: dict[str, Expression | None], absent: list[str], evaluation: Evaluation) -> list[str]:
+    """The ok_ columns of skipped indicators that a household risk rule's check can do without.
+
+    错退风险 is `ok_income and ok_education and ... and ok_water`: a register with no 安全饮水
+    column skips the water indicator, and skipping the risk rule with it would leave the poverty
+    office no wrong-exit list at all, even for an exited household far below the income line.
+    It is evaluated on the indicators that were told instead, when only its check needs the
+    untold ones and at least one of its indicators was told; otherwise [] (skipped as before)."""
+    skipped = {s.rule for s in evaluation.skipped if not s.partly}
+    untold = [name for name in absent if name.startswith("ok_") and name[3:] in skipped]
+    check = exprs["check"]
+    if rule.kind != "risk" or rule.level != "household" or not absent or untold != absent or check is None:
+        return []
+    other = [expr for key, expr in exprs.items() if key != "check" and expr is not None]
+    if any(set(untold) & set(expr.fields) for expr in other):
+        return []
+    told = [name for name in check.fields if name.startswith("ok_") and name not in untold]
+    return untold if told else []
+
+
+def _evaluate_without(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame],
+                      membership: Membership | None, untold: list[str]) -> Outcome:
+    """The rule's outcome with the `untold` indicators unknown: a household failing a told one
+    fails; one that fails none of them is left out (na), as whether it would fail an untold one
+    is not known, rather than listed as unknown (every exited household would be); one unknown
+    for a reason of its own stays unknown."""
+    households = frames["household"]
+
+    def with_untold(value: object) -> Outcome:
+        column = pd.array([value] * len(households), dtype="boolean")
+        filled = households.assign(**{name: pd.Series(column, index=households.index) for name in untold})
+        # caches of their own: a cached part of the check may read an untold indicator
+        return _evaluate_rule(rule, exprs, {**frames, "household": filled}, {level: {} for level in frames}, membership)
+
+    outcome, assumed = with_untold(pd.NA), with_untold(True)
+    codes = outcome.status.cat.codes.to_numpy()
+    only_untold = (codes == _CODE[UNKNOWN]) & (assumed.status.cat.codes.to_numpy() == _CODE[PASS])
+    outcome.status = _status_series(np.where(only_untold, _CODE[NA], codes), outcome.status.index)
+    return outcome
+
+
+def _partly(rule: Rule, ruleset: RuleSet, untold: list[str]) -> Skipped:
+    """What a rule evaluated without some of its indicators left out, for the summary."""
+    rules = {other.id: other for other in ruleset.rules}
+    left = [rules[name[3:]] for name in untold]
+    left_zh = "、".join(f"{r.id}({r.name})" for r in left)
+    left_en = ", ".join(f"{r.id} ({r.name_en or r.name})" for r in left)
+    return Skipped(rule.id, f"规则 {rule.id}({rule.name})只按其余指标评估: 它依据的 {left_zh} 未评估; 只列出其余指标有不达标的户",
+                   f"rule {rule.id} ({rule.name_en or rule.name}) was evaluated without {left_en}, which "
+                   f"{'was' if len(left) == 1 else 'were'} not evaluated: only households failing one of its other indicators are listed",
+                   partly=True)
 
 
 #: Figures of a level computed from a register that is not the level's own: every incidence
