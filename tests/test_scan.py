@@ -173,9 +173,12 @@ def test_common_writers_take_the_quick_path() -> None:
         data = b'<cols><col min="1"/></cols><sheetData><row r="1">' + tag + b"</row></sheetData>"
         return bound.bounds(data, len(data))
 
-    for tag in (b'<c r="A1" s="1" t="s">', b'<c r="B2" t="n">', b'<c r="AN90000" t="inlineStr">', b'<c r="C3"/>'):
+    for tag in (b'<c r="A1" s="1" t="s">', b'<c r="B2" t="n">', b'<c r="AN90000" t="inlineStr">', b'<c r="C3"/>',
+                b'<c r="AB999999" s="12" t="s" cm="1" vm="2" ph="1"/>', b'<c r="Z9" s="">'):
         assert quick(tag), tag
-    for tag in (b'<c r="AO1">', b'<c r="A1000000">', b'<c s="1" r="A1">', b"<c>", b'<x:c r="A1">', b'<c r="A1" r="B2">'):
+    for tag in (b'<c r="AO1">', b'<c r="A1000000">', b'<c s="1" r="A1">', b"<c>", b'<x:c r="A1">', b'<c r="A1" r="B2">',
+                b'<c r="AAA1">', b'<c r="A1" s="1" r="B2"/>', b'<c r="A1" foo="1">', b'<c r="A1"s="1">', b'<c r="A1" t="s" >',
+                b'<c r="A1" s="1>', b'<c r="A01">', b'<c r="1A">', b'<c\tr="A1">'):
         assert not quick(tag), tag
 
 
