@@ -62,6 +62,13 @@ class InputError(ExitcheckError):
         self.path = path
         self.issues = issues or []
 
+    def with_hint(self, zh: str, en: str) -> InputError:
+        """The same error with a hint added to its message (the cause a file's kind suggests)."""
+        hinted = InputError(self.path, "", "", issues=self.issues)
+        hinted.zh, hinted.en = self.zh + zh, self.en + en
+        hinted.args = (hinted.zh,)
+        return hinted
+
 
 class ConfigError(ExitcheckError):
     """A rule set or a workspace configuration is invalid."""

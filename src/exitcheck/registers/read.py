@@ -38,7 +38,11 @@ from exitcheck.registers.limits import (
 )
 from exitcheck.registers.out_of_range import is_out_of_range, out_of_range_error
 
-SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv"}
+#: WPS 表格's own formats (工作簿 .et, 模板 .ett): many county offices work in WPS. They are read
+#: as what their content is (WPS keeps the .xls layout in them); one that cannot be read gets a
+#: hint to save it from WPS as .xlsx.
+WPS_SUFFIXES = {".et", ".ett"}
+SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv", *WPS_SUFFIXES}
 HEADER_SEARCH_ROWS = 10
 
 
@@ -241,6 +245,7 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
             not_a_workbook = _ole_not_workbook(shown, names)
     suffixes = {"xlsx": (".xlsx", ".xlsm"), "xlsm": (".xlsm",), "xlsb": (".xlsb",), "ods": (".ods",), "xls": (".xls",)}[real]
     renamed = path.suffix.lower() not in suffixes
+    wps = path.suffix.lower() in WPS_SUFFIXES
 
     def open_workbook() -> Any:
         if not renamed:
@@ -254,7 +259,10 @@ def _read_with_calamine(path: Path, shown: str, limits: Limits, scan: PackageSca
             workbook = open_workbook()
     except InputError as error:
         raise (not_a_workbook or error) from None
-    if renamed:
+    if renamed and wps:
+        notes.append((f"{shown}: WPS 表格文件, 已按其内容(.{real} 格式)读取",
+                      f"{shown}: a WPS Spreadsheets file, read as what it holds (.{real})"))
+    elif renamed:
         notes.append((
             f"{shown}: 文件实际是 .{real} 格式(扩展名不符), 已按 .{real} 读取",
             f"{shown}: the file is really .{real} (its extension says otherwise); read as .{real}",
@@ -638,10 +646,16 @@ def _read_file(path: Path, shown: str, limits: Limits, control: ReadControl | No
     if not path.is_file():
         raise InputError(shown, "不是文件", "not a file")
     check_file_size(path, shown, limits)
-    kind = _sniff(path, shown)
-    if kind == "csv":
-        return _read_csv(path, shown, limits)
-    return _read_workbook(path, shown, kind, limits, control)
+    try:
+        kind = _sniff(path, shown)
+        if kind == "csv":
+            return _read_csv(path, shown, limits)
+        return _read_workbook(path, shown, kind, limits, control)
+    except InputError as error:
+        if path.suffix.lower() not in WPS_SUFFIXES:
+            raise
+        raise error.with_hint(f"; 这是 WPS 表格文件({path.suffix.lower()}): 请在 WPS 中「另存为」Excel 工作簿(.xlsx)后再核查",
+                              f"; this is a WPS Spreadsheets file ({path.suffix.lower()}): save it from WPS as an Excel workbook (.xlsx) and check that") from None
 
 
 def read_sheets(path: Path, shown: str, limits: Limits) -> list[SheetRead]:
