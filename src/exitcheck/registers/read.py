@@ -39,8 +39,8 @@ from exitcheck.registers.limits import (
 from exitcheck.registers.out_of_range import is_out_of_range, out_of_range_error
 
 #: WPS 表格's own formats (工作簿 .et, 模板 .ett): many county offices work in WPS. They are read
-#: as what their content is (WPS keeps the .xls layout in them); one that cannot be read gets a
-#: hint to save it from WPS as .xlsx.
+#: as what their content is (xls, xlsx or other, whatever WPS put in), as any misnamed file; one
+#: that cannot be read gets a hint to save it from WPS as .xlsx. No real .et was at hand here.
 WPS_SUFFIXES = {".et", ".ett"}
 SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv", *WPS_SUFFIXES}
 HEADER_SEARCH_ROWS = 10
