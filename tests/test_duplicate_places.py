@@ -114,9 +114,9 @@ def test_a_summary_sheet_read_as_a_village_sheet_is_reported_not_joined(tmp_path
     workbook.close()
     registers = exitcheck.load([path])
     # its rows for a village the 村表 lacks are no duplicates: only this note shows them joined
-    assert (f"{path}: 村表由 2 张工作表合起来读取: 「村表」、「汇总」; 如其中有不是村表的表(如统计表), 请删除或改名",
+    assert (f"{path}: 村表由 2 张工作表合起来读取: 「村表」、「汇总」; 如其中有不是村表的表(如统计表), 请把它删除",
             f"{path}: the villages register is read from 2 sheets together: '村表', '汇总'; if one of them is not a "
-            f"villages register (a table of figures), delete or rename it") in registers.notes
+            f"villages register (a table of figures), delete it") in registers.notes
     issues = exitcheck.validate(registers, AS_OF)
     dup = {(i.sheet, i.row): i.message("zh") for i in issues if i.code == "duplicate_village"}
     assert set(dup) == {(VB, excel_row(VB, 0)), (VB, excel_row(VB, 2)), ("汇总", excel_row("汇总", 0)), ("汇总", excel_row("汇总", 1))}

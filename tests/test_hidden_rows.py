@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import openpyxl
+import pytest
 
 import exitcheck
 from builders import AS_OF, base_county, excel_row
@@ -89,3 +90,31 @@ def test_hidden_false_on_every_row_as_libreoffice_writes_it_hides_nothing(tmp_pa
     source = base_county().write(tmp_path / "source.xlsx")
     path = sheets_rewritten(source, tmp_path / "county.xlsx", b"<row ", b'<row hidden="false" ')
     assert hidden_notes(exitcheck.load([path])) == []
+
+
+def test_one_hidden_row_is_said_in_the_singular(tmp_path: Path) -> None:
+    path = hidden_xlsx(tmp_path, {HH: [excel_row(HH, 2)]})
+    (_zh, en), = hidden_notes(exitcheck.load([path]))
+    assert f"row {excel_row(HH, 2)} is hidden (a filter or hidden rows) and was read and audited like the others" in en
+
+
+@pytest.mark.timeout(60)
+def test_unclosed_row_tags_after_a_hidden_mark_do_not_stall_the_scan() -> None:
+    """A crafted part: hidden="1" and then a 4 MiB stretch of '<row ' with no '>'. A pattern
+    that let a tag run over '<' tried every '<row' to the stretch's end: hours of the scan,
+    which holds the GIL before calamine may start, from a part that compresses to a few KB."""
+    from exitcheck.registers.limits import CHUNK, PartScan, _note_hidden_rows
+
+    data = b'<row r="1" hidden="1"/>' + b"<row " * (CHUNK // 5)
+    part = PartScan("xl/worksheets/sheet1.xml")
+    _note_hidden_rows(part, data, len(data))
+    assert part.hidden_rows == {1}
+
+
+def test_repeated_and_impossible_hidden_rows_are_kept_once_and_not_at_all() -> None:
+    from exitcheck.registers.limits import PartScan, _note_hidden_rows
+
+    data = b'<row r="7" hidden="1"/>' * 1000 + b'<row r="9999999" hidden="1"/>'
+    part = PartScan("xl/worksheets/sheet1.xml")
+    _note_hidden_rows(part, data, len(data))
+    assert part.hidden_rows == {7}  # past Excel's 1,048,576 rows: no row of a workbook

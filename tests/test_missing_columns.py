@@ -196,3 +196,17 @@ def test_columns_of_one_file_of_a_split_register_says_what_the_audit_would_lack(
     validate = run_cli("validate", str(tmp_path / "members.xlsx"), "--as-of", AS_OF.isoformat())
     assert columns.returncode == validate.returncode == 3, columns.stderr
     assert "工作表「成员表」" in columns.stdout and "找不到户表" in columns.stderr and "找不到户表" in validate.stderr
+
+
+def test_columns_names_an_unreadable_file_once(tmp_path, run_cli):
+    """The file that could not be read is a failure of its own: the missing-register error
+    after it does not say it again."""
+    good = base_county().write(tmp_path / "county.xlsx")
+    book = openpyxl.load_workbook(good)
+    del book["户表"]
+    book.save(good)
+    broken = tmp_path / "户表.xlsx"
+    broken.write_bytes(b"\x00\x01 not a spreadsheet \xff" * 64)
+    done = run_cli("columns", str(good), str(broken))
+    assert done.returncode == 3 and "找不到户表" in done.stderr
+    assert "".join(done.stderr.split()).count("不是可识别的电子表格") == 1, done.stderr

@@ -1080,6 +1080,12 @@ def test_on_windows_init_gives_a_task_scheduler_command_naming_the_workspace():
     assert line.endswith(f' run --quiet --config \\"{folder / "exitcheck.yaml"}\\""')
     assert "crontab" not in line and "cd " not in line
     assert nightly_line(folder, windows=False)[2].startswith("0 2 * * * cd ")
+    # and the exitcheck.yaml init writes there says what a scheduled task's printing comes to
+    from exitcheck.workspace_init import config_text
+
+    text = config_text(folder, "data", "rules/sichuan-2020.yaml", windows=True)
+    assert "# 每晚 02:00 运行: 在命令提示符(cmd)中运行一次(计划任务不发邮件" in text and "cron" not in text
+    assert "cron 会把打印出的内容发邮件" in config_text(folder, "data", "rules/sichuan-2020.yaml", windows=False)
 
 
 def test_run_ids_are_unique_even_within_one_second(workspace, run_cli):

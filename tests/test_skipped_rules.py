@@ -117,7 +117,8 @@ def test_a_risk_rule_with_an_indicator_skipped_is_evaluated_on_the_others(tmp_pa
     assert risks == {(first, "fail"), (second, "unknown")}
     summary = document["summary"]
     assert [item["rule"] for item in summary["skipped_rules"]] == ["water"]
-    reason = "规则 risk_wrong_exit(错退风险)只按其余指标评估: 它依据的 water(安全饮水) 未评估; 只列出其余指标有不达标的户"
+    reason = ("规则 risk_wrong_exit(错退风险)只按其余指标评估: 它依据的 water(安全饮水) 未评估; 列出的是其余指标不达标或待核实的户, "
+              "其余指标都达标的户未列出(缺的那项是否达标不知道)")
     assert summary["partly_evaluated_rules"] == [{"rule": "risk_wrong_exit", "reason": reason}]
     assert "".join(reason.split()) in "".join(done.stderr.split())  # on the terminal too (it wraps long lines)
     book = openpyxl.load_workbook(out / "gaps.xlsx", read_only=True)
@@ -126,7 +127,8 @@ def test_a_risk_rule_with_an_indicator_skipped_is_evaluated_on_the_others(tmp_pa
     english = run_cli("audit", str(path), "--out", str(tmp_path / "en"), "--as-of", AS_OF.isoformat(), "--lang", "en")
     partly = json.loads((tmp_path / "en" / "gaps.json").read_text(encoding="utf-8"))["summary"]["partly_evaluated_rules"]
     assert partly[0]["reason"] == ("rule risk_wrong_exit (Wrong-exit risk) was evaluated without water (Safe drinking water), "
-                                   "which was not evaluated: only households failing one of its other indicators are listed"), partly
+                                   "which was not evaluated: the households listed fail or are unknown on its other indicators; "
+                                   "those meeting all of them are not listed (whether they meet the one left out is not known)"), partly
     assert english.returncode == 1
 
 

@@ -40,10 +40,9 @@ def test_a_folder_of_et_files_is_read(tmp_path: Path) -> None:
     assert registers.inputs == [str(folder / "越西县.et")]
 
 
-@pytest.mark.parametrize("content", [b"\x00\x01 not a spreadsheet \xff" * 64, b"PK\x03\x04 broken zip" * 8])
-def test_an_et_file_that_cannot_be_read_says_to_save_it_as_xlsx(tmp_path: Path, run_cli, content: bytes) -> None:
+def test_an_et_file_that_cannot_be_read_says_to_save_it_as_xlsx(tmp_path: Path, run_cli) -> None:
     path = tmp_path / "登记表.et"
-    path.write_bytes(content)
+    path.write_bytes(b"\x00\x01 not a spreadsheet \xff" * 64)
     done = run_cli("validate", str(path), "--as-of", AS_OF.isoformat())
     assert done.returncode == 3 and "Traceback" not in done.stderr
     hint = "这是 WPS 表格文件(.et): 请在 WPS 中「另存为」Excel 工作簿(.xlsx)后再核查"
@@ -52,8 +51,33 @@ def test_an_et_file_that_cannot_be_read_says_to_save_it_as_xlsx(tmp_path: Path, 
     assert "save it from WPS as an Excel workbook (.xlsx)" in " ".join(english.stderr.split()), english.stderr
 
 
+def test_an_et_file_cut_short_is_told_to_be_copied_again_not_saved_again(tmp_path: Path, run_cli) -> None:
+    path = tmp_path / "登记表.et"
+    path.write_bytes(b"PK\x03\x04 broken zip" * 8)
+    done = run_cli("validate", str(path))
+    assert done.returncode == 3 and "请重新导出或重新拷贝" in done.stderr and "WPS 表格文件" not in done.stderr
+
+
 def test_an_xlsx_file_that_cannot_be_read_gets_no_wps_hint(tmp_path: Path, run_cli) -> None:
     path = tmp_path / "登记表.xlsx"
     path.write_bytes(b"\x00\x01 not a spreadsheet \xff" * 64)
     done = run_cli("validate", str(path))
     assert done.returncode == 3 and "WPS 表格文件" not in done.stderr
+
+
+def test_a_text_file_named_et_is_told_as_text_with_no_wps_hint(tmp_path: Path, run_cli) -> None:
+    """The hint is for content no reader makes out: a CSV or a limit has its own message."""
+    path = tmp_path / "登记表.et"
+    path.write_text("户编号,户主姓名\n513434000001,张三\n", encoding="utf-8")
+    done = run_cli("validate", str(path))
+    assert done.returncode == 3 and "这是文本(CSV)文件" in done.stderr and "WPS 表格文件" not in done.stderr
+
+
+def test_a_wps_template_in_a_folder_is_not_read_but_one_named_is(tmp_path: Path) -> None:
+    """A 模板 (.ett) left beside the registers, with its example rows, would join them."""
+    folder = tmp_path / "registers"
+    folder.mkdir()
+    wps_file(folder, "越西县.et")
+    wps_file(folder, "模板.ett")
+    assert exitcheck.load([folder]).inputs == [str(folder / "越西县.et")]
+    assert exitcheck.load([folder / "模板.ett"]).inputs == [str(folder / "模板.ett")]

@@ -64,10 +64,15 @@ class InputError(ExitcheckError):
 
     def with_hint(self, zh: str, en: str) -> InputError:
         """The same error with a hint added to its message (the cause a file's kind suggests)."""
-        hinted = InputError(self.path, "", "", issues=self.issues)
+        hinted = type(self)(self.path, "", "", issues=self.issues)
         hinted.zh, hinted.en = self.zh + zh, self.en + en
         hinted.args = (hinted.zh,)
         return hinted
+
+
+class UnrecognisedInput(InputError):
+    """A file whose content no reader here makes out (corrupt, or a format of its own): saving it
+    again from the program that made it is the fix, which a caller may add as a hint."""
 
 
 class ConfigError(ExitcheckError):

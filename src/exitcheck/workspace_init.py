@@ -78,8 +78,8 @@ CONFIG_TEMPLATE = """\
 # exitcheck workspace: what `exitcheck run` does every night.
 # Paths are relative to this file. Secrets never go in this file: name environment variables.
 #
-# 每晚 02:00 运行: @HOW_ZH@(cron 会把打印出的内容发邮件, 加 --quiet 则只有错误)。
-# Run it every night at 02:00: @HOW_EN@ (cron mails anything printed; with --quiet, errors only):
+# 每晚 02:00 运行: @HOW_ZH@(@QUIET_ZH@)。
+# Run it every night at 02:00: @HOW_EN@ (@QUIET_EN@):
 #   @CRONTAB@
 #
 # 退出码: 0 未发现问题, 1 有未达标, 3 有输入读不出(不投递), 4 本文件或规则集有误, 5 有投递失败,
@@ -161,9 +161,18 @@ townships:
 """
 
 
-def config_text(folder: Path, registers: str, rules: str) -> str:
-    how_zh, how_en, line = nightly_line(folder)
+#: What a scheduled run's printing comes to, by scheduler (the line nightly_line gives).
+QUIET_REMARKS = {
+    "cron": ("cron 会把打印出的内容发邮件, 加 --quiet 则只有错误", "cron mails anything printed; with --quiet, errors only"),
+    "schtasks": ("计划任务不发邮件, 结果看 out/ 和历史; --quiet 只打印错误", "the task scheduler mails nothing: see out/ and the history; --quiet prints errors only"),
+}
+
+
+def config_text(folder: Path, registers: str, rules: str, windows: bool | None = None) -> str:
+    how_zh, how_en, line = nightly_line(folder, windows)
+    quiet_zh, quiet_en = QUIET_REMARKS["schtasks" if line.startswith("schtasks") else "cron"]
     return (CONFIG_TEMPLATE.replace("@CRONTAB@", line).replace("@HOW_ZH@", how_zh).replace("@HOW_EN@", how_en)
+            .replace("@QUIET_ZH@", quiet_zh).replace("@QUIET_EN@", quiet_en)
             .replace("@REGISTERS@", registers).replace("@RULES@", rules))
 
 

@@ -312,7 +312,7 @@ class PartScan:
     prefixed: bool = False  # elements carry a namespace prefix (<x:c>): bound by value_extent
     quick: bool = False  # some stretch was bounded by QuickBound, not by its references
     error_cells: bool = False  # some cell may hold an error value (#N/A): calamine gives it as ''
-    hidden_rows: list[int] = field(default_factory=list)  # row numbers of <row hidden="1">: filtered or hidden (xlsx)
+    hidden_rows: set[int] = field(default_factory=set)  # row numbers of <row hidden="1">: filtered or hidden (xlsx)
     last_error_mark: int = -1  # .ods: the offset in the inflated part of the last error cell's mark
 
     def grid(self) -> tuple[int, int]:
@@ -572,21 +572,27 @@ def _scan_part(
 def _note_hidden_rows(part: PartScan, data: bytes, cut: int) -> None:
     """The rows of a stretch (no tag cut in two) hidden by hand or by a filter: calamine reads
     them like any other, and the clerk who hid them should be told (load.py). The test for the
-    attribute costs 25 ms over a county's member sheet; the rows are only parsed where a row is
-    hidden (LibreOffice writes hidden="false" on every row)."""
+    attribute costs 25 ms over a county's member sheet; the rows are only parsed where a row or
+    column is hidden (LibreOffice writes hidden="false" on every row). Rows past Excel's last
+    are no rows of a workbook Excel wrote, and are not kept: a crafted part's millions of
+    hidden rows would only fill memory, and a set holds each row once, however often repeated."""
     if data.find(b'hidden="', 0, cut) < 0:
         return
     if data.find(b'hidden="1"', 0, cut) < 0 and data.find(b'hidden="true"', 0, cut) < 0:
         return
     for row in _HIDDEN_ROW.finditer(data, 0, cut):
         number = _ROW_NUMBER.search(row.group(0))
-        if number is not None:
-            part.hidden_rows.append(int(number.group(1)))
+        if number is not None and int(number.group(1)) <= EXCEL_ROWS:
+            part.hidden_rows.add(int(number.group(1)))
 
 
-#: A row element marked hidden (Excel writes hidden="1", some writers hidden="true"), and its row number.
-_HIDDEN_ROW = re.compile(rb'<row\s[^>]*?\bhidden="(?:1|true)"[^>]*>')
+#: A row element marked hidden (Excel writes hidden="1", some writers hidden="true"), and its
+#: row number. No '<' inside the tag: with one allowed, a stretch of unclosed <row tags would
+#: make each match attempt run to the stretch's end (minutes over a 4 MiB stretch of a crafted
+#: part that compresses to a few KB).
+_HIDDEN_ROW = re.compile(rb'<row\s[^<>]*?\bhidden="(?:1|true)"[^<>]*>')
 _ROW_NUMBER = re.compile(rb'\sr="([0-9]{1,7})"')
+EXCEL_ROWS = 1_048_576
 
 
 def _may_hold_error_cells(data: bytes) -> bool:

@@ -572,9 +572,10 @@ def _hidden_rows_note(shown: str, sheet: SheetRead, frame: pd.DataFrame) -> list
     more = len(rows) - len(first)
     where_zh = f"第 {join_list(first, 'zh')} 行等 {len(rows)} 行" if more else f"第 {join_list(first, 'zh')} 行"
     where_en = f"rows {join_list(first, 'en')} and {more} more" if more else f"row{'s' if len(rows) > 1 else ''} {join_list(first, 'en')}"
+    verbs = ("is", "was") if len(rows) == 1 else ("are", "were")
     return [(f"{shown} 工作表「{sheet.name}」: {where_zh}被隐藏(筛选或隐藏行), 已照常读取和核查; 不该核查的行请从表中删除",
-             f"{shown} sheet '{sheet.name}': {where_en} are hidden (a filter or hidden rows) and were read and audited like the others; "
-             f"delete the rows that must not be audited")]
+             f"{shown} sheet '{sheet.name}': {where_en} {verbs[0]} hidden (a filter or hidden rows) and {verbs[1]} read and audited "
+             f"like the others; delete the rows that must not be audited")]
 
 
 def _merged_note(shown: str, sheet: SheetRead, span: Span, count: int) -> tuple[str, str]:
@@ -673,11 +674,11 @@ def _combined_sheets_notes(shown: str, sources: list[SheetSource]) -> list[tuple
     for register, sheets in by_register.items():
         if len(sheets) > 1:
             label = REGISTER_LABELS[register][0]
-            notes.append((f"{shown}: {label}由 {len(sheets)} 张工作表合起来读取: {join_list([f'「{s}」' for s in sheets], 'zh')}; "
-                           f"如其中有不是{label}的表(如统计表), 请删除或改名",
-                           f"{shown}: the {register} register is read from {len(sheets)} sheets together: "
-                           f"{join_list([repr(s) for s in sheets], 'en')}; if one of them is not a {register} register "
-                           f"(a table of figures), delete or rename it"))
+            named_zh = join_list([f"「{sheet}」" for sheet in sheets], "zh")
+            named_en = join_list([f"'{sheet}'" for sheet in sheets], "en")
+            notes.append((f"{shown}: {label}由 {len(sheets)} 张工作表合起来读取: {named_zh}; 如其中有不是{label}的表(如统计表), 请把它删除",
+                          f"{shown}: the {register} register is read from {len(sheets)} sheets together: {named_en}; "
+                          f"if one of them is not a {register} register (a table of figures), delete it"))
     return notes
 
 
@@ -713,14 +714,12 @@ def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = Non
     if not files:
         raise _no_spreadsheets(paths)
     out = HeadersRead([], [], [])
-    unreadable: list[InputError] = []
     unheaded: dict[RegisterName, list[tuple[str, str]]] = {}
     for path, shown in files:
         try:
             read = read_file(path, shown, limits)
         except InputError as error:
-            unreadable.append(error.with_traceback(None))
-            out.failures.append(unreadable[-1])
+            out.failures.append(error.with_traceback(None))
             continue
         out.notes.extend(read.notes)
         understood = []
@@ -740,11 +739,12 @@ def read_headers(paths: Iterable[str | Path], *, headers: HeaderMap | None = Non
             out.failures.append(_missing_columns_error(shown, missing))
         out.sheets.extend(understood)
     # as load would refuse the inputs: a required register that no sheet holds (a refused sheet
-    # of it is a failure already), said as the audit says it
+    # of it is a failure already), said as the audit says it, but for the unreadable files,
+    # which are failures of their own here
     shown_all = [shown for _, shown in files]
     held = {header.source.register for header in out.sheets}
     if out.sheets:
-        out.failures.extend(_register_not_found(register, shown_all, unreadable, unheaded.get(register, []))
+        out.failures.extend(_register_not_found(register, shown_all, [], unheaded.get(register, []))
                             for register in REQUIRED_REGISTERS if register not in held)
     return out
 

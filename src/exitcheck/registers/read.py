@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
-from exitcheck.errors import InputError
+from exitcheck.errors import InputError, UnrecognisedInput
 from exitcheck.registers import compound
 from exitcheck.registers.error_cells import WorkbookErrors
 from exitcheck.registers.limits import (
@@ -42,7 +42,9 @@ from exitcheck.registers.out_of_range import is_out_of_range, out_of_range_error
 #: as what their content is (xls, xlsx or other, whatever WPS put in), as any misnamed file; one
 #: that cannot be read gets a hint to save it from WPS as .xlsx. No real .et was at hand here.
 WPS_SUFFIXES = {".et", ".ett"}
-SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv", *WPS_SUFFIXES}
+#: What a folder's files are read from. Not a template (.ett, like Excel's .xltx): one left
+#: beside the registers, with its example rows, would join them; named, it is read.
+SPREADSHEET_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods", ".csv", ".et"}
 HEADER_SEARCH_ROWS = 10
 
 
@@ -173,7 +175,7 @@ def _sniff(path: Path, shown: str) -> str:
             "this is a text file, not a spreadsheet; if it is a table saved from Excel or WPS (such as 'Unicode Text'), "
             "open it there and save it as .xlsx or CSV UTF-8 (.csv)",
         )
-    raise InputError(
+    raise UnrecognisedInput(
         shown,
         "不是可识别的电子表格(文件内容既不是 xlsx/xls 也不是 csv), 可能已损坏",
         "not a spreadsheet (the content is neither xlsx/xls nor csv); it may be corrupt",
@@ -470,7 +472,7 @@ class _SheetReader:
 
     def _hidden_rows(self, name: str) -> tuple[int, ...]:
         part = self.scan.parts.get(self.scan.sheets.get(name, "")) if self.scan is not None else None
-        return tuple(part.hidden_rows) if part is not None else ()
+        return tuple(sorted(part.hidden_rows)) if part is not None else ()
 
 
 def _cores() -> int:
@@ -487,7 +489,8 @@ def _ole_not_workbook(shown: str, names: set[str]) -> InputError:
     elif "powerpoint document" in names:
         what = ("这是 PowerPoint 演示文稿(.ppt)", "this is a PowerPoint presentation (.ppt)")
     else:
-        what = ("这是 Office 文件, 但不含工作表", "this is an Office file with no workbook in it")
+        # an OLE file of another program's own: the one that made it can save it as .xlsx
+        return UnrecognisedInput(shown, "这是 Office 文件, 但不含工作表, 不是 Excel 工作簿", "this is an Office file with no workbook in it, not an Excel workbook")
     return InputError(shown, f"{what[0]}, 不是 Excel 工作簿", f"{what[1]}, not an Excel workbook")
 
 
@@ -518,7 +521,7 @@ def _unreadable(shown: str, exc: BaseException) -> InputError:
             f"工作表过大, 超过读取器的上限({reason}); 请删除多余的行列",
             f"a sheet is too large for the reader ({reason}); delete the stray rows and columns",
         )
-    return InputError(
+    return UnrecognisedInput(
         shown,
         f"文件已损坏或格式不对, 无法读取({reason}); 请重新导出或重新拷贝",
         f"the file is corrupt or not a spreadsheet ({reason}); export or copy it again",
@@ -651,11 +654,14 @@ def _read_file(path: Path, shown: str, limits: Limits, control: ReadControl | No
         if kind == "csv":
             return _read_csv(path, shown, limits)
         return _read_workbook(path, shown, kind, limits, control)
-    except InputError as error:
+    except UnrecognisedInput as error:
         if path.suffix.lower() not in WPS_SUFFIXES:
             raise
+        # only where the content was not made out: a limit, a password or a cut-short file is
+        # no matter of the format, and saving it again would not help
         raise error.with_hint(f"; 这是 WPS 表格文件({path.suffix.lower()}): 请在 WPS 中「另存为」Excel 工作簿(.xlsx)后再核查",
-                              f"; this is a WPS Spreadsheets file ({path.suffix.lower()}): save it from WPS as an Excel workbook (.xlsx) and check that") from None
+                              f"; this is a WPS Spreadsheets file ({path.suffix.lower()}): save it from WPS as an Excel workbook (.xlsx), "
+                              f"then check the .xlsx") from None
 
 
 def read_sheets(path: Path, shown: str, limits: Limits) -> list[SheetRead]:

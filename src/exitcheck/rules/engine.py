@@ -341,9 +341,11 @@ def _partly(rule: Rule, ruleset: RuleSet, untold: list[str]) -> Skipped:
     left = [rules[name[3:]] for name in untold]
     left_zh = "、".join(f"{r.id}({r.name})" for r in left)
     left_en = ", ".join(f"{r.id} ({r.name_en or r.name})" for r in left)
-    return Skipped(rule.id, f"规则 {rule.id}({rule.name})只按其余指标评估: 它依据的 {left_zh} 未评估; 只列出其余指标有不达标的户",
+    return Skipped(rule.id, f"规则 {rule.id}({rule.name})只按其余指标评估: 它依据的 {left_zh} 未评估; 列出的是其余指标不达标或待核实的户, "
+                            f"其余指标都达标的户未列出(缺的那项是否达标不知道)",
                    f"rule {rule.id} ({rule.name_en or rule.name}) was evaluated without {left_en}, which "
-                   f"{'was' if len(left) == 1 else 'were'} not evaluated: only households failing one of its other indicators are listed",
+                   f"{'was' if len(left) == 1 else 'were'} not evaluated: the households listed fail or are unknown on its other "
+                   f"indicators; those meeting all of them are not listed (whether they meet the one left out is not known)",
                    partly=True)
 
 
