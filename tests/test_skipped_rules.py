@@ -157,3 +157,38 @@ def test_a_risk_rule_whose_condition_needs_a_skipped_indicator_is_still_skipped(
     assert "risk_dry_and_poor" in [item["rule"] for item in summary["skipped_rules"]]
     assert [item["rule"] for item in summary["partly_evaluated_rules"]] == ["risk_wrong_exit"]
     assert "risk_dry_and_poor" not in result.evaluation.outcomes
+
+
+def test_a_sheet_without_a_column_other_sheets_have_makes_its_rows_unknown_not_blank(tmp_path, run_cli):
+    """A 户表 kept a sheet a township, one of them without 安全饮水: its households' cells were
+    taken for blank, so each was a missing_value error and failed 信息精准 (22 households more
+    failing in a clerk's test), and the reason sent the clerk looking for empty cells. The
+    water indicator is now unknown for them, saying the sheet has no such column, with one
+    note; no missing_value, no 信息精准 failure."""
+    import xlsxwriter
+
+    from builders import write_sheet
+
+    county = base_county()
+    path = tmp_path / "c.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    first, second = county.households[:3], [dict(row) for row in county.households[3:]]
+    for row in second:
+        del row["安全饮水"]
+    write_sheet(book, "户表-越城镇", first)
+    write_sheet(book, "户表-中所镇", second)
+    for name, rows in county.sheets().items():
+        if name != "户表":
+            write_sheet(book, name, rows)
+    book.close()
+    registers = exitcheck.load([path])
+    assert any("工作表「户表-中所镇」没有「安全饮水」列(同一户表的其他工作表有)" in zh for zh, _ in registers.notes), registers.notes
+    assert [i for i in exitcheck.validate(registers, AS_OF) if i.field == "safe_water"] == []
+    from exitcheck.auditing import audit
+
+    result = audit(registers, as_of=AS_OF)
+    water = {(g.household_id, g.status, g.message) for g in result.gaps if g.rule == "water"}
+    assert water == {(row["户编号"], "unknown", "待核实: 工作表「户表-中所镇」没有「安全饮水」列") for row in second}
+    assert not [g for g in result.gaps if g.rule == "info_accuracy"]
+    done = run_cli("audit", str(path), "--out", str(tmp_path / "out"), "--as-of", AS_OF.isoformat(), "--lang", "en")
+    assert "sheet '户表-中所镇' has no column for Safe water" in " ".join(done.stderr.split()), done.stderr

@@ -313,7 +313,9 @@ class Reasons:
                 parts.extend(reasons.figure_unknown(facts, level, self.findings, self.lang))
                 continue
             why = self.indicator_reasons.get((household, name.removeprefix("ok_"))) if name.startswith("ok_") else None
-            if why is None:
+            if why is None and (sheet := self.findings.column_lacking(data, name)) is not None:
+                parts.append(reasons.lacking_column(labels.get(name, name), sheet, self.lang))
+            elif why is None:
                 parts.append(reasons.blank_input(labels.get(name, name), self.findings.unreadable_value(data, name), self.lang))
             elif why in sharing:
                 sharing[why][0].append(labels.get(name, name))

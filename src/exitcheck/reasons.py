@@ -44,6 +44,9 @@ class Findings:
     #: (file, sheet, Excel row) -> the issue of the household_id cell of that household row, for
     #: a row an incidence cannot count (why its id cannot be read)
     household_ids: dict[tuple[str, str, int], DataIssue] = field(default_factory=dict)
+    #: (SOURCE index, field) of the sheets with no column for a field another sheet of their
+    #: register has (Registers.sheets_lacking): a value there is not blank, it is not there
+    lacking: set[tuple[int, str]] = field(default_factory=set)
 
     @classmethod
     def of(cls, registers: Registers, issues: Iterable[DataIssue],
@@ -58,7 +61,17 @@ class Findings:
                 errors.setdefault(issue.household_id, []).append(issue)
             if issue.code in ID_CELL_CODES and issue.field == "household_id" and issue.row is not None:
                 household_ids[(issue.file or "", issue.sheet or "", issue.row)] = issue
-        return cls([(s.file, s.sheet) for s in registers.sources], unreadable, errors, zeros_pointers or {}, household_ids)
+        lacking = {(source, name) for register in dict.fromkeys(s.register for s in registers.sources)
+                   for name, sources in registers.sheets_lacking(register).items() for source in sources}
+        return cls([(s.file, s.sheet) for s in registers.sources], unreadable, errors, zeros_pointers or {}, household_ids, lacking)
+
+    def column_lacking(self, row: dict[str, Any], field: str) -> str | None:
+        """The sheet the register row `row` came from, when that sheet has no column for
+        `field` (another sheet of the register has); None otherwise."""
+        source = row.get(SOURCE)
+        if source is None or (int(source), field) not in self.lacking:
+            return None
+        return self.sources[int(source)][1]
 
     def unreadable_value(self, row: dict[str, Any], field: str) -> str | None:
         """The value as typed of `field` in the register row `row` came from, when it could not
@@ -98,6 +111,11 @@ def _issue_title(issue: DataIssue, lang: str) -> str:
         return title
     english = field_label(issue.field, "en") if issue.field else issue.header
     return pick(lang, f"{title}({issue.header or issue.field})", f"{title} ({english})")
+
+
+def lacking_column(label: str, sheet: str, lang: str) -> str:
+    """Why an input is missing when its row's sheet has no such column."""
+    return pick(lang, f"工作表「{sheet}」没有「{label}」列", f"sheet '{sheet}' has no {label} column")
 
 
 def blank_input(label: str, unreadable: str | None, lang: str) -> str:

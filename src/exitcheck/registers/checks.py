@@ -521,9 +521,12 @@ def check_indicator_blanks(registers: Registers, parsed: Parsed, sink: IssueSink
             continue
         frame = tables[register]
         present = registers.present_fields(register)
+        lacking = registers.sheets_lacking(register)
         household = frame.get("household_id")
         for name in names:
             if name in present:
                 blank = pd.Series(parsed.blanks[(register, name)], index=frame.index) & scope[register]
+                if name in lacking:  # a sheet without the column has no blank cell of it to fill
+                    blank &= ~frame[SOURCE].isin(lacking[name])
                 sink.add(register, frame, blank, "missing_value", name, household=household)
 

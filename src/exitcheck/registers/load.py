@@ -682,6 +682,28 @@ def _combined_sheets_notes(shown: str, sources: list[SheetSource]) -> list[tuple
     return notes
 
 
+def _lacking_columns_notes(registers: Registers) -> list[tuple[str, str]]:
+    """A note for each sheet of a register read from several that lacks a column another of
+    them has: its rows' values of it are not blank but unknown, and the indicators using them
+    待核实 (checks.check_indicator_blanks lists no missing_value for them)."""
+    by_source: dict[int, list[str]] = {}
+    for register in dict.fromkeys(source.register for source in registers.sources):
+        for name, sources in registers.sheets_lacking(register).items():
+            for source in sources:
+                by_source.setdefault(source, []).append(name)
+    notes = []
+    for source, names in sorted(by_source.items()):
+        sheet = registers.sources[source]
+        specs = [spec for spec in fields(sheet.register) if spec.name in names]
+        label = REGISTER_LABELS[sheet.register][0]
+        zh = join_list([f"「{spec.header}」" for spec in specs], "zh")
+        en = join_list([spec.label("en") for spec in specs], "en")
+        notes.append((f"{sheet.file} 工作表「{sheet.sheet}」没有{zh}列(同一{label}的其他工作表有): 这些行的该项不知道, 用到它的指标待核实; 请补上该列",
+                      f"{sheet.file} sheet '{sheet.sheet}' has no column for {en} (other sheets of the {sheet.register} register have it): "
+                      f"its rows' values are unknown and the indicators using them cannot be told; add the column"))
+    return notes
+
+
 def _no_register_sheet(shown: str, read: FileRead) -> InputError:
     zh = en = ""
     if read.decoded_as:  # a CSV in another language's encoding decodes, as gibberish
@@ -878,6 +900,7 @@ def load(
         raise failures[0] if len(failures) == 1 else _all_failed(failures)
     raw = {register: _concat(parts) for register, parts in frames.items()}
     registers = Registers(raw=raw, sources=sources, inputs=[shown for _, shown in files], failures=failures, notes=notes)
+    notes.extend(_lacking_columns_notes(registers))
     for columns in ahead:
         keep_columns_ahead(registers, columns)
     for issue in missing:  # a refused sheet counts as an unreadable input (exit 3)

@@ -85,6 +85,16 @@ class Registers:
             if column.field
         }
 
+    def sheets_lacking(self, register: RegisterName) -> dict[str, list[int]]:
+        """Field -> the sources (SOURCE indexes) of `register` whose sheet has no column for a
+        field another sheet of it has: their rows' cells of it are not blank, they are not
+        there (a county's 户表 one sheet or one file a township, one without 安全饮水)."""
+        own = [(index, {c.field for c in source.columns if c.field}) for index, source in enumerate(self.sources)
+               if source.register == register]
+        present = set().union(*(fields for _, fields in own)) if own else set()
+        return {name: lacking for name in sorted(present)
+                if (lacking := [index for index, fields in own if name not in fields])}
+
     def extra_columns(self, register: RegisterName) -> list[str]:
         """Unknown columns, in the order first seen: carried through to the outputs."""
         seen: dict[str, None] = {}
