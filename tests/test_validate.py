@@ -420,6 +420,10 @@ def test_a_household_id_in_two_workbooks_of_a_folder_names_each_rows_file_and_sh
         (str(first), HH, excel_row(HH, 0), "A"), (str(second), HH, excel_row(HH, 1), "A")]
     zh = f"户编号「{reused}」出现在{first} 工作表「户表」第 {excel_row(HH, 0)} 行、{second} 工作表「户表」第 {excel_row(HH, 1)} 行"
     en = f"household ID '{reused}' appears on {first} sheet '户表' row {excel_row(HH, 0)}, {second} sheet '户表' row {excel_row(HH, 1)}"
+    # two households with one number: what they differ in, and which row is audited, by file too
+    zh += f", 各行的乡镇、行政村、户主姓名、住房编号不一致, 按第一行({first} 工作表「户表」第 {excel_row(HH, 0)} 行)核查, 请核实哪行正确"
+    en += (f"; they differ in township, village, head of household, house id, and the first row ({first} sheet '户表' "
+           f"row {excel_row(HH, 0)}) is audited: check which is right")
     assert [i.message("zh") for i in issues] == [zh, zh]
     assert [i.message("en") for i in issues] == [en, en]
 
@@ -442,8 +446,27 @@ def test_a_household_id_on_two_township_sheets_of_one_workbook_names_each_sheet(
     issues = [i for i in exitcheck.validate(exitcheck.load([path]), AS_OF) if i.code == "duplicate_household"]
     first, second = excel_row("越城镇户表", 0), excel_row("中所镇户表", 0)
     assert [(i.file, i.sheet, i.row) for i in issues] == [(str(path), "中所镇户表", second), (str(path), "越城镇户表", first)]
-    assert {i.message("zh") for i in issues} == {f"户编号「513434000001」出现在工作表「越城镇户表」第 {first} 行、工作表「中所镇户表」第 {second} 行"}
-    assert {i.message("en") for i in issues} == {f"household ID '513434000001' appears on sheet '越城镇户表' row {first}, sheet '中所镇户表' row {second}"}
+    assert {i.message("zh") for i in issues} == {f"户编号「513434000001」出现在工作表「越城镇户表」第 {first} 行、工作表「中所镇户表」第 {second} 行"
+                                                 f", 各行的乡镇、行政村、户主姓名、住房编号不一致, 按第一行(工作表「越城镇户表」第 {first} 行)核查, 请核实哪行正确"}
+    assert {i.message("en") for i in issues} == {f"household ID '513434000001' appears on sheet '越城镇户表' row {first}, sheet '中所镇户表' row {second}"
+                                                 f"; they differ in township, village, head of household, house id, and the first row "
+                                                 f"(sheet '越城镇户表' row {first}) is audited: check which is right"}
+
+
+def test_a_repeated_household_whose_rows_differ_in_income_says_which_row_is_audited(tmp_path):
+    """A household on two rows, the second with the updated income: the audit reads the first,
+    and the message said only where the rows are (a clerk's test: 4100 audited, 4300 typed)."""
+    county = base_county()
+    county.households.append(dict(county.households[2], 人均纯收入=4300))
+    county.households[2]["人均纯收入"] = 4100
+    issues = [i for i in exitcheck.validate(exitcheck.load([county.write(tmp_path / "c.xlsx")]), AS_OF)
+              if i.code == "duplicate_household"]
+    first, last = excel_row(HH, 2), excel_row(HH, len(county.households) - 1)
+    assert {i.message("zh") for i in issues} == {
+        f"户编号「513434000003」出现在第 {first}、{last} 行, 各行的人均纯收入不一致, 按第一行(第 {first} 行)核查, 请核实哪行正确"}
+    assert {i.message("en") for i in issues} == {
+        f"household ID '513434000003' appears on rows {first}, {last}; they differ in per-capita net income, "
+        f"and the first row (row {first}) is audited: check which is right"}
 
 
 def test_a_household_id_repeated_on_one_sheet_keeps_the_short_message(tmp_path):

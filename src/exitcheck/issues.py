@@ -202,8 +202,8 @@ class DuplicateHousehold(IssueType):
     fix = {"zh": "合并或删除重复行。", "en": "Merge or delete the repeated rows."}
     positions = ("where",)
     template = {
-        "zh": "户编号「{value}」出现在{where}",
-        "en": "household ID '{value}' appears on {where}",
+        "zh": "户编号「{value}」出现在{where}{differs}",
+        "en": "household ID '{value}' appears on {where}{differs}",
     }
 
 

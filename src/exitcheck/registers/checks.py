@@ -165,15 +165,21 @@ def check_duplicate_people(members: pd.DataFrame, sink: IssueSink) -> None:
 
 
 def check_duplicate_households(registers: Registers, households: pd.DataFrame, sink: IssueSink) -> None:
+    """duplicate_household on each row of a repeated 户编号, naming its rows and what they
+    disagree on: the household is audited from its first row, which the clerk must know when
+    the rows' incomes differ (a second row is often the updated figure)."""
     ids = households["household_id"]
     dup = (ids.notna() & ids.duplicated(keep=False)).fillna(False).astype(bool)
     if dup.any():
-        rows = households.loc[dup, [SOURCE, ROW]]
-        where = {
-            hid: rows_where(registers.sources, list(zip(group[SOURCE], group[ROW], strict=True)))
-            for hid, group in rows.groupby(ids[dup], sort=False)
-        }
-        params = pd.Series([{"where": where[hid]} for hid in ids[dup]], index=ids[dup].index)
+        rows = households.loc[dup]
+        key = ids[dup].astype(object)
+        _compared, _has, differ = _disagreements(registers, "households", rows, key, ("household_id",))
+        where, differs = {}, {}
+        for hid, group in rows.groupby(key, sort=False):
+            places = list(zip(group[SOURCE], group[ROW], strict=True))
+            where[hid] = rows_where(registers.sources, places)
+            differs[hid] = _differs([name for name in differ.columns if differ.at[hid, name]], first=_first_row(registers.sources, places))
+        params = pd.Series([{"where": where[hid], "differs": differs[hid]} for hid in key], index=key.index)
         sink.add("households", households, dup, "duplicate_household", "household_id", values=ids,
                  household=ids, params=params)
 
@@ -214,19 +220,8 @@ def check_duplicate_places(registers: Registers, register: RegisterName, frame: 
         return None
     rows = frame.loc[repeated]
     key = key[repeated].astype(object)
-    having: dict[str, set[int]] = {}
-    for index, source in enumerate(registers.sources):
-        if source.register == register:
-            for column in source.columns:
-                having.setdefault(column.name, set()).add(index)
-    compared = [name for name in frame.columns if name not in (*keys, SOURCE, ROW) and name in having]
-    has = pd.DataFrame({name: rows[SOURCE].isin(list(having[name])).to_numpy(dtype=bool) for name in compared}, index=rows.index)
     places = pd.Index(key.unique())
-    differ = pd.DataFrame({
-        name: (rows.loc[has[name], name].astype(object).groupby(key[has[name]]).nunique(dropna=False) > 1)
-        .reindex(places, fill_value=False).astype(bool)
-        for name in compared
-    }, index=places)
+    compared, has, differ = _disagreements(registers, register, rows, key, keys)
     found = PlaceDuplicates(key, has, differ)
     # the messages: one per repeated place (few), given to each of its rows
     where = {place: rows_where(registers.sources, list(zip(group[SOURCE], group[ROW], strict=True)))
@@ -241,12 +236,42 @@ def check_duplicate_places(registers: Registers, register: RegisterName, frame: 
     return found
 
 
-def _differs(names: Sequence[str]) -> dict[str, str]:
-    """What a repeated place's rows disagree on, for its message."""
+def _disagreements(registers: Registers, register: RegisterName, rows: pd.DataFrame, key: pd.Series,
+                   keys: Sequence[str]) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+    """For repeated rows (`rows`, grouped by `key`): the columns compared (every column but the
+    key's, that some sheet of the register has), which rows' sheets have each, and per key and
+    column whether its rows disagree. A row of a sheet without a column neither agrees nor
+    disagrees on it."""
+    having: dict[str, set[int]] = {}
+    for index, source in enumerate(registers.sources):
+        if source.register == register:
+            for column in source.columns:
+                having.setdefault(column.name, set()).add(index)
+    compared = [name for name in rows.columns if name not in (*keys, SOURCE, ROW) and name in having]
+    has = pd.DataFrame({name: rows[SOURCE].isin(list(having[name])).to_numpy(dtype=bool) for name in compared}, index=rows.index)
+    repeated = pd.Index(key.unique())
+    differ = pd.DataFrame({
+        name: (rows.loc[has[name], name].astype(object).groupby(key[has[name]]).nunique(dropna=False) > 1)
+        .reindex(repeated, fill_value=False).astype(bool)
+        for name in compared
+    }, index=repeated)
+    return compared, has, differ
+
+
+def _differs(names: Sequence[str], first: dict[str, str] | None = None) -> dict[str, str]:
+    """What a repeated place's rows disagree on, for its message; for a repeated household
+    (`first`: the row it is audited from, named), that its first row is the one audited."""
+    labels_zh = join_list([field_label(n, 'zh') for n in names], 'zh')
+    labels_en = join_list([field_label(n, 'en').lower() for n in names], 'en')
+    if first is not None:
+        if not names:
+            return {"zh": "", "en": ""}  # the rows agree: which one is audited does not matter
+        return {"zh": f", 各行的{labels_zh}不一致, 按第一行({first['zh']})核查, 请核实哪行正确",
+                "en": f"; they differ in {labels_en}, and the first row ({first['en']}) is audited: check which is right"}
     if not names:
         return {"zh": ", 各行内容一致, 按一行核查", "en": "; the rows agree and are audited as one"}
-    return {"zh": f", 各行的{join_list([field_label(n, 'zh') for n in names], 'zh')}不一致, 用到它们的指标待核实",
-            "en": f"; they differ in {join_list([field_label(n, 'en').lower() for n in names], 'en')}, so the rules using them are unknown"}
+    return {"zh": f", 各行的{labels_zh}不一致, 用到它们的指标待核实",
+            "en": f"; they differ in {labels_en}, so the rules using them are unknown"}
 
 
 def sheet_named(source: SheetSource, with_file: bool) -> dict[str, str]:
@@ -267,6 +292,17 @@ def rows_where(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]]) 
     with_file = len({file for file, _ in sheets}) > 1
     named = [row_on(sheet_named(source, with_file), row) for source, row in places]
     return {"zh": join_list((row["zh"] for row in named), "zh"), "en": join_list((row["en"] for row in named), "en")}
+
+
+def _first_row(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]]) -> dict[str, str]:
+    """The first of `rows`, named as rows_where names it among them (its sheet, and its file,
+    only when the rows are on several)."""
+    places = [(sources[int(src)], int(row)) for src, row in rows]
+    sheets = {(s.file, s.sheet) for s, _ in places}
+    source, row = places[0]
+    if len(sheets) == 1:
+        return {"zh": f"第 {row} 行", "en": f"row {row}"}
+    return row_on(sheet_named(source, len({file for file, _ in sheets}) > 1), row)
 
 
 def row_on(sheet: dict[str, str], row: int) -> dict[str, str]:
