@@ -65,12 +65,14 @@ def test_an_xlsx_file_that_cannot_be_read_gets_no_wps_hint(tmp_path: Path, run_c
     assert done.returncode == 3 and "WPS 表格文件" not in done.stderr
 
 
-def test_a_text_file_named_et_is_told_as_text_with_no_wps_hint(tmp_path: Path, run_cli) -> None:
-    """The hint is for content no reader makes out: a CSV or a limit has its own message."""
+def test_a_text_file_named_et_is_a_damaged_wps_file_not_a_csv(tmp_path: Path, run_cli) -> None:
+    """Bytes that read as text in an .et are no CSV a clerk renamed (as in an .xlsx they may be):
+    renaming it to .csv would not help; saving it again from WPS may."""
     path = tmp_path / "登记表.et"
-    path.write_text("户编号,户主姓名\n513434000001,张三\n", encoding="utf-8")
+    path.write_bytes(b"garbage")
     done = run_cli("validate", str(path))
-    assert done.returncode == 3 and "这是文本(CSV)文件" in done.stderr and "WPS 表格文件" not in done.stderr
+    assert done.returncode == 3 and "CSV" not in done.stderr and "不是可识别的电子表格" in done.stderr
+    assert "另存为」Excel工作簿(.xlsx)" in "".join(done.stderr.split()), done.stderr
 
 
 def test_a_wps_template_in_a_folder_is_not_read_but_one_named_is(tmp_path: Path) -> None:

@@ -161,7 +161,9 @@ def _sniff(path: Path, shown: str) -> str:
         )
     if path.suffix.lower() == ".csv":
         return "csv"
-    if _looks_like_text(head):
+    if _looks_like_text(head) and path.suffix.lower() not in WPS_SUFFIXES:
+        # (text named .et is no CSV export a clerk renamed: it is a WPS file gone bad, and the
+        # message below, with the WPS hint, says what to do)
         if path.suffix.lower() in SPREADSHEET_SUFFIXES:
             raise InputError(
                 shown,
