@@ -1055,6 +1055,15 @@ def test_init_makes_a_ready_workspace_and_never_overwrites(tmp_path, run_cli):
     run = run_cli("run", "--as-of", "2020-06-30", cwd=folder)
     assert run.returncode == 1, run.stdout + run.stderr
     assert any((folder / "outbox" / "townships").iterdir())
+    assert "1 个文件(registers.xlsx)" in run.stdout, run.stdout  # which file was read, by name
+
+    # A clerk's test: the county's workbook copied beside the sample was not read, and the run
+    # said only "1 个文件" while delivering the sample's lists; init's hint now says to replace
+    # data/registers.xlsx, and the run names the file it left unread.
+    assert "用本县登记表替换 data/registers.xlsx(文件名不变)" in made.stdout, made.stdout
+    shutil.copy(folder / "data" / "registers.xlsx", folder / "data" / "越西县登记表.xlsx")
+    beside = run_cli("run", "--as-of", "2020-07-01", cwd=folder)
+    assert "旁边的 越西县登记表.xlsx 未读取(exitcheck.yaml 的 registers: 没有指向它)" in beside.stdout, beside.stdout
 
 
 def test_the_crontab_line_init_prints_runs_the_workspace(tmp_path, run_cli):

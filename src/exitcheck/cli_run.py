@@ -47,7 +47,9 @@ def init(
             ui.out.print(ui.t(f"已创建 {step.path}", f"created {step.path}"), markup=False)
         else:
             ui.out.print(ui.t(f"已存在, 保留不动 {step.path}", f"exists, left as it is: {step.path}"), markup=False)
-    ui.out.print(ui.t("下一步: 把 data/ 中的样例换成本县登记表, 然后运行:", "Next: replace the sample in data/ with the county's registers, then run:"))
+    ui.out.print(ui.t("下一步: 用本县登记表替换 data/registers.xlsx(文件名不变), 或把 exitcheck.yaml 的 registers: 改成本县登记表的路径, 然后运行:",
+                      "Next: replace data/registers.xlsx with the county's registers (same name), or point registers: in "
+                      "exitcheck.yaml at them, then run:"))
     ui.out.print(f"  cd {folder} && exitcheck run", markup=False)
     how_zh, how_en, line = nightly_line(folder.resolve())
     ui.out.print(ui.t(f"每晚运行({how_zh}):", f"Every night ({how_en}):"))

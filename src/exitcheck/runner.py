@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, InputError, LockedError, worst
 from exitcheck.history import History, RunRecord, Status, findings_from_gaps
-from exitcheck.i18n import pick
+from exitcheck.i18n import join_list, pick
 from exitcheck.idcard import mask_text
 from exitcheck.report.files import file_stem, write_json
 from exitcheck.state_files import LOGS, OUTPUT, STATE, check_folder, workspace_files
@@ -101,6 +101,27 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "exitcheck/run@1", "run": self.run_id, "status": self.status, "exit_code": self.exit_code,
                 "steps": [{"step": s.name, "code": s.code, "message": s.en} for s in self.steps]}
+
+
+def _files_named(inputs: list[str], shown: int = 3) -> tuple[str, str]:
+    """The files a run read, a few named: a clerk who put the county's file beside the sample
+    must see which one was read."""
+    names = [Path(name).name for name in inputs[:shown]]
+    more = len(inputs) - len(names)
+    return (join_list(names, "zh") + (f" 等 {len(inputs)} 个" if more > 0 else ""),
+            join_list(names, "en") + (f" and {more} more" if more > 0 else ""))
+
+
+def _spreadsheets_beside(registers: list[Path]) -> list[str]:
+    """Spreadsheets in the folder of a registers file that `registers` does not name: the
+    county's own workbook copied next to the sample init wrote, say, which the run does not
+    read (exitcheck's outputs, lock files and hidden files are none)."""
+    from exitcheck.registers.read import OUTPUT_NAMES, spreadsheets_in
+
+    named = {Path(os.path.abspath(path)) for path in registers}
+    folders = {path.parent for path in named if path.is_file()}
+    return sorted(str(child.name) for folder in folders for child in spreadsheets_in(folder)
+                  if Path(os.path.abspath(child)) not in named and child.name.lower() not in OUTPUT_NAMES)
 
 
 class _Stop(Exception):
@@ -357,9 +378,14 @@ class _Night:
             raise _Stop from None
         counts = registers.counts()
         # rows as read: the audit's line counts households (a repeated one once) and living members
-        zh = f"读取登记表: 户表 {counts.get('households', 0)} 行, 成员表 {counts.get('members', 0)} 行, {len(registers.inputs)} 个文件"
+        files_zh, files_en = _files_named(registers.inputs)
+        zh = f"读取登记表: 户表 {counts.get('households', 0)} 行, 成员表 {counts.get('members', 0)} 行, {len(registers.inputs)} 个文件({files_zh})"
         en = (f"registers read: {counts.get('households', 0)} household rows, {counts.get('members', 0)} member rows, "
-              f"{len(registers.inputs)} file{'s' if len(registers.inputs) != 1 else ''}")
+              f"{len(registers.inputs)} file{'s' if len(registers.inputs) != 1 else ''} ({files_en})")
+        beside = _spreadsheets_beside(self.config.registers)
+        if beside:
+            zh += f"; 旁边的 {join_list(beside, 'zh')} 未读取(exitcheck.yaml 的 registers: 没有指向它)"
+            en += f"; {join_list(beside, 'en')} beside it {'was' if len(beside) == 1 else 'were'} not read (registers: in exitcheck.yaml does not name it)"
         if registers.failures:
             self.inputs_failed = True
             zh += "; 无法读取: " + "; ".join(f.zh for f in registers.failures)
