@@ -187,3 +187,17 @@ def test_rules_check_speaks_the_clerks_language(tmp_path, run_cli, old, new, zh,
         result = run_cli("rules", "check", str(path), "--lang", lang)
         assert result.returncode == 4, result.stderr
         assert f"rules.yaml:{line}: {words}" in result.stderr, result.stderr
+
+
+def test_explain_takes_the_names_a_clerk_sees(run_cli):
+    """A clerk's test: `explain 必填项为空` (the 问题 column of issues.xlsx), `explain MISSING_VALUE`
+    and `explain risk_wrong_exit` (a rule id from the audit's table) all said only that there
+    is no such code. The title and any letter case are taken; a rule id points to rules explain."""
+    for asked in ("必填项为空", "MISSING_VALUE", "required value blank", " missing_value "):
+        done = run_cli("explain", asked)
+        assert done.returncode == 0 and done.stdout.startswith("missing_value — 必填项为空"), (asked, done.stderr)
+    rule = run_cli("explain", "risk_wrong_exit")
+    assert rule.returncode == 2
+    assert "「risk_wrong_exit」是规则代码, 请用 exitcheck rules explain risk_wrong_exit" in "".join(rule.stderr.splitlines())
+    english = run_cli("explain", "RISK_WRONG_EXIT", "--lang", "en")
+    assert "is a rule id: use exitcheck rules explain risk_wrong_exit" in " ".join(english.stderr.split())

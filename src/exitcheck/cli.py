@@ -374,16 +374,31 @@ def explain(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> int:
-    from exitcheck.issues import CATALOGUE
+    from exitcheck.issues import CATALOGUE, code_named
     from exitcheck.issues import explain as explain_code
 
-    if code not in CATALOGUE:
+    found = code_named(code)
+    if found is None:
         codes = sorted(CATALOGUE)
-        hint = ui.t(*did_you_mean(code, codes)) or ui.t(f"; 问题代码有: {'、'.join(codes)}", f"; the codes are: {', '.join(codes)}")
+        if (rule := _rule_named(code)) is not None:  # a rule's id, as the audit's table shows it
+            hint = ui.t(f"; 「{rule}」是规则代码, 请用 exitcheck rules explain {rule}", f"; '{rule}' is a rule id: use exitcheck rules explain {rule}")
+        else:
+            hint = ui.t(*did_you_mean(code, codes)) or ui.t(f"; 问题代码有: {'、'.join(codes)}", f"; the codes are: {', '.join(codes)}")
         ui.error(ui.t(f"没有这个问题代码: {code}{hint}", f"no such issue code: {code}{hint}"))
         return int(ExitCode.USAGE)
-    print(explain_code(code, ui.lang))
+    print(explain_code(found, ui.lang))
     return 0
+
+
+def _rule_named(text: str) -> str | None:
+    """The id of a rule of the workspace's (or the default) rule set that `text` names, in any
+    letter case; None when none does, or the rule set cannot be read (explain says no more)."""
+    try:
+        config = workspace_nearby()
+        ruleset = read_ruleset(config.rules if config else None)
+    except Exception:  # noqa: BLE001 - a hint only: a bad workspace is reported by the commands that use it
+        return None
+    return next((rule.id for rule in ruleset.rules if rule.id.casefold() == text.strip().casefold()), None)
 
 
 @app.command(help=bilingual("显示每张工作表的每个表头被读成哪个字段。", "Show how each header of each sheet was understood."))

@@ -475,6 +475,17 @@ def severity_label(severity: str, lang: str) -> str:
     return en if lang == "en" else zh
 
 
+def code_named(text: str) -> str | None:
+    """The issue code a clerk means by `text`: the code in any letter case (MISSING_VALUE, as
+    an audit table may be copied), or the issue's title in Chinese or English (必填项为空, the
+    问题 column of issues.xlsx); None when nothing matches."""
+    wanted = " ".join(text.split()).casefold()
+    for code, entry in CATALOGUE.items():
+        if wanted in (code.casefold(), entry.title["zh"].casefold(), entry.title["en"].casefold()):
+            return code
+    return None
+
+
 def explain(code: str, lang: str = "zh") -> str:
     """The catalogue entry as text, for `exitcheck explain CODE`."""
     entry = CATALOGUE[code]
