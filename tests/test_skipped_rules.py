@@ -124,6 +124,8 @@ def test_a_risk_rule_with_an_indicator_skipped_is_evaluated_on_the_others(tmp_pa
     book = openpyxl.load_workbook(out / "gaps.xlsx", read_only=True)
     cells = [cell for sheet in book.worksheets for row in sheet.iter_rows(values_only=True) for cell in row if cell]
     assert "部分评估的规则" in cells and reason in cells
+    # and on the risk list itself, which is printed and handed out without the summary
+    assert next(book["风险清单"].iter_rows(values_only=True))[0] == f"注: {reason}"
     english = run_cli("audit", str(path), "--out", str(tmp_path / "en"), "--as-of", AS_OF.isoformat(), "--lang", "en")
     partly = json.loads((tmp_path / "en" / "gaps.json").read_text(encoding="utf-8"))["summary"]["partly_evaluated_rules"]
     assert partly[0]["reason"] == ("rule risk_wrong_exit (Wrong-exit risk) was evaluated without water (Safe drinking water), "

@@ -448,7 +448,11 @@ def write_gaps_xlsx(path: Path, result: AuditResult, gaps: Sequence[Gap] | None 
             write_table(workbook, name, frame, headers, none_note=t(*NONE_AT_LEVEL[level]), page_header=page_header(result, place, name))
         frame, headers = risk_sheet(result, gaps)
         name = t("风险清单", "Risks")
-        write_table(workbook, name, frame, headers, none_note=t("没有风险户", "No household at risk"), page_header=page_header(result, place, name))
+        # a risk list evaluated without some of its indicators says so where it is printed and
+        # handed out, not only on the summary sheet
+        partly = [item["reason"] for item in result.summary()["partly_evaluated_rules"]]
+        write_table(workbook, name, frame, headers, none_note=t("没有风险户", "No household at risk"), page_header=page_header(result, place, name),
+                    title=t("注: ", "Note: ") + "; ".join(partly) if partly else None)
         if progress is not None:
             from exitcheck.report.progress_sheet import add_progress_sheet
 
