@@ -61,8 +61,7 @@ class Findings:
                 errors.setdefault(issue.household_id, []).append(issue)
             if issue.code in ID_CELL_CODES and issue.field == "household_id" and issue.row is not None:
                 household_ids[(issue.file or "", issue.sheet or "", issue.row)] = issue
-        lacking = {(source, name) for register in dict.fromkeys(s.register for s in registers.sources)
-                   for name, sources in registers.sheets_lacking(register).items() for source in sources}
+        lacking = {(source, name) for source, names in registers.columns_lacking().items() for name in names}
         return cls([(s.file, s.sheet) for s in registers.sources], unreadable, errors, zeros_pointers or {}, household_ids, lacking)
 
     def column_lacking(self, row: dict[str, Any], field: str) -> str | None:

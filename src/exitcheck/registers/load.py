@@ -686,13 +686,8 @@ def _lacking_columns_notes(registers: Registers) -> list[tuple[str, str]]:
     """A note for each sheet of a register read from several that lacks a column another of
     them has: its rows' values of it are not blank but unknown, and the indicators using them
     待核实 (checks.check_indicator_blanks lists no missing_value for them)."""
-    by_source: dict[int, list[str]] = {}
-    for register in dict.fromkeys(source.register for source in registers.sources):
-        for name, sources in registers.sheets_lacking(register).items():
-            for source in sources:
-                by_source.setdefault(source, []).append(name)
     notes = []
-    for source, names in sorted(by_source.items()):
+    for source, names in registers.columns_lacking().items():
         sheet = registers.sources[source]
         specs = [spec for spec in fields(sheet.register) if spec.name in names]
         label = REGISTER_LABELS[sheet.register][0]

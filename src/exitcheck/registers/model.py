@@ -95,6 +95,16 @@ class Registers:
         return {name: lacking for name in sorted(present)
                 if (lacking := [index for index, fields in own if name not in fields])}
 
+    def columns_lacking(self) -> dict[int, list[str]]:
+        """Source (SOURCE index) -> the fields its sheet lacks that another sheet of its register
+        has, for every register (sheets_lacking turned round): what a note and a reason say."""
+        lacking: dict[int, list[str]] = {}
+        for register in dict.fromkeys(source.register for source in self.sources):
+            for name, sources in self.sheets_lacking(register).items():
+                for source in sources:
+                    lacking.setdefault(source, []).append(name)
+        return dict(sorted(lacking.items()))
+
     def extra_columns(self, register: RegisterName) -> list[str]:
         """Unknown columns, in the order first seen: carried through to the outputs."""
         seen: dict[str, None] = {}
