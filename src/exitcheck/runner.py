@@ -116,12 +116,12 @@ def _spreadsheets_beside(registers: list[Path]) -> list[str]:
     """Spreadsheets in the folder of a registers file that `registers` does not name: the
     county's own workbook copied next to the sample init wrote, say, which the run does not
     read (exitcheck's outputs, lock files and hidden files are none)."""
-    from exitcheck.registers.read import OUTPUT_NAMES, spreadsheets_in
+    from exitcheck.registers.read import expand_paths
 
     named = {Path(os.path.abspath(path)) for path in registers}
     folders = {path.parent for path in named if path.is_file()}
-    return sorted(str(child.name) for folder in folders for child in spreadsheets_in(folder)
-                  if Path(os.path.abspath(child)) not in named and child.name.lower() not in OUTPUT_NAMES)
+    # what the folder itself would give as registers (expand_paths leaves exitcheck's outputs out)
+    return sorted(child.name for child, _ in expand_paths(folders) if Path(os.path.abspath(child)) not in named)
 
 
 class _Stop(Exception):

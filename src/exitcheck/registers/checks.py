@@ -178,7 +178,7 @@ def check_duplicate_households(registers: Registers, households: pd.DataFrame, s
         for hid, group in rows.groupby(key, sort=False):
             places = list(zip(group[SOURCE], group[ROW], strict=True))
             where[hid] = rows_where(registers.sources, places)
-            differs[hid] = _differs([name for name in differ.columns if differ.at[hid, name]], first=_first_row(registers.sources, places))
+            differs[hid] = _differs([name for name in differ.columns if differ.at[hid, name]], first=_rows_named(registers.sources, places)[0])
         params = pd.Series([{"where": where[hid], "differs": differs[hid]} for hid in key], index=key.index)
         sink.add("households", households, dup, "duplicate_household", "household_id", values=ids,
                  household=ids, params=params)
@@ -284,25 +284,22 @@ def rows_where(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]]) 
     """Excel rows, given as (source index, row), in both languages: "第 5、8 行" / "rows 5, 8"
     when they are all on one sheet; otherwise each row with its sheet, and with its file too
     when the rows are in several files: a register read from a folder, or a sheet per township."""
-    places = [(sources[int(src)], int(row)) for src, row in rows]
-    sheets = {(s.file, s.sheet) for s, _ in places}
-    if len(sheets) == 1:
-        numbers = listed(row for _, row in places)
-        return {"zh": f"第 {numbers['zh']} 行", "en": f"row{'s' if len(places) > 1 else ''} {numbers['en']}"}
-    with_file = len({file for file, _ in sheets}) > 1
-    named = [row_on(sheet_named(source, with_file), row) for source, row in places]
+    if len({(sources[int(src)].file, sources[int(src)].sheet) for src, _ in rows}) == 1:
+        numbers = listed(int(row) for _, row in rows)
+        return {"zh": f"第 {numbers['zh']} 行", "en": f"row{'s' if len(rows) > 1 else ''} {numbers['en']}"}
+    named = _rows_named(sources, rows)
     return {"zh": join_list((row["zh"] for row in named), "zh"), "en": join_list((row["en"] for row in named), "en")}
 
 
-def _first_row(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]]) -> dict[str, str]:
-    """The first of `rows`, named as rows_where names it among them (its sheet, and its file,
-    only when the rows are on several)."""
+def _rows_named(sources: Sequence[SheetSource], rows: Sequence[tuple[int, int]]) -> list[dict[str, str]]:
+    """Each of `rows` named as rows_where names it among the others: by number alone when they
+    are all on one sheet, else with its sheet, and with its file when they are in several."""
     places = [(sources[int(src)], int(row)) for src, row in rows]
     sheets = {(s.file, s.sheet) for s, _ in places}
-    source, row = places[0]
     if len(sheets) == 1:
-        return {"zh": f"第 {row} 行", "en": f"row {row}"}
-    return row_on(sheet_named(source, len({file for file, _ in sheets}) > 1), row)
+        return [{"zh": f"第 {row} 行", "en": f"row {row}"} for _, row in places]
+    with_file = len({file for file, _ in sheets}) > 1
+    return [row_on(sheet_named(source, with_file), row) for source, row in places]
 
 
 def row_on(sheet: dict[str, str], row: int) -> dict[str, str]:

@@ -113,7 +113,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            out.extend((child, str(child)) for child in spreadsheets_in(path) if child.name.lower() not in OUTPUT_NAMES)
+            out.extend((child, str(child)) for child in _spreadsheets_in(path) if child.name.lower() not in OUTPUT_NAMES)
         else:
             out.append((path, str(given)))
     return out
@@ -121,11 +121,11 @@ def expand_paths(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
 
 def outputs_in_folders(paths: Iterable[str | Path]) -> list[Path]:
     """exitcheck's own outputs in the folders of `paths`, which expand_paths leaves out."""
-    return [child for given in paths if Path(given).is_dir() for child in spreadsheets_in(Path(given))
+    return [child for given in paths if Path(given).is_dir() for child in _spreadsheets_in(Path(given))
             if child.name.lower() in OUTPUT_NAMES]
 
 
-def spreadsheets_in(folder: Path) -> list[Path]:
+def _spreadsheets_in(folder: Path) -> list[Path]:
     """The spreadsheets of a folder, in name order; not Office's lock files (~$) nor hidden ones."""
     return [child for child in sorted(folder.iterdir())
             if child.is_file() and child.suffix.lower() in SPREADSHEET_SUFFIXES and not child.name.startswith(("~$", "."))]
