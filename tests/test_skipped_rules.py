@@ -51,6 +51,30 @@ def test_a_column_absent_from_a_register_that_is_there_is_still_named(tmp_path, 
     assert reasons == {"village_paved_road": "登记表中没有「通硬化路」, 规则 village_paved_road(通硬化路)未评估"}
 
 
+def test_a_figure_whose_column_is_absent_is_skipped_naming_the_column(tmp_path, run_cli):
+    """村集体经济收入 absent from the 村表: the collective income per person is not blank for every
+    village (待核实 "为空" three times), the rule is skipped naming the column; a national
+    export without 认可度 skips the county satisfaction as it does the household one."""
+    county = base_county()
+    for row in county.villages:
+        del row["村集体经济收入"]
+    for row in county.households:
+        del row["认可度"]
+    path = county.write(tmp_path / "registers.xlsx")
+    out = tmp_path / "out"
+    done = run_cli("audit", str(path), "--out", str(out), "--as-of", AS_OF.isoformat())
+    assert done.returncode in (0, 1), done.stderr
+    gaps = json.loads((out / "gaps.json").read_text(encoding="utf-8"))
+    reasons = {item["rule"]: item["reason"] for item in gaps["summary"]["skipped_rules"]}
+    assert reasons["village_collective_income"] == (
+        "登记表中没有「村集体经济收入」, 无法计算人均集体经济收入, 规则 village_collective_income(村集体经济)未评估")
+    assert reasons["county_satisfaction"] == "登记表中没有「认可度」, 规则 county_satisfaction(综合认可度)未评估"
+    assert not [gap for gap in gaps["gaps"] if gap["rule"] in ("village_collective_income", "county_satisfaction")]
+    _english, reasons_en = _audit(tmp_path, run_cli, county, "--lang", "en")
+    assert reasons_en["village_collective_income"].startswith(
+        "the registers have no Collective income to compute the collective income per person from; rule")
+
+
 def _skipped_notes(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "未评估" in line or "not evaluated" in line]
 

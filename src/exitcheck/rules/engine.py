@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from exitcheck.errors import ConfigError
+from exitcheck.i18n import pick
 from exitcheck.idcard import mask
 from exitcheck.registers.model import Registers
-from exitcheck.registers.schema import REGISTERS, fields
+from exitcheck.registers.schema import REGISTERS, field_label, fields
 from exitcheck.rules.expr import Expression, ExpressionError, compile_expression
 from exitcheck.rules.model import (
     EXPRESSION_PARTS,
@@ -73,6 +74,18 @@ DERIVED: dict[str, dict[str, tuple[str, str, str]]] = {
         "incidence": ("number", "贫困发生率", "poverty incidence"),
         "satisfaction_rate": ("number", "认可度", "satisfaction rate"),
     },
+}
+#: The optional register fields a derived figure is computed from. Without the column the figure
+#: is not there (its rules are skipped, naming the column), rather than blank for every unit
+#: (待核实 "为空" everywhere) or zero (no household with a disability): a national export has no
+#: 认可度, a 村表 may have no 村集体经济收入, a 成员表 no 健康状况.
+DERIVED_INPUTS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
+    "household": {
+        "labour_unemployed": (("members", "labor_ability"), ("members", "employment")),
+        "disabled_members": (("members", "health"),),
+    },
+    "village": {"collective_per_capita": (("villages", "collective_income"),)},
+    "county": {"satisfaction_rate": (("households", "satisfaction"),)},
 }
 LEVEL_REGISTERS: dict[str, tuple[str, ...]] = {
     "member": ("members", "households"),
@@ -272,7 +285,8 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
     membership = Membership.of(frames["member"], households) if "member" in frames else None
     for rule in ordered:
         exprs = compile_rule(rule, ruleset)
-        absent = missing_inputs(rule, exprs, available[rule.level] | set(households.columns if rule.level == "member" else ()))
+        household_columns = set(households.columns) - set(unfounded_figures("household", registers)) if rule.level == "member" else set()
+        absent = missing_inputs(rule, exprs, available[rule.level] | household_columns)
         untold = _untold_indicators(rule, exprs, absent, evaluation)
         if rule.level not in frames or (absent and not untold):
             evaluation.skipped.append(_skipped(rule, ruleset, absent, rule.level in frames, registers))
@@ -405,17 +419,29 @@ def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: boo
     rules = {other.id: other for other in ruleset.rules}
     # ok_education of a rule that was itself skipped: that rule is named, not an "ok_" column
     depends = [rules[name[3:]] for name in absent if name.startswith("ok_") and name[3:] in rules]
+    unfounded = unfounded_figures(rule.level, registers)
+    lacking_inputs: dict[str, list[str]] = {}  # a figure whose inputs a present register lacks -> them
     for name in absent:
         register = DERIVED_FROM.get(rule.level, {}).get(name) or fields_of.get(name)
         if name.startswith("ok_") and name[3:] in rules:
             continue
-        if register and not registers.has(register):  # type: ignore[arg-type]
+        if name in unfounded:
+            lacking_inputs[name] = unfounded[name]
+        elif register and not registers.has(register):  # type: ignore[arg-type]
             because.setdefault(register, []).append(name)
         else:
             columns.append(name)
     _, _, labels_zh = names_for(rule.level, ruleset, [])
     _, _, labels_en = names_for(rule.level, ruleset, [], "en")
     reasons_zh, reasons_en = [], []
+    for figure, lacking in lacking_inputs.items():
+        # the column the clerk can add, not the figure as if it were a column; the figure only
+        # when its name is not the column's (认可度 is both)
+        for reasons, lang, labels in ((reasons_zh, "zh", labels_zh), (reasons_en, "en", labels_en)):
+            inputs = [field_label(n, lang) for n in lacking]
+            shown = labels.get(figure, figure)
+            reasons.append(pick(lang, f"登记表中没有「{'、'.join(inputs)}」", f"the registers have no {', '.join(inputs)}")
+                           + ("" if shown in inputs else pick(lang, f", 无法计算{shown}", f" to compute the {shown} from")))
     for register, names in because.items():
         figures = [n for n in names if n in DERIVED.get(rule.level, {})]
         what_zh = "、".join(labels_zh.get(n, n) for n in names)
@@ -435,7 +461,8 @@ def _skipped(rule: Rule, ruleset: RuleSet, absent: list[str], level_present: boo
         reasons_zh.append(f"它依据的{'、'.join(f'{d.id}({d.name})' for d in depends)}未评估")
         reasons_en.append(f"it depends on {', '.join(f'{d.id} ({d.name_en or d.name})' for d in depends)}, not evaluated")
     return Skipped(rule.id, f"{'; '.join(reasons_zh)}, 规则 {rule.id}({rule.name})未评估",
-                   f"{'; '.join(reasons_en)}; rule {rule.id} ({name_en}) not evaluated", () if columns or depends else tuple(because))
+                   f"{'; '.join(reasons_en)}; rule {rule.id} ({name_en}) not evaluated",
+                   () if columns or depends or lacking_inputs else tuple(because))
 
 
 def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict[str, pd.DataFrame],
@@ -462,7 +489,8 @@ def _evaluate_rule(rule: Rule, exprs: dict[str, Expression | None], frames: dict
 
 
 def _available(frames: dict[str, pd.DataFrame], registers: Registers) -> dict[str, set[str]]:
-    """Columns a rule may read at each level: present register fields and derived figures."""
+    """Columns a rule may read at each level: present register fields and derived figures
+    (those whose inputs are there)."""
     out: dict[str, set[str]] = {}
     for level in ("member", "household", "village", "township", "county"):
         names: set[str] = set()
@@ -475,7 +503,20 @@ def _available(frames: dict[str, pd.DataFrame], registers: Registers) -> dict[st
             names |= {c for c in DERIVED["household"] if c in frames["household"].columns}
         if level in ("household", "member") and "category" in frames["household"].columns:
             names.add("category")  # filled in for national exports that have no 农户类别
-        out[level] = names
+        out[level] = names - set(unfounded_figures(level, registers))
+    return out
+
+
+def unfounded_figures(level: str, registers: Registers) -> dict[str, list[str]]:
+    """The derived figures of `level` (a member reads its household's) whose inputs some
+    register that is there lacks, each with the fields it lacks."""
+    inputs = {**DERIVED_INPUTS.get(level, {}), **(DERIVED_INPUTS["household"] if level == "member" else {})}
+    out: dict[str, list[str]] = {}
+    for figure, needed in inputs.items():
+        lacking = [name for register, name in needed
+                   if registers.has(register) and name not in registers.present_fields(register)]  # type: ignore[arg-type]
+        if lacking:
+            out[figure] = lacking
     return out
 
 
