@@ -987,3 +987,43 @@ def test_a_ledger_from_before_claims_is_migrated_and_keeps_what_it_knew(workspac
     assert latest == {"civil-affairs": "unchanged", "agriculture-rural": "delivered", "human-resources": "delivered"}
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)  # every claim released with its outcome
+
+
+def test_a_filter_no_column_can_tell_sends_no_list_and_says_why(tmp_path, run_cli, inbox, mailbox, http_port, smtp_port, certificate):
+    """A 成员表 without 劳动技能, 务工状况 and 健康状况: 人社's `labour_unemployed > 0 or
+    disabled_members > 0` counted zero for every household and 人社 got an empty list, night
+    after night, telling it there was no one to act on. Its list is now not sent (exit 5, the
+    reason naming the columns), the others go out, and bands says the special groups lack them."""
+    root = make_workspace(tmp_path, http_port=http_port, smtp_port=smtp_port, certificate=certificate)
+    stripped = county()
+    for row in stripped.members:
+        for column in ("劳动技能", "务工状况", "健康状况"):
+            row.pop(column, None)
+    stripped.write(root / "data" / "registers.xlsx")
+    done = push(run_cli, root)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert mailbox.messages == [] and len(inbox.requests) == 1 and len(outbox(root)) == 2
+    assert "筛选条件「labour_unemployed > 0 or disabled_members > 0」对所选收入档的 3 户都无法判断" in done.stderr
+    assert "(成员表没有「健康状况」、「劳动技能」、「务工状况」列), 名单未投递" in done.stderr
+    assert "成员表没有「健康状况」列, 无法判断哪些户属于「残疾」" in done.stderr
+    again = push(run_cli, root)  # not recorded as delivered: it fails again, and is not "unchanged"
+    assert again.returncode == 5 and mailbox.messages == []
+    attempts = {a["department"]: a["outcome"] for a in ledger(run_cli, root)["attempts"]}
+    assert "human-resources" not in attempts or attempts["human-resources"] != "delivered"
+
+
+def test_households_a_filter_cannot_tell_are_counted_in_the_message(tmp_path, run_cli, mailbox, http_port, smtp_port, certificate):
+    """One of 人社's households has a blank 务工状况 and 劳动技能 of a member who could count:
+    left out as before, and the message says how many were."""
+    root = make_workspace(tmp_path, http_port=http_port, smtp_port=smtp_port, certificate=certificate)
+    config = (root / "exitcheck.yaml").read_text(encoding="utf-8")
+    (root / "exitcheck.yaml").write_text(config.replace("where: labour_unemployed > 0 or disabled_members > 0",
+                                                        "where: relocated or labour_unemployed > 0"), encoding="utf-8")
+    blanks = county()
+    for row, moved in zip(blanks.households, ["", "否", "否", "否", "否", "否"], strict=True):
+        row["易地扶贫搬迁"] = moved
+    blanks.write(root / "data" / "registers.xlsx")
+    done = push(run_cli, root, "--push-to", "human-resources")
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = mailbox.messages[0].get_body(("plain",)).get_content()
+    assert "另有 1 户因筛选所需的数据为空, 无法判断是否属于本名单, 未列入" in body

@@ -6,7 +6,7 @@ which department acts on it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -166,11 +166,12 @@ def digest(path: str) -> str:
     return sha.hexdigest()
 
 
-def build_frames(parsed: Parsed, unread: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+def build_frames(parsed: Parsed, unread: Sequence[str] = (), unfounded: Collection[str] = ()) -> dict[str, pd.DataFrame]:
     """The unit frames the rules run on; `unread`: input files that could not be read, whose
-    households are missing from the county's figures."""
+    households are missing from the county's figures; `unfounded`: the household figures whose
+    member column no sheet has (engine.unfounded_figures), unknown rather than zero."""
     tables = parsed.tables
-    households = figures.household_frame(tables["households"], tables["members"], parsed.issues)
+    households = figures.household_frame(tables["households"], tables["members"], parsed.issues, unfounded)
     frames = {"household": households, "member": figures.member_frame(tables["members"], households)}
     villages = uncounted = None
     if "villages" in tables:
@@ -201,7 +202,8 @@ def audit(
     as_of = as_of or date.today()
     parsed = prepare(registers, as_of)
     require_a_household(parsed, registers)
-    frames = build_frames(parsed, [failure.path for failure in registers.failures])
+    frames = build_frames(parsed, [failure.path for failure in registers.failures],
+                          engine.unfounded_figures("household", registers))
     evaluation = engine.evaluate(ruleset, frames, registers)
     findings = Findings.of(registers, parsed.issues, parsed.zeros_pointers)
     gaps = collect_gaps(ruleset, frames, evaluation, lang, findings)

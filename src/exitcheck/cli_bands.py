@@ -219,6 +219,8 @@ def _print_bands(ui: Ui, banded: Any, written: list[Path]) -> None:
                       f"须突出的(五保/特困、残疾, 名单中加底色)户: {marked}",
                       f"of which households in a special group (five guarantees, dibao, disability, able to work without work): {specials}; "
                       f"that must stand out (five guarantees, disability; shaded in the lists): {marked}"))
+    for note in banded.notes():
+        ui.note(note.text(ui.lang))
     if banded.blank_income:
         ui.note(ui.t(f"{banded.blank_income} 户人均纯收入为空或无法识别, 未能分档(见 exitcheck validate)",
                      f"{banded.blank_income} households have a blank or unreadable income and are in no band (see exitcheck validate)"))

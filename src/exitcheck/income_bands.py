@@ -25,7 +25,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from exitcheck.errors import ConfigError
-from exitcheck.i18n import did_you_mean, join_list, pick
+from exitcheck.i18n import Bilingual, did_you_mean, join_list, pick
 from exitcheck.registers.schema import field_names, field_spec
 from exitcheck.report.files import DEFAULT_MODE, atomic_path
 from exitcheck.report.sheets import WORKBOOK_OPTIONS, open_workbook, write_table
@@ -156,6 +156,10 @@ def _labelled(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
     return frame.assign(special=special_labels(frame["special"], lang)) if "special" in frame else frame
 
 
+#: The household figure each special group is counted from.
+_GROUP_OF = {"disabled_members": "disability", "labour_unemployed": "unemployed"}
+
+
 def _count(frame: pd.DataFrame, name: str) -> pd.Series:
     if name not in frame:
         return pd.Series(0, index=frame.index, dtype="Int64")
@@ -179,9 +183,26 @@ class Banded:
     blank_income: int
     result: AuditResult
     no_household_id: int = 0
+    #: household figures that cannot be told for want of a member column (figure -> the
+    #: columns), so the special groups counted from them are incomplete
+    untold: dict[str, list[str]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return band_counts(self.frame, self.bands)
+
+    def notes(self) -> list[Bilingual]:
+        """What the lists cannot show: a special group no column tells (a 成员表 without 健康状况
+        would otherwise list no household with a disability, and shade none)."""
+        out = []
+        for figure, group in _GROUP_OF.items():
+            if figure in self.untold:
+                lacking = self.untold[figure]
+                zh, en = _SPECIAL_LABELS[group]
+                out.append(Bilingual(
+                    f"{_member_columns(lacking, 'zh')}, 无法判断哪些户属于「{zh}」: 名单的特殊群体中没有它, 按它筛选的部门名单不投递",
+                    f"{_member_columns(lacking, 'en')}, so which households are '{en}' cannot be told: "
+                    "the lists' special groups leave it out, and a department that selects by it gets no list"))
+        return out
 
     @property
     def several_counties(self) -> bool:
@@ -195,6 +216,13 @@ class Banded:
         if self.several_counties:  # the members stayed on the workers
             raise ValueError("the counties were banded without the heads' ID numbers (id_numbers=True)")
         return head_id_numbers(self.result, rows["household_id"])
+
+
+def _member_columns(names: Sequence[str], lang: str) -> str:
+    """成员表没有「劳动技能」、「务工状况」列 / the members register has no ... column."""
+    if lang == "en":
+        return f"the members register has no {', '.join(field_spec('members', n).label('en') for n in names)} column"
+    return f"成员表没有{'、'.join('「' + field_spec('members', n).label('zh') + '」' for n in names)}列"
 
 
 def band_counts(frame: pd.DataFrame, bands: Sequence[Band]) -> dict[str, int]:
@@ -227,14 +255,16 @@ def bands(result: AuditResult, *, lang: str | None = None) -> Banded:
             raise ValueError("the counties were audited without their band rows (bands=True)")
         frame, blank, order = rows.copy(), int(result.blank_income), ["county", *order]  # type: ignore[attr-defined]
         no_id = int(result.no_household_id)  # type: ignore[attr-defined]
+        untold = dict(result.unfounded)  # type: ignore[attr-defined]
     else:
         households = result.frames["household"]
         frame = in_bands(households, ruleset_bands)
         blank = int(households["income_per_capita"].isna().sum())
         no_id = rows_without_household_id(result)
+        untold = engine.unfounded_figures("household", result.registers)
     frame["special"] = special_groups(frame)
     frame = frame.sort_values(order, kind="stable")
-    return Banded(result.as_of, ruleset_bands, frame, lang, blank, result, no_id)
+    return Banded(result.as_of, ruleset_bands, frame, lang, blank, result, no_id, untold)
 
 
 def rows_without_household_id(result: AuditResult) -> int:
@@ -390,6 +420,11 @@ class DepartmentList:
     frame: pd.DataFrame
     digest: str
     by_county: bool = False  # the summary by county and township (several counties, `county` listed)
+    #: households of its bands that its `where` cannot tell (a blank input): left out, and said
+    unknown: int = 0
+    #: why the list must not go out: its `where` cannot tell any household of its bands (a column
+    #: it needs is absent), and an empty list would tell the department there is no one
+    refused: Bilingual | None = None
 
     @property
     def rows(self) -> int:
@@ -487,8 +522,14 @@ def department_list(
     chosen = [known[band_id] for band_id in dict.fromkeys(wanted)]
     frame = banded.frame
     keep = frame["band"].isin([band.id for band in chosen]).to_numpy(dtype=bool)
+    unknown, refused = 0, None
     if spec.where:
-        keep = keep & _where(spec.where, frame, ruleset, at("where")).to_numpy(dtype=bool)
+        selected, needed = _where(spec.where, frame, ruleset, at("where"))
+        untold = (keep & selected.isna().to_numpy(dtype=bool))
+        unknown = int(untold.sum())
+        if unknown and unknown == int(keep.sum()):
+            refused = _untold_where(spec.where, unknown, needed, banded.untold, at("where"))
+        keep = keep & selected.fillna(False).to_numpy(dtype=bool)
     rows = frame[keep]
     columns = list(spec.columns or DOCUMENT_KEYS)
     out = rows.reindex(columns=[c for c in columns if c != "id_number"])
@@ -499,12 +540,13 @@ def department_list(
     out.index = pd.Index(rows["household_id"].astype(object), name="household_id")
     digest = content_digest(out, columns, chosen)
     return DepartmentList(department_id, spec.name, banded.as_of, banded.lang, chosen, columns, out, digest,
-                          by_county=banded.several_counties and "county" in columns)
+                          by_county=banded.several_counties and "county" in columns, unknown=unknown, refused=refused)
 
 
-def _where(text: str, frame: pd.DataFrame, ruleset: RuleSet, at: str) -> pd.Series:
+def _where(text: str, frame: pd.DataFrame, ruleset: RuleSet, at: str) -> tuple[pd.Series, list[str]]:
     """A department's `where`: the rule language over household fields, derived figures and the
-    indicators' ok_ columns. Unknown (a blank input) leaves the household out."""
+    indicators' ok_ columns; per household True, False or NA (a blank input: the household is
+    left out, and counted), and the columns it reads."""
     extra = [name for name in engine.ok_columns(ruleset) if name in frame.columns]
     mapping, types, _labels = engine.names_for("household", ruleset, extra)
     try:
@@ -512,7 +554,20 @@ def _where(text: str, frame: pd.DataFrame, ruleset: RuleSet, at: str) -> pd.Seri
         selected = expression.evaluate_bool(frame)
     except ExpressionError as error:
         raise ConfigError(f"{at}: where: {error.in_chinese()}", f"{at}: where: {error}") from None
-    return selected.fillna(False).astype(bool)
+    return selected, sorted(expression.fields)
+
+
+def _untold_where(text: str, households: int, needed: Sequence[str], untold: dict[str, list[str]], at: str) -> Bilingual:
+    """Why a department's list is not sent: its `where` tells none of the households of its bands."""
+    lacking = list(dict.fromkeys(column for name in needed for column in untold.get(name, ())))
+    because_zh, because_en = "(所需的数据都为空)", " (the data it needs is blank)"
+    if lacking:
+        because_zh, because_en = f"({_member_columns(lacking, 'zh')})", f" ({_member_columns(lacking, 'en')})"
+    return Bilingual(
+        f"筛选条件「{text}」对所选收入档的 {households} 户都无法判断{because_zh}, 名单未投递, 以免部门误以为没有这样的户; "
+        f"请补上所缺的数据, 或修改 {at}",
+        f"the filter '{text}' cannot tell any of the {households} households of its bands{because_en}, so the list was "
+        f"not sent (an empty list would say there is no such household); add the missing data or change {at}")
 
 
 def department_lists(banded: Banded, config: WorkspaceConfig, department_ids: Sequence[str], ruleset: RuleSet) -> dict[str, DepartmentList]:

@@ -31,7 +31,7 @@ import pandas as pd
 from exitcheck.auditing import AuditResult, Gap
 from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, UsageError, worst
 from exitcheck.issues import DataIssue
-from exitcheck.rules.engine import Skipped, plain, rule_notes
+from exitcheck.rules.engine import Skipped, plain, rule_notes, unfounded_figures
 from exitcheck.rules.model import Rule, RuleSet
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ class CountyAudit:
     bands: pd.DataFrame | None = None  # its households in an income band, every column (when asked for)
     blank_income: int = 0  # households in no band because their income is blank
     no_household_id: int = 0  # rows of its households sheet with no usable household ID
+    unfounded: dict[str, list[str]] = field(default_factory=dict)  # engine.unfounded_figures("household")
 
 
 def audit_county(
@@ -201,6 +202,7 @@ def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numb
         bands=county_bands(result, id_numbers) if bands else None,
         blank_income=int(households["income_per_capita"].isna().sum()),
         no_household_id=rows_without_household_id(result),
+        unfounded=unfounded_figures("household", result.registers),
     )
 
 
@@ -295,6 +297,8 @@ class ProvinceResult:
     band_rows: pd.DataFrame | None = None
     blank_income: int = 0
     no_household_id: int = 0
+    #: household figures some county cannot tell (figure -> the member columns it lacks)
+    unfounded: dict[str, list[str]] = field(default_factory=dict)
     several_counties: ClassVar[bool] = True
 
     @property
@@ -423,6 +427,8 @@ def merge(counties: Sequence[CountyInput], outcomes: dict[str, CountyAudit | Cou
         band_rows=_band_rows(audits) if audits and all(a.bands is not None for a in audits) else None,
         blank_income=sum(a.blank_income for a in audits),
         no_household_id=sum(a.no_household_id for a in audits),
+        unfounded={figure: list(dict.fromkeys(c for a in audits for c in a.unfounded.get(figure, ())))
+                   for figure in dict.fromkeys(f for a in audits for f in a.unfounded)},
     )
 
 

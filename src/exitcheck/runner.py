@@ -490,6 +490,8 @@ class _Night:
         labels = {band.id: band for band in banded.bands}
         zh = "分档: " + ", ".join(f"{band_label(labels[b], 'zh')} {n} 户" for b, n in counts.items())
         en = "bands: " + ", ".join(f"{band_label(labels[b], 'en')} {n}" for b, n in counts.items())
+        for note in banded.notes():  # a special group no column tells: in the night's log too
+            zh, en = f"{zh}; {note.zh}", f"{en}; {note.en}"
         self.step("bands", ExitCode.OK, zh, en, counts=counts)
 
     def _skip_unread(self, name: str, zh: str, en: str) -> bool:

@@ -180,6 +180,10 @@ def parcel_of(department_list: DepartmentList) -> Parcel:
              pick(lang, f"附件为基准日 {as_of} 的低收入户分档名单:", f"Attached: the low-income households by income band as of {as_of}:")]
     counts = department_list.counts()
     lines += [f"  {band_label(band, lang)}: {counts[band.id]}" for band in department_list.bands]
+    if department_list.unknown:  # left out for a blank input of its filter: the department should know
+        lines += ["", pick(lang, f"另有 {department_list.unknown} 户因筛选所需的数据为空, 无法判断是否属于本名单, 未列入; 县里正在核实。",
+                           f"{department_list.unknown} more households could not be told for want of the data the "
+                           "selection needs, and are not listed; the county is checking them.")]
     lines += ["", pick(lang, "名单含个人信息, 请妥善保管, 仅用于本部门工作。", "The list holds personal data: keep it safe and use it for your department's work only."),
               "", f"sha256: {department_list.digest}", "-- exitcheck"]
     return Parcel(
@@ -237,24 +241,30 @@ def _deliver(config: WorkspaceConfig, ledger: Ledger, department_list: Departmen
         rows=department_list.rows, counts=department_list.counts(), as_of=department_list.as_of.isoformat(),
         setting=f"departments.{department}.deliver",
         render=lambda: parcel_of(department_list), force=force, dry_run=dry_run, run_id=run_id, environ=environ,
+        refused=department_list.refused,
     )
 
 
 def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recipient: str, name: str, digest: str,
                    rows: int, as_of: str, setting: str, render: Callable[[], Parcel],
                    counts: dict[str, int] | None = None, force: bool = False, dry_run: bool = False,
-                   run_id: str | None = None, environ: Mapping[str, str] | None = None) -> DeliveryOutcome:
+                   run_id: str | None = None, environ: Mapping[str, str] | None = None,
+                   refused: Bilingual | None = None) -> DeliveryOutcome:
     """Deliver one list to one recipient through the ledger: unchanged content is not sent
     again, a list another process is sending is skipped, a missing secret or a transport error
     fails this recipient alone. Departments' band lists and the nightly run's township gap
     lists (recipient `township:<name>`) both go here. `render` makes the parcel only when it is
-    sent; `setting` names the config key for messages.
+    sent; `setting` names the config key for messages. A `refused` list fails without a word
+    to the recipient, whatever was sent before (an empty list once delivered is no excuse).
     """
     target = describe(spec)
     outcome = DeliveryOutcome(
         department=recipient, name=name, transport=spec.type, target=target, outcome=FAILED,
         digest=digest, rows=rows, counts=counts or {},
     )
+    if refused is not None:
+        outcome.error = refused
+        return outcome
     secrets: dict[str, str] = {}
     missing: Bilingual | None = None
     try:

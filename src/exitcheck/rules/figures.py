@@ -91,8 +91,11 @@ class InputsUnread:
 INCIDENCE_WHY = why_column("incidence")
 
 
-def household_frame(households: pd.DataFrame, members: pd.DataFrame, issues: Sequence[DataIssue]) -> pd.DataFrame:
-    """One row per household (first row of a repeated id), with the household figures."""
+def household_frame(households: pd.DataFrame, members: pd.DataFrame, issues: Sequence[DataIssue],
+                    unfounded: Collection[str] = ()) -> pd.DataFrame:
+    """One row per household (first row of a repeated id), with the household figures; those
+    named in `unfounded` (a member column they count from is absent) unknown for every household:
+    no 健康状况 column is not "no member with a disability"."""
     frame = households[first_rows(households) & households["household_id"].notna()].copy()
     alive = members[members["living"]]
     ids = frame["household_id"]
@@ -109,6 +112,8 @@ def household_frame(households: pd.DataFrame, members: pd.DataFrame, issues: Seq
     frame["disabled_members"] = _count_by(owner, disabled.to_numpy(), len(frame))
     errors = Counter(i.household_id for i in issues if i.severity == "error" and i.household_id)
     frame["data_errors"] = ids.map(errors).fillna(0).astype("Int64")
+    for name in unfounded:
+        frame[name] = pd.array([pd.NA] * len(frame), dtype="Int64")
     return frame
 
 
