@@ -611,12 +611,41 @@ def test_force_delivers_unchanged_content_under_a_new_key(workspace, run_cli, in
     assert forced.returncode == 0
     assert len(inbox.requests) == 2 and len(mailbox.messages) == 2
     first, second = (r["headers"]["Idempotency-Key"] for r in inbox.requests)
-    assert re.fullmatch(r"[0-9a-f]{64}", first) and second.startswith(f"{first}-") and len(second) > len(first) + 1
+    assert re.fullmatch(r"[0-9a-f]{64}", first) and re.fullmatch(r"[0-9a-f]{64}-[0-9a-f]{16}", second)
+    assert not second.startswith(first)
 
 
-def idempotency_key(recipient: str, target: str, digest: str) -> str:
-    """The key the README documents: sha256 of recipient, target and digest, one a line."""
-    return hashlib.sha256(f"{recipient}\n{target}\n{digest}".encode()).hexdigest()
+def idempotency_key(recipient: str, target: str, digest: str, after: str = "") -> str:
+    """The key the README documents: sha256 of recipient, target, digest and the attempt id of
+    the last list delivered there (empty for the first), one a line."""
+    return hashlib.sha256(f"{recipient}\n{target}\n{digest}\n{after}".encode()).hexdigest()
+
+
+def test_a_list_that_comes_back_to_earlier_content_is_sent_under_a_new_key(workspace, run_cli, inbox, http_port):
+    """A household's income goes 4150 -> 4650 -> 4150: lists A, B, A. Under a key of recipient,
+    target and digest alone the third POST repeated the first's key, and a receiver that drops
+    repeats (as the README invites) answered 200 and kept B: a stale list, recorded as
+    delivered. A retry of one list still keeps its key."""
+    def night(income: float) -> None:
+        changed = county()
+        changed.households[4]["人均纯收入"] = income  # household 5: in agriculture's list
+        changed.write(workspace / "data" / "registers.xlsx")
+        done = run_cli("bands", "--push-to", "agriculture-rural", cwd=workspace, env=ENV)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    night(4150)
+    night(4650)
+    inbox.answers = [503]  # the third night's first POST is retried
+    night(4150)
+    keys = [r["headers"]["Idempotency-Key"] for r in inbox.requests]
+    digests = [body["digest"] for body in inbox.bodies]
+    assert len(keys) == 4 and digests[0] == digests[2] == digests[3] != digests[1]
+    assert keys[2] == keys[3] and len(set(keys[:3])) == 3
+    delivered = [a for a in reversed(ledger(run_cli, workspace, "--department", "agriculture-rural")["attempts"])
+                 if a["outcome"] == "delivered"]
+    target = f"http://127.0.0.1:{http_port}/inbox"
+    assert keys[0] == idempotency_key("agriculture-rural", target, digests[0])
+    assert keys[2] == idempotency_key("agriculture-rural", target, digests[0], delivered[1]["attempt_id"])
 
 
 def test_two_departments_with_the_same_list_at_one_url_get_different_keys(tmp_path, run_cli, inbox, http_port, smtp_port, certificate):
@@ -1027,3 +1056,19 @@ def test_households_a_filter_cannot_tell_are_counted_in_the_message(tmp_path, ru
     assert done.returncode == 0, done.stdout + done.stderr
     body = mailbox.messages[0].get_body(("plain",)).get_content()
     assert "另有 1 户因筛选所需的数据为空, 无法判断是否属于本名单, 未列入" in body
+
+
+def test_a_send_killed_before_the_list_changed_is_closed_as_interrupted(workspace, inbox, run_cli):
+    """A claim left by a dead sender on one list, and tonight's list is another: its attempt
+    stayed pending (未完成) for ever, as only a claim of the same list was ever cleared. It is
+    closed as interrupted, and the new list goes out."""
+    claim_of_another_host(workspace, "agriculture-rural", timedelta(hours=7))  # expired: its sender is gone
+    changed = county()
+    changed.households[4]["人均纯收入"] = 3100  # another list for agriculture
+    changed.write(workspace / "data" / "registers.xlsx")
+    done = run_cli("bands", "--push-to", "agriculture-rural", cwd=workspace, env=ENV)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(inbox.requests) == 1
+    outcomes = {a["attempt_id"]: (a["outcome"], a["error"]) for a in ledger(run_cli, workspace)["attempts"]}
+    outcome, error = outcomes["elsewhere"]
+    assert outcome == "failed" and error.startswith("已中断: another-host 上的进程 4242")

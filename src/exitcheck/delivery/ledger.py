@@ -248,14 +248,19 @@ class Ledger:
         live claim holds it (even with `force`: sending again on purpose is not sending twice
         at once), UNCHANGED when it is the last delivered to this department at this target
         (unless `force`; the decision is recorded), else PENDING: the attempt is recorded and
-        claimed for this process until `finish`. A stale claim is cleared first."""
+        claimed for this process until `finish`. Stale claims to this department at this
+        target are cleared first, whatever list they held: a send killed before the list
+        changed is recorded as interrupted, not left pending for ever. `last` is the last
+        delivery there, for the idempotency key."""
         with self._transaction() as db:
-            row = db.execute("SELECT attempt_id, pid, host, claimed_at FROM claims WHERE department = ? AND target = ?"
-                             " AND digest = ?", (department, target, digest)).fetchone()
-            if row is not None:
+            rows_held = db.execute("SELECT attempt_id, pid, host, claimed_at, digest FROM claims WHERE department = ?"
+                                   " AND target = ?", (department, target)).fetchall()
+            for row in rows_held:
                 holder = Claim(row["attempt_id"], int(row["pid"]), row["host"], row["claimed_at"])
                 if not holder.stale():
-                    return Decision(SKIPPED, holder=holder)
+                    if row["digest"] == digest:
+                        return Decision(SKIPPED, holder=holder)
+                    continue  # another list, live: its process records it
                 _close_attempt(db, holder.attempt_id, FAILED, None, Bilingual(
                     f"已中断: {holder.host} 上的进程 {holder.pid} 于 {holder.claimed_at} 认领了此次投递, 但没有记录结果",
                     f"interrupted: pid {holder.pid} on {holder.host} claimed it at {holder.claimed_at} and never recorded the outcome"))
@@ -268,7 +273,7 @@ class Ledger:
                        " VALUES (?, ?, ?, ?, ?, ?, ?)", (department, target, digest, attempt_id, os.getpid(),
                                                          this_machine(), now()))
             _CLAIMED_HERE.add(attempt_id)
-        return Decision(PENDING)
+        return Decision(PENDING, last=last)
 
     def finish(self, attempt_id: str, outcome: str, *, receipt: str | None = None, refused: Sequence[str] = (),
                error: Bilingual | None = None) -> None:

@@ -291,7 +291,7 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         outcome.error = missing
         ledger.finish(attempt_id, FAILED, error=missing)
         return outcome
-    key = idempotency_key(recipient, target, digest)
+    key = idempotency_key(recipient, target, digest, decision.last.attempt_id if decision.last else "")
     if force:  # sent again on purpose: a key the receiver has not seen
         key += f"-{attempt_id}"
     try:
@@ -315,12 +315,15 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     return outcome
 
 
-def idempotency_key(recipient: str, target: str, digest: str) -> str:
-    """sha256 of recipient, target and content digest, one a line: the same for every retry of
-    one list to one recipient at one target (so the receiver drops a repeat), different for a
-    different recipient even with the same content (two departments with the same cut, the
-    townships with nothing to fix, all posting to one URL)."""
-    return hashlib.sha256("\n".join((recipient, target, digest)).encode("utf-8")).hexdigest()
+def idempotency_key(recipient: str, target: str, digest: str, after: str = "") -> str:
+    """sha256 of recipient, target, content digest and `after` (the attempt id of the last list
+    delivered to this recipient at this target, empty for the first), one a line: the same for
+    every retry of one list (so the receiver drops a repeat), different for a different
+    recipient even with the same content (two departments with the same cut, the townships
+    with nothing to fix, all posting to one URL), and different when a list comes back to
+    content sent before (A, then B, then A again): a receiver that honours the key would drop
+    that third list as a repeat of the first and keep B."""
+    return hashlib.sha256("\n".join((recipient, target, digest, after)).encode("utf-8")).hexdigest()
 
 
 def _sent_elsewhere(holder: Claim) -> Bilingual:
