@@ -1175,3 +1175,18 @@ def test_a_night_whose_household_ids_all_lost_their_digits_delivers_nothing(work
         assert done.returncode == 3, done.stdout + done.stderr
         assert f"户表 {len(county.households)} 行的户编号都为空、无法识别或已丢失位数, 没有一户可以核查" in done.stderr
         assert not (workspace.parent / "o").exists()
+
+
+@pytest.mark.parametrize("key", ["only", "each"])
+def test_a_township_misspelt_in_the_config_is_a_config_error_not_a_silent_stop(workspace, run_cli, key):
+    """`only: [越城, 中所镇]` (越城 for 越城镇) served 中所镇 and never 越城镇, exit 1 like any
+    night and nothing printed under --quiet; an `each:` key misspelt sent 越城镇's list to the
+    common target, or nowhere without one, without a word. Both are exit 4 now, naming the
+    township and the nearest one; the townships spelt right are served."""
+    write_county(workspace, broken(0, 3))
+    config = CONFIG + ("  only: [越城, 中所镇]\n" if key == "only" else "  each:\n    越城: {type: dir, path: outbox/yuecheng}\n")
+    (workspace / "exitcheck.yaml").write_text(config, encoding="utf-8")
+    done = run_cli("run", "--as-of", "2020-06-01", "--quiet", cwd=workspace)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "townships 中有登记表没有的乡镇, 其清单无法投递, 请改正: 越城(是否指 越城镇?)" in done.stderr
+    assert list((workspace / "outbox" / "townships" / "中所镇").glob("*.xlsx"))

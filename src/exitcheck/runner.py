@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from exitcheck.errors import ConfigError, ExitcheckError, ExitCode, InputError, LockedError, worst
 from exitcheck.history import History, RunRecord, Status, findings_from_gaps
-from exitcheck.i18n import join_list, pick
+from exitcheck.i18n import did_you_mean, join_list, pick
 from exitcheck.idcard import mask_text
 from exitcheck.report.files import file_stem, write_json
 from exitcheck.state_files import LOGS, OUTPUT, STATE, check_folder, workspace_files
@@ -530,7 +530,9 @@ class _Night:
             return
         assert self.result is not None
         wanted = settings.only or sorted(self.books)
-        unknown = [t for t in wanted if t not in self.books]
+        # a township named in `only` or `each` that the registers do not have: most often a
+        # typo (越城 for 越城镇), which would stop that township's lists without a word
+        unknown = [t for t in dict.fromkeys([*wanted, *settings.each]) if t not in self.books]
         outcomes: list[DeliveryOutcome] = []
         with open_ledger(self.config.state) as ledger:
             for township in (t for t in wanted if t in self.books):
@@ -601,10 +603,15 @@ class _Night:
         if failed:
             line_zh += "; " + "; ".join(f"{o.department}: {o.reason('zh')}" for o in failed)
             line_en += "; " + "; ".join(f"{o.department}: {o.reason('en')}" for o in failed)
+        code = ExitCode.DELIVERY if failed else ExitCode.OK
         if unknown:
-            line_zh += f"; 登记表中没有这些乡镇: {', '.join(unknown)}"
-            line_en += f"; not in the registers: {', '.join(unknown)}"
-        self.step(name, ExitCode.DELIVERY if failed else ExitCode.OK, line_zh, line_en,
+            hints = [[f"({hint.removeprefix('; ')})" if hint else "" for hint in did_you_mean(t, self.books)] for t in unknown]
+            line_zh += "; exitcheck.yaml 的 townships 中有登记表没有的乡镇, 其清单无法投递, 请改正: " + ", ".join(
+                f"{t}{hint_zh}" for t, (hint_zh, _) in zip(unknown, hints, strict=True))
+            line_en += "; townships in exitcheck.yaml that the registers do not have, whose lists cannot go out: " + ", ".join(
+                f"{t} {hint_en}".rstrip() for t, (_, hint_en) in zip(unknown, hints, strict=True))
+            code = ExitCode(worst(code, ExitCode.CONFIG))
+        self.step(name, code, line_zh, line_en,
                   outcomes=[{"recipient": o.department, "outcome": o.outcome, "target": o.target, "rows": o.rows,
                              "receipt": o.proof("en") or None, "error": o.reason("en") or None}
                             for o in outcomes])  # the log speaks English
