@@ -1190,3 +1190,28 @@ def test_a_township_misspelt_in_the_config_is_a_config_error_not_a_silent_stop(w
     assert done.returncode == 4, done.stdout + done.stderr
     assert "townships 中有登记表没有的乡镇, 其清单无法投递, 请改正: 越城(是否指 越城镇?)" in done.stderr
     assert list((workspace / "outbox" / "townships" / "中所镇").glob("*.xlsx"))
+
+
+def test_a_clock_that_jumped_ahead_does_not_wipe_the_earlier_runs(workspace, run_cli):
+    """With the clock 61 days ahead, every earlier run looked older than retention_days and one
+    night deleted all their folders and logs. Seen from the jumped night, the earlier runs all
+    started 61 days ago: retention now counts from the latest earlier run, so they stay, and go
+    a night later if the time was real (a machine off for two months)."""
+    from datetime import datetime, timedelta
+
+    write_county(workspace, broken(0))
+    earlier = [nightly(run_cli, workspace, "2020-06-01"), nightly(run_cli, workspace, "2020-06-02")]
+    then = datetime.now().astimezone() - timedelta(days=61)
+    old_ids = []
+    with sqlite3.connect(workspace / "state" / "history.sqlite") as db:
+        for n, run_id in enumerate(earlier):
+            started = then + timedelta(minutes=n)
+            db.execute("UPDATE runs SET started = ? WHERE id = ?", (started.isoformat(timespec="seconds"), run_id))
+            old_id = started.strftime("%Y%m%d-%H%M%S")
+            (workspace / "out" / run_id).rename(workspace / "out" / old_id)
+            (workspace / "state" / "logs" / f"{run_id}.jsonl").rename(workspace / "state" / "logs" / f"{old_id}.jsonl")
+            old_ids.append(old_id)
+    nightly(run_cli, workspace, "2020-06-03")
+    assert all((workspace / "out" / i).is_dir() and (workspace / "state" / "logs" / f"{i}.jsonl").is_file() for i in old_ids)
+    nightly(run_cli, workspace, "2020-06-04")  # the time was real: a night later they go
+    assert not any((workspace / "out" / i).exists() for i in old_ids)

@@ -653,7 +653,7 @@ class _Night:
         log and the step's line, never a failed night: the rest is still deleted, and the next
         night tries again."""
         days = self.config.retention_days
-        cutoff = datetime.now().astimezone() - timedelta(days=days)
+        cutoff = self._retention_clock() - timedelta(days=days)
         stuck: list[str] = []
         folders = _prune(self.config.out, cutoff, keep=self.run_id, suffix="", stuck=stuck)
         logs = _prune(self.config.state / LOG_DIR, cutoff, keep=self.run_id, suffix=".jsonl", stuck=stuck)
@@ -666,6 +666,16 @@ class _Night:
             zh += f"; 警告: {len(stuck)} 处无法删除, 请检查权限(首个: {stuck[0]}; 全部见 {self.log.path})"
             en += f"; warning: {len(stuck)} could not be deleted, check the permissions (first: {stuck[0]}; all in {self.log.path})"
         self.step("retention", ExitCode.OK, zh, en)
+
+    def _retention_clock(self) -> datetime:
+        """Now, or the start of the latest earlier run if that is sooner: a clock that jumped
+        ahead (a dead battery, a wrong NTP answer) would make every earlier run look old enough
+        to delete, and one night would wipe them all. After a real pause (a machine off for a
+        month) what is due goes a night later."""
+        now = datetime.now().astimezone()
+        earlier = [datetime.fromisoformat(run.started).astimezone() for run in self.history.runs(counts=False)
+                   if run.id != self.run_id]
+        return min(now, max(earlier, default=now))
 
     # -- helpers --
 
