@@ -1215,3 +1215,28 @@ def test_a_clock_that_jumped_ahead_does_not_wipe_the_earlier_runs(workspace, run
     assert all((workspace / "out" / i).is_dir() and (workspace / "state" / "logs" / f"{i}.jsonl").is_file() for i in old_ids)
     nightly(run_cli, workspace, "2020-06-04")  # the time was real: a night later they go
     assert not any((workspace / "out" / i).exists() for i in old_ids)
+
+
+def test_a_clock_set_back_a_day_keeps_the_history_in_the_order_the_runs_happened(tmp_path):
+    """The nights' ids are their start times by the clock: a run on a clock set back a day got
+    an id before yesterday's, and the history compared the wrong runs (tonight's diff against
+    the day before yesterday, tonight listed first, streaks carried from the wrong night)."""
+    from datetime import datetime, timedelta
+
+    from exitcheck.history import Finding, History, RunRecord
+
+    history = History(tmp_path / "state")
+    base = datetime(2020, 6, 10, 2, 0).astimezone()
+    income = Finding("f-income", "household", "income", "fail", "h1", "越城镇", "大花村")
+    water = Finding("f-water", "household", "water", "fail", "h2", "越城镇", "大花村")
+    for run_id, started, found in (("20200610-020000", base, [income]),
+                                   ("20200611-020000", base + timedelta(days=1), [income, water]),
+                                   ("20200609-020500", base - timedelta(days=1, minutes=-5), [water])):  # clock back
+        history.record(RunRecord(run_id, started, started, "findings", 1, day=started.date(), findings=found))
+    assert [run.id for run in history.runs(counts=False)] == ["20200610-020000", "20200611-020000", "20200609-020500"]
+    diff = history.diff()
+    assert (diff.from_run, diff.to_run) == ("20200611-020000", "20200609-020500")
+    assert [e.rule for e in diff.resolved] == ["income"] and [e.rule for e in diff.open] == ["water"]
+    with sqlite3.connect(tmp_path / "state" / "history.sqlite") as db:  # its streak, carried from the night before
+        since = db.execute("SELECT open_since FROM findings WHERE run_id = '20200609-020500' AND fingerprint = 'f-water'").fetchone()
+    assert since == ("20200611-020000",)

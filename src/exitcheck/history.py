@@ -381,7 +381,10 @@ class History:
         """For each fingerprint, the run (and day) that began its open streak: carried over from
         the previous good run when it was open there, else this run."""
         own = (run_id, (day or date.today()).isoformat())
-        previous = db.execute("SELECT id FROM runs WHERE status != 'failed' AND id < ? AND pruned = 0 ORDER BY id DESC LIMIT 1", (run_id,)).fetchone()
+        # the runs in the order they were recorded, not by id: an id is the start by the clock,
+        # and a clock set back a day would make tonight's run older than yesterday's
+        previous = db.execute("SELECT id FROM runs WHERE status != 'failed' AND pruned = 0 AND rowid <"
+                              " (SELECT rowid FROM runs WHERE id = ?) ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
         carried: dict[str, tuple[str, str]] = {}
         if previous:
             carried = {fp: (since, since_day) for fp, since, since_day in db.execute(
@@ -414,14 +417,15 @@ class History:
             return db.execute(sql, params).fetchall()
 
     def runs(self, *, counts: bool = True) -> list[Run]:
-        """Every recorded run, oldest first; without `counts` (a year of nights has many) when
-        only the runs themselves are wanted."""
+        """Every recorded run, in the order they were recorded (the clock may have gone back
+        between two nights: ids and start times are what it said); without `counts` (a year of
+        nights has many) when only the runs themselves are wanted."""
         by_run: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
         rows = self._query("SELECT run_id, rule, township, fail, unknown FROM counts ORDER BY run_id, rule, township") if counts else []
         for run_id, rule, town, fail, unknown in rows:
             by_run.setdefault(run_id, {}).setdefault(rule, {})[town] = {"fail": fail, "unknown": unknown}
         found = self._query("SELECT id, started, ended, day, status, exit_code, inputs, ruleset_name, ruleset_version,"
-                            " ruleset_sha256, note, pruned FROM runs ORDER BY id")
+                            " ruleset_sha256, note, pruned FROM runs ORDER BY rowid")
         return [Run(id=r[0], started=r[1], ended=r[2], day=date.fromisoformat(r[3]) if r[3] else None,
                     status=r[4], exit_code=r[5], inputs=json.loads(r[6]),
                     ruleset={"name": r[7], "version": r[8], "sha256": r[9]}, note=r[10], pruned=bool(r[11]),
@@ -457,7 +461,8 @@ class History:
         if len(chosen) == 1:
             chosen.append(good[-1])
         first, second = chosen
-        if first.id > second.id:
+        order = [r.id for r in self.runs(counts=False)]
+        if order.index(first.id) > order.index(second.id):
             raise UsageError(f"{first.id} 晚于 {second.id}: 先写较早的运行", f"{first.id} is later than {second.id}: give the earlier run first")
         return first, second
 
