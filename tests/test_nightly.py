@@ -1240,3 +1240,5 @@ def test_a_clock_set_back_a_day_keeps_the_history_in_the_order_the_runs_happened
     with sqlite3.connect(tmp_path / "state" / "history.sqlite") as db:  # its streak, carried from the night before
         since = db.execute("SELECT open_since FROM findings WHERE run_id = '20200609-020500' AND fingerprint = 'f-water'").fetchone()
     assert since == ("20200611-020000",)
+    burn_down = history.progress()  # the chart's runs in the order they happened, its ages on tonight's
+    assert list(dict.fromkeys(burn_down["run"])) == ["20200610-020000", "20200611-020000", "20200609-020500"]

@@ -383,8 +383,10 @@ class History:
         own = (run_id, (day or date.today()).isoformat())
         # the runs in the order they were recorded, not by id: an id is the start by the clock,
         # and a clock set back a day would make tonight's run older than yesterday's
-        previous = db.execute("SELECT id FROM runs WHERE status != 'failed' AND pruned = 0 AND rowid <"
-                              " (SELECT rowid FROM runs WHERE id = ?) ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
+        # (a run not recorded yet, the progress sheet's pending one, comes after every other)
+        previous = db.execute("SELECT id FROM runs WHERE status != 'failed' AND pruned = 0 AND rowid < COALESCE("
+                              "(SELECT rowid FROM runs WHERE id = ?), (SELECT MAX(rowid) + 1 FROM runs))"
+                              " ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
         carried: dict[str, tuple[str, str]] = {}
         if previous:
             carried = {fp: (since, since_day) for fp, since, since_day in db.execute(
@@ -532,7 +534,9 @@ class History:
                 oldest[town] = max(oldest.get(town, 0), age)
             last = frame["run"] == latest
             frame.loc[last, "oldest_days"] = frame.loc[last, "township"].map(oldest)
-        return frame.sort_values(["run", "township"], na_position="last").reset_index(drop=True)
+        at = {run_id: position for position, (run_id, _, _) in enumerate(series)}  # as recorded, not by id
+        ordered = frame.assign(_at=frame["run"].map(at)).sort_values(["_at", "township"], na_position="last")
+        return ordered.drop(columns="_at").reset_index(drop=True)
 
     def _open_since(self, run_id: str, pending: RunRecord | None) -> list[tuple[str, str]]:
         """(township_key, day its streak began) of every finding open in a run."""
