@@ -140,9 +140,9 @@ departments:
     bands: [below_4200, 4200_4500, 4500_5000]
     deliver: {type: dir, path: outbox/agriculture-rural}
     # deliver: {type: http, url: "https://inbox.example/exitcheck", token_env: EXITCHECK_TOKEN_AGRI}
-    # 令牌和密码只从环境变量读取; cron 不带登录时的环境变量, 做法见使用说明「定时运行时的令牌和密码」。
-    # Tokens and passwords come from the environment only; cron does not have your login's:
-    # see the README, "Secrets for the nightly run".
+    # 令牌和密码只从环境变量读取; 定时运行时它们从哪里来, 见使用说明「定时运行时的令牌和密码」。
+    # Tokens and passwords come from the environment only; where the scheduled night run gets
+    # them: the README, "Secrets for the nightly run".
   human-resources:
     name: 人社局
     bands: [below_4200, 4200_4500]
