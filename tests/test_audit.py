@@ -136,6 +136,19 @@ def test_age_boundaries_6_and_15_inclusive(tmp_path):
     assert education == {H[0]}
 
 
+def test_a_value_just_short_of_a_threshold_is_never_shown_as_the_threshold(tmp_path):
+    """5099 yuan over 1700 people is 2.9994 per person: it fails, and the message read "村集体经济
+    人均 3.00 元, 不足 3 元"; an income of 4199.9999 read "人均纯收入4200.0元". Shown values are
+    cut, not rounded, when rounding would land on a round figure."""
+    county = base_county()
+    county.villages[2].update({"户籍人口": 1700, "村集体经济收入": 5099})
+    county.households[0]["人均纯收入"] = 4199.9999
+    result = audit(exitcheck.load([county.write(tmp_path / "r.xlsx")]), as_of=AS_OF)
+    messages = {gap.rule: gap.message for gap in result.gaps if gap.status == "fail"}
+    assert messages["village_collective_income"] == "村集体经济人均 2.99 元, 不足 3 元"
+    assert "4199.99" in messages["income"] and "4200.0" not in messages["income"], messages["income"]
+
+
 def test_cli_audit_writes_json_xlsx_csv(tmp_path, run_cli):
     path = planted_gaps().write(tmp_path / "g.xlsx")
     out = tmp_path / "out"

@@ -9,9 +9,11 @@ by the engine, through the safe language of rules/expr.py; a mistake anywhere is
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import string
 from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -292,6 +294,26 @@ def check_template(template: str, where: str) -> list[str]:
     return names
 
 
+_SHOWN_PLACES = re.compile(r"\.(\d)[f%]$")
+
+
+def not_shown_as_round(value: float, places: int, *, percent: bool = False) -> float:
+    """`value` rounded to `places` decimals (of its percentage, with `percent`), except that a
+    value near a round figure is cut rather than rounded onto it: 2.9994 per person shows as
+    2.99, not as "3.00 元, 不足 3 元"; 4199.9999 as 4199.99 below a line of 4200; an incidence
+    of 2.9996 % as 2.99 %. Thresholds are round figures, and a message must never show the
+    very value it says a unit falls short of."""
+    if not math.isfinite(value):
+        return value
+    exact = Decimal(repr(value))
+    step = Decimal(1).scaleb(-(places + (2 if percent else 0)))
+    rounded = exact.quantize(step, ROUND_HALF_EVEN)
+    shown = rounded.scaleb(2) if percent else rounded
+    if rounded != exact and shown == shown.to_integral_value():
+        return float(exact.quantize(step, ROUND_DOWN))
+    return float(rounded)
+
+
 def render_template(template: str, values: dict[str, Any]) -> str:
     """Fill a checked template without str.format's attribute access."""
     out = []
@@ -304,7 +326,9 @@ def render_template(template: str, values: dict[str, Any]) -> str:
             out.append("(空)" if not spec else "")
             continue
         if not spec and isinstance(value, float):
-            value = int(value) if value.is_integer() else round(value, 2)  # 3101.0 -> 3101
+            value = int(value) if value.is_integer() else not_shown_as_round(value, 2)  # 3101.0 -> 3101
+        elif isinstance(value, float) and (shown := _SHOWN_PLACES.search(spec)):
+            value = not_shown_as_round(value, int(shown.group(1)), percent=spec.endswith("%"))
         try:
             out.append(format(value, spec or ""))
         except (ValueError, TypeError):
