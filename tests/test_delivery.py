@@ -601,8 +601,10 @@ def test_server_errors_are_retried_under_the_same_key(workspace, run_cli, inbox)
     keys = [r["headers"]["Idempotency-Key"] for r in inbox.requests]
     assert len(keys) == 2 and keys[0] == keys[1]
     inbox.answers = [500, 502]  # two attempts configured: both fail
+    inbox.say = {"detail": "maintenance until 06:00"}
     forced = push(run_cli, workspace, "--force")
-    assert forced.returncode == 5 and "HTTP 502" in forced.stderr and len(inbox.requests) == 4
+    assert forced.returncode == 5 and len(inbox.requests) == 4
+    assert '返回 HTTP 502: {"id": "receipt-4", "detail": "maintenance until 06:00"}' in forced.stderr  # its answer quoted
 
 
 def test_force_delivers_unchanged_content_under_a_new_key(workspace, run_cli, inbox, mailbox):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from exitcheck.i18n import Bilingual
@@ -214,16 +214,22 @@ def send_http(spec: HttpDelivery, parcel: Parcel, key: str, token: str | None) -
         except httpx.TransportError as exc:
             raise _Retryable(f"无法连接 {describe(spec)}({type(exc).__name__})",
                              f"cannot connect to {describe(spec)} ({type(exc).__name__})") from None
-        if response.status_code >= 500:
-            raise _Retryable(*_http_status(spec, response.status_code))
+        if response.status_code >= 500:  # its answer quoted too: "maintenance until 06:00" says when to expect it
+            raise _Retryable(*_http_status(spec, response.status_code, _answer(response)))
         return response
 
     with httpx.Client(verify=verify, timeout=spec.timeout, follow_redirects=False) as client:
         response = _with_retries(spec.retries, spec.backoff, lambda: post(client))
     if not 200 <= response.status_code < 300:
-        raise TransportError(*_http_status(spec, response.status_code, " ".join(response.text.split())[:_MAX_DETAIL]))
+        raise TransportError(*_http_status(spec, response.status_code, _answer(response)))
     reference = _response_id(response)
     return Receipt(f"HTTP {response.status_code}" + (f" id={reference}" if reference else ""))
+
+
+def _answer(response: Any) -> str:
+    """The server's answer on one line, cut to _MAX_DETAIL characters (secrets are scrubbed by
+    the caller)."""
+    return " ".join(response.text.split())[:_MAX_DETAIL]
 
 
 def _http_status(spec: HttpDelivery, status: int, body: str = "") -> tuple[str, str]:
