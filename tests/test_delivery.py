@@ -1074,3 +1074,13 @@ def test_a_send_killed_before_the_list_changed_is_closed_as_interrupted(workspac
     outcomes = {a["attempt_id"]: (a["outcome"], a["error"]) for a in ledger(run_cli, workspace)["attempts"]}
     outcome, error = outcomes["elsewhere"]
     assert outcome == "failed" and error.startswith("已中断: another-host 上的进程 4242")
+
+
+def test_an_smtp_user_that_is_part_of_an_address_leaves_the_address_readable(workspace, run_cli, mailbox):
+    """SMTP user "renshe" for renshe@yuexi.example: every message about the delivery read
+    mailto:***@yuexi.example, and a clerk could not tell which mailbox failed. The address is
+    shown whole; the user is still hidden anywhere else."""
+    done = run_cli("bands", "--push-to", "human-resources", cwd=workspace, env={**ENV, "EXITCHECK_SMTP_USER": "renshe"})
+    assert done.returncode == 5, done.stdout + done.stderr  # the server refuses the login
+    assert "mailto:renshe@yuexi.example via 127.0.0.1" in done.stderr and "***@" not in done.stderr + done.stdout
+    assert mailbox.logins == [b"renshe"] and mailbox.messages == []

@@ -37,6 +37,7 @@ from exitcheck.delivery.transports import (
     Spec,
     TransportError,
     describe,
+    public_texts,
     read_secrets,
     scrub,
     scrubbed,
@@ -294,20 +295,21 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     key = idempotency_key(recipient, target, digest, decision.last.attempt_id if decision.last else "")
     if force:  # sent again on purpose: a key the receiver has not seen
         key += f"-{attempt_id}"
+    shown = public_texts(spec)
     try:
         receipt = send(spec, render(), key=key, secrets=secrets, file_mode=config.file_mode)
     except TransportError as error:
-        outcome.error = scrubbed(error.text, secrets.values())
+        outcome.error = scrubbed(error.text, secrets.values(), shown)
     except Exception as error:  # one recipient's surprise must not stop the others
         outcome.error = scrubbed(Bilingual(f"意外错误({type(error).__name__}): {error}", f"unexpected {type(error).__name__}: {error}"),
-                                 secrets.values())
+                                 secrets.values(), shown)
     except BaseException:  # Ctrl-C mid-send: the claim must not outlive the attempt in a process that goes on
         with contextlib.suppress(Exception):
             ledger.finish(attempt_id, FAILED, error=Bilingual("在得知结果之前被中断", "interrupted before the outcome was known"))
         raise
     else:
-        proof = scrub(receipt.text, secrets.values())  # the receiver's id: its words
-        refused = [scrub(address, secrets.values()) for address in receipt.refused]
+        proof = scrub(receipt.text, secrets.values(), shown)  # the receiver's id: its words
+        refused = [scrub(address, secrets.values(), shown) for address in receipt.refused]
         outcome.outcome, outcome.receipt = DELIVERED, receipt_text(proof, refused)
         ledger.finish(attempt_id, DELIVERED, receipt=proof, refused=refused)
         return outcome

@@ -11,9 +11,10 @@ departments, so the nightly run can send township gap lists through them too.
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -79,19 +80,38 @@ class InvalidSecret(MissingSecret):
     HTTP library as if the server could not be reached, and be retried for nothing."""
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
+def scrub(text: str, secrets: Iterable[str], public: Iterable[str] = ()) -> str:
     """The text with every secret replaced by ***, whatever library produced it, and every ID
-    number masked: a receiver's answer may quote the rows it refused."""
+    number masked: a receiver's answer may quote the rows it refused. The `public` texts (the
+    target's addresses, public_texts) are left whole: an SMTP user "renshe" made the address
+    renshe@example.cn read ***@example.cn in every message about it."""
+    secrets = [secret for secret in secrets if secret]
+    kept = sorted({p for p in public if p}, key=len, reverse=True)
+    if not kept:
+        return mask_text(_hidden(text, secrets))
+    pattern = re.compile("|".join(map(re.escape, kept)))
+    pieces, found = pattern.split(text), pattern.findall(text)
+    joined = _hidden(pieces[0], secrets) + "".join(p + _hidden(piece, secrets) for p, piece in zip(found, pieces[1:], strict=True))
+    return mask_text(joined)
+
+
+def _hidden(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return mask_text(text)
+        text = text.replace(secret, "***")
+    return text
 
 
-def scrubbed(text: Bilingual, secrets: Iterable[str]) -> Bilingual:
+def scrubbed(text: Bilingual, secrets: Iterable[str], public: Iterable[str] = ()) -> Bilingual:
     """`scrub` over both languages of a text."""
-    kept = list(secrets)
-    return text.map(lambda one: scrub(one, kept))
+    kept, shown = list(secrets), list(public)
+    return text.map(lambda one: scrub(one, kept, shown))
+
+
+def public_texts(spec: Spec) -> list[str]:
+    """What a target shows of itself, never a secret even when one is part of it: its
+    description and, for e-mail, its addresses."""
+    addresses = [spec.sender, *spec.to] if isinstance(spec, EmailDelivery) else []
+    return [describe(spec), *addresses]
 
 
 def describe(spec: Spec) -> str:
@@ -141,7 +161,7 @@ def send(spec: Spec, parcel: Parcel, *, key: str, secrets: Mapping[str, str], fi
             return send_http(spec, parcel, key, secrets.get(spec.token_env or ""))
         return send_email(spec, parcel, secrets.get(spec.username_env or ""), secrets.get(spec.password_env or ""))
     except TransportError as error:
-        text = scrubbed(error.text, secrets.values())
+        text = scrubbed(error.text, secrets.values(), public_texts(spec))
         raise TransportError(text.zh, text.en) from None
 
 
