@@ -324,3 +324,21 @@ def test_exitcheck_bands_on_dask_cuts_the_lists_the_local_engine_cuts(tmp_path, 
     assert outcomes == [("civil-affairs", "delivered"), ("civil-affairs", "unchanged"),
                         ("human-resources", "delivered"), ("human-resources", "unchanged")]
     assert run_cli("bands", "--engine", "dask", "--as-of", AS_OF, "--workers", "2", "--scheduler", scheduler, cwd=folder).returncode == 2
+
+
+def test_a_household_id_in_two_counties_keeps_a_finding_in_each():
+    """Each county audits its own row of a household ID registered in both: two gaps, and the
+    history kept one (the key was the ID alone), so the other county's finding vanished from the
+    diff and the burn-down. It is keyed with its county; other households keep their old key."""
+    from types import SimpleNamespace
+
+    from exitcheck.history import findings_from_gaps, fingerprint
+
+    def gap(county: str, household: str, township: str) -> SimpleNamespace:
+        return SimpleNamespace(level="household", household_id=household, township=township, village="大花村",
+                               county=county, rule="income", status="fail")
+
+    shared, own = "513434001001000002", "513432001001000007"
+    findings = findings_from_gaps([gap("越西县", shared, "越城镇"), gap("喜德县", shared, "越城镇"), gap("喜德县", own, "中所镇")])
+    assert sorted(f.township for f in findings) == ["喜德县-中所镇", "喜德县-越城镇", "越西县-越城镇"]
+    assert fingerprint("income", "household", own) in {f.fingerprint for f in findings}  # unchanged for the others

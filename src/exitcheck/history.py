@@ -102,10 +102,11 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 def unit_key(level: str, household_id: str | None, township: str | None, village: str | None,
              county: str | None = None) -> str:
     """What a finding is about, independent of where the row sits in the workbook. `county`
-    is set only when several counties were audited together."""
+    is set only when several counties were audited together, and for a household only when
+    its ID is in several of them (findings_from_gaps)."""
     if level in HOUSEHOLD_LEVELS:
-        return household_id or ""
-    if level == "village":
+        key = household_id or ""
+    elif level == "village":
         key = f"{township or ''}/{village or ''}"
     elif level == "township":
         key = township or ""
@@ -148,12 +149,22 @@ def findings_from_gaps(gaps: Iterable[Any]) -> list[Finding]:
     """Findings of an audit's gaps (exitcheck.auditing.Gap), one per fingerprint, IDs masked.
 
     A duplicated household id in the register gives two gaps with one fingerprint; the history
-    keeps one, a fail before an unknown.
+    keeps one, a fail before an unknown. A household id with gaps in several counties audited
+    together is a household of each (each county audits its own row): keyed with its county,
+    or one county's findings vanished from the history, the diff and the burn-down. Other
+    households keep the key they always had (their id alone).
     """
+    gaps = list(gaps)
+    counties_of: dict[str, set[str]] = {}
+    for gap in gaps:
+        county = getattr(gap, "county", None)
+        if county is not None and gap.level in HOUSEHOLD_LEVELS and gap.household_id:
+            counties_of.setdefault(gap.household_id, set()).add(county)
     chosen: dict[str, Finding] = {}
     for gap in gaps:
         county = getattr(gap, "county", None)
-        key = unit_key(gap.level, gap.household_id, gap.township, gap.village, county)
+        shared = gap.level not in HOUSEHOLD_LEVELS or len(counties_of.get(gap.household_id or "", ())) > 1
+        key = unit_key(gap.level, gap.household_id, gap.township, gap.village, county if shared else None)
         print_ = fingerprint(gap.rule, gap.level, key)
         if print_ in chosen and chosen[print_].status == "fail":
             continue
