@@ -1086,3 +1086,20 @@ def test_an_smtp_user_that_is_part_of_an_address_leaves_the_address_readable(wor
     assert done.returncode == 5, done.stdout + done.stderr  # the server refuses the login
     assert "mailto:renshe@yuexi.example via 127.0.0.1" in done.stderr and "***@" not in done.stderr + done.stdout
     assert set(mailbox.logins) == {b"renshe"} and mailbox.messages == []
+
+
+def test_the_ledger_is_readable_at_eighty_columns(workspace, run_cli, inbox):
+    """cron's mail, a terminal, `| less`: at 80 columns the table squeezed the outcome and the
+    reason to one character a line. Each attempt is a paragraph there, its reason whole."""
+    inbox.answers = [500, 500]
+    inbox.say = {"detail": "the department's server is down for maintenance until 06:00"}
+    assert push(run_cli, workspace).returncode == 5
+    listed = run_cli("deliveries", cwd=workspace, env={"COLUMNS": "80"})
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert all(len(line) <= 80 * 2 for line in lines)  # a Chinese character is two columns
+    failed = next(i for i, line in enumerate(lines) if "农业农村局(agriculture-rural)" in line)
+    assert "http  4 户  失败  sha256 " in lines[failed]
+    assert "down for maintenance until 06:00" in " ".join(lines[failed + 1:failed + 3])
+    wide = run_cli("deliveries", cwd=workspace, env={"COLUMNS": "400"})
+    assert "回执 / 原因" in wide.stdout  # the table where there is room

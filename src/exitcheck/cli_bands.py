@@ -277,6 +277,10 @@ def _warn_failing(ui: Ui, settings: Any, failing: dict[str, int], only: set[str]
                           f"department {named} has failed {runs} deliveries in a row; check its configuration and server"))
 
 
+#: Below this many columns `deliveries` lists each attempt as a paragraph, not a table row.
+WIDE_TABLE = 120
+
+
 @app.command(help=bilingual("列出投递记录, 并提醒连续投递失败的部门。",
                              "List the delivery ledger and warn about departments failing run after run."))
 @guarded
@@ -307,6 +311,17 @@ def deliveries(
             "attempts": [attempt.to_dict(ui.lang) for attempt in attempts],
             "failing": [{"department": d, "failed_runs": n} for d, n in sorted(failing.items())],
         }, ensure_ascii=False, indent=2))
+    elif ui.out.width < WIDE_TABLE:
+        # 80 columns (cron's mail, a terminal, `| less`): a table squeezed the outcome and the
+        # reason to a character a line; an attempt a paragraph instead, its reason in full
+        ui.out.print(ui.t("投递记录(最新在前)", "Deliveries (newest first)"))
+        for attempt in attempts:
+            detail = attempt.error or attempt.receipt
+            ui.out.print(f"{_local_time(attempt.started_at)}  {recipient_label(settings, attempt.department, ui.lang)}  "
+                         f"{attempt.transport}  {attempt.rows}{ui.t(' 户', ' households')}  {outcome_label(attempt.outcome, ui.lang)}  "
+                         f"sha256 {attempt.digest[:12]}", markup=False, highlight=False)
+            if detail:
+                ui.out.print(f"    {detail.text(ui.lang)}", markup=False, highlight=False)
     else:
         table = make_table(ui.t("投递记录(最新在前)", "Deliveries (newest first)"), ui.t("时间", "Time"), ui.t("部门", "Department"),
                        ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"),
@@ -317,7 +332,7 @@ def deliveries(
                           outcome_label(attempt.outcome, ui.lang),
                           attempt.digest[:12], detail.text(ui.lang) if detail else "")
         ui.out.print(table)
-        if not attempts:
-            ui.out.print(ui.t("尚无投递记录", "no deliveries yet"))
+    if not json_out and not attempts:
+        ui.out.print(ui.t("尚无投递记录", "no deliveries yet"))
     _warn_failing(ui, settings, failing, {department} if department else None)
     return 0
