@@ -1099,7 +1099,9 @@ def test_the_ledger_is_readable_at_eighty_columns(workspace, run_cli, inbox):
     lines = listed.stdout.splitlines()
     assert all(len(line) <= 80 * 2 for line in lines)  # a Chinese character is two columns
     failed = next(i for i, line in enumerate(lines) if "农业农村局(agriculture-rural)" in line)
-    assert "http  4 户  失败  sha256 " in lines[failed]
+    assert re.search(r"  http  4 户  失败  [0-9a-f]{12}$", lines[failed]), lines[failed]
     assert "down for maintenance until 06:00" in " ".join(lines[failed + 1:failed + 3])
     wide = run_cli("deliveries", cwd=workspace, env={"COLUMNS": "400"})
     assert "回执 / 原因" in wide.stdout  # the table where there is room
+    pushed = run_cli("bands", "--push-to", "agriculture-rural", "--force", cwd=workspace, env={**ENV, "COLUMNS": "80"})
+    assert re.search(r"^农业农村局\(agriculture-rural\)  http://127\.0\.0\.1:\d+/inbox  4 户  已投递$", pushed.stdout, re.M), pushed.stdout

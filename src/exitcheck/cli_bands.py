@@ -236,20 +236,21 @@ def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *,
           lists: dict[str, Any], to_stderr: bool) -> int:
     from exitcheck.delivery import failing_departments, push
     from exitcheck.delivery.push import outcome_label, recipient_label
-    from exitcheck.report.console import make_table
+    from exitcheck.report.console import print_entries
 
     outcomes = push(settings, result, chosen, force=force, dry_run=dry_run, lang=ui.lang, banded=banded, lists=lists)
     console = ui.err if to_stderr else ui.out
-    table = make_table(ui.t("投递", "Deliveries"), ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
-                   ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason"), text=5, whole=(0,))
+    rows = []
     for outcome in outcomes:
         result_text = outcome_label(outcome.outcome, ui.lang)
         if outcome.would:
             result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else outcome_label("unchanged", ui.lang))
         detail = outcome.reason(ui.lang) if outcome.failed else (outcome.proof(ui.lang) or outcome.reason(ui.lang))
-        table.add_row(recipient_label(settings, outcome.department, ui.lang), outcome.target, str(outcome.rows), result_text, detail)
+        rows.append((recipient_label(settings, outcome.department, ui.lang), outcome.target, f"{outcome.rows}{ui.t(' 户', '')}",
+                     result_text, detail))
     if not ui.quiet:
-        console.print(table)
+        print_entries(console, ui.t("投递", "Deliveries"), (ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
+                      ui.t("结果", "Outcome"), ui.t("回执 / 原因", "Receipt / reason")), rows, text=5, whole=(0,))
     for outcome in outcomes:
         reason = outcome.reason(ui.lang)
         named = recipient_label(settings, outcome.department, ui.lang)
@@ -277,10 +278,6 @@ def _warn_failing(ui: Ui, settings: Any, failing: dict[str, int], only: set[str]
                           f"department {named} has failed {runs} deliveries in a row; check its configuration and server"))
 
 
-#: Below this many columns `deliveries` lists each attempt as a paragraph, not a table row.
-WIDE_TABLE = 120
-
-
 @app.command(help=bilingual("列出投递记录, 并提醒连续投递失败的部门。",
                              "List the delivery ledger and warn about departments failing run after run."))
 @guarded
@@ -298,7 +295,7 @@ def deliveries(
 ) -> int:
     from exitcheck.delivery.ledger import open_ledger
     from exitcheck.delivery.push import department_id, outcome_label, recipient_label
-    from exitcheck.report.console import make_table
+    from exitcheck.report.console import print_entries
 
     settings = workspace(config, required=True)
     department = department_id(settings, department) if department else None
@@ -311,27 +308,16 @@ def deliveries(
             "attempts": [attempt.to_dict(ui.lang) for attempt in attempts],
             "failing": [{"department": d, "failed_runs": n} for d, n in sorted(failing.items())],
         }, ensure_ascii=False, indent=2))
-    elif ui.out.width < WIDE_TABLE:
-        # 80 columns (cron's mail, a terminal, `| less`): a table squeezed the outcome and the
-        # reason to a character a line; an attempt a paragraph instead, its reason in full
-        ui.out.print(ui.t("投递记录(最新在前)", "Deliveries (newest first)"))
-        for attempt in attempts:
-            detail = attempt.error or attempt.receipt
-            ui.out.print(f"{_local_time(attempt.started_at)}  {recipient_label(settings, attempt.department, ui.lang)}  "
-                         f"{attempt.transport}  {attempt.rows}{ui.t(' 户', ' households')}  {outcome_label(attempt.outcome, ui.lang)}  "
-                         f"sha256 {attempt.digest[:12]}", markup=False, highlight=False)
-            if detail:
-                ui.out.print(f"    {detail.text(ui.lang)}", markup=False, highlight=False)
     else:
-        table = make_table(ui.t("投递记录(最新在前)", "Deliveries (newest first)"), ui.t("时间", "Time"), ui.t("部门", "Department"),
-                       ui.t("方式", "Transport"), ui.t("户数", "Households"), ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason"),
-                       text=7, whole=(0, 1, 5))
+        rows = []
         for attempt in attempts:
             detail = attempt.error or attempt.receipt
-            table.add_row(_local_time(attempt.started_at), recipient_label(settings, attempt.department, ui.lang), attempt.transport, str(attempt.rows),
-                          outcome_label(attempt.outcome, ui.lang),
-                          attempt.digest[:12], detail.text(ui.lang) if detail else "")
-        ui.out.print(table)
+            rows.append((_local_time(attempt.started_at), recipient_label(settings, attempt.department, ui.lang), attempt.transport,
+                         f"{attempt.rows}{ui.t(' 户', '')}", outcome_label(attempt.outcome, ui.lang), attempt.digest[:12],
+                         detail.text(ui.lang) if detail else ""))
+        print_entries(ui.out, ui.t("投递记录(最新在前)", "Deliveries (newest first)"),
+                      (ui.t("时间", "Time"), ui.t("部门", "Department"), ui.t("方式", "Transport"), ui.t("户数", "Households"),
+                       ui.t("结果", "Outcome"), "sha256", ui.t("回执 / 原因", "Receipt / reason")), rows, text=7, whole=(0, 1, 5))
     if not json_out and not attempts:
         ui.out.print(ui.t("尚无投递记录", "no deliveries yet"))
     _warn_failing(ui, settings, failing, {department} if department else None)

@@ -147,6 +147,8 @@ departments:
     name: 人社局
     bands: [below_4200, 4200_4500]
     where: labour_unemployed > 0
+    # how many of the household can work and have no work: what 人社 acts on
+    columns: [household_id, township, village, head_name, household_size, income_per_capita, labour_unemployed, special]
     deliver: {type: dir, path: outbox/human-resources}
     # deliver: {type: email, host: smtp.example, port: 587, starttls: true, from: exitcheck@example.org,
     #           to: [renshe@example.org], username_env: EXITCHECK_SMTP_USER, password_env: EXITCHECK_SMTP_PASSWORD}

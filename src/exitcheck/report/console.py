@@ -27,6 +27,29 @@ def make_table(title: str, *columns: str, text: int = 1, whole: Sequence[int] = 
     return table
 
 
+#: Below this many columns a delivery table is printed an entry a paragraph (print_entries).
+WIDE_TABLE = 120
+
+
+def print_entries(console: Any, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], *,
+                  text: int, whole: Sequence[int] = ()) -> None:
+    """Rows whose last column is a long text (a receipt, a reason): a table on a wide console;
+    below WIDE_TABLE columns (cron's mail, a terminal, `| less`), where the columns that must not
+    wrap left the outcome and the reason a character a line, each row a line of its other
+    cells and its last cell whole beneath it."""
+    if console.width >= WIDE_TABLE:
+        table = make_table(title, *columns, text=text, whole=whole)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    console.print(title, markup=False, highlight=False)
+    for *facts, detail in rows:
+        console.print("  ".join(fact for fact in facts if fact), markup=False, highlight=False)
+        if detail:
+            console.print(f"    {detail}", markup=False, highlight=False)
+
+
 def print_validation(ui: Any, registers: Any, issues: Sequence[DataIssue], *, written: bool = False) -> None:
     """What validate prints: counts by code and by sheet, the first FIRST_ISSUES issues, and,
     when there are more and they are not being `written` to a file, how to get them all."""
