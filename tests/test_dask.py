@@ -267,6 +267,24 @@ def test_the_same_household_id_in_two_counties_is_a_data_issue_not_a_merge(tmp_p
     assert jia(moved).identity() == jia(result).identity()
 
 
+def test_the_same_person_in_two_counties_is_a_data_issue_in_each(tmp_path, scheduler):
+    """A living member of 乙县 with the ID number of one of 甲县's: counted in both counties'
+    people (and incidence), and a prefecture audit, the only one that sees both, said nothing
+    (an audit of the two workbooks as one register calls it duplicate_person)."""
+    first, second = base_county(), recode(base_county(), "513432")
+    person = first.members[2]
+    second.members[5]["证件号码"] = person["证件号码"]
+    paths = [first.write(tmp_path / "甲县.xlsx"), second.write(tmp_path / "乙县.xlsx")]
+    result = audit_counties([[p] for p in paths], load_ruleset(), as_of=AS_OF, scheduler=scheduler)
+    found = [i for i in result.data_issues if i.code == "duplicate_person_across_counties"]
+    assert {(i.county, i.household_id, i.file, i.row) for i in found} == {
+        ("甲县", person["户编号"], str(paths[0]), excel_row("成员表", 2)),
+        ("乙县", second.members[5]["户编号"], str(paths[1]), excel_row("成员表", 5)),
+    }
+    assert f"乙县({paths[1]} 第 {excel_row('成员表', 5)} 行)" in next(i for i in found if i.county == "甲县").message("zh")
+    assert not [i for i in result.data_issues if i.code == "duplicate_household_across_counties"]
+
+
 def _cli_in_process(args: list[str], before: str = "") -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh interpreter, after `before`; prints the exit code and the Dask modules loaded."""
     code = "\n".join([

@@ -81,7 +81,7 @@ def test_every_planted_problem_is_found_where_it_is(tmp_path):
     }
     assert found == expected
     # missing_column refuses the sheet; the cross-county duplicate needs several counties (test_dask)
-    assert set(CATALOGUE) - {i.code for i in issues} == {"missing_column", "duplicate_household_across_counties"}
+    assert set(CATALOGUE) - {i.code for i in issues} == {"missing_column", "duplicate_household_across_counties", "duplicate_person_across_counties"}
 
 
 def test_issue_positions_and_values(tmp_path):

@@ -250,6 +250,25 @@ class DuplicateTownship(IssueType):
     }
 
 
+class DuplicatePersonAcrossCounties(IssueType):
+    code = "duplicate_person_across_counties"
+    title = {"zh": "同一人在多个县登记", "en": "Same person in several counties"}
+    description = {
+        "zh": "同一个在世人员的身份证号出现在两个或多个县的成员表中, 此人在各县都被计入人口(贫困发生率也重复计算)。只有多个县一起核查时才能发现。",
+        "en": "The same living person's ID number is in the members registers of two or more counties, so the person is counted in each "
+              "(and in each county's poverty incidence). Only an audit of several counties together can see it.",
+    }
+    fix = {
+        "zh": "与相关县核实此人实际所在的县和户, 删除另一县的记录或更正身份证号。",
+        "en": "Check with the other county where the person really lives, then delete the other county's record or correct the ID number.",
+    }
+    positions = ("others",)
+    template = {
+        "zh": "身份证号「{value}」也登记在 {others}",
+        "en": "ID number '{value}' is also registered in {others}",
+    }
+
+
 class DuplicateHouseholdAcrossCounties(IssueType):
     code = "duplicate_household_across_counties"
     title = {"zh": "户编号在多个县重复", "en": "Household ID in several counties"}
@@ -394,7 +413,7 @@ CATALOGUE: dict[str, type[IssueType]] = {
     cls.code: cls
     for cls in (
         MissingColumn, MissingValue, BadValue, IdChecksum, IdPrecisionLost, HouseholdIdPrecisionLost, IdBirthMismatch,
-        IdGenderMismatch, DuplicatePerson, DuplicateHousehold, DuplicateHouseholdAcrossCounties,
+        IdGenderMismatch, DuplicatePerson, DuplicatePersonAcrossCounties, DuplicateHousehold, DuplicateHouseholdAcrossCounties,
         DuplicateVillage, DuplicateTownship,
         OrphanMember, HouseholdIdZerosLost, NoHead, SizeMismatch, UnknownVillage, SharedHouse,
     )

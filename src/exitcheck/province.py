@@ -126,6 +126,8 @@ class CountyAudit:
     blank_income: int = 0  # households in no band because their income is blank
     no_household_id: int = 0  # rows of its households sheet with no usable household ID
     unfounded: dict[str, list[str]] = field(default_factory=dict)  # engine.unfounded_figures("household")
+    #: every living member's ID number with its household and place, for people across counties
+    people: pd.DataFrame | None = None
 
 
 def audit_county(
@@ -203,6 +205,7 @@ def county_audit(name: str, result: AuditResult, *, bands: bool = False, id_numb
         blank_income=int(households["income_per_capita"].isna().sum()),
         no_household_id=rows_without_household_id(result),
         unfounded=unfounded_figures("household", result.registers),
+        people=_people_places(result),
     )
 
 
@@ -228,18 +231,31 @@ def county_codes(ids: pd.Series) -> dict[str, int]:
 def _id_places(result: AuditResult) -> pd.DataFrame:
     """Each household id with the cell it was read from, compactly (categories, not strings)."""
     households = result.frames["household"]
+    return _places(result, households, "household_id").assign(
+        township=pd.Categorical(households["township"]), village=pd.Categorical(households["village"]))
+
+
+def _people_places(result: AuditResult) -> pd.DataFrame:
+    """Each living member's ID number with its household and the cell it was read from: the
+    same person in two counties is counted poor in both, and only a prefecture sees it."""
+    members = result.frames["member"]
+    members = members[members["id_number"].notna().to_numpy(dtype=bool)]
+    return _places(result, members, "id_number").assign(household_id=members["household_id"].astype(str).to_numpy())
+
+
+def _places(result: AuditResult, frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`name` of each row of a register frame with the file, sheet, column and row it was read
+    from, compactly (categories, not strings)."""
     sources = result.registers.sources
-    where = [sources[int(i)] for i in households["_src"]]
-    cells = [source.column_for("household_id") for source in where]
+    where = [sources[int(i)] for i in frame["_src"]]
+    cells = [source.column_for(name) for source in where]
     return pd.DataFrame({
-        "household_id": households["household_id"].astype(str).to_numpy(),
-        "township": pd.Categorical(households["township"]),
-        "village": pd.Categorical(households["village"]),
+        name: frame[name].astype(str).to_numpy(),
         "file": pd.Categorical([s.file for s in where]),
         "sheet": pd.Categorical([s.sheet for s in where]),
         "column": pd.Categorical([c.letter if c else None for c in cells]),
         "header": pd.Categorical([c.header if c else None for c in cells]),
-        "row": households["_row"].astype("int32").to_numpy(),
+        "row": frame["_row"].astype("int32").to_numpy(),
     })
 
 
@@ -516,23 +532,33 @@ def _code_notes(audits: Sequence[CountyAudit]) -> list[tuple[str, str]]:
 
 
 def duplicates_across_counties(audits: Sequence[CountyAudit]) -> list[DataIssue]:
-    """The same household id in two or more counties: a data issue on each county's row, never
-    a merge (each county goes on auditing its own household)."""
-    places = _stack([(a.name, a.ids) for a in audits], ["county", "household_id"])
+    """The same household id, or the same living person's ID number, in two or more counties:
+    a data issue on each county's row, never a merge (each county goes on auditing its own)."""
+    households = _across_counties([(a.name, a.ids) for a in audits], "household_id", "household_id",
+                                  "duplicate_household_across_counties")
+    people = _across_counties([(a.name, a.people) for a in audits if a.people is not None], "id_number", "household_id",
+                              "duplicate_person_across_counties")
+    return households + people
+
+
+def _across_counties(frames: Sequence[tuple[str, pd.DataFrame]], key: str, household: str, code: str) -> list[DataIssue]:
+    """`code` on every row whose `key` is in more than one county, naming the other counties'
+    rows (by file and row); `household` is the column that gives the row's household."""
+    places = _stack(list(frames), ["county", key])
     if places.empty:
         return []
-    per_county = places.drop_duplicates(["household_id", "county"])
-    shared = per_county.loc[per_county["household_id"].duplicated(keep=False), "household_id"]
-    rows = places[places["household_id"].isin(set(shared))].astype({"file": object, "sheet": object, "column": object, "header": object})
+    per_county = places.drop_duplicates([key, "county"])
+    shared = per_county.loc[per_county[key].duplicated(keep=False), key]
+    rows = places[places[key].isin(set(shared))].astype({"file": object, "sheet": object, "column": object, "header": object})
     issues = []
-    for household_id, group in rows.groupby("household_id", sort=True):
+    for value, group in rows.groupby(key, sort=True):  # the shared values: few
         records = group.to_dict("records")
         for record in records:
             others = [r for r in records if r["county"] != record["county"]]
             issues.append(DataIssue(
-                code="duplicate_household_across_counties", file=record["file"], sheet=record["sheet"], row=int(record["row"]),
-                column=record["column"], header=record["header"], field="household_id", value=str(household_id),
-                household_id=str(household_id), county=record["county"],
+                code=code, file=record["file"], sheet=record["sheet"], row=int(record["row"]),
+                column=record["column"], header=record["header"], field=key, value=str(value),
+                household_id=str(record[household]), county=record["county"],
                 params={"others": {
                     "zh": "、".join(f"{r['county']}({r['file']} 第 {r['row']} 行)" for r in others),
                     "en": ", ".join(f"{r['county']} ({r['file']} row {r['row']})" for r in others),
