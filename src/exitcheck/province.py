@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
 from exitcheck.auditing import AuditResult, Gap
@@ -246,15 +247,20 @@ def _people_places(result: AuditResult) -> pd.DataFrame:
 def _places(result: AuditResult, frame: pd.DataFrame, name: str) -> pd.DataFrame:
     """`name` of each row of a register frame with the file, sheet, column and row it was read
     from, compactly (categories, not strings)."""
-    sources = result.registers.sources
-    where = [sources[int(i)] for i in frame["_src"]]
-    cells = [source.column_for(name) for source in where]
+    # a county's 90,000 members come from a sheet or a few: each source looked up once
+    used, at = np.unique(frame["_src"].to_numpy(dtype=np.int64), return_inverse=True)
+    sources = [result.registers.sources[int(i)] for i in used]
+    cells = [source.column_for(name) for source in sources]
+
+    def per_row(values: list[object]) -> pd.Categorical:
+        return pd.Categorical(np.asarray(values, dtype=object)[at])
+
     return pd.DataFrame({
         name: frame[name].astype(str).to_numpy(),
-        "file": pd.Categorical([s.file for s in where]),
-        "sheet": pd.Categorical([s.sheet for s in where]),
-        "column": pd.Categorical([c.letter if c else None for c in cells]),
-        "header": pd.Categorical([c.header if c else None for c in cells]),
+        "file": per_row([s.file for s in sources]),
+        "sheet": per_row([s.sheet for s in sources]),
+        "column": per_row([c.letter if c else None for c in cells]),
+        "header": per_row([c.header if c else None for c in cells]),
         "row": frame["_row"].astype("int32").to_numpy(),
     })
 
