@@ -285,6 +285,27 @@ def test_the_same_person_in_two_counties_is_a_data_issue_in_each(tmp_path, sched
     assert not [i for i in result.data_issues if i.code == "duplicate_household_across_counties"]
 
 
+def test_a_township_book_lists_only_its_own_countys_rules_not_evaluated(tmp_path, scheduler):
+    """乙县 has no 村表: its books say its village rules were not evaluated; 甲县's books said so
+    too ("乙县: 没有村表 ..."), of a register that is not theirs."""
+    from python_calamine import CalamineWorkbook
+
+    from exitcheck.report.gaps_out import write_outputs
+
+    first, second = base_county(), recode(base_county(), "513432")
+    second.villages = []
+    paths = [first.write(tmp_path / "甲县.xlsx"), second.write(tmp_path / "乙县.xlsx")]
+    result = audit_counties([[p] for p in paths], load_ruleset(), as_of=AS_OF, scheduler=scheduler)
+    write_outputs(tmp_path / "out", result, ["xlsx"], "township")
+
+    def summary_text(county: str) -> str:
+        book = CalamineWorkbook.from_path(str(tmp_path / "out" / "townships" / county / "越城镇.xlsx"))
+        return " ".join(str(cell) for row in book.get_sheet_by_name("汇总").to_python() for cell in row)
+
+    assert "没有村表" not in summary_text("甲县") and "乙县" not in summary_text("甲县")
+    assert "乙县: 没有村表, 村级规则 village_incidence" in summary_text("乙县")
+
+
 def _cli_in_process(args: list[str], before: str = "") -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh interpreter, after `before`; prints the exit code and the Dask modules loaded."""
     code = "\n".join([

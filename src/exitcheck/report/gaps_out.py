@@ -39,7 +39,7 @@ from exitcheck.report.sheets import (
     write_list_row,
     write_table,
 )
-from exitcheck.rules.engine import plain
+from exitcheck.rules.engine import plain, rule_notes
 from exitcheck.rules.figures import INCIDENCE_WHY
 
 DEPARTMENTS = {
@@ -522,7 +522,10 @@ def _summary_sheet(workbook: Any, result: AuditResult, gaps: Sequence[Gap], plac
         write_list_row(workbook, sheet, top2 + offset, [*values[:counted], *(float(v) if isinstance(v, int | float) else v for v in values[counted:])],
                        pct_columns=[counted])
     blocks.append((top2, headers2, rows))
-    summary = result.summary()
+    # a township's book of several counties' audit: its own county's rules only (a 越西县
+    # township was told that 喜德县 has no 村表)
+    own = [s for s in result.skipped if place is None or place[0] is None or s.county in (None, place[0])]
+    summary = rule_notes(own, result.lang)
     top3 = top2 + len(towns) + 2
     for key, title in (("skipped_rules", t("未评估的规则", "Rules not evaluated")),
                        ("partly_evaluated_rules", t("部分评估的规则", "Rules evaluated in part"))):
