@@ -305,6 +305,10 @@ def not_shown_as_round(value: float, places: int, *, percent: bool = False) -> f
     very value it says a unit falls short of."""
     if not math.isfinite(value):
         return value
+    quick = round(value, places + (2 if percent else 0))
+    scaled = quick * 100 if percent else quick
+    if abs(scaled - round(scaled)) > 1e-9:  # not near a round figure: most values, no Decimal
+        return quick
     exact = Decimal(repr(value))
     step = Decimal(1).scaleb(-(places + (2 if percent else 0)))
     rounded = exact.quantize(step, ROUND_HALF_EVEN)
