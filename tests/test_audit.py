@@ -147,6 +147,11 @@ def test_a_value_just_short_of_a_threshold_is_never_shown_as_the_threshold(tmp_p
     messages = {gap.rule: gap.message for gap in result.gaps if gap.status == "fail"}
     assert messages["village_collective_income"] == "村集体经济人均 2.99 元, 不足 3 元"
     assert "4199.99" in messages["income"] and "4200.0" not in messages["income"], messages["income"]
+    from exitcheck.rules.model import render_template
+
+    # whole figures shown (".0f") round as Python does; a figure above a round one is shown as it
+    assert render_template("{v:.0f} 超过 3", {"v": 3.7}) == "4 超过 3"
+    assert render_template("{v:.2f}", {"v": 3.0004}) == "3.00"
 
 
 def test_cli_audit_writes_json_xlsx_csv(tmp_path, run_cli):

@@ -621,8 +621,9 @@ def test_force_delivers_unchanged_content_under_a_new_key(workspace, run_cli, in
 
 def idempotency_key(recipient: str, target: str, digest: str, after: str = "") -> str:
     """The key the README documents: sha256 of recipient, target, digest and the attempt id of
-    the last list delivered there (empty for the first), one a line."""
-    return hashlib.sha256(f"{recipient}\n{target}\n{digest}\n{after}".encode()).hexdigest()
+    the last list delivered there (left out for the first, whose key is what earlier versions
+    gave it), one a line."""
+    return hashlib.sha256("\n".join((recipient, target, digest, *([after] if after else []))).encode()).hexdigest()
 
 
 def test_a_list_that_comes_back_to_earlier_content_is_sent_under_a_new_key(workspace, run_cli, inbox, http_port):

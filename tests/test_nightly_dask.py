@@ -339,6 +339,9 @@ def test_a_household_id_in_two_counties_keeps_a_finding_in_each():
                                county=county, rule="income", status="fail")
 
     shared, own = "513434001001000002", "513432001001000007"
-    findings = findings_from_gaps([gap("越西县", shared, "越城镇"), gap("喜德县", shared, "越城镇"), gap("喜德县", own, "中所镇")])
+    findings = findings_from_gaps([gap("越西县", shared, "越城镇"), gap("喜德县", shared, "越城镇"), gap("喜德县", own, "中所镇")], {shared})
     assert sorted(f.township for f in findings) == ["喜德县-中所镇", "喜德县-越城镇", "越西县-越城镇"]
     assert fingerprint("income", "household", own) in {f.fingerprint for f in findings}  # unchanged for the others
+    # 喜德县 fixes its row's income: 越西县's finding keeps its key (its age, its streak)
+    later = findings_from_gaps([gap("越西县", shared, "越城镇")], {shared})
+    assert {f.fingerprint for f in later} == {f.fingerprint for f in findings if f.township == "越西县-越城镇"}

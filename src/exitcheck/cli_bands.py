@@ -246,7 +246,7 @@ def _push(ui: Ui, settings: Any, result: Any, banded: Any, chosen: list[str], *,
         if outcome.would:
             result_text += ": " + (ui.t("将投递", "would deliver") if outcome.would == "deliver" else outcome_label("unchanged", ui.lang))
         detail = outcome.reason(ui.lang) if outcome.failed else (outcome.proof(ui.lang) or outcome.reason(ui.lang))
-        rows.append((recipient_label(settings, outcome.department, ui.lang), outcome.target, f"{outcome.rows}{ui.t(' 户', '')}",
+        rows.append((recipient_label(settings, outcome.department, ui.lang), outcome.target, f"{outcome.rows}{ui.t(' 户', ' households')}",
                      result_text, detail))
     if not ui.quiet:
         print_entries(console, ui.t("投递", "Deliveries"), (ui.t("部门", "Department"), ui.t("去向", "Target"), ui.t("户数", "Households"),
@@ -313,7 +313,7 @@ def deliveries(
         for attempt in attempts:
             detail = attempt.error or attempt.receipt
             rows.append((_local_time(attempt.started_at), recipient_label(settings, attempt.department, ui.lang), attempt.transport,
-                         f"{attempt.rows}{ui.t(' 户', '')}", outcome_label(attempt.outcome, ui.lang), attempt.digest[:12],
+                         f"{attempt.rows}{ui.t(' 户', ' households')}", outcome_label(attempt.outcome, ui.lang), attempt.digest[:12],
                          detail.text(ui.lang) if detail else ""))
         print_entries(ui.out, ui.t("投递记录(最新在前)", "Deliveries (newest first)"),
                       (ui.t("时间", "Time"), ui.t("部门", "Department"), ui.t("方式", "Transport"), ui.t("户数", "Households"),

@@ -31,7 +31,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -145,26 +145,21 @@ class Finding:
     village: str | None
 
 
-def findings_from_gaps(gaps: Iterable[Any]) -> list[Finding]:
+def findings_from_gaps(gaps: Iterable[Any], shared: Collection[str] = ()) -> list[Finding]:
     """Findings of an audit's gaps (exitcheck.auditing.Gap), one per fingerprint, IDs masked.
 
     A duplicated household id in the register gives two gaps with one fingerprint; the history
-    keeps one, a fail before an unknown. A household id with gaps in several counties audited
-    together is a household of each (each county audits its own row): keyed with its county,
-    or one county's findings vanished from the history, the diff and the burn-down. Other
-    households keep the key they always had (their id alone).
+    keeps one, a fail before an unknown. A household id in several counties audited together
+    (`shared`: those of duplicate_household_across_counties) is a household of each (each county
+    audits its own row): keyed with its county, or one county's findings vanished from the
+    history, the diff and the burn-down. Decided by the registers, not by tonight's gaps, so the
+    key holds when one county fixes its row; other households keep their old key (the id alone).
     """
-    gaps = list(gaps)
-    counties_of: dict[str, set[str]] = {}
-    for gap in gaps:
-        county = getattr(gap, "county", None)
-        if county is not None and gap.level in HOUSEHOLD_LEVELS and gap.household_id:
-            counties_of.setdefault(gap.household_id, set()).add(county)
     chosen: dict[str, Finding] = {}
     for gap in gaps:
         county = getattr(gap, "county", None)
-        shared = gap.level not in HOUSEHOLD_LEVELS or len(counties_of.get(gap.household_id or "", ())) > 1
-        key = unit_key(gap.level, gap.household_id, gap.township, gap.village, county if shared else None)
+        own = gap.level not in HOUSEHOLD_LEVELS or gap.household_id in shared
+        key = unit_key(gap.level, gap.household_id, gap.township, gap.village, county if own else None)
         print_ = fingerprint(gap.rule, gap.level, key)
         if print_ in chosen and chosen[print_].status == "fail":
             continue

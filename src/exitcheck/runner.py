@@ -644,7 +644,8 @@ class _Night:
             record.day = result.as_of
             record.inputs = result.input_digests
             record.ruleset = {"name": result.ruleset.name, "version": result.ruleset.version, "sha256": result.ruleset.sha256}
-            record.findings = findings_from_gaps(result.gaps)
+            record.findings = findings_from_gaps(result.gaps, {issue.household_id for issue in result.data_issues
+                                                               if issue.code == "duplicate_household_across_counties"})
             record.status = "findings" if result.gaps else "ok"
         return record
 

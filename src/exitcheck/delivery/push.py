@@ -319,13 +319,14 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
 
 def idempotency_key(recipient: str, target: str, digest: str, after: str = "") -> str:
     """sha256 of recipient, target, content digest and `after` (the attempt id of the last list
-    delivered to this recipient at this target, empty for the first), one a line: the same for
+    delivered to this recipient at this target; left out for the first), one a line: the same for
     every retry of one list (so the receiver drops a repeat), different for a different
     recipient even with the same content (two departments with the same cut, the townships
     with nothing to fix, all posting to one URL), and different when a list comes back to
     content sent before (A, then B, then A again): a receiver that honours the key would drop
     that third list as a repeat of the first and keep B."""
-    return hashlib.sha256("\n".join((recipient, target, digest, after)).encode("utf-8")).hexdigest()
+    parts = (recipient, target, digest, after) if after else (recipient, target, digest)  # a first delivery: the key it always had
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
 def _sent_elsewhere(holder: Claim) -> Bilingual:

@@ -283,9 +283,10 @@ def evaluate(ruleset: RuleSet, frames: dict[str, pd.DataFrame], registers: Regis
     households = frames["household"]
     caches: dict[str, dict[tuple[str, str], pd.Series]] = {level: {} for level in frames}
     membership = Membership.of(frames["member"], households) if "member" in frames else None
+    unfounded = set(unfounded_figures("household", registers))
     for rule in ordered:
         exprs = compile_rule(rule, ruleset)
-        household_columns = set(households.columns) - set(unfounded_figures("household", registers)) if rule.level == "member" else set()
+        household_columns = set(households.columns) - unfounded if rule.level == "member" else set()
         absent = missing_inputs(rule, exprs, available[rule.level] | household_columns)
         untold = _untold_indicators(rule, exprs, absent, evaluation)
         if rule.level not in frames or (absent and not untold):

@@ -301,9 +301,11 @@ def not_shown_as_round(value: float, places: int, *, percent: bool = False) -> f
     """`value` rounded to `places` decimals (of its percentage, with `percent`), except that a
     value near a round figure is cut rather than rounded onto it: 2.9994 per person shows as
     2.99, not as "3.00 元, 不足 3 元"; 4199.9999 as 4199.99 below a line of 4200; an incidence
-    of 2.9996 % as 2.99 %. Thresholds are round figures, and a message must never show the
-    very value it says a unit falls short of."""
-    if not math.isfinite(value):
+    of 2.9996 % as 2.99 %. Thresholds are round figures, and a message must never show the very
+    value it says a unit falls short of. With no decimals shown (".0f") every figure is round:
+    it rounds as Python does."""
+    value = float(value)  # a numpy float's repr is not a number Decimal reads
+    if not math.isfinite(value) or places < 1:
         return value
     quick = round(value, places + (2 if percent else 0))
     scaled = quick * 100 if percent else quick
@@ -312,8 +314,7 @@ def not_shown_as_round(value: float, places: int, *, percent: bool = False) -> f
     exact = Decimal(repr(value))
     step = Decimal(1).scaleb(-(places + (2 if percent else 0)))
     rounded = exact.quantize(step, ROUND_HALF_EVEN)
-    shown = rounded.scaleb(2) if percent else rounded
-    if rounded != exact and shown == shown.to_integral_value():
+    if rounded != exact:
         return float(exact.quantize(step, ROUND_DOWN))
     return float(rounded)
 
