@@ -1242,3 +1242,7 @@ def test_a_clock_set_back_a_day_keeps_the_history_in_the_order_the_runs_happened
     assert since == ("20200611-020000",)
     burn_down = history.progress()  # the chart's runs in the order they happened, its ages on tonight's
     assert list(dict.fromkeys(burn_down["run"])) == ["20200610-020000", "20200611-020000", "20200609-020500"]
+    # income: open on the first night, fixed on the second, back on the third (set back): reopened
+    history.record(RunRecord("20200608-020500", base, base, "findings", 1, day=base.date(), findings=[income]))
+    assert [e.rule for e in history.diff("20200609-020500", "20200608-020500").reopened] == ["income"]
+    assert [e.rule for e in history.diff("20200609-020500", "20200608-020500").open] == []

@@ -497,11 +497,13 @@ class History:
             age = max(0, (to_day - date.fromisoformat(row[8])).days)
             return DiffEntry(row[0], row[1], row[2], row[4], row[5], row[6], age)
 
+        # runs compared by the order they were recorded in, not by their ids (the clock's)
+        order = {run.id: position for position, run in enumerate(self.runs(counts=False))}
         for fp, row in after.items():
-            since = row[7]
-            if fp in before and since <= first.id:
+            since = order.get(row[7], -1)
+            if fp in before and since <= order[first.id]:
                 result.open.append(entry(row))
-            elif fp in before or firsts.get(fp, since) < since:
+            elif fp in before or order.get(firsts.get(fp, row[7]), since) < since:
                 # Open at both ends but closed in between, or seen before its current streak.
                 result.reopened.append(entry(row))
             else:
