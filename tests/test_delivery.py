@@ -1037,13 +1037,30 @@ def test_a_filter_no_column_can_tell_sends_no_list_and_says_why(tmp_path, run_cl
     done = push(run_cli, root)
     assert done.returncode == 5, done.stdout + done.stderr
     assert mailbox.messages == [] and len(inbox.requests) == 1 and len(outbox(root)) == 2
-    assert "筛选条件「labour_unemployed > 0 or disabled_members > 0」对所选收入档的 3 户都无法判断" in done.stderr
-    assert "(成员表没有「健康状况」、「劳动技能」、「务工状况」列), 名单未投递" in done.stderr
+    assert ("筛选条件「labour_unemployed > 0 or disabled_members > 0」要用的数无法计算"
+            "(成员表没有「健康状况」、「劳动技能」、「务工状况」列), 名单会漏掉要找的户, 未投递") in done.stderr
     assert "成员表没有「健康状况」列, 无法判断哪些户属于「残疾」" in done.stderr
     again = push(run_cli, root)  # not recorded as delivered: it fails again, and is not "unchanged"
     assert again.returncode == 5 and mailbox.messages == []
-    attempts = {a["department"]: a["outcome"] for a in ledger(run_cli, root)["attempts"]}
-    assert "human-resources" not in attempts or attempts["human-resources"] != "delivered"
+    refused = [a for a in ledger(run_cli, root)["attempts"] if a["department"] == "human-resources"]
+    assert [a["outcome"] for a in refused] == ["failed", "failed"] and "名单会漏掉要找的户" in refused[0]["error"]
+
+
+def test_a_filter_that_reads_a_figure_no_column_gives_is_not_sent_even_when_another_term_picks_some(
+        tmp_path, run_cli, mailbox, http_port, smtp_port, certificate):
+    """`labour_unemployed > 0 or income_per_capita < 4000` without 务工状况: the income term picks
+    a household, so the list was not empty, and went out lacking every unemployed household."""
+    root = make_workspace(tmp_path, http_port=http_port, smtp_port=smtp_port, certificate=certificate)
+    config = (root / "exitcheck.yaml").read_text(encoding="utf-8")
+    (root / "exitcheck.yaml").write_text(config.replace("where: labour_unemployed > 0 or disabled_members > 0",
+                                                        "where: labour_unemployed > 0 or income_per_capita < 4000"), encoding="utf-8")
+    stripped = county()
+    for row in stripped.members:
+        row.pop("务工状况", None)
+    stripped.write(root / "data" / "registers.xlsx")
+    done = push(run_cli, root, "--push-to", "human-resources")
+    assert done.returncode == 5 and mailbox.messages == [], done.stdout + done.stderr
+    assert "要用的数无法计算(成员表没有「务工状况」列)" in done.stderr
 
 
 def test_households_a_filter_cannot_tell_are_counted_in_the_message(tmp_path, run_cli, mailbox, http_port, smtp_port, certificate):
@@ -1061,6 +1078,19 @@ def test_households_a_filter_cannot_tell_are_counted_in_the_message(tmp_path, ru
     assert done.returncode == 0, done.stdout + done.stderr
     body = mailbox.messages[0].get_body(("plain",)).get_content()
     assert "另有 1 户因筛选所需的数据为空, 无法判断是否属于本名单, 未列入" in body
+    # a folder (or HTTP) receiver reads it in the list itself, and a change of it alone is a new list
+    (root / "exitcheck.yaml").write_text((root / "exitcheck.yaml").read_text(encoding="utf-8").replace(
+        "    name: 民政局\n", "    name: 民政局\n    where: relocated or labour_unemployed > 0\n"), encoding="utf-8")
+    def civil_affairs_lists() -> list[dict]:
+        return [json.loads(p.read_text(encoding="utf-8")) for p in (root / "outbox" / "civil-affairs").glob("*.json")]
+
+    assert len(civil_affairs_lists()) == 1  # the first push above went to every department
+    assert push(run_cli, root).returncode == 0
+    assert [d.get("households_not_told") for d in civil_affairs_lists()].count(1) == 1
+    blanks.households[0]["易地扶贫搬迁"] = "否"  # now told (and not relocated): that alone is a new list
+    blanks.write(root / "data" / "registers.xlsx")
+    assert push(run_cli, root).returncode == 0
+    assert len(civil_affairs_lists()) == 3
 
 
 def test_a_send_killed_before_the_list_changed_is_closed_as_interrupted(workspace, inbox, run_cli):

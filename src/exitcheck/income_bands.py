@@ -448,7 +448,10 @@ class DepartmentList:
     def document(self) -> dict[str, Any]:
         """The bands.json shape with only this department's bands, households and columns."""
         document = _document(self.as_of, self.bands, self.frame, self.columns, self.lang)
-        return {**document, "department": {"id": self.department, "name": self.name}, "digest": self.digest}
+        # households of its bands its filter could not tell (a blank input): a receiver by folder
+        # or HTTP is told, as the e-mail's text tells its reader
+        untold = {"households_not_told": self.unknown} if self.unknown else {}
+        return {**document, "department": {"id": self.department, "name": self.name}, **untold, "digest": self.digest}
 
     def json_bytes(self) -> bytes:
         return json.dumps(self.document(), ensure_ascii=False, indent=2, default=json_default).encode("utf-8")
@@ -471,19 +474,23 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, default=json_default).encode("utf-8")
 
 
-def content_digest(frame: pd.DataFrame, columns: Sequence[str], bands: Sequence[Band]) -> str:
+def content_digest(frame: pd.DataFrame, columns: Sequence[str], bands: Sequence[Band], unknown: int = 0) -> str:
     """sha256 of the rows (sorted by household id, only `columns`, with their band) and of the
     band bounds. The date and the language are left out on purpose: a new night alone, or a run
     in the other language, is not a new list. The special groups go in by their Chinese labels
     whatever the language, as earlier versions hashed them for a Chinese run: the lists those
-    delivered keep their digest and are not sent again after an upgrade."""
+    delivered keep their digest and are not sent again after an upgrade. `unknown`, the
+    households the list's filter could not tell, goes in only when there are any (the list says
+    how many: when that alone changes, it is a new list)."""
     ordered = frame.sort_index(kind="stable").reindex(columns=["band", *columns])
     rows = _objects(_labelled(ordered, "zh")).to_numpy().tolist()
-    payload = {
+    payload: dict[str, Any] = {
         "bands": [{"id": band.id, "min": band.min, "max": band.max} for band in bands],
         "columns": list(columns),
         "rows": rows,
     }
+    if unknown:
+        payload["not_told"] = unknown
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
@@ -525,10 +532,13 @@ def department_list(
     unknown, refused = 0, None
     if spec.where:
         selected, needed = _where(spec.where, frame, ruleset, at("where"))
-        untold = (keep & selected.isna().to_numpy(dtype=bool))
-        unknown = int(untold.sum())
-        if unknown and unknown == int(keep.sum()):
-            refused = _untold_where(spec.where, unknown, needed, banded.untold, at("where"))
+        unknown = int((keep & selected.isna().to_numpy(dtype=bool)).sum())
+        # a filter reading a figure no column gives (no 务工状况: labour_unemployed) lacks every
+        # household it would have found, even when another term picks some: not sent; nor is
+        # a list whose filter tells none of its bands' households
+        lacking = [name for name in needed if name in banded.untold]
+        if lacking or (unknown and unknown == int(keep.sum())):
+            refused = _untold_where(spec.where, unknown, lacking, banded.untold, at("where"))
         keep = keep & selected.fillna(False).to_numpy(dtype=bool)
     rows = frame[keep]
     columns = list(spec.columns or DOCUMENT_KEYS)
@@ -538,7 +548,7 @@ def department_list(
     out = out.reindex(columns=columns)
     out["band"] = rows["band"]
     out.index = pd.Index(rows["household_id"].astype(object), name="household_id")
-    digest = content_digest(out, columns, chosen)
+    digest = content_digest(out, columns, chosen, unknown)
     return DepartmentList(department_id, spec.name, banded.as_of, banded.lang, chosen, columns, out, digest,
                           by_county=banded.several_counties and "county" in columns, unknown=unknown, refused=refused)
 
@@ -557,17 +567,21 @@ def _where(text: str, frame: pd.DataFrame, ruleset: RuleSet, at: str) -> tuple[p
     return selected, sorted(expression.fields)
 
 
-def _untold_where(text: str, households: int, needed: Sequence[str], untold: dict[str, list[str]], at: str) -> Bilingual:
-    """Why a department's list is not sent: its `where` tells none of the households of its bands."""
-    lacking = list(dict.fromkeys(column for name in needed for column in untold.get(name, ())))
-    because_zh, because_en = "(所需的数据都为空)", " (the data it needs is blank)"
-    if lacking:
-        because_zh, because_en = f"({_member_columns(lacking, 'zh')})", f" ({_member_columns(lacking, 'en')})"
+def _untold_where(text: str, households: int, figures: Sequence[str], untold: dict[str, list[str]], at: str) -> Bilingual:
+    """Why a department's list is not sent: its `where` reads `figures` that no column gives, or
+    tells none of the `households` of its bands (every input it needs is blank)."""
+    if figures:
+        lacking = list(dict.fromkeys(column for name in figures for column in untold[name]))
+        return Bilingual(
+            f"筛选条件「{text}」要用的数无法计算({_member_columns(lacking, 'zh')}), 名单会漏掉要找的户, 未投递; "
+            f"请补上该列, 或修改 {at}",
+            f"the filter '{text}' reads a figure that cannot be computed ({_member_columns(lacking, 'en')}), so the "
+            f"list would miss the households it looks for and was not sent; add the column or change {at}")
     return Bilingual(
-        f"筛选条件「{text}」对所选收入档的 {households} 户都无法判断{because_zh}, 名单未投递, 以免部门误以为没有这样的户; "
+        f"筛选条件「{text}」对所选收入档的 {households} 户都无法判断(所需的数据都为空), 名单未投递, 以免部门误以为没有这样的户; "
         f"请补上所缺的数据, 或修改 {at}",
-        f"the filter '{text}' cannot tell any of the {households} households of its bands{because_en}, so the list was "
-        f"not sent (an empty list would say there is no such household); add the missing data or change {at}")
+        f"the filter '{text}' cannot tell any of the {households} households of its bands (the data it needs is blank), "
+        f"so the list was not sent (an empty list would say there is no such household); add the missing data or change {at}")
 
 
 def department_lists(banded: Banded, config: WorkspaceConfig, department_ids: Sequence[str], ruleset: RuleSet) -> dict[str, DepartmentList]:

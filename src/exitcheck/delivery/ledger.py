@@ -282,6 +282,15 @@ class Ledger:
         with self._transaction() as db:
             _close_attempt(db, attempt_id, outcome, receipt, error, refused)
 
+    def refuse(self, *, attempt_id: str, run_id: str | None, department: str, transport: str, target: str,
+               digest: str, rows: int, as_of: str | None, error: Bilingual) -> None:
+        """Record a list that was not sent at all (its filter cannot tell its households): a
+        failed attempt, for `exitcheck deliveries` and the warning of a department failing run
+        after run; nothing is claimed, as nothing is sent."""
+        with self._transaction() as db:
+            _insert_attempt(db, attempt_id, run_id, department, transport, target, digest, rows, as_of, FAILED)
+            _close_attempt(db, attempt_id, FAILED, None, error)
+
     def last_delivered(self, department: str, target: str) -> Attempt | None:
         """The last successful delivery of anything to this department at this target."""
         with self._file():

@@ -265,6 +265,10 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
     )
     if refused is not None:
         outcome.error = refused
+        if not dry_run:
+            outcome.attempt_id = uuid.uuid4().hex[:16]
+            ledger.refuse(attempt_id=outcome.attempt_id, run_id=run_id, department=recipient, transport=spec.type,
+                          target=target, digest=digest, rows=rows, as_of=as_of, error=refused)
         return outcome
     secrets: dict[str, str] = {}
     missing: Bilingual | None = None
