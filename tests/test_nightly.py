@@ -1193,28 +1193,42 @@ def test_a_township_misspelt_in_the_config_is_a_config_error_not_a_silent_stop(w
 
 
 def test_a_clock_that_jumped_ahead_does_not_wipe_the_earlier_runs(workspace, run_cli):
-    """With the clock 61 days ahead, every earlier run looked older than retention_days and one
-    night deleted all their folders and logs. Seen from the jumped night, the earlier runs all
-    started 61 days ago: retention now counts from the latest earlier run, so they stay, and go
-    a night later if the time was real (a machine off for two months)."""
+    """With the clock 61 days ahead every earlier run looked older than retention_days and one
+    night deleted all their folders and logs; counted from the latest earlier run, the next night
+    did, the clock being still wrong. Seen from the jumped clock, the earlier runs started 61 days
+    ago: the night says the clock may be wrong and keeps them, and the newest runs are kept
+    whatever the clock says on the nights after."""
     from datetime import datetime, timedelta
+
+    from exitcheck.runner import KEEP_NEWEST_RUNS
 
     write_county(workspace, broken(0))
     earlier = [nightly(run_cli, workspace, "2020-06-01"), nightly(run_cli, workspace, "2020-06-02")]
     then = datetime.now().astimezone() - timedelta(days=61)
     old_ids = []
-    with sqlite3.connect(workspace / "state" / "history.sqlite") as db:
+    with sqlite3.connect(workspace / "state" / "history.sqlite") as db:  # as the runs were recorded before the jump
         for n, run_id in enumerate(earlier):
             started = then + timedelta(minutes=n)
-            db.execute("UPDATE runs SET started = ? WHERE id = ?", (started.isoformat(timespec="seconds"), run_id))
             old_id = started.strftime("%Y%m%d-%H%M%S")
+            db.execute("UPDATE runs SET id = ?, started = ?, ended = ? WHERE id = ?",
+                       (old_id, started.isoformat(timespec="seconds"), started.isoformat(timespec="seconds"), run_id))
+            for table in ("counts", "findings"):
+                db.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", (old_id, run_id))  # noqa: S608 - the test's own names
             (workspace / "out" / run_id).rename(workspace / "out" / old_id)
             (workspace / "state" / "logs" / f"{run_id}.jsonl").rename(workspace / "state" / "logs" / f"{old_id}.jsonl")
             old_ids.append(old_id)
-    nightly(run_cli, workspace, "2020-06-03")
-    assert all((workspace / "out" / i).is_dir() and (workspace / "state" / "logs" / f"{i}.jsonl").is_file() for i in old_ids)
-    nightly(run_cli, workspace, "2020-06-04")  # the time was real: a night later they go
-    assert not any((workspace / "out" / i).exists() for i in old_ids)
+
+    def kept() -> bool:
+        return all((workspace / "out" / i).is_dir() and (workspace / "state" / "logs" / f"{i}.jsonl").is_file() for i in old_ids)
+
+    jumped = run_cli("run", "--as-of", "2020-06-03", cwd=workspace)
+    assert jumped.returncode == 1 and kept(), jumped.stdout + jumped.stderr
+    assert "距上次运行已 61 天, 若本机时钟有误请校正" in jumped.stdout
+    for day in range(4, 4 + KEEP_NEWEST_RUNS - 2):  # the clock stays wrong: the newest runs stay
+        nightly(run_cli, workspace, f"2020-06-{day:02d}")
+        assert kept()
+    nightly(run_cli, workspace, "2020-06-28")  # now more than KEEP_NEWEST_RUNS runs are newer: due
+    assert not (workspace / "out" / old_ids[0]).exists() and (workspace / "out" / old_ids[1]).exists()
 
 
 def test_a_clock_set_back_a_day_keeps_the_history_in_the_order_the_runs_happened(tmp_path):

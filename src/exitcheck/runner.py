@@ -38,7 +38,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -654,29 +654,34 @@ class _Night:
         log and the step's line, never a failed night: the rest is still deleted, and the next
         night tries again."""
         days = self.config.retention_days
-        cutoff = self._retention_clock() - timedelta(days=days)
+        recorded = [run for run in self.history.runs(counts=False) if run.id != self.run_id]
+        now = datetime.now().astimezone()
+        latest = max((datetime.fromisoformat(run.started).astimezone() for run in recorded), default=now)
+        # counted from the latest earlier run when it is sooner than now: a clock that jumped ahead
+        # (a dead battery, a wrong NTP answer) makes every earlier run look old enough to delete;
+        # and the newest recorded runs' folders and logs are kept whatever the clock says, for a
+        # clock that stays wrong
+        cutoff = min(now, latest) - timedelta(days=days)
+        keep = {self.run_id, *(run.id for run in recorded[-KEEP_NEWEST_RUNS:])}
         stuck: list[str] = []
-        folders = _prune(self.config.out, cutoff, keep=self.run_id, suffix="", stuck=stuck)
-        logs = _prune(self.config.state / LOG_DIR, cutoff, keep=self.run_id, suffix=".jsonl", stuck=stuck)
+        folders = _prune(self.config.out, cutoff, keep=keep, suffix="", stuck=stuck)
+        logs = _prune(self.config.state / LOG_DIR, cutoff, keep=keep, suffix=".jsonl", stuck=stuck)
         for problem in stuck:
             self.log.event("warning", step="retention", message=f"cannot delete {problem}")
-        pruned = self.history.prune_findings(cutoff, keep=[self.run_id])
+        pruned = self.history.prune_findings(cutoff, keep=[self.run_id])  # it keeps the latest good run's itself
         zh = f"保留 {days} 天: 删除旧运行目录 {folders} 个, 日志 {logs} 个, 历史中 {pruned} 次运行只保留计数"
         en = f"retention {days} days: {folders} old run folders and {logs} logs deleted, {pruned} runs reduced to counts in the history"
+        if now - latest > timedelta(days=CLOCK_JUMP_DAYS):
+            gap = round((now - latest) / timedelta(days=1))
+            zh += (f"; 注意: 距上次运行已 {gap} 天, 若本机时钟有误请校正; 保留期从上次运行算起, "
+                   f"最近 {KEEP_NEWEST_RUNS} 次运行的结果总是保留")
+            en += (f"; note: {gap} days since the last run: if this machine's clock is wrong, set it right; retention "
+                   f"counts from the last run, and the newest {KEEP_NEWEST_RUNS} runs are always kept")
+            self.log.event("warning", step="retention", message=f"{gap} days since the last run")
         if stuck:
             zh += f"; 警告: {len(stuck)} 处无法删除, 请检查权限(首个: {stuck[0]}; 全部见 {self.log.path})"
             en += f"; warning: {len(stuck)} could not be deleted, check the permissions (first: {stuck[0]}; all in {self.log.path})"
         self.step("retention", ExitCode.OK, zh, en)
-
-    def _retention_clock(self) -> datetime:
-        """Now, or the start of the latest earlier run if that is sooner: a clock that jumped
-        ahead (a dead battery, a wrong NTP answer) would make every earlier run look old enough
-        to delete, and one night would wipe them all. After a real pause (a machine off for a
-        month) what is due goes a night later."""
-        now = datetime.now().astimezone()
-        earlier = [datetime.fromisoformat(run.started).astimezone() for run in self.history.runs(counts=False)
-                   if run.id != self.run_id]
-        return min(now, max(earlier, default=now))
 
     # -- helpers --
 
@@ -784,7 +789,14 @@ def township_digest(gaps: list[Gap], issues: list[DataIssue], households: list[d
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
-def _prune(folder: Path, cutoff: datetime, *, keep: str, suffix: str, stuck: list[str]) -> int:
+#: The newest recorded runs whose folders and logs retention never deletes: a clock
+#: that jumped ahead and stays so would otherwise have every earlier run deleted the next night.
+KEEP_NEWEST_RUNS = 7
+#: Days between two runs beyond which the retention line says the clock may be wrong.
+CLOCK_JUMP_DAYS = 7
+
+
+def _prune(folder: Path, cutoff: datetime, *, keep: Collection[str], suffix: str, stuck: list[str]) -> int:
     """Delete run folders (suffix "") or logs (".jsonl") named by a run id older than `cutoff`.
     Only names that are run ids: nothing else a user keeps in out/ is ever touched. What cannot
     be deleted is added to `stuck` ("<full path> (<reason>)") and the others are still deleted."""
@@ -795,7 +807,7 @@ def _prune(folder: Path, cutoff: datetime, *, keep: str, suffix: str, stuck: lis
     for path in sorted(folder.iterdir()):
         stem = path.name.removesuffix(suffix) if suffix else path.name
         match = RUN_ID.match(stem)
-        if not match or stem == keep or (suffix and not path.name.endswith(suffix)) or path.is_symlink():
+        if not match or stem in keep or (suffix and not path.name.endswith(suffix)) or path.is_symlink():
             continue
         if datetime.strptime(match.group(1), "%Y%m%d-%H%M%S") >= limit:
             continue
