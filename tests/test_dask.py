@@ -306,6 +306,19 @@ def test_a_township_book_lists_only_its_own_countys_rules_not_evaluated(tmp_path
     assert "乙县: 没有村表, 村级规则 village_incidence" in summary_text("乙县")
 
 
+def test_a_special_group_one_county_cannot_tell_is_said_of_that_county(tmp_path, scheduler):
+    """乙县's 成员表 has no 务工状况: the lists' note named no county, as if every county lacked it."""
+    from exitcheck.income_bands import bands
+
+    first, second = base_county(), recode(base_county(), "513432")
+    for row in second.members:
+        row.pop("务工状况", None)
+    paths = [first.write(tmp_path / "甲县.xlsx"), second.write(tmp_path / "乙县.xlsx")]
+    result = audit_counties([[p] for p in paths], load_ruleset(), as_of=AS_OF, scheduler=scheduler, bands=True)
+    notes = [note.zh for note in bands(result).notes()]
+    assert notes == ["乙县: 成员表没有「务工状况」列, 无法判断哪些户属于「有劳动力未务工」: 名单的特殊群体中没有它, 按它筛选的部门名单不投递"]
+
+
 def _cli_in_process(args: list[str], before: str = "") -> subprocess.CompletedProcess[str]:
     """The CLI in a fresh interpreter, after `before`; prints the exit code and the Dask modules loaded."""
     code = "\n".join([

@@ -186,6 +186,8 @@ class Banded:
     #: household figures that cannot be told for want of a member column (figure -> the
     #: columns), so the special groups counted from them are incomplete
     untold: dict[str, list[str]] = field(default_factory=dict)
+    #: several counties: the counties each untold figure is untold in (the others have it)
+    untold_in: dict[str, list[str]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return band_counts(self.frame, self.bands)
@@ -198,9 +200,11 @@ class Banded:
             if figure in self.untold:
                 lacking = self.untold[figure]
                 zh, en = _SPECIAL_LABELS[group]
+                counties = self.untold_in.get(figure, [])
+                where_zh, where_en = (f"{'、'.join(counties)}: ", f"{', '.join(counties)}: ") if counties else ("", "")
                 out.append(Bilingual(
-                    f"{_member_columns(lacking, 'zh')}, 无法判断哪些户属于「{zh}」: 名单的特殊群体中没有它, 按它筛选的部门名单不投递",
-                    f"{_member_columns(lacking, 'en')}, so which households are '{en}' cannot be told: "
+                    f"{where_zh}{_member_columns(lacking, 'zh')}, 无法判断哪些户属于「{zh}」: 名单的特殊群体中没有它, 按它筛选的部门名单不投递",
+                    f"{where_en}{_member_columns(lacking, 'en')}, so which households are '{en}' cannot be told: "
                     "the lists' special groups leave it out, and a department that selects by it gets no list"))
         return out
 
@@ -255,16 +259,16 @@ def bands(result: AuditResult, *, lang: str | None = None) -> Banded:
             raise ValueError("the counties were audited without their band rows (bands=True)")
         frame, blank, order = rows.copy(), int(result.blank_income), ["county", *order]  # type: ignore[attr-defined]
         no_id = int(result.no_household_id)  # type: ignore[attr-defined]
-        untold = dict(result.unfounded)  # type: ignore[attr-defined]
+        untold, untold_in = dict(result.unfounded), dict(result.unfounded_in)  # type: ignore[attr-defined]
     else:
         households = result.frames["household"]
         frame = in_bands(households, ruleset_bands)
         blank = int(households["income_per_capita"].isna().sum())
         no_id = rows_without_household_id(result)
-        untold = engine.unfounded_figures("household", result.registers)
+        untold, untold_in = engine.unfounded_figures("household", result.registers), {}
     frame["special"] = special_groups(frame)
     frame = frame.sort_values(order, kind="stable")
-    return Banded(result.as_of, ruleset_bands, frame, lang, blank, result, no_id, untold)
+    return Banded(result.as_of, ruleset_bands, frame, lang, blank, result, no_id, untold, untold_in)
 
 
 def rows_without_household_id(result: AuditResult) -> int:
@@ -538,7 +542,7 @@ def department_list(
         # a list whose filter tells none of its bands' households
         lacking = [name for name in needed if name in banded.untold]
         if lacking or (unknown and unknown == int(keep.sum())):
-            refused = _untold_where(spec.where, unknown, lacking, banded.untold, at("where"))
+            refused = _untold_where(spec.where, unknown, lacking, banded, at("where"))
         keep = keep & selected.fillna(False).to_numpy(dtype=bool)
     rows = frame[keep]
     columns = list(spec.columns or DOCUMENT_KEYS)
@@ -567,15 +571,18 @@ def _where(text: str, frame: pd.DataFrame, ruleset: RuleSet, at: str) -> tuple[p
     return selected, sorted(expression.fields)
 
 
-def _untold_where(text: str, households: int, figures: Sequence[str], untold: dict[str, list[str]], at: str) -> Bilingual:
-    """Why a department's list is not sent: its `where` reads `figures` that no column gives, or
-    tells none of the `households` of its bands (every input it needs is blank)."""
+def _untold_where(text: str, households: int, figures: Sequence[str], banded: Banded, at: str) -> Bilingual:
+    """Why a department's list is not sent: its `where` reads `figures` that no column gives (in
+    some county, of several), or tells none of the `households` of its bands (every input it
+    needs is blank)."""
     if figures:
-        lacking = list(dict.fromkeys(column for name in figures for column in untold[name]))
+        lacking = list(dict.fromkeys(column for name in figures for column in banded.untold[name]))
+        counties = list(dict.fromkeys(county for name in figures for county in banded.untold_in.get(name, ())))
+        in_zh, in_en = (f"{'、'.join(counties)}: ", f"{', '.join(counties)}: ") if counties else ("", "")
         return Bilingual(
-            f"筛选条件「{text}」要用的数无法计算({_member_columns(lacking, 'zh')}), 名单会漏掉要找的户, 未投递; "
+            f"筛选条件「{text}」要用的数无法计算({in_zh}{_member_columns(lacking, 'zh')}), 名单会漏掉要找的户, 未投递; "
             f"请补上该列, 或修改 {at}",
-            f"the filter '{text}' reads a figure that cannot be computed ({_member_columns(lacking, 'en')}), so the "
+            f"the filter '{text}' reads a figure that cannot be computed ({in_en}{_member_columns(lacking, 'en')}), so the "
             f"list would miss the households it looks for and was not sent; add the column or change {at}")
     return Bilingual(
         f"筛选条件「{text}」对所选收入档的 {households} 户都无法判断(所需的数据都为空), 名单未投递, 以免部门误以为没有这样的户; "

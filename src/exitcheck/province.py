@@ -319,8 +319,10 @@ class ProvinceResult:
     band_rows: pd.DataFrame | None = None
     blank_income: int = 0
     no_household_id: int = 0
-    #: household figures some county cannot tell (figure -> the member columns it lacks)
+    #: household figures some county cannot tell (figure -> the member columns it lacks), and
+    #: which counties those are (figure -> county names)
     unfounded: dict[str, list[str]] = field(default_factory=dict)
+    unfounded_in: dict[str, list[str]] = field(default_factory=dict)
     several_counties: ClassVar[bool] = True
 
     @property
@@ -451,6 +453,8 @@ def merge(counties: Sequence[CountyInput], outcomes: dict[str, CountyAudit | Cou
         no_household_id=sum(a.no_household_id for a in audits),
         unfounded={figure: list(dict.fromkeys(c for a in audits for c in a.unfounded.get(figure, ())))
                    for figure in dict.fromkeys(f for a in audits for f in a.unfounded)},
+        unfounded_in={figure: [a.name for a in audits if figure in a.unfounded]
+                      for figure in dict.fromkeys(f for a in audits for f in a.unfounded)},
     )
 
 
