@@ -34,6 +34,19 @@ def test_no_village_register_says_the_village_register_is_absent(tmp_path, run_c
     assert "the registers have no" not in english.stderr
 
 
+def test_without_a_village_register_the_county_counts_the_villages_its_households_name(tmp_path, run_cli):
+    """The summary said 0 villages while each township's book counted the villages its
+    households name (as the townships are counted without a 乡镇表)."""
+    county = base_county()
+    county.villages = []
+    path = county.write(tmp_path / "registers.xlsx")
+    done = run_cli("audit", str(path), "--out", str(tmp_path / "out"), "--as-of", AS_OF.isoformat(), "--split-by", "township")
+    assert done.returncode in (0, 1), done.stderr
+    summary = json.loads((tmp_path / "out" / "gaps.json").read_text(encoding="utf-8"))["summary"]
+    named = {(row["乡镇"], row["行政村"]) for row in county.households}
+    assert summary["villages"] == len(named) > 0
+
+
 def test_no_township_register_says_so_for_the_township_rules(tmp_path, run_cli):
     county = base_county()
     county.townships = []

@@ -143,7 +143,10 @@ class AuditResult:
         return {
             "households": int(len(households)),
             "members": int(len(self.frames["member"])),
-            "villages": int(len(villages)) if villages is not None else 0,
+            # without a 村表, the villages the households name, as the townships without a 乡镇表
+            # and each township's book count them (0 here said the county had none)
+            "villages": int(len(villages)) if villages is not None
+            else int(len(households[["township", "village"]].dropna(subset=["village"]).drop_duplicates())),
             "townships": int(self.frames["township"]["township"].nunique()),
             "registered_households": int(reg.sum()),
             "households_with_gaps": len(failing - {None}),
