@@ -426,8 +426,9 @@ class DepartmentList:
     by_county: bool = False  # the summary by county and township (several counties, `county` listed)
     #: households of its bands that its `where` cannot tell (a blank input): left out, and said
     unknown: int = 0
-    #: why the list must not go out: its `where` cannot tell any household of its bands (a column
-    #: it needs is absent), and an empty list would tell the department there is no one
+    #: why the list must not go out: its `where` reads a figure no column gives (it would lack
+    #: every household it exists to find), or tells none of its bands' households (an empty
+    #: list would tell the department there is no one)
     refused: Bilingual | None = None
 
     @property
