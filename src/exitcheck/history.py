@@ -439,6 +439,11 @@ class History:
                     ruleset={"name": r[7], "version": r[8], "sha256": r[9]}, note=r[10], pruned=bool(r[11]),
                     counts=by_run.get(r[0], {})) for r in found]
 
+    def _recorded_order(self) -> dict[str, int]:
+        """Each run's position in the order the runs were recorded: how runs are compared, not
+        by their ids, which are the clock's (a clock set back a day gives an earlier id)."""
+        return {run.id: position for position, run in enumerate(self.runs(counts=False))}
+
     def good_runs(self, *, counts: bool = True) -> list[Run]:
         return [r for r in self.runs(counts=counts) if r.good]
 
@@ -469,8 +474,8 @@ class History:
         if len(chosen) == 1:
             chosen.append(good[-1])
         first, second = chosen
-        order = [r.id for r in self.runs(counts=False)]
-        if order.index(first.id) > order.index(second.id):
+        order = self._recorded_order()
+        if order[first.id] > order[second.id]:
             raise UsageError(f"{first.id} 晚于 {second.id}: 先写较早的运行", f"{first.id} is later than {second.id}: give the earlier run first")
         return first, second
 
@@ -497,8 +502,7 @@ class History:
             age = max(0, (to_day - date.fromisoformat(row[8])).days)
             return DiffEntry(row[0], row[1], row[2], row[4], row[5], row[6], age)
 
-        # runs compared by the order they were recorded in, not by their ids (the clock's)
-        order = {run.id: position for position, run in enumerate(self.runs(counts=False))}
+        order = self._recorded_order()
         for fp, row in after.items():
             since = order.get(row[7], -1)
             if fp in before and since <= order[first.id]:

@@ -198,13 +198,11 @@ class Banded:
         out = []
         for figure, group in _GROUP_OF.items():
             if figure in self.untold:
-                lacking = self.untold[figure]
+                lacking, counties = self.untold[figure], self.untold_in.get(figure, [])
                 zh, en = _SPECIAL_LABELS[group]
-                counties = self.untold_in.get(figure, [])
-                where_zh, where_en = (f"{'、'.join(counties)}: ", f"{', '.join(counties)}: ") if counties else ("", "")
                 out.append(Bilingual(
-                    f"{where_zh}{_member_columns(lacking, 'zh')}, 无法判断哪些户属于「{zh}」: 名单的特殊群体中没有它, 按它筛选的部门名单不投递",
-                    f"{where_en}{_member_columns(lacking, 'en')}, so which households are '{en}' cannot be told: "
+                    f"{_member_columns(lacking, counties, 'zh')}, 无法判断哪些户属于「{zh}」: 名单的特殊群体中没有它, 按它筛选的部门名单不投递",
+                    f"{_member_columns(lacking, counties, 'en')}, so which households are '{en}' cannot be told: "
                     "the lists' special groups leave it out, and a department that selects by it gets no list"))
         return out
 
@@ -222,11 +220,14 @@ class Banded:
         return head_id_numbers(self.result, rows["household_id"])
 
 
-def _member_columns(names: Sequence[str], lang: str) -> str:
-    """成员表没有「劳动技能」、「务工状况」列 / the members register has no ... column."""
+def _member_columns(names: Sequence[str], counties: Sequence[str], lang: str) -> str:
+    """成员表没有「劳动技能」、「务工状况」列 / the members register has no ... column; of several
+    counties, those that lack them first ("乙县: 成员表没有…")."""
     if lang == "en":
-        return f"the members register has no {', '.join(field_spec('members', n).label('en') for n in names)} column"
-    return f"成员表没有{'、'.join('「' + field_spec('members', n).label('zh') + '」' for n in names)}列"
+        where = f"{', '.join(counties)}: " if counties else ""
+        return f"{where}the members register has no {', '.join(field_spec('members', n).label('en') for n in names)} column"
+    where = f"{'、'.join(counties)}: " if counties else ""
+    return f"{where}成员表没有{'、'.join('「' + field_spec('members', n).label('zh') + '」' for n in names)}列"
 
 
 def band_counts(frame: pd.DataFrame, bands: Sequence[Band]) -> dict[str, int]:
@@ -579,11 +580,10 @@ def _untold_where(text: str, households: int, figures: Sequence[str], banded: Ba
     if figures:
         lacking = list(dict.fromkeys(column for name in figures for column in banded.untold[name]))
         counties = list(dict.fromkeys(county for name in figures for county in banded.untold_in.get(name, ())))
-        in_zh, in_en = (f"{'、'.join(counties)}: ", f"{', '.join(counties)}: ") if counties else ("", "")
         return Bilingual(
-            f"筛选条件「{text}」要用的数无法计算({in_zh}{_member_columns(lacking, 'zh')}), 名单会漏掉要找的户, 未投递; "
+            f"筛选条件「{text}」要用的数无法计算({_member_columns(lacking, counties, 'zh')}), 名单会漏掉要找的户, 未投递; "
             f"请补上该列, 或修改 {at}",
-            f"the filter '{text}' reads a figure that cannot be computed ({in_en}{_member_columns(lacking, 'en')}), so the "
+            f"the filter '{text}' reads a figure that cannot be computed ({_member_columns(lacking, counties, 'en')}), so the "
             f"list would miss the households it looks for and was not sent; add the column or change {at}")
     return Bilingual(
         f"筛选条件「{text}」对所选收入档的 {households} 户都无法判断(所需的数据都为空), 名单未投递, 以免部门误以为没有这样的户; "

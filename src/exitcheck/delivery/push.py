@@ -263,11 +263,12 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         department=recipient, name=name, transport=spec.type, target=target, outcome=FAILED,
         digest=digest, rows=rows, counts=counts or {},
     )
+    attempt_id = uuid.uuid4().hex[:16]
     if refused is not None:
         outcome.error = refused
         if not dry_run:
-            outcome.attempt_id = uuid.uuid4().hex[:16]
-            ledger.refuse(attempt_id=outcome.attempt_id, run_id=run_id, department=recipient, transport=spec.type,
+            outcome.attempt_id = attempt_id
+            ledger.refuse(attempt_id=attempt_id, run_id=run_id, department=recipient, transport=spec.type,
                           target=target, digest=digest, rows=rows, as_of=as_of, error=refused)
         return outcome
     secrets: dict[str, str] = {}
@@ -281,7 +282,6 @@ def deliver_parcel(config: WorkspaceConfig, ledger: Ledger, spec: Spec, *, recip
         unchanged = last is not None and last.digest == digest and not force
         outcome.outcome, outcome.would, outcome.error = DRY_RUN, UNCHANGED if unchanged else "deliver", missing
         return outcome
-    attempt_id = uuid.uuid4().hex[:16]
     decision = ledger.claim(attempt_id=attempt_id, run_id=run_id, department=recipient, transport=spec.type,
                             target=target, digest=digest, rows=rows, as_of=as_of, force=force)
     if decision.outcome == SKIPPED:  # not an attempt: nothing recorded, the sender records its own
